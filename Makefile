@@ -1,0 +1,34 @@
+# studyflow: `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PROFILE ?= quick
+
+.PHONY: help setup study test test-fast ui clean-runs
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed  ## create .venv and install studyflow with its tested versions
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(PYTHON) -m uv venv --allow-existing --python $(PYTHON) $(VENV)
+	$(PYTHON) -m uv pip install --python $(BIN)/python -e '.[test]'
+	touch $@
+
+study: setup  ## run the whole study (PROFILE=quick|paper) on the embedded store under mlruns/
+	$(BIN)/studyflow run study --profile $(PROFILE)
+
+test: setup  ## run every test (real training on subsets, real servers on 127.0.0.1)
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## the tests without the slow ones that drive the command line
+	$(BIN)/python -m pytest -m "not slow"
+
+ui: setup  ## open the MLflow UI on the embedded store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
+		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+
+clean-runs:  ## delete the embedded tracking store (every run under mlruns/)
+	find mlruns -mindepth 1 ! -name .gitkeep -delete

@@ -1,0 +1,27 @@
+"""The study parts the product knows, in study order: name, flow, config and one-line summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flows.pca import PcaConfig, pca_flow
+from flows.perceptron import PerceptronConfig, perceptron_flow
+from studyflow.config import PartConfig
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    flow: Any
+    config: type[PartConfig]
+    summary: str
+
+
+PARTS: dict[str, Part] = {
+    part.name: part
+    for part in (
+        Part("pca", pca_flow, PcaConfig, "PCA map of MNIST and linear separability of the 45 digit pairs"),
+        Part("perceptron", perceptron_flow, PerceptronConfig, "perceptrons on pairs of MNIST digits"),
+    )
+}

@@ -1,0 +1,38 @@
+"""The whole study: every part in order, each as a subflow with its own MLflow parent run."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from prefect import flow
+from pydantic import Field, field_validator
+
+from flows.common import flow_parameters
+from flows.registry import PARTS
+from studyflow.config import PartConfig, Profile
+
+
+class StudyConfig(PartConfig):
+    parts: list[str] = Field(default_factory=lambda: list(PARTS), description="parts to run, in study order")
+
+    PROFILE_DEFAULTS: ClassVar = {"quick": {}, "paper": {}}
+
+    @field_validator("parts")
+    @classmethod
+    def _known_parts(cls, parts):
+        unknown = [part for part in parts if part not in PARTS]
+        if unknown:
+            raise ValueError(f"unknown part(s) {unknown}; known: {list(PARTS)}")
+        if not parts:
+            raise ValueError("give at least one part")
+        return parts
+
+
+@flow(name="study")
+def study_flow(profile: Profile = "quick", seed: int | None = None, parts: list[str] | None = None) -> dict:
+    config = StudyConfig.for_profile(profile, **flow_parameters(locals()))
+    results = {}
+    for name in PARTS:  # study order, whatever order the caller listed them in
+        if name in config.parts:
+            results[name] = PARTS[name].flow(profile=config.profile, seed=config.seed)
+    return results

@@ -1,0 +1,16 @@
+"""studyflow: a tracked, orchestrated, reproducible deep-learning study on MNIST and Fashion-MNIST."""
+
+import os
+
+__version__ = "0.1.0"
+
+# Defaults for the libraries, set before any of them is imported (each reads its settings then).
+# There is no network beyond the package registries: telemetry would only stall or log noise, and
+# Prefect's analytics writes make its temporary local server report "database is locked".
+for _name, _value in {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}.items():
+    os.environ.setdefault(_name, _value)

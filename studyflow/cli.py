@@ -1,0 +1,92 @@
+"""The `studyflow` command line: run a study part or the whole study."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import signal
+import sys
+import time
+
+from studyflow.config import PROFILES, ConfigError, parse_set_options
+
+
+def _raise_interrupt(signum, frame):
+    # SIGTERM (a worker cancelling, `kill`) takes the same path as Ctrl-C, so open runs end KILLED.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _parts():
+    from flows.registry import PARTS
+    from flows.study import StudyConfig, study_flow
+    from flows.registry import Part
+
+    return {**PARTS, "study": Part("study", study_flow, StudyConfig, "every part above, in order")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parts = _parts()
+    part_lines = "\n".join(f"  {name:<12} {part.summary}" for name, part in parts.items())
+    parser = argparse.ArgumentParser(
+        prog="studyflow",
+        description="Run the MNIST / Fashion-MNIST study as Prefect flows tracked in MLflow.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"study parts:\n{part_lines}",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", help="run one study part, or the whole study",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a study part as a Prefect flow; every run it makes is an MLflow run.",
+        epilog=f"parts:\n{part_lines}\n\nexample: studyflow run perceptron --set pairs='[[1,0],[4,9]]'",
+    )
+    run.add_argument("part", choices=list(parts), metavar="part", help="one of: " + ", ".join(parts))
+    run.add_argument("--profile", choices=PROFILES, default="quick",
+                     help="quick: subsets and few epochs (minutes); paper: the original settings")
+    run.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a parameter (VALUE as JSON where it parses); repeatable")
+    return parser
+
+
+def run_part(part_name: str, profile: str, overrides: dict) -> object:
+    """Validate everything before any work, then run the part's flow."""
+    part = _parts()[part_name]
+    accepted = set(inspect.signature(part.flow.fn).parameters)
+    unknown = sorted(set(overrides) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {', '.join(unknown)} for part {part_name!r}; "
+            f"known: {', '.join(sorted(accepted - {'profile'}))}"
+        )
+    part.config.for_profile(profile, **overrides)  # raises ConfigError naming the parameter
+    from studyflow import tracking
+
+    tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
+    return part.flow(profile=profile, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    from studyflow import tracking
+    from tasks.data import DatasetError
+
+    started = time.perf_counter()
+    try:
+        overrides = parse_set_options(args.assignments)
+        run_part(args.part, args.profile, overrides)
+    except ConfigError as exc:
+        print(f"studyflow: error: {exc}", file=sys.stderr)
+        return 2
+    except (tracking.TrackingError, DatasetError) as exc:
+        print(f"studyflow: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("studyflow: interrupted; open runs were closed as KILLED", file=sys.stderr)
+        return 130
+    print(f"[studyflow] {args.part} ({args.profile}) finished in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
