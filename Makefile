@@ -13,7 +13,7 @@ setup: $(VENV)/.installed  ## create .venv and install studyflow with its tested
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	$(PYTHON) -m uv venv --allow-existing --python $(PYTHON) $(VENV)
+	$(PYTHON) -m uv venv --seed --allow-existing --python $(PYTHON) $(VENV)
 	$(PYTHON) -m uv pip install --python $(BIN)/python -e '.[test]'
 	touch $@
 

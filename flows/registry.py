@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flows.cnn import CnnConfig, cnn_flow
+from flows.mlp import MlpConfig, mlp_flow
 from flows.pca import PcaConfig, pca_flow
 from flows.perceptron import PerceptronConfig, perceptron_flow
 from studyflow.config import PartConfig
@@ -23,5 +25,7 @@ PARTS: dict[str, Part] = {
     for part in (
         Part("pca", pca_flow, PcaConfig, "PCA map of MNIST and linear separability of the 45 digit pairs"),
         Part("perceptron", perceptron_flow, PerceptronConfig, "perceptrons on pairs of MNIST digits"),
+        Part("mlp", mlp_flow, MlpConfig, "MLP architectures MLP-1..5 on MNIST"),
+        Part("cnn", cnn_flow, CnnConfig, "CNN architectures CNN-1..5 on MNIST; best CNN to the Model Registry"),
     )
 }

@@ -71,3 +71,16 @@ def parse_set_options(assignments: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             values[name.strip()] = raw
     return values
+
+
+class TrainingConfig(PartConfig):
+    """Settings every part that trains networks has (MLP, CNN, multi-task, sweeps)."""
+
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(128, ge=1, le=60_000)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam's learning rate")
+    validation_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0, description="share of the training set held out for model selection"
+    )
+    train_size: int | None = Field(None, ge=100, description="training images drawn (None: all 60,000)")
+    test_size: int | None = Field(None, ge=100, description="test images drawn (None: all 10,000)")

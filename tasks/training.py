@@ -1,0 +1,134 @@
+"""The one training routine of every network in the product, with per-epoch MLflow logging.
+
+Seeded (`keras.utils.set_random_seed`), Adam, validation on a split carved from the training set,
+the test set evaluated once per epoch for the learning curves (never for selection).
+
+Like the original study, a model is trained for its fixed number of epochs and the final weights
+are the model: its final metrics are the last epoch's, so every metric's latest value in MLflow is
+the model's. The best validation epoch is recorded (`best_epoch`, `best_val_accuracy`) for
+information; architectures are compared by their final validation accuracy.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from studyflow.tracking import RunRecorder
+
+DEFAULT_BATCH_SIZE = 128  # the original study's batch size; also the best CPU throughput measured here
+DEFAULT_LEARNING_RATE = 1e-3  # Adam's default, as in the original study
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int = DEFAULT_BATCH_SIZE
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    seed: int = 0
+    selection_metric: str = "val_accuracy"  # what "best epoch" means (recorded, not restored)
+
+
+@dataclass
+class TrainingData:
+    """Inputs and targets; targets are a dict of arrays for multi-output models."""
+
+    train_inputs: np.ndarray
+    train_targets: object
+    val_inputs: np.ndarray
+    val_targets: object
+    test_inputs: np.ndarray
+    test_targets: object
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: dict[str, list[float]]  # train_*, val_*, test_* per epoch
+    final_metrics: dict[str, float]
+    param_count: int
+    epoch_times_s: list[float] = field(default_factory=list)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch (training and validation), without the test-set evaluation."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_times_s: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_times_s.append(time.perf_counter() - self._started)
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """After each epoch: evaluate the test set and log every metric of the epoch in one batch.
+
+    Keras' `loss`/`accuracy` become `train_loss`/`train_accuracy`; `val_*` stay as they are; the
+    test set gives `test_*`. Works for multi-output models (`item_accuracy` -> `train_item_accuracy`).
+    """
+
+    def __init__(self, recorder: RunRecorder | None, test_inputs, test_targets, batch_size: int):
+        super().__init__()
+        self.recorder = recorder
+        self.test_inputs = test_inputs
+        self.test_targets = test_targets
+        self.batch_size = batch_size
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {(key if key.startswith("val_") else f"train_{key}"): float(value)
+                   for key, value in (logs or {}).items() if key != "learning_rate"}
+        test = self.model.evaluate(self.test_inputs, self.test_targets, batch_size=self.batch_size * 4,
+                                   verbose=0, return_dict=True)
+        metrics.update({f"test_{key}": float(value) for key, value in test.items()})
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(value)
+        if self.recorder is not None:
+            self.recorder.log_metrics(metrics, step=epoch + 1)
+
+
+def compile_model(model: keras.Model, settings: TrainSettings, loss="sparse_categorical_crossentropy",
+                  metrics=("accuracy",), loss_weights=None) -> keras.Model:
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss,
+                  metrics=list(metrics) if not isinstance(metrics, dict) else metrics, loss_weights=loss_weights)
+    return model
+
+
+def train(model: keras.Model, data: TrainingData, settings: TrainSettings,
+          recorder: RunRecorder | None = None, extra_callbacks: list | None = None) -> TrainResult:
+    """Fit a compiled model; log each epoch to `recorder`; return curves and final metrics."""
+    timer = EpochTimer()
+    logger = EpochMetricsLogger(recorder, data.test_inputs, data.test_targets, settings.batch_size)
+    model.fit(
+        data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
+        epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
+        callbacks=[timer, logger, *(extra_callbacks or [])],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    history = logger.history
+    selection = history[settings.selection_metric]
+    param_count = model.count_params()
+    train_time_s = float(sum(timer.epoch_times_s))
+    epoch_time_s = train_time_s / len(timer.epoch_times_s)
+    summary = {
+        "best_epoch": int(np.argmax(selection)) + 1,
+        f"best_{settings.selection_metric}": float(np.max(selection)),
+        "epochs_run": len(timer.epoch_times_s),
+        "param_count": param_count,
+        "train_time_s": train_time_s,
+        "epoch_time_s": epoch_time_s,
+        "epoch_time_per_mparam_s": epoch_time_s / (param_count / 1e6),
+    }
+    if recorder is not None:
+        recorder.log_metrics(summary)  # step 0: these are single values, not curves
+    final = {key: values[-1] for key, values in history.items()}  # the model is the last epoch's
+    final.update(summary)
+    return TrainResult(model, history, final, param_count, timer.epoch_times_s)
