@@ -1,5 +1,7 @@
 import pytest
 
+from flows.cnn import CnnConfig, cnn_flow
+from flows.mlp import MlpConfig, mlp_flow
 from flows.pca import PcaConfig, pca_flow
 from flows.perceptron import PerceptronConfig, perceptron_flow
 from flows.study import StudyConfig
@@ -45,7 +47,8 @@ def test_set_options_parse_json_and_plain_strings():
         parse_set_options(["oops"])
 
 
-@pytest.mark.parametrize("flow, config", [(pca_flow, PcaConfig), (perceptron_flow, PerceptronConfig)])
+@pytest.mark.parametrize("flow, config", [(pca_flow, PcaConfig), (perceptron_flow, PerceptronConfig),
+                                          (mlp_flow, MlpConfig), (cnn_flow, CnnConfig)])
 def test_flow_parameters_match_config_fields(flow, config):
     """A flow's parameters are its config's fields: nothing can be set in one and not the other."""
     import inspect
@@ -53,3 +56,18 @@ def test_flow_parameters_match_config_fields(flow, config):
     flow_parameters = set(inspect.signature(flow.fn).parameters)
     config_fields = set(config.model_fields)
     assert flow_parameters == config_fields
+
+
+@pytest.mark.parametrize(
+    "config, overrides, parameter",
+    [
+        (MlpConfig, {"architectures": {"MLP-x": [100, -5]}}, "architectures"),
+        (MlpConfig, {"architectures": {}}, "architectures"),
+        (CnnConfig, {"architectures": {"deep": [8] * 7}}, "architectures"),
+        (CnnConfig, {"epochs": 0}, "epochs"),
+        (MlpConfig, {"validation_fraction": 1.5}, "validation_fraction"),
+    ],
+)
+def test_bad_architecture_settings_are_rejected(config, overrides, parameter):
+    with pytest.raises(ConfigError, match=f"parameter '{parameter}"):
+        config.for_profile("quick", **overrides)

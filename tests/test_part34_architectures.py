@@ -1,0 +1,84 @@
+"""Parts 3 and 4 end to end on tiny subsets: child runs, per-epoch histories, figures, registry."""
+
+import mlflow
+import numpy as np
+import pytest
+
+from conftest import assert_png, download, runs_of
+from flows.cnn import cnn_flow
+from flows.mlp import mlp_flow
+from tasks.architecture_training import train_architecture, training_data
+from tasks.data import load_dataset, subset
+from tasks.model_registry import CHAMPION_ALIAS, register_and_promote
+from tasks.training import TrainSettings
+
+TINY = {"train_size": 1500, "test_size": 500, "epochs": 2}
+PER_EPOCH = ["train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"]
+FINAL = ["test_accuracy", "test_loss", "param_count", "train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"]
+
+
+def _children(client, part):
+    runs = runs_of(client, part)
+    parent = next(run for run in runs if run.data.tags.get("studyflow.run_level") == "parent")
+    return parent, {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+
+
+def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client):
+    mlp_flow(profile="quick", architectures={"MLP-a": [32, 32], "MLP-b": [16]}, **TINY)
+    parent, children = _children(mlflow_client, "mlp")
+    assert set(children) == {"MLP-a", "MLP-b"}
+    for name, run in children.items():
+        assert run.info.status == "FINISHED"
+        for metric in PER_EPOCH:
+            history = mlflow_client.get_metric_history(run.info.run_id, metric)
+            assert [point.step for point in history] == [1, 2], metric
+        for metric in FINAL:
+            assert metric in run.data.metrics, metric
+        assert run.data.params["hidden_widths"] == ("[32, 32]" if name == "MLP-a" else "[16]")
+        assert run.outputs.model_outputs, "the model is logged once, as the run's output"
+    assert children["MLP-a"].data.metrics["param_count"] == 784 * 32 + 32 + 32 * 32 + 32 + 330
+    assert children["MLP-a"].data.metrics["test_accuracy"] > 0.3  # 22 Adam steps: clearly above chance (0.1)
+    for figure in ("mlp_learning_curves.png", "mlp_accuracy_vs_time.png", "mlp_vs_cnn.png"):
+        assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
+    table = download(mlflow_client, parent.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
+    assert table[0].startswith("name,hidden_widths,train_accuracy") and len(table) == 3
+
+
+def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, mlflow_client):
+    cnn_flow(profile="quick", architectures={"CNN-a": [4, 8], "CNN-b": [8]}, **TINY)
+    parent, children = _children(mlflow_client, "cnn")
+    assert set(children) == {"CNN-a", "CNN-b"}
+    best = max(children.values(), key=lambda run: run.data.metrics["val_accuracy"])
+    champion = mlflow_client.get_model_version_by_alias("mnist-cnn", CHAMPION_ALIAS)
+    assert champion.run_id == best.info.run_id
+    recorded = float(champion.tags["test_accuracy"])
+    dataset = subset(load_dataset("mnist"), TINY["train_size"], TINY["test_size"], seed=0)
+    model = mlflow.pyfunc.load_model("models:/mnist-cnn@champion")
+    predictions = np.argmax(np.asarray(model.predict(dataset.test_images)), axis=-1)
+    assert np.mean(predictions == dataset.test_labels) == pytest.approx(recorded, abs=1e-6)
+    comparison = download(mlflow_client, parent.info.run_id, "tables/mlp_vs_cnn.csv").read_text()
+    assert "CNN-a" in comparison
+    assert_png(download(mlflow_client, parent.info.run_id, "figures/cnn_learning_curves.png"))
+
+
+def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_server, mlflow_client):
+    from studyflow import tracking
+
+    dataset = subset(load_dataset("mnist"), 1500, 500, seed=0)
+    data = training_data(dataset, 0.1, seed=0)
+    with tracking.tracked_run(mlflow_client, "cnn", "gate", profile="quick", seed=0,
+                              dataset_digest=dataset.digest) as parent:
+        good = train_architecture(parent, "cnn", "good", [8, 16], data, TrainSettings(epochs=2))
+        bad = train_architecture(parent, "cnn", "bad", [1], data, TrainSettings(epochs=1, learning_rate=1e-5))
+    test = (data.test_inputs, data.test_targets, "tiny test set")
+    first = register_and_promote(mlflow_client, good.model_uri, good.run_id, good.model, *test)
+    worse = register_and_promote(mlflow_client, bad.model_uri, bad.run_id, bad.model, *test)
+    again = register_and_promote(mlflow_client, good.model_uri, good.run_id, good.model, *test)
+    assert first.promoted and not worse.promoted and not again.promoted
+    assert worse.champion_accuracy == pytest.approx(first.challenger_accuracy)
+    assert again.version == first.version
+    champion = mlflow_client.get_model_version_by_alias("mnist-cnn", CHAMPION_ALIAS)
+    assert champion.version == first.version
+    versions = mlflow_client.search_model_versions("name='mnist-cnn'")
+    assert sorted(int(version.version) for version in versions) == [1, 2]
+    assert "does not beat" in versions[0].tags.get("promotion_decision", "") + versions[1].tags.get("promotion_decision", "")
