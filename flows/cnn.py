@@ -7,7 +7,7 @@ from typing import ClassVar
 from prefect import flow
 from pydantic import Field, field_validator
 
-from flows.architectures import ArchitectureConfig, prepare
+from flows.architectures import ArchitectureConfig, Width, prepare
 from flows.common import flow_parameters, parent_run
 from models.architectures import CNN_ARCHITECTURES, MAX_CNN_DEPTH
 from studyflow.config import Profile
@@ -17,7 +17,7 @@ from tasks.model_registry import REGISTERED_CNN, register_and_promote_task
 
 
 class CnnConfig(ArchitectureConfig):
-    architectures: dict[str, list[int]] = Field(default_factory=lambda: dict(CNN_ARCHITECTURES))
+    architectures: dict[str, list[Width]] = Field(default_factory=lambda: dict(CNN_ARCHITECTURES))
     registered_model: str = Field(REGISTERED_CNN, min_length=1, description="Model Registry name of the best CNN")
 
     PROFILE_DEFAULTS: ClassVar = {

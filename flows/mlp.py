@@ -7,7 +7,7 @@ from typing import ClassVar
 from prefect import flow
 from pydantic import Field
 
-from flows.architectures import ArchitectureConfig, prepare
+from flows.architectures import ArchitectureConfig, Width, prepare
 from flows.common import flow_parameters, parent_run
 from models.architectures import MLP_ARCHITECTURES
 from studyflow.config import Profile
@@ -16,7 +16,7 @@ from tasks.architecture_training import train_architecture_task
 
 
 class MlpConfig(ArchitectureConfig):
-    architectures: dict[str, list[int]] = Field(default_factory=lambda: dict(MLP_ARCHITECTURES))
+    architectures: dict[str, list[Width]] = Field(default_factory=lambda: dict(MLP_ARCHITECTURES))
 
     PROFILE_DEFAULTS: ClassVar = {
         "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000},
