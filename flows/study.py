@@ -9,11 +9,13 @@ from pydantic import Field, field_validator
 
 from flows.common import flow_parameters
 from flows.registry import PARTS
+from flows.report import report_flow
 from studyflow.config import PartConfig, Profile
 
 
 class StudyConfig(PartConfig):
     parts: list[str] = Field(default_factory=lambda: list(PARTS), description="parts to run, in study order")
+    report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
 
     PROFILE_DEFAULTS: ClassVar = {"quick": {}, "paper": {}}
 
@@ -29,10 +31,13 @@ class StudyConfig(PartConfig):
 
 
 @flow(name="study")
-def study_flow(profile: Profile = "quick", seed: int | None = None, parts: list[str] | None = None) -> dict:
+def study_flow(profile: Profile = "quick", seed: int | None = None, parts: list[str] | None = None,
+               report: bool | None = None) -> dict:
     config = StudyConfig.for_profile(profile, **flow_parameters(locals()))
     results = {}
     for name in PARTS:  # study order, whatever order the caller listed them in
         if name in config.parts:
             results[name] = PARTS[name].flow(profile=config.profile, seed=config.seed)
+    if config.report:
+        results["report"] = report_flow(profile=config.profile, seed=config.seed)
     return results

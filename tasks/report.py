@@ -1,0 +1,99 @@
+"""The study report: every part's tables beside the original's, with its figures, from MLflow."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from mlflow import MlflowClient
+
+from studyflow import tracking
+from tasks import report_sections as sections
+from tasks.prefect_task import studyflow_task
+from tasks.report_sections import PART_TITLES, Section
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Tables of each part; a part with none shows its figures only.
+TABLE_BUILDERS = {
+    "pca": sections.pca_tables,
+    "perceptron": sections.perceptron_tables,
+    "mlp": lambda client, run: sections.architecture_tables(client, run, "mlp"),
+    "cnn": lambda client, run: sections.architecture_tables(client, run, "cnn"),
+    "inspect": sections.inspect_tables,
+}
+
+
+@dataclass
+class Report:
+    created: str
+    tracking_uri: str
+    ui_base: str
+    sections: list[Section]
+    sweep_tables: list
+
+    @property
+    def flags(self) -> int:
+        return sum(cell.flag for section in self.sections for table in section.tables for row in table.rows for cell in row)
+
+
+def build_section(client: MlflowClient, part: str, run_id: str | None = None) -> Section:
+    section = Section(part, PART_TITLES[part], f"studyflow run {part} --profile paper")
+    section.run = sections.latest_parent(client, part, run_id)
+    if section.run is None:
+        return section
+    section.link = sections.run_link(section.run)
+    if part in TABLE_BUILDERS:
+        section.tables = TABLE_BUILDERS[part](client, section.run)
+    section.figures = sections.figures_of(client, section.run)
+    if part == "perceptron":
+        for name, child in sorted(sections.child_runs(client, part, section.run).items()):
+            section.figures += sections.figures_of(client, child, caption_prefix=f"{name}: ")
+    if section.profile == "quick":
+        section.notes.append("Quick profile: subsets of the data and few epochs. These numbers are a smoke "
+                             "test, not a reproduction; compare only a paper-profile run with the original.")
+    return section
+
+
+def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None) -> Report:
+    run_ids = run_ids or {}
+    built = [build_section(client, part, run_ids.get(part)) for part in PART_TITLES]
+    named = {section.part: section.run for section in built}
+    sweeps = [table for kind in ("mlp", "cnn") if (table := sections.sweep_table(client, kind, named.get(kind)))]
+    return Report(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tracking.tracking_uri(),
+                  sections.ui_base(), built, sweeps)
+
+
+def _collect_figures(client: MlflowClient, report: Report, out_dir: Path) -> dict[tuple[str, str], str]:
+    """Copy every figure next to the report; returns (run id, artifact) -> path relative to it."""
+    local = {}
+    for section in report.sections:
+        for figure in section.figures:
+            target = out_dir / "figures" / section.part / f"{figure.run_id[:8]}-{Path(figure.artifact_path).name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(client.download_artifacts(figure.run_id, figure.artifact_path), target)
+            local[(figure.run_id, figure.artifact_path)] = target.relative_to(out_dir).as_posix()
+    return local
+
+
+def render(report: Report, figure_paths: dict, out_dir: Path) -> tuple[Path, Path]:
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                              trim_blocks=True, lstrip_blocks=True)
+    context = {"report": report, "figure_paths": figure_paths}
+    markdown = out_dir / "report.md"
+    html = out_dir / "report.html"
+    markdown.write_text(environment.get_template("report.md.j2").render(**context))
+    html.write_text(environment.get_template("report.html.j2").render(**context))
+    return markdown, html
+
+
+def write_report(client: MlflowClient, out_dir: Path, run_ids: dict[str, str] | None = None) -> Report:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = build_report(client, run_ids)
+    render(report, _collect_figures(client, report, out_dir), out_dir)
+    return report
+
+
+write_report_task = studyflow_task(write_report, name="write-report")

@@ -1,0 +1,192 @@
+"""Reading each study part's latest finished runs from MLflow into report sections."""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from studyflow import tracking
+from tasks.report_tables import (Cell, Table, accuracy_cells, comparison_columns, count_cells,
+                                 difference_cells, ratio_cells)
+
+ORIGINAL_RESULTS = Path(__file__).resolve().parent.parent / "studyflow" / "reference" / "original_study.toml"
+PART_TITLES = {
+    "pca": "1. PCA map and linear separability (MNIST)",
+    "perceptron": "2. Perceptrons on digit pairs (MNIST)",
+    "mlp": "3. MLP architectures (MNIST)",
+    "cnn": "4. CNN architectures (MNIST)",
+    "inspect": "5. Looking inside the CNN (MNIST)",
+    "mtl": "6. Multi-task learning (Fashion-MNIST)",
+}
+
+
+@dataclass
+class Figure:
+    run_id: str
+    artifact_path: str
+    caption: str
+
+
+@dataclass
+class Section:
+    part: str
+    title: str
+    command: str
+    run: Run | None = None
+    link: str | None = None
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_run(self) -> bool:
+        return self.run is not None
+
+    @property
+    def profile(self) -> str | None:
+        return self.run.data.tags.get("studyflow.profile") if self.run else None
+
+
+@lru_cache(maxsize=1)
+def original_results() -> dict:
+    return tomllib.loads(ORIGINAL_RESULTS.read_text())
+
+
+def ui_base() -> str:
+    """Where the MLflow UI for this store is served: the server itself, or `make ui`'s address."""
+    uri = tracking.tracking_uri()
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
+def run_link(run: Run) -> str:
+    return f"{ui_base()}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+def latest_parent(client: MlflowClient, part: str, run_id: str | None = None) -> Run | None:
+    if run_id:
+        return client.get_run(run_id)
+    parents = tracking.find_runs(
+        client, part, "tags.`studyflow.run_level` = 'parent' and attributes.status = 'FINISHED'")
+    return max(parents, key=lambda run: run.info.start_time) if parents else None
+
+
+def child_runs(client: MlflowClient, part: str, parent: Run) -> dict[str, Run]:
+    children = tracking.find_runs(client, part, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    return {run.info.run_name: run for run in children}
+
+
+def figures_of(client: MlflowClient, run: Run, caption_prefix: str = "") -> list[Figure]:
+    return [Figure(run.info.run_id, item.path, caption_prefix + Path(item.path).stem.replace("_", " "))
+            for item in client.list_artifacts(run.info.run_id, "figures") if item.path.endswith(".png")]
+
+
+def _csv_rows(client: MlflowClient, run: Run, artifact: str) -> list[dict]:
+    path = client.download_artifacts(run.info.run_id, artifact)
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def pca_tables(client: MlflowClient, run: Run) -> list[Table]:
+    original = original_results()["pca"]
+    metrics, link = run.data.metrics, run_link(run)
+    accuracy = Table("Mean LinearSVC accuracy over the 45 digit pairs, by PCA dimension",
+                     ["PCA dimensions"] + comparison_columns(["mean pair accuracy"]))
+    accuracy.rows.append([Cell("2")] + accuracy_cells(original["mean_pair_accuracy"], metrics.get("mean_pair_accuracy"), link))
+    for name in sorted(key for key in metrics if key.startswith("mean_pair_accuracy_")):
+        dimensions = name.removeprefix("mean_pair_accuracy_").removesuffix("d")
+        accuracy.rows.append([Cell(dimensions)] + accuracy_cells(None, metrics[name], link))
+    ours = {int(row["digit"]): row for row in _csv_rows(client, run, "tables/digit_statistics.csv")}
+    reference = original["centroids"]
+    # A principal component's sign is arbitrary: orient ours like the original's on its first digit.
+    signs = [1.0 if (float(ours[reference[0]["digit"]][f"centroid_pc{k}"]) >= 0) == (reference[0][f"centroid_pc{k}"] >= 0)
+             else -1.0 for k in (1, 2)]
+    centroids = Table("Digit centroids and PC1 variance (PCA units; our components oriented like the original's)",
+                      ["digit"] + comparison_columns(["centroid PC1", "centroid PC2", "variance PC1"]))
+    for entry in reference:
+        row = ours[entry["digit"]]
+        centroids.rows.append(
+            [Cell(str(entry["digit"]))]
+            + difference_cells(entry["centroid_pc1"], signs[0] * float(row["centroid_pc1"]), link)
+            + difference_cells(entry["centroid_pc2"], signs[1] * float(row["centroid_pc2"]), link)
+            + difference_cells(entry["variance_pc1"], float(row["variance_pc1"]), link))
+    pairs = Table("Easiest and hardest digit pairs in 2-D", ["", "original", "ours"])
+    pairs.rows.append([Cell("easiest"), Cell(", ".join(original["easiest_pairs"])),
+                       Cell(run.data.tags.get("studyflow.easiest_pairs", "-"), link)])
+    pairs.rows.append([Cell("hardest"), Cell(", ".join(original["hardest_pairs"])),
+                       Cell(run.data.tags.get("studyflow.hardest_pairs", "-"), link)])
+    return [accuracy, centroids, pairs]
+
+
+def perceptron_tables(client: MlflowClient, run: Run) -> list[Table]:
+    children = {name.removeprefix("perceptron-").replace("-vs-", " vs "): child
+                for name, child in child_runs(client, "perceptron", run).items()}
+    table = Table("Perceptron per digit pair (first digit +1)",
+                  ["pair"] + comparison_columns(["train accuracy", "test accuracy", "epochs"]))
+    originals = {entry["pair"]: entry for entry in original_results()["perceptron"]["pairs"]}
+    for pair in list(originals) + sorted(set(children) - set(originals)):
+        entry, child = originals.get(pair, {}), children.get(pair)
+        metrics = child.data.metrics if child else {}
+        link = run_link(child) if child else None
+        table.rows.append([Cell(pair)]
+                          + accuracy_cells(entry.get("train_accuracy"), metrics.get("train_accuracy"), link)
+                          + accuracy_cells(entry.get("test_accuracy"), metrics.get("test_accuracy"), link)
+                          + ratio_cells(entry.get("epochs_run"), metrics.get("epochs_run"), link, "{:.0f}"))
+    return [table]
+
+
+def architecture_tables(client: MlflowClient, run: Run, kind: str) -> list[Table]:
+    children = child_runs(client, kind, run)
+    originals = {entry["name"]: entry for entry in original_results()[kind]["architectures"]}
+    table = Table(f"{kind.upper()} architectures (time: training wall time on each machine)",
+                  ["name"] + comparison_columns(["parameters", "train accuracy", "test accuracy", "time (s)"]))
+    for name in list(originals) + sorted(set(children) - set(originals)):
+        entry, child = originals.get(name, {}), children.get(name)
+        metrics = child.data.metrics if child else {}
+        link = run_link(child) if child else None
+        table.rows.append([Cell(name)]
+                          + count_cells(entry.get("param_count"), metrics.get("param_count"), link)
+                          + accuracy_cells(entry.get("train_accuracy"), metrics.get("train_accuracy"), link)
+                          + accuracy_cells(entry.get("test_accuracy"), metrics.get("test_accuracy"), link)
+                          + ratio_cells(entry.get("train_time_s"), metrics.get("train_time_s"), link))
+    return [table]
+
+
+def inspect_tables(client: MlflowClient, run: Run) -> list[Table]:
+    metrics, link = run.data.metrics, run_link(run)
+    table = Table("Deep dream: the target class's pre-softmax score before and after gradient ascent",
+                  ["dream", "score before", "score after", "probability before", "probability after"])
+    for name in sorted(key for key in metrics if key.startswith("dream_") and key.endswith("_score_before")):
+        stem = name.removesuffix("_score_before")
+        table.rows.append([Cell(stem.removeprefix("dream_").replace("_", " from "))]
+                          + [Cell.of(metrics.get(f"{stem}_{suffix}"), link, "{:.3f}")
+                             for suffix in ("score_before", "score_after", "probability_before", "probability_after")])
+    return [table] if table.rows else []
+
+
+def sweep_table(client: MlflowClient, kind: str, named: Run | None) -> Table | None:
+    """The sweep's best trial against the named architectures, by validation accuracy."""
+    sweep = latest_parent(client, f"sweep-{kind}")
+    if sweep is None:
+        return None
+    trials = [run for run in child_runs(client, f"sweep-{kind}", sweep).values() if "val_accuracy" in run.data.metrics]
+    table = Table(f"{kind.upper()} sweep's best trial against the named architectures",
+                  ["model", "validation accuracy", "test accuracy", "parameters", "settings"])
+    if trials:
+        best = max(trials, key=lambda run: run.data.metrics["val_accuracy"])
+        settings = ", ".join(f"{key}={value}" for key, value in sorted(best.data.params.items()))
+        table.rows.append([Cell(f"sweep best ({best.info.run_name})", run_link(best)),
+                           *(Cell.of(best.data.metrics.get(key), run_link(best), fmt)
+                             for key, fmt in (("val_accuracy", "{:.4f}"), ("test_accuracy", "{:.4f}"), ("param_count", "{:,.0f}"))),
+                           Cell(settings[:300])])
+    for name, child in sorted(child_runs(client, kind, named).items()) if named else []:
+        table.rows.append([Cell(name, run_link(child)),
+                           *(Cell.of(child.data.metrics.get(key), run_link(child), fmt)
+                             for key, fmt in (("val_accuracy", "{:.4f}"), ("test_accuracy", "{:.4f}"), ("param_count", "{:,.0f}"))),
+                           Cell(child.data.params.get("hidden_widths") or child.data.params.get("filters", ""))])
+    return table

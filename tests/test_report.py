@@ -1,0 +1,67 @@
+"""The study report after tiny runs of two parts: both columns, 'not run' for the rest, valid HTML."""
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+from conftest import assert_png
+from flows.pca import pca_flow
+from flows.perceptron import perceptron_flow
+from flows.report import report_flow
+from studyflow import tracking
+
+VOID_ELEMENTS = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class StrictHtml(HTMLParser):
+    """Checks that every element closes in order, and collects image sources and links."""
+
+    def __init__(self):
+        super().__init__()
+        self.open_tags, self.images, self.links, self.errors = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "img":
+            self.images.append(attributes["src"])
+        if tag == "a":
+            self.links.append(attributes["href"])
+        if tag not in VOID_ELEMENTS:
+            self.open_tags.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.open_tags or self.open_tags[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.open_tags[-1:] or 'nothing'}")
+        else:
+            self.open_tags.pop()
+
+
+def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect_server, mlflow_client, tmp_path):
+    pca_flow(profile="quick", sample_size=2000, dimensions=[10])
+    perceptron_flow(profile="quick", pairs=[[1, 0]], max_epochs=5, train_size=3000)
+    out = tmp_path / "report"
+    report_flow(out_dir=str(out))
+
+    markdown = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "mean pair accuracy (original) | mean pair accuracy (ours)" in markdown
+    assert "| 0.8410 |" in markdown  # the original's figure, read from the reference data file
+    assert "train accuracy (original)" in markdown and "| 1 vs 0 |" in markdown
+    for part in ("mlp", "cnn", "inspect", "mtl"):
+        assert f"`studyflow run {part} --profile paper`" in markdown
+    assert markdown.count("Quick profile: subsets") == 2
+
+    parser = StrictHtml()
+    parser.feed(html)
+    parser.close()
+    assert not parser.errors and parser.open_tags == []
+    assert len(parser.images) >= 6
+    for source in parser.images:
+        assert_png(out / source)
+    (pca_run,) = [run for run in tracking.find_runs(mlflow_client, "pca") if run.info.status == "FINISHED"]
+    assert any(link.endswith(f"/runs/{pca_run.info.run_id}") for link in parser.links)
+
+    (report_run,) = tracking.find_runs(mlflow_client, "report")
+    assert report_run.info.status == "FINISHED" and report_run.data.metrics["parts_run"] == 2
+    logged = {item.path for item in mlflow_client.list_artifacts(report_run.info.run_id)}
+    assert {"report.md", "report.html", "figures"} <= logged
+    assert Path(out / "figures" / "pca").is_dir()
