@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="quick: subsets and few epochs (minutes); paper: the original settings")
     run.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
                      help="override a parameter (VALUE as JSON where it parses); repeatable")
+    report = commands.add_parser(
+        "report", help="write the study report (Markdown + HTML) from the MLflow store",
+        description="Set every part's latest finished run beside the original study's figures.")
+    report.add_argument("--out", metavar="DIR", help="output folder (default: reports/<timestamp>/)")
+    report.add_argument("--run", dest="run_assignments", action="append", default=[], metavar="PART=RUN_ID",
+                        help="report this parent run for a part instead of its latest; repeatable")
     return parser
 
 
@@ -73,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
+        if args.command == "report":
+            from flows.report import report_flow
+
+            run_ids = {key: str(value) for key, value in parse_set_options(args.run_assignments).items()}
+            tracking.connect()
+            report_flow(out_dir=args.out, run_ids=run_ids)
+            return 0
         overrides = parse_set_options(args.assignments)
         run_part(args.part, args.profile, overrides)
     except ConfigError as exc:
