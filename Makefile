@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PROFILE ?= quick
 
-.PHONY: help setup study test test-fast ui clean-runs
+.PHONY: help setup study test test-fast ui clean-runs bench stack-up stack-down stack-status deployments
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,24 @@ test-fast: setup  ## the tests without the slow ones that drive the command line
 ui: setup  ## open the MLflow UI on the embedded store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
 		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+
+stack-up: setup  ## start PostgreSQL, MLflow, Prefect and a worker on 127.0.0.1 (logs, PIDs in .stack/)
+	$(BIN)/python stack/native.py up
+
+stack-down:  ## stop exactly what stack-up started (data stays in .stack/)
+	$(BIN)/python stack/native.py down
+
+stack-status:  ## what of the native stack runs, and its addresses
+	$(BIN)/python stack/native.py status
+
+deployments: setup  ## create the work pool and register prefect.yaml's deployments on PREFECT_API_URL
+	PATH=$(CURDIR)/$(BIN):$$PATH stack/register.sh
+
+bench: setup  ## run every benchmark under bench/ (results as JSON in bench/results/)
+	$(BIN)/python -m bench.data_loading
+	$(BIN)/python -m bench.training_efficiency
+	$(BIN)/python -m bench.tracking_overhead
+	$(BIN)/python -m bench.study_quick
 
 clean-runs:  ## delete the embedded tracking store (every run under mlruns/)
 	find mlruns -mindepth 1 ! -name .gitkeep -delete

@@ -1,0 +1,145 @@
+"""What tracking costs: the same model, data and epochs trained four ways, alternated and repeated.
+
+  bare       model.fit, nothing else
+  bare+test  model.fit with the per-epoch test evaluation the product does for its curves
+  tracked    studyflow's training task (per-epoch MLflow logging, SQLite store, model logged once
+             and checked by reloading)
+  served     the same inside a Prefect flow, logging over HTTP to an MLflow server on 127.0.0.1
+
+Prints medians and the ratios tracked/bare+test and served/bare+test (the tracking overhead) and
+bare+test/bare (the cost of drawing test curves).
+Run: .venv/bin/python -m bench.tracking_overhead [--train-size 30000] [--epochs 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.common import median, write_results
+
+MODELS = {"CNN-1": ("cnn", [32, 64, 128]), "MLP-1": ("mlp", [1000, 1000])}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_mlflow_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder}/server.db", "--artifacts-destination", str(folder / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1).read()
+            return server, url
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("MLflow server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-size", type=int, default=30_000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
+    os.environ["STUDYFLOW_HOME"] = str(workdir / "home")
+    os.environ["PREFECT_HOME"] = str(workdir / "prefect")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+    import keras
+    from prefect import flow
+
+    from models.architectures import build_cnn, build_mlp
+    from studyflow import tracking
+    from tasks.architecture_training import train_architecture, training_data
+    from tasks.data import load_dataset, subset
+    from tasks.training import TrainSettings, compile_model
+
+    dataset = subset(load_dataset("mnist"), args.train_size, None, seed=0)
+    data = training_data(dataset, 0.1, seed=0)
+    settings = TrainSettings(epochs=args.epochs)
+    builders = {"cnn": build_cnn, "mlp": build_mlp}
+
+    class TestEvaluation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.evaluate(data.test_inputs, data.test_targets, batch_size=settings.batch_size * 4, verbose=0)
+
+    def bare(kind, widths, with_test):
+        keras.utils.set_random_seed(0)
+        model = compile_model(builders[kind](widths), settings)
+        started = time.perf_counter()
+        model.fit(data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
+                  epochs=settings.epochs, batch_size=settings.batch_size, verbose=0,
+                  callbacks=[TestEvaluation()] if with_test else [])
+        return time.perf_counter() - started
+
+    def tracked(kind, widths, name):
+        client = tracking.connect()
+        with tracking.tracked_run(client, "bench", "bench", profile="bench", seed=0,
+                                  dataset_digest=dataset.digest) as parent:
+            started = time.perf_counter()
+            train_architecture(parent, kind, name, widths, data, settings)
+            return time.perf_counter() - started
+
+    @flow(name="bench-served")
+    def served_flow(kind: str, widths: list[int], name: str) -> float:
+        return tracked(kind, widths, name)
+
+    server, url = start_mlflow_server(workdir)
+    try:
+        def served(kind, widths, name):
+            os.environ["MLFLOW_TRACKING_URI"] = url
+            try:
+                started = time.perf_counter()
+                served_flow(kind, widths, name)
+                return time.perf_counter() - started
+            finally:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+                tracking.connect()
+
+        served("mlp", [8], "warm-up")  # starts Prefect's local server once, outside the timings
+        results = {}
+        for name, (kind, widths) in MODELS.items():
+            times = {"bare": [], "bare+test": [], "tracked": [], "served": []}
+            for _ in range(args.repeats):  # alternate, so drift and CPU steal hit every variant alike
+                times["bare"].append(bare(kind, widths, with_test=False))
+                times["bare+test"].append(bare(kind, widths, with_test=True))
+                times["tracked"].append(tracked(kind, widths, name))
+                times["served"].append(served(kind, widths, name))
+            medians = {variant: median(values) for variant, values in times.items()}
+            results[name] = {"seconds": times, "medians_s": medians,
+                             "tracked_over_bare_test": medians["tracked"] / medians["bare+test"],
+                             "served_over_bare_test": medians["served"] / medians["bare+test"],
+                             "bare_test_over_bare": medians["bare+test"] / medians["bare"]}
+            print(f"{name}: medians bare {medians['bare']:.1f} s, bare+test {medians['bare+test']:.1f} s, "
+                  f"tracked {medians['tracked']:.1f} s, served {medians['served']:.1f} s")
+            print(f"{name}: tracked/bare+test {results[name]['tracked_over_bare_test']:.3f}, "
+                  f"served/bare+test {results[name]['served_over_bare_test']:.3f}, "
+                  f"test curves bare+test/bare {results[name]['bare_test_over_bare']:.3f}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    results["settings"] = vars(args)
+    write_results("tracking_overhead", results)
+
+
+if __name__ == "__main__":
+    main()

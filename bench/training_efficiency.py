@@ -1,0 +1,61 @@
+"""Training throughput of CNN-1 and MLP-1 against the machine's float32 matmul peak, in one run.
+
+FLOPs per training sample are counted analytically from the layer shapes (bench/flops.py);
+samples per second come from `model.fit` on MNIST (one warm-up epoch, then timed epochs).
+Run: .venv/bin/python -m bench.training_efficiency [--train-size 30000] [--epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench.common import write_results
+from bench.flops import matmul_peak_gflops, training_flops_per_sample
+
+
+def throughput(builder_name: str, widths: list[int], images, labels, batch_size: int, epochs: int) -> dict:
+    import keras
+
+    from models.architectures import build_cnn, build_mlp
+    from tasks.training import TrainSettings, compile_model
+
+    builder = build_cnn if builder_name == "cnn" else build_mlp
+    keras.utils.set_random_seed(0)
+    model = compile_model(builder(widths), TrainSettings(epochs=epochs, batch_size=batch_size))
+    model.fit(images[: batch_size * 20], labels[: batch_size * 20], batch_size=batch_size, epochs=1, verbose=0)
+    started = time.perf_counter()
+    model.fit(images, labels, batch_size=batch_size, epochs=epochs, verbose=0)
+    elapsed = time.perf_counter() - started
+    samples_per_s = len(labels) * epochs / elapsed
+    flops = training_flops_per_sample(model)
+    return {"training_flops_per_sample": flops, "samples_per_s": samples_per_s,
+            "achieved_gflops": flops * samples_per_s / 1e9, "batch_size": batch_size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train-size", type=int, default=30_000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    from tasks.data import load_dataset
+
+    dataset = load_dataset("mnist")
+    images, labels = dataset.train_images[: args.train_size], dataset.train_labels[: args.train_size]
+    peak = matmul_peak_gflops()
+    reference = max(peak.values())
+    results = {"matmul_peak_gflops": peak}
+    print(f"float32 matmul peak: TensorFlow {peak['tensorflow']:.1f} GFLOP/s, NumPy {peak['numpy']:.1f} GFLOP/s")
+    for name, kind, widths in (("CNN-1", "cnn", [32, 64, 128]), ("MLP-1", "mlp", [1000, 1000])):
+        measured = throughput(kind, widths, images, labels, args.batch_size, args.epochs)
+        measured["fraction_of_peak"] = measured["achieved_gflops"] / reference
+        results[name] = measured
+        print(f"{name}: {measured['training_flops_per_sample'] / 1e6:.1f} MFLOP/sample (training), "
+              f"{measured['samples_per_s']:.0f} samples/s, {measured['achieved_gflops']:.1f} GFLOP/s = "
+              f"{measured['fraction_of_peak']:.2f} of the peak")
+    write_results("training_efficiency", results)
+
+
+if __name__ == "__main__":
+    main()
