@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import PNG_SIGNATURE
 
@@ -133,6 +134,8 @@ def test_up_serves_both_uis_and_registers_every_deployment(stack):
     assert pool["type"] == "process"
     flows = {flow["id"]: flow["name"] for flow in _post(settings["prefect_api_url"] + "/flows/filter", {})}
     registered = {f"{flows[item['flow_id']]}/{item['name']}": item for item in deployments}
+    declared = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
+    assert len(registered) == len(declared), sorted(registered)
     for name in ("pca/quick", "perceptron/quick", "study/quick"):
         assert name in registered, sorted(registered)
         assert registered[name]["work_pool_name"] == "studyflow"

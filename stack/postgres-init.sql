@@ -1,0 +1,3 @@
+-- Run once by the postgres image when its volume is new: the Prefect server's database
+-- (POSTGRES_DB creates the MLflow one).
+CREATE DATABASE prefect;

