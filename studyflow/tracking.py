@@ -137,6 +137,23 @@ def prefect_ids() -> tuple[str, str]:
         return "", ""
 
 
+@lru_cache(maxsize=1)
+def process_identity() -> str:
+    """host:pid:start-time of this process, so a later check can tell whether it still runs."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}:{process_start_ticks(os.getpid())}"
+
+
+def process_start_ticks(pid: int) -> str:
+    """The kernel's start time of a process (guards against a reused pid); empty if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return ""
+
+
 def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None) -> dict[str, str]:
     commit, dirty = code_version()
     flow_run_id, task_run_id = prefect_ids()
@@ -149,6 +166,7 @@ def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dic
         TAG_PREFIX + "git_dirty": str(dirty).lower(),
         TAG_PREFIX + "prefect_flow_run_id": flow_run_id,
         TAG_PREFIX + "prefect_task_run_id": task_run_id,
+        TAG_PREFIX + "process": process_identity(),
         "mlflow.source.git.commit": commit,
         "mlflow.source.name": f"studyflow {part}",
         "mlflow.source.type": "JOB",

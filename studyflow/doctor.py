@@ -1,0 +1,115 @@
+"""Health checks and reconciliation: `studyflow doctor`, and the clean-up every start runs.
+
+A run left RUNNING by a process that no longer exists (kill -9, a crashed machine) is closed as
+KILLED with a tag saying why. Runs record `studyflow.process` = host:pid:start-time, so a run of
+another live process, or of another host, is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from mlflow import MlflowClient
+from mlflow.entities import ViewType
+
+from studyflow import paths, tracking
+
+MIN_FREE_DISK_GB = 2.0
+
+
+@dataclass
+class DoctorReport:
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)  # (name, ok, detail)
+    fixed: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return all(ok for _, ok, _ in self.checks)
+
+
+def process_is_gone(identity: str) -> bool | None:
+    """True if the recorded process no longer runs, False if it does, None if we cannot tell."""
+    try:
+        host, pid, start = identity.rsplit(":", 2)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    if not os.path.exists(f"/proc/{pid}"):
+        return True
+    return tracking.process_start_ticks(int(pid)) != start
+
+
+def close_orphaned_runs(client: MlflowClient) -> list[str]:
+    """Close as KILLED every studyflow run left RUNNING by a process that no longer exists."""
+    experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ALL)
+                   if experiment.name.startswith(tracking.EXPERIMENT_PREFIX)]
+    if not experiments:
+        return []
+    fixed = []
+    for run in client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=5000):
+        identity = run.data.tags.get(tracking.TAG_PREFIX + "process", "")
+        if process_is_gone(identity):
+            reason = f"closed by studyflow doctor: its process {identity} no longer exists"
+            client.set_tag(run.info.run_id, tracking.TAG_PREFIX + "end_reason", reason)
+            client.set_terminated(run.info.run_id, status="KILLED")
+            fixed.append(f"run {run.info.run_id} ({run.info.run_name}) RUNNING -> KILLED: {reason}")
+    return fixed
+
+
+def _check_store(client: MlflowClient) -> tuple[bool, str]:
+    try:
+        experiment_id = tracking.ensure_experiment(client, "doctor")
+        run = client.create_run(experiment_id, run_name="write-check", tags={"studyflow.run_level": "check"})
+        client.log_metric(run.info.run_id, "write_check", 1.0)
+        client.delete_run(run.info.run_id)
+        return True, f"{tracking.tracking_uri()} reachable and writable"
+    except Exception as exc:  # any failure is the finding
+        return False, f"{tracking.tracking_uri()}: {exc}"
+
+
+def _check_prefect() -> tuple[bool, str]:
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return True, "no PREFECT_API_URL: flows use Prefect's local mode"
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=5) as response:
+            response.read()
+        return True, f"{url} answers"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, f"{url} unreachable: {exc}"
+
+
+def _check_datasets() -> list[tuple[str, bool, str]]:
+    from tasks.data import DATASET_NAMES, DatasetError, load_dataset
+
+    results = []
+    for name in DATASET_NAMES:
+        try:
+            dataset = load_dataset(name)
+            results.append((f"dataset {name}", True, f"verified, digest {dataset.short_digest}"))
+        except DatasetError as exc:
+            results.append((f"dataset {name}", False, str(exc)))
+    return results
+
+
+def run_doctor() -> DoctorReport:
+    report = DoctorReport()
+    try:
+        client = tracking.connect()
+    except tracking.TrackingError as exc:
+        report.checks.append(("tracking store", False, str(exc)))
+        client = None
+    if client is not None:
+        report.checks.append(("tracking store", *_check_store(client)))
+        report.fixed += close_orphaned_runs(client)
+    report.checks.append(("Prefect API", *_check_prefect()))
+    report.checks += _check_datasets()
+    free_gb = shutil.disk_usage(paths.project_root()).free / 1e9
+    report.checks.append(("disk space", free_gb >= MIN_FREE_DISK_GB, f"{free_gb:.1f} GB free under {paths.project_root()}"))
+    return report
