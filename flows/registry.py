@@ -7,6 +7,7 @@ from typing import Any
 
 from flows.cnn import CnnConfig, cnn_flow
 from flows.mlp import MlpConfig, mlp_flow
+from flows.mtl import MtlConfig, mtl_flow
 from flows.pca import PcaConfig, pca_flow
 from flows.perceptron import PerceptronConfig, perceptron_flow
 from studyflow.config import PartConfig
@@ -27,5 +28,6 @@ PARTS: dict[str, Part] = {
         Part("perceptron", perceptron_flow, PerceptronConfig, "perceptrons on pairs of MNIST digits"),
         Part("mlp", mlp_flow, MlpConfig, "MLP architectures MLP-1..5 on MNIST"),
         Part("cnn", cnn_flow, CnnConfig, "CNN architectures CNN-1..5 on MNIST; best CNN to the Model Registry"),
+        Part("mtl", mtl_flow, MtlConfig, "multi-task learning on Fashion-MNIST across lambda, against single-task models"),
     )
 }

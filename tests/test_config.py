@@ -2,6 +2,7 @@ import pytest
 
 from flows.cnn import CnnConfig, cnn_flow
 from flows.mlp import MlpConfig, mlp_flow
+from flows.mtl import MtlConfig, mtl_flow
 from flows.pca import PcaConfig, pca_flow
 from flows.perceptron import PerceptronConfig, perceptron_flow
 from flows.study import StudyConfig
@@ -48,7 +49,8 @@ def test_set_options_parse_json_and_plain_strings():
 
 
 @pytest.mark.parametrize("flow, config", [(pca_flow, PcaConfig), (perceptron_flow, PerceptronConfig),
-                                          (mlp_flow, MlpConfig), (cnn_flow, CnnConfig)])
+                                          (mlp_flow, MlpConfig), (cnn_flow, CnnConfig),
+                                          (mtl_flow, MtlConfig)])
 def test_flow_parameters_match_config_fields(flow, config):
     """A flow's parameters are its config's fields: nothing can be set in one and not the other."""
     import inspect

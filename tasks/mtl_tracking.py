@@ -1,0 +1,142 @@
+"""Part 6 on the parent run: STUDY.md's table with our figures, the parameter saving, the best
+MTL model against the single-task models, and the figures across lambda."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from models.multitask import build_multitask
+from studyflow.tracking import RunRecorder
+from tasks import mtl_figures
+from tasks.mtl import VariantOutcome
+from tasks.prefect_task import studyflow_task
+
+ABSENT = "-"  # a model without a head for a task: no accuracy, not 0
+NOT_IN_ORIGINAL = "n/a"  # a lambda the original study did not train
+# STUDY.md section 6: task 1 accuracy, task 2 accuracy, training time (s), by table row.
+ORIGINAL_RESULTS: dict[str, tuple[float | None, float | None, float]] = {
+    "single task 1": (0.9085, None, 308),
+    "single task 2": (None, 0.9470, 314),
+    "MTL lambda 0.0": (0.1375, 0.9442, 334),
+    "MTL lambda 0.25": (0.9195, 0.9516, 341),
+    "MTL lambda 0.5": (0.9139, 0.9474, 337),
+    "MTL lambda 0.75": (0.9123, 0.9448, 339),
+    "MTL lambda 1.0": (0.9208, 0.2487, 338),
+}
+TABLE_CAPTION = (
+    "Accuracy: fraction of test images classified correctly, by the model after its last epoch; "
+    f'"{ABSENT}": the model has no head for that task. Parameters: trainable and non-trainable weights '
+    "(count). Training time: seconds of wall time for all epochs (training and validation, without the "
+    f'per-epoch test evaluation) on this machine; original times are the original study\'s, on its hardware. "{NOT_IN_ORIGINAL}": '
+    "a lambda the original study did not train."
+)
+
+
+def _accuracy(value: float | None) -> str:
+    return ABSENT if value is None else f"{value:.4f}"
+
+
+def results_table(outcomes: list[VariantOutcome]) -> pd.DataFrame:
+    """STUDY.md's table: our figures beside the original's, one row per model."""
+    rows = []
+    for outcome in outcomes:
+        metrics = outcome.final_metrics
+        original = ORIGINAL_RESULTS.get(outcome.variant.label)
+        lam = outcome.variant.mtl_lambda
+        rows.append({
+            "model": outcome.variant.label,
+            "lambda": ABSENT if lam is None else lam,
+            "parameters": outcome.param_count,
+            "task 1 test accuracy": _accuracy(metrics.get("task1_test_accuracy")),
+            "task 2 test accuracy": _accuracy(metrics.get("task2_test_accuracy")),
+            "training time (s)": round(metrics["train_time_s"], 1),
+            "original task 1 accuracy": _accuracy(original[0]) if original else NOT_IN_ORIGINAL,
+            "original task 2 accuracy": _accuracy(original[1]) if original else NOT_IN_ORIGINAL,
+            "original time (s)": original[2] if original else NOT_IN_ORIGINAL,
+        })
+    return pd.DataFrame(rows)
+
+
+def parameter_saving(mtl_count: int, single_task_counts: list[int]) -> tuple[int, float]:
+    """Parameters saved by one MTL model over the single-task models: count and percent of theirs."""
+    total = sum(single_task_counts)
+    saving = total - mtl_count
+    return saving, 100.0 * saving / total
+
+
+def model_parameter_counts(group_count: int) -> dict[tuple[str, ...], int]:
+    """Counts of the three models, built (not trained) so the saving is known whichever ran."""
+    return {tasks: build_multitask(tasks, group_count).count_params()
+            for tasks in (("item", "group"), ("item",), ("group",))}
+
+
+def mean_accuracy(metrics: dict[str, float], split: str) -> float:
+    return (metrics[f"{split}_item_accuracy"] + metrics[f"{split}_group_accuracy"]) / 2
+
+
+def comparison(outcomes: list[VariantOutcome], counts: dict[tuple[str, ...], int]) -> dict[str, float]:
+    """The parameter saving; the best MTL model (chosen by mean validation accuracy, reported on the
+    test set) against the mean of the two single-task models' test accuracies, if both ran."""
+    saving, percent = parameter_saving(counts[("item", "group")], [counts[("item",)], counts[("group",)]])
+    result = {"param_saving": saving, "param_saving_percent": percent}
+    mtl = [outcome for outcome in outcomes if outcome.variant.mtl_lambda is not None]
+    if mtl:
+        best = max(mtl, key=lambda outcome: mean_accuracy(outcome.final_metrics, "val"))
+        result.update({"best_mtl_lambda": best.variant.mtl_lambda,
+                       "best_mtl_mean_val_accuracy": mean_accuracy(best.final_metrics, "val"),
+                       "best_mtl_mean_test_accuracy": mean_accuracy(best.final_metrics, "test")})
+    single = {outcome.variant.tasks[0]: outcome.final_metrics[f"test_{outcome.variant.tasks[0]}_accuracy"]
+              for outcome in outcomes if outcome.variant.mtl_lambda is None}
+    if len(single) == 2:
+        result["single_task_mean_test_accuracy"] = (single["item"] + single["group"]) / 2
+        if mtl:
+            result["best_mtl_minus_single_task_accuracy"] = (result["best_mtl_mean_test_accuracy"]
+                                                             - result["single_task_mean_test_accuracy"])
+    return result
+
+
+COMPARISON_UNITS = {
+    "param_saving": ("parameters saved by one MTL model over the two single-task models", "count"),
+    "param_saving_percent": ("the same, as a share of the two single-task models' parameters", "%"),
+    "best_mtl_lambda": ("lambda of the MTL model with the best mean validation accuracy of the two tasks", "-"),
+    "best_mtl_mean_val_accuracy": ("its mean validation accuracy of the two tasks", "fraction correct"),
+    "best_mtl_mean_test_accuracy": ("its mean test accuracy of the two tasks", "fraction correct"),
+    "single_task_mean_test_accuracy": ("mean of single task 1's item and single task 2's group test accuracy",
+                                       "fraction correct"),
+    "best_mtl_minus_single_task_accuracy": ("best MTL mean test accuracy minus the single-task mean",
+                                            "fraction correct"),
+}
+
+
+def _value_text(name: str, value: float) -> str:
+    return f"{int(value):,}" if name == "param_saving" else f"{value:.4g}" if name == "best_mtl_lambda" else f"{value:.4f}"
+
+
+def comparison_table(values: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame([{"quantity": name, "value": _value_text(name, value), "unit": COMPARISON_UNITS[name][1],
+                          "meaning": COMPARISON_UNITS[name][0]} for name, value in values.items()])
+
+
+def log_mtl_summary(parent: RunRecorder, outcomes: list[VariantOutcome], group_count: int) -> pd.DataFrame:
+    table = results_table(outcomes)
+    parent.log_table(table, "tables/mtl_results", TABLE_CAPTION)
+    values = comparison(outcomes, model_parameter_counts(group_count))
+    parent.log_metrics(values)
+    parent.log_table(comparison_table(values), "tables/mtl_comparison",
+                     "Parameter saving and the best MTL model against the single-task models.")
+    mtl = {o.variant.mtl_lambda: o for o in outcomes if o.variant.mtl_lambda is not None}
+    single = {o.variant.tasks[0]: o for o in outcomes if o.variant.mtl_lambda is None}
+    if mtl:
+        parent.log_figure(mtl_figures.final_accuracy_figure(
+            {lam: {task: o.final_metrics[f"test_{task}_accuracy"] for task in ("item", "group")}
+             for lam, o in mtl.items()},
+            {task: o.final_metrics[f"test_{task}_accuracy"] for task, o in single.items()}),
+            "figures/mtl_final_accuracy_vs_lambda.png")
+        parent.log_figure(mtl_figures.per_epoch_accuracy_figure(
+            {lam: o.history for lam, o in mtl.items()}, {task: o.history for task, o in single.items()}),
+            "figures/mtl_accuracy_per_epoch.png")
+    print(table.to_string(index=False))
+    return table
+
+
+log_mtl_summary_task = studyflow_task(log_mtl_summary, name="log-mtl-summary")

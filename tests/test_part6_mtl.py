@@ -1,0 +1,124 @@
+"""Study part 6: exact parameter counts, the group mapping, and a tiny end-to-end run."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import assert_png, download, runs_of
+from flows.mtl import DEFAULT_GROUPS, MtlConfig, mtl_flow
+from models.multitask import build_multitask
+from studyflow.config import ConfigError
+from tasks.mtl import group_lookup, task_metrics, variants
+
+EXPECTED_PARAMETERS = {("item", "group"): 26_395_689, ("item",): 23_080_598, ("group",): 23_079_891}
+
+
+@pytest.mark.parametrize("tasks", list(EXPECTED_PARAMETERS))
+def test_parameter_counts_match_the_study(tasks):
+    model = build_multitask(tasks)
+    assert model.count_params() == EXPECTED_PARAMETERS[tasks]
+    assert sorted(model.output_names) == sorted(tasks)
+    assert model.get_layer("trunk_flatten").output.shape[-1] == 6_272  # 28 -> 14 -> 7, times 128 filters
+    classes = {"item": 10, "group": 3}
+    assert {name: model.get_layer(name).output.shape[-1] for name in tasks} == {name: classes[name] for name in tasks}
+
+
+def test_one_mtl_model_saves_the_trunk_over_two_single_task_models():
+    from tasks.mtl_tracking import parameter_saving
+
+    saving, percent = parameter_saving(EXPECTED_PARAMETERS[("item", "group")],
+                                       [EXPECTED_PARAMETERS[("item",)], EXPECTED_PARAMETERS[("group",)]])
+    assert saving == 19_764_800 and round(percent, 2) == 42.82
+
+
+def test_default_groups_label_every_class():
+    lookup = group_lookup(DEFAULT_GROUPS)
+    assert lookup.tolist() == [2, 2, 2, 1, 2, 0, 1, 0, 1, 0]  # shoes 0, gendered 1, uni-sex 2
+
+
+@pytest.mark.parametrize("mapping", [
+    {"shoes": [5, 7, 9], "gendered": [3, 6, 8], "uni-sex": [0, 1, 2]},  # 4 in no group
+    {"shoes": [5, 7, 9], "gendered": [3, 6, 8, 4], "uni-sex": [0, 1, 2, 4]},  # 4 in two groups
+    {"shoes": [5, 7, 9, 10], "gendered": [3, 6, 8], "uni-sex": [0, 1, 2, 4]},  # no class 10
+    {"all": list(range(10))},  # one group is no second task
+    {"shoes": [5, 7, 9], "gendered": [3, 6, 8], "uni-sex": [0, 1, 2, 4], "empty": []},
+])
+def test_bad_group_mappings_are_rejected(mapping):
+    with pytest.raises(ConfigError, match="parameter 'group_mapping"):
+        MtlConfig.for_profile("quick", group_mapping=mapping)
+
+
+@pytest.mark.parametrize("lambdas", [[0.5, 1.5], [-0.1], [], [0.5, 0.5], [math.nan]])
+def test_bad_lambdas_are_rejected(lambdas):
+    with pytest.raises(ConfigError, match="parameter 'lambdas"):
+        MtlConfig.for_profile("quick", lambdas=lambdas)
+
+
+def test_bad_mapping_stops_the_flow_before_any_run(prefect_server, mlflow_client):
+    with pytest.raises(Exception, match="group_mapping"):
+        mtl_flow(profile="quick", group_mapping={"a": [0, 1, 2, 3, 4], "b": [5, 6, 7, 8]})
+    with pytest.raises(Exception, match="lambdas"):
+        mtl_flow(profile="quick", lambdas=[0.5, 2.0])
+    assert runs_of(mlflow_client, "mtl") == []
+
+
+def test_variants_and_metric_names():
+    names = [variant.name for variant in variants([0.0, 1.0], include_single_task=True)]
+    assert names == ["single-task-1", "single-task-2", "mtl-lambda-0.0", "mtl-lambda-1.0"]
+    lambda_zero = variants([0.0], include_single_task=False)[0]
+    assert lambda_zero.loss_weights == {"item": 0.0, "group": 1.0}
+    assert lambda_zero.selection_metric == "val_group_accuracy"  # its item head is never trained
+    single = task_metrics(("group",))["group"]
+    assert [metric.name for metric in single] == ["group_accuracy", "group_loss"]
+
+
+def test_dict_output_model_round_trips_through_mlflow(mlflow_client):
+    from studyflow import tracking
+    from tasks.model_store import log_keras_model
+    from tasks.mtl import verify_outputs_round_trip
+
+    images = keras.Input((28, 28))
+    features = keras.layers.Flatten()(images)
+    model = keras.Model(images, {"item": keras.layers.Dense(10, activation="softmax", name="item")(features),
+                                 "group": keras.layers.Dense(3, activation="softmax", name="group")(features)})
+    inputs = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32)
+    with tracking.tracked_run(mlflow_client, "mtl", "round-trip", profile="quick", seed=0, dataset_digest="x") as run:
+        verify_outputs_round_trip(log_keras_model(run, model, inputs), model, inputs)
+
+
+def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlflow_client):
+    records = mtl_flow(profile="quick", lambdas=[0.0, 0.5], train_size=900, test_size=200, epochs=2)
+    runs = runs_of(mlflow_client, "mtl")
+    parent = next(run for run in runs if run.data.tags.get("studyflow.run_level") == "parent")
+    children = {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(children) == {"single-task-1", "single-task-2", "mtl-lambda-0.0", "mtl-lambda-0.5"}
+    assert all(run.info.status == "FINISHED" for run in runs)
+    heads = {"single-task-1": ["item"], "single-task-2": ["group"],
+             "mtl-lambda-0.0": ["item", "group"], "mtl-lambda-0.5": ["item", "group"]}
+    for name, run in children.items():
+        metrics = run.data.metrics
+        for task, number in (("item", 1), ("group", 2)):
+            has_head = task in heads[name]
+            assert (f"task{number}_test_accuracy" in metrics) == has_head, (name, task)  # absent, not 0
+            for metric in (f"train_{task}_accuracy", f"val_{task}_accuracy", f"train_{task}_loss", f"val_{task}_loss"):
+                history = mlflow_client.get_metric_history(run.info.run_id, metric)
+                assert [point.step for point in history] == ([1, 2] if has_head else []), (name, metric)
+        assert metrics["param_count"] == EXPECTED_PARAMETERS[tuple(heads[name])]
+        assert metrics["train_time_s"] > 0
+        assert not run.outputs.model_outputs  # the quick profile logs no model (317 MB each)
+    assert children["single-task-2"].data.metrics["task2_test_accuracy"] > 0.5  # 3 groups, chance is ~0.4
+    by_model = {record["model"]: record for record in records}
+    assert by_model["single task 1"]["task 2 test accuracy"] == "-"
+    assert by_model["single task 2"]["task 1 test accuracy"] == "-"
+    assert by_model["MTL lambda 0.5"]["task 1 test accuracy"] != "-"
+    assert by_model["MTL lambda 0.0"]["original task 1 accuracy"] == "0.1375"
+    assert by_model["MTL lambda 0.5"]["parameters"] == 26_395_689
+    table = download(mlflow_client, parent.info.run_id, "tables/mtl_results.md").read_text()
+    assert "| single task 1" in table and "fraction of test images" in table
+    assert parent.data.metrics["param_saving"] == 19_764_800
+    assert parent.data.metrics["best_mtl_lambda"] in (0.0, 0.5)
+    assert "single_task_mean_test_accuracy" in parent.data.metrics
+    for figure in ("mtl_final_accuracy_vs_lambda.png", "mtl_accuracy_per_epoch.png"):
+        assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
