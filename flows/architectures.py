@@ -7,9 +7,10 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from studyflow.config import TrainingConfig
-from tasks.architecture_training import training_data
+from studyflow.tracking import RunRecorder
+from tasks.architecture_training import ArchitectureOutcome, train_architecture_task, training_data
 from tasks.data import Dataset, load_dataset, subset
-from tasks.training import TrainingData, TrainSettings
+from tasks.training import TrainingData, TrainingDivergedError, TrainSettings
 
 Width = Annotated[int, Field(ge=1, le=100_000)]
 
@@ -34,3 +35,17 @@ def prepare(config: ArchitectureConfig) -> tuple[Dataset, TrainingData, TrainSet
     data = training_data(dataset, config.validation_fraction, config.seed)
     settings = TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed)
     return dataset, data, settings
+
+
+def train_all(recorder: RunRecorder, kind: str, architectures: dict[str, list[int]], data: TrainingData,
+              settings: TrainSettings) -> list[ArchitectureOutcome]:
+    """Train each architecture in its child run; one that diverges (NaN loss) fails alone."""
+    outcomes = []
+    for name, widths in architectures.items():
+        try:
+            outcomes.append(train_architecture_task(recorder, kind, name, widths, data, settings))
+        except TrainingDivergedError as exc:
+            print(f"{name}: run FAILED, the study goes on without it: {exc}")
+    if not outcomes:
+        raise TrainingDivergedError(f"every {kind.upper()} architecture diverged")
+    return outcomes

@@ -7,12 +7,11 @@ from typing import ClassVar
 from prefect import flow
 from pydantic import Field, field_validator
 
-from flows.architectures import ArchitectureConfig, Width, prepare
+from flows.architectures import ArchitectureConfig, Width, prepare, train_all
 from flows.common import flow_parameters, parent_run
 from models.architectures import CNN_ARCHITECTURES, MAX_CNN_DEPTH
 from studyflow.config import Profile
 from tasks.architecture_tracking import log_architecture_summary_task, log_mlp_vs_cnn_task
-from tasks.architecture_training import train_architecture_task
 from tasks.model_registry import REGISTERED_CNN, register_and_promote_task
 
 
@@ -50,8 +49,7 @@ def cnn_flow(
     config = CnnConfig.for_profile(profile, **flow_parameters(locals()))
     dataset, data, settings = prepare(config)
     with parent_run("cnn", config, dataset) as recorder:
-        outcomes = [train_architecture_task(recorder, "cnn", name, widths, data, settings)
-                    for name, widths in config.architectures.items()]
+        outcomes = train_all(recorder, "cnn", config.architectures, data, settings)
         table = log_architecture_summary_task(recorder, "cnn", outcomes)
         log_mlp_vs_cnn_task(recorder, "cnn")
         best = max(outcomes, key=lambda outcome: outcome.final_metrics["val_accuracy"])

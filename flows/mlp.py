@@ -7,12 +7,11 @@ from typing import ClassVar
 from prefect import flow
 from pydantic import Field
 
-from flows.architectures import ArchitectureConfig, Width, prepare
+from flows.architectures import ArchitectureConfig, Width, prepare, train_all
 from flows.common import flow_parameters, parent_run
 from models.architectures import MLP_ARCHITECTURES
 from studyflow.config import Profile
 from tasks.architecture_tracking import log_architecture_summary_task, log_mlp_vs_cnn_task
-from tasks.architecture_training import train_architecture_task
 
 
 class MlpConfig(ArchitectureConfig):
@@ -39,8 +38,7 @@ def mlp_flow(
     config = MlpConfig.for_profile(profile, **flow_parameters(locals()))
     dataset, data, settings = prepare(config)
     with parent_run("mlp", config, dataset) as recorder:
-        outcomes = [train_architecture_task(recorder, "mlp", name, widths, data, settings)
-                    for name, widths in config.architectures.items()]
+        outcomes = train_all(recorder, "mlp", config.architectures, data, settings)
         table = log_architecture_summary_task(recorder, "mlp", outcomes)
         log_mlp_vs_cnn_task(recorder, "mlp")
     return table.to_dict(orient="records")

@@ -24,6 +24,10 @@ DEFAULT_BATCH_SIZE = 128  # the original study's batch size; also the best CPU t
 DEFAULT_LEARNING_RATE = 1e-3  # Adam's default, as in the original study
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite: the model's training stopped and its run is FAILED."""
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int
@@ -110,10 +114,15 @@ def train(model: keras.Model, data: TrainingData, settings: TrainSettings,
     model.fit(
         data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
         epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
-        callbacks=[timer, logger, *(extra_callbacks or [])],
+        callbacks=[timer, logger, keras.callbacks.TerminateOnNaN(), *(extra_callbacks or [])],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     history = logger.history
+    last_loss = model.history.history.get("loss", [float("nan")])[-1] if model.history else float("nan")
+    if not history or not np.isfinite(last_loss):
+        raise TrainingDivergedError(
+            f"the training loss became {last_loss} in epoch {len(timer.epoch_times_s)}: training stopped "
+            f"(learning rate {settings.learning_rate}, batch size {settings.batch_size})")
     selection = history[settings.selection_metric]
     param_count = model.count_params()
     train_time_s = float(sum(timer.epoch_times_s))

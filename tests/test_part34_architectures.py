@@ -82,3 +82,20 @@ def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_ser
     versions = mlflow_client.search_model_versions("name='mnist-cnn'")
     assert sorted(int(version.version) for version in versions) == [1, 2]
     assert "does not beat" in versions[0].tags.get("promotion_decision", "") + versions[1].tags.get("promotion_decision", "")
+
+
+def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client):
+    from studyflow import tracking
+    from tasks.training import TrainingDivergedError
+
+    dataset = subset(load_dataset("mnist"), 600, 200, seed=0)
+    data = training_data(dataset, 0.1, seed=0)
+    with tracking.tracked_run(mlflow_client, "mlp", "parent", profile="quick", seed=0,
+                              dataset_digest=dataset.digest) as parent:
+        with pytest.raises(TrainingDivergedError, match="nan"):
+            # A learning rate no config accepts: the weights overflow and the loss turns NaN at once.
+            train_architecture(parent, "mlp", "MLP-nan", [16], data, TrainSettings(epochs=3, learning_rate=1e30))
+    (child,) = [run for run in runs_of(mlflow_client, "mlp") if run.info.run_name == "MLP-nan"]
+    assert child.info.status == "FAILED"
+    assert "TrainingDivergedError" in child.data.tags["studyflow.end_reason"]
+    assert len(mlflow_client.get_metric_history(child.info.run_id, "train_loss")) == 1  # stopped in epoch 1
