@@ -23,6 +23,7 @@ TABLE_BUILDERS = {
     "mlp": lambda client, run: sections.architecture_tables(client, run, "mlp"),
     "cnn": lambda client, run: sections.architecture_tables(client, run, "cnn"),
     "inspect": sections.inspect_tables,
+    "mtl": sections.mtl_tables,
 }
 
 

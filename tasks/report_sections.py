@@ -157,6 +157,34 @@ def architecture_tables(client: MlflowClient, run: Run, kind: str) -> list[Table
     return [table]
 
 
+def mtl_label(run_name: str) -> str:
+    """Our child run's name as the original table's row label ("mtl-lambda-0.25" -> "MTL lambda 0.25")."""
+    return run_name.replace("single-task-", "single task ").replace("mtl-lambda-", "MTL lambda ")
+
+
+def mtl_tables(client: MlflowClient, run: Run) -> list[Table]:
+    original = original_results()["mtl"]
+    children = {mtl_label(name): child for name, child in child_runs(client, "mtl", run).items()}
+    originals = {entry["name"]: entry for entry in original["models"]}
+    table = Table('Multi-task learning on Fashion-MNIST ("-": the model has no head for that task)',
+                  ["model"] + comparison_columns(["parameters", "task 1 accuracy", "task 2 accuracy", "time (s)"]))
+    for name in list(originals) + sorted(set(children) - set(originals)):
+        entry, child = originals.get(name, {}), children.get(name)
+        metrics = child.data.metrics if child else {}
+        link = run_link(child) if child else None
+        table.rows.append([Cell(name)]
+                          + count_cells(entry.get("param_count"), metrics.get("param_count"), link)
+                          + accuracy_cells(entry.get("task1_test_accuracy"), metrics.get("task1_test_accuracy"), link)
+                          + accuracy_cells(entry.get("task2_test_accuracy"), metrics.get("task2_test_accuracy"), link)
+                          + ratio_cells(entry.get("train_time_s"), metrics.get("train_time_s"), link))
+    saving = Table("Parameters saved by one MTL model over the two single-task models",
+                   comparison_columns(["parameters saved", "percent saved"]))
+    metrics, link = run.data.metrics, run_link(run)
+    saving.rows.append(count_cells(original["parameter_saving"], metrics.get("param_saving"), link)
+                       + difference_cells(original["parameter_saving_percent"], metrics.get("param_saving_percent"), link))
+    return [table, saving]
+
+
 def inspect_tables(client: MlflowClient, run: Run) -> list[Table]:
     metrics, link = run.data.metrics, run_link(run)
     table = Table("Deep dream: the target class's pre-softmax score before and after gradient ascent",
