@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.cnn import CnnConfig, cnn_flow
+from flows.inspect import InspectConfig, inspect_flow
 from flows.mlp import MlpConfig, mlp_flow
 from flows.mtl import MtlConfig, mtl_flow
 from flows.pca import PcaConfig, pca_flow
@@ -28,6 +29,7 @@ PARTS: dict[str, Part] = {
         Part("perceptron", perceptron_flow, PerceptronConfig, "perceptrons on pairs of MNIST digits"),
         Part("mlp", mlp_flow, MlpConfig, "MLP architectures MLP-1..5 on MNIST"),
         Part("cnn", cnn_flow, CnnConfig, "CNN architectures CNN-1..5 on MNIST; best CNN to the Model Registry"),
+        Part("inspect", inspect_flow, InspectConfig, "inside the champion CNN: filters, activation maps, deep dream"),
         Part("mtl", mtl_flow, MtlConfig, "multi-task learning on Fashion-MNIST across lambda, against single-task models"),
     )
 }

@@ -64,10 +64,12 @@ def run_part(part_name: str, profile: str, overrides: dict) -> object:
             f"unknown parameter(s) {', '.join(unknown)} for part {part_name!r}; "
             f"known: {', '.join(sorted(accepted - {'profile'}))}"
         )
-    part.config.for_profile(profile, **overrides)  # raises ConfigError naming the parameter
+    config = part.config.for_profile(profile, **overrides)  # raises ConfigError naming the parameter
     from studyflow import tracking
 
     tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
+    if hasattr(config, "check_inputs"):
+        config.check_inputs()  # e.g. the model part 5 inspects exists, before Prefect starts
     return part.flow(profile=profile, **overrides)
 
 
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     from studyflow import tracking
     from tasks.data import DatasetError
+    from tasks.inspection_tracking import ModelSourceError
 
     started = time.perf_counter()
     try:
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"studyflow: error: {exc}", file=sys.stderr)
         return 2
-    except (tracking.TrackingError, DatasetError) as exc:
+    except (tracking.TrackingError, DatasetError, ModelSourceError) as exc:
         print(f"studyflow: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

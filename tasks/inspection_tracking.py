@@ -1,0 +1,211 @@
+"""Study part 5 with MLflow: find the CNN to inspect, load it, log the figures into one run.
+
+The model is resolved and loaded before the run is created, so a wrong URI or a missing champion
+stops with a message and leaves no run behind. The run is linked to its source: tags name the
+model URI and the run that trained it, the logged model is recorded as the run's input, and the
+run's description links to the source run in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import keras
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelInput
+from mlflow.exceptions import MlflowException
+
+from studyflow import tracking
+from studyflow.tracking import RunRecorder
+from tasks import inspection_figures
+from tasks.cnn_inspection import (DigitImage, DreamResult, DreamSettings, NotAStudyCnnError, activation_maps,
+                                  choose_digit_images, conv_layers, dream_digits, filter_grids)
+from tasks.data import Dataset
+from tasks.model_registry import CHAMPION_ALIAS, REGISTERED_CNN
+from tasks.prefect_task import studyflow_task
+
+PART = "inspect"
+CHAMPION_URI = f"models:/{REGISTERED_CNN}@{CHAMPION_ALIAS}"
+NO_CHAMPION = "no champion yet: run `studyflow run cnn` first"
+URI_FORMS = "models:/<name>@<alias>, models:/<name>/<version>, models:/m-<logged model id> or runs:/<run id>/<path>"
+
+_LOGGED_MODEL = re.compile(r"^models:/(m-[0-9a-f]{32})/?$")
+_ALIAS = re.compile(r"^models:/([^/@]+)@([^/@]+)/?$")
+_VERSION = re.compile(r"^models:/([^/@]+)/(\d+)/?$")
+_RUN = re.compile(r"^runs:/([0-9a-f]{32})/(.+)$")
+
+
+class ModelSourceError(RuntimeError):
+    """The model to inspect cannot be found or loaded; nothing was run or logged."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    uri: str
+    run_id: str  # the run that trained and logged the model
+    model_id: str | None  # the MLflow logged model, when the URI leads to one
+    registered_version: str | None  # "name/version" when the URI goes through the registry
+
+
+def resolve_model_source(client: MlflowClient, uri: str) -> ModelSource:
+    """Which run and logged model a model URI names; a clear ModelSourceError if none."""
+    try:
+        if match := _LOGGED_MODEL.match(uri):
+            logged = client.get_logged_model(match.group(1))
+            return ModelSource(uri, logged.source_run_id, logged.model_id, None)
+        if match := _ALIAS.match(uri):
+            name, alias = match.groups()
+            try:
+                version = client.get_model_version_by_alias(name, alias)
+            except MlflowException as exc:
+                if (name, alias) == (REGISTERED_CNN, CHAMPION_ALIAS):
+                    raise ModelSourceError(f"{NO_CHAMPION} (no version of registered model {name!r} has the "
+                                           f"alias {alias!r} in {tracking.tracking_uri()})") from exc
+                raise
+            return ModelSource(uri, version.run_id, version.model_id, f"{name}/{version.version}")
+        if match := _VERSION.match(uri):
+            version = client.get_model_version(*match.groups())
+            return ModelSource(uri, version.run_id, version.model_id, f"{version.name}/{version.version}")
+        if match := _RUN.match(uri):
+            return ModelSource(uri, client.get_run(match.group(1)).info.run_id, None, None)
+    except MlflowException as exc:
+        raise ModelSourceError(f"model {uri!r} not found in {tracking.tracking_uri()}: {exc.message}") from exc
+    raise ModelSourceError(f"model URI {uri!r} has an unknown form; give one of {URI_FORMS}")
+
+
+def load_inspected_model(source: ModelSource) -> keras.Model:
+    """The CNN behind the URI, checked to have what part 5 looks at."""
+    import mlflow.keras
+
+    try:
+        model = mlflow.keras.load_model(source.uri)
+    except (MlflowException, OSError, ValueError) as exc:
+        raise ModelSourceError(f"model {source.uri!r} (run {source.run_id}) cannot be loaded: {exc}") from exc
+    try:
+        conv_layers(model)
+    except NotAStudyCnnError as exc:
+        raise ModelSourceError(f"model {source.uri!r} is not a study CNN: {exc}") from exc
+    return model
+
+
+def source_tags(client: MlflowClient, source: ModelSource) -> dict[str, str]:
+    tags = {"studyflow.source_model_uri": source.uri, "studyflow.source_run_id": source.run_id,
+            "studyflow.run_level": "parent"}
+    if source.model_id:
+        tags["studyflow.source_model_id"] = source.model_id
+    if source.registered_version:
+        tags["studyflow.source_model_version"] = source.registered_version
+    experiment_id = client.get_run(source.run_id).info.experiment_id
+    # The run description is Markdown in the MLflow UI: a click leads to the run that trained the model.
+    tags["mlflow.note.content"] = (
+        f"Inside the CNN `{source.uri}`, trained and logged by run "
+        f"[{source.run_id}](#/experiments/{experiment_id}/runs/{source.run_id}).")
+    return tags
+
+
+@contextmanager
+def inspection_run(client: MlflowClient, params: dict, profile: str, seed: int, dataset: Dataset,
+                   source: ModelSource) -> Iterator[RunRecorder]:
+    """The part's one MLflow run, linked to the model's run; ends FINISHED, FAILED or KILLED."""
+    run_name = f"inspect-{(source.registered_version or source.run_id[:8]).replace('/', '-v')}"
+    with tracking.tracked_run(client, PART, run_name, profile=profile, seed=seed, dataset_digest=dataset.digest,
+                              tags=source_tags(client, source)) as recorder:
+        recorder.log_params({**params, "source_run_id": source.run_id})
+        recorder.log_dataset(dataset, "test")
+        if source.model_id:
+            client.log_inputs(recorder.run_id, models=[LoggedModelInput(source.model_id)])
+        yield recorder
+    print(f"[studyflow] {PART}: experiment {tracking.experiment_name(PART)} (id {recorder.experiment_id}), "
+          f"run {recorder.run_id}, model {source.uri} from run {source.run_id}\n"
+          f"[studyflow] see it in the MLflow UI: {tracking.ui_command()}")
+
+
+def log_digit_choice(recorder: RunRecorder, model: keras.Model, dataset: Dataset, digits: list[int]) -> list[DigitImage]:
+    """Choose the test images (first correctly classified of each digit) and record which."""
+    chosen = choose_digit_images(model, dataset.test_images, dataset.test_labels, digits)
+    params = {}
+    for image in chosen:
+        params[f"image_index_{image.digit}"] = image.test_index
+        params[f"image_predicted_{image.digit}"] = image.predicted
+    recorder.log_params(params)
+    recorder.log_metrics({f"image_probability_{image.digit}": image.probability for image in chosen})
+    return chosen
+
+
+def log_filters(recorder: RunRecorder, model: keras.Model) -> dict[str, int]:
+    """One PNG per conv layer; returns the number of filter panels drawn per layer."""
+    panels = {}
+    for grid in filter_grids(model):
+        figure = inspection_figures.filter_grid_figure(grid)
+        panels[grid.layer] = len(figure.axes[0].images)
+        recorder.log_figure(figure, f"figures/filters/{grid.layer}.png")
+    recorder.log_params({"filter_view": "layer 1: the kernel; deeper layers: each filter's strongest input channel",
+                         **{f"{layer}_filters": count for layer, count in panels.items()}})
+    return panels
+
+
+def log_activations(recorder: RunRecorder, model: keras.Model, chosen: list[DigitImage]) -> list[str]:
+    """One PNG per conv layer with every activation map of every chosen image."""
+    maps = activation_maps(model, np.stack([image.image for image in chosen]))
+    for layer, layer_maps in maps.items():
+        recorder.log_figure(inspection_figures.activation_figure(layer, layer_maps, chosen),
+                            f"figures/activations/{layer}.png")
+    return list(maps)
+
+
+def dream_metrics(dreams: list[DreamResult]) -> dict[str, float]:
+    metrics = {}
+    for dream in dreams:
+        prefix = f"dream_{dream.target}_{dream.start}"
+        metrics.update({f"{prefix}_score_before": dream.score_before, f"{prefix}_score_after": dream.score_after,
+                        f"{prefix}_probability_before": dream.probability_before,
+                        f"{prefix}_probability_after": dream.probability_after})
+    return metrics
+
+
+def log_dreams(recorder: RunRecorder, model: keras.Model, chosen: list[DigitImage],
+               settings: DreamSettings) -> dict[str, float]:
+    """Dream each class from its digit and from noise; log scores, histories, one figure per class."""
+    dreams = dream_digits(model, chosen, settings)
+    metrics = dream_metrics(dreams)
+    recorder.log_metrics(metrics)
+    for dream in dreams:
+        recorder.log_metric_history(f"dream_{dream.target}_{dream.start}_score", dream.score_history, first_step=0)
+    for image in chosen:
+        own = [dream for dream in dreams if dream.target == image.digit]
+        recorder.log_figure(inspection_figures.dream_figure(image, own, settings.steps),
+                            f"figures/dreams/class_{image.digit}.png")
+    table = pd.DataFrame([{"class": d.target, "start": d.start, "logit_before": d.score_before,
+                           "logit_after": d.score_after, "probability_before": d.probability_before,
+                           "probability_after": d.probability_after} for d in dreams])
+    recorder.log_table(table.round(4), "tables/dream_scores",
+                       "Deep dream: the class's pre-softmax score (logit) and softmax probability, "
+                       "before and after gradient ascent on the input (pixels in [0, 1]).")
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{f"{d.target}_{d.start}_{kind}": image for d in dreams
+                                   for kind, image in (("start", d.start_image), ("dream", d.image))})
+    _log_bytes(recorder, buffer.getvalue(), "arrays/dreams.npz")
+    return metrics
+
+
+def _log_bytes(recorder: RunRecorder, payload: bytes, artifact_file: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(artifact_file).name
+        path.write_bytes(payload)
+        recorder.client.log_artifact(recorder.run_id, str(path), str(Path(artifact_file).parent))
+
+
+resolve_model_source_task = studyflow_task(resolve_model_source, name="resolve-model")
+load_inspected_model_task = studyflow_task(load_inspected_model, name="load-model")
+log_digit_choice_task = studyflow_task(log_digit_choice, name="choose-digit-images")
+log_filters_task = studyflow_task(log_filters, name="log-filters")
+log_activations_task = studyflow_task(log_activations, name="log-activations")
+log_dreams_task = studyflow_task(log_dreams, name="deep-dream")
