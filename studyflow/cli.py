@@ -51,7 +51,68 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="DIR", help="output folder (default: reports/<timestamp>/)")
     report.add_argument("--run", dest="run_assignments", action="append", default=[], metavar="PART=RUN_ID",
                         help="report this parent run for a part instead of its latest; repeatable")
+    _add_sweep_parser(commands)
     return parser
+
+
+SWEEP_KINDS = ("mlp", "cnn", "mtl")  # the keys of flows.sweeps.SWEEP_FLOWS (imported only when a sweep runs)
+
+
+def _add_sweep_parser(commands) -> None:
+    sweep = commands.add_parser(
+        "sweep", help="an Optuna sweep of MLP widths, CNN filters or the MTL lambda",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run (or resume) an Optuna study as a Prefect flow: one MLflow parent run in "
+                    "studyflow-sweep-<kind>, one child run per trial. Running the same command again "
+                    "continues the study until N trials have finished.",
+        epilog="examples:\n  studyflow sweep cnn --trials 20 --profile paper\n"
+               "  studyflow sweep mlp --trials 6 --set search_space='{\"max_depth\": 4}'\n"
+               "  studyflow sweep cnn --trials 40 --workers 2 --storage postgresql://user:pw@127.0.0.1/optuna",
+    )
+    sweep.add_argument("kind", choices=SWEEP_KINDS, help="what to search: " + ", ".join(SWEEP_KINDS))
+    sweep.add_argument("--trials", type=int, required=True, metavar="N",
+                       help="finished (complete or pruned) trials the study must have in total")
+    sweep.add_argument("--profile", choices=PROFILES, default="quick",
+                       help="quick: subsets and few epochs; paper: the original settings")
+    sweep.add_argument("--study-name", help="Optuna study name (default sweep-<kind>-<profile>)")
+    sweep.add_argument("--storage", metavar="URL",
+                       help="SQLAlchemy URL of the Optuna storage (default: SQLite mlruns/optuna.db)")
+    sweep.add_argument("--workers", type=int, metavar="K",
+                       help="trials at once, each in its own process (K > 1 needs a PostgreSQL storage)")
+    sweep.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a parameter, e.g. search_space, pruner, epochs; repeatable")
+
+
+def run_sweep(args, overrides: dict) -> object:
+    """Validate everything before any work (no store is touched), then run the sweep's flow."""
+    from flows.sweeps import SWEEP_FLOWS
+    from tasks.sweep_config import sweep_config
+
+    flow = SWEEP_FLOWS[args.kind]
+    options = {"trials": args.trials, "study_name": args.study_name, "storage": args.storage, "workers": args.workers}
+    clash = sorted(set(overrides) & set(options))
+    if clash:
+        raise ConfigError(f"give {', '.join(clash)} as option(s) (--{clash[0].replace('_', '-')} ...), not with --set")
+    accepted = set(inspect.signature(flow.fn).parameters) - {"profile"}
+    unknown = sorted(set(overrides) - accepted)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} for sweep {args.kind!r}; "
+                          f"known: {', '.join(sorted(accepted))}")
+    parameters = {**overrides, **{key: value for key, value in options.items() if value is not None}}
+    sweep_config(args.kind, args.profile, **parameters)  # raises ConfigError naming the parameter
+    from studyflow import tracking
+
+    tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
+    return SWEEP_FLOWS[args.kind](profile=args.profile, **parameters)
+
+
+def _sweep_errors() -> tuple[type[Exception], ...]:
+    from tasks.sweep_run import SweepWorkerError
+    from tasks.sweep_storage import SweepStorageError
+    from tasks.sweep_tracking import SweepBusyError
+    from tasks.training import TrainingDivergedError
+
+    return SweepStorageError, SweepBusyError, SweepWorkerError, TrainingDivergedError
 
 
 def run_part(part_name: str, profile: str, overrides: dict) -> object:
@@ -90,17 +151,21 @@ def main(argv: list[str] | None = None) -> int:
             report_flow(out_dir=args.out, run_ids=run_ids)
             return 0
         overrides = parse_set_options(args.assignments)
-        run_part(args.part, args.profile, overrides)
+        if args.command == "sweep":
+            run_sweep(args, overrides)
+        else:
+            run_part(args.part, args.profile, overrides)
     except ConfigError as exc:
         print(f"studyflow: error: {exc}", file=sys.stderr)
         return 2
-    except (tracking.TrackingError, DatasetError, ModelSourceError) as exc:
+    except (tracking.TrackingError, DatasetError, ModelSourceError, *_sweep_errors()) as exc:
         print(f"studyflow: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("studyflow: interrupted; open runs were closed as KILLED", file=sys.stderr)
         return 130
-    print(f"[studyflow] {args.part} ({args.profile}) finished in {time.perf_counter() - started:.1f} s")
+    label = f"sweep {args.kind}" if args.command == "sweep" else args.part
+    print(f"[studyflow] {label} ({args.profile}) finished in {time.perf_counter() - started:.1f} s")
     return 0
 
 

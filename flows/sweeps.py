@@ -1,0 +1,85 @@
+"""Optuna sweeps as Prefect flows: MLP widths and depth, CNN filters and depth, the MTL lambda.
+
+    studyflow sweep cnn --trials 20 --profile paper            # or: cnn_sweep_flow(trials=20, profile="paper")
+    studyflow sweep mlp --trials 6 --set search_space='{"max_depth": 4}'
+
+Each sweep is an Optuna study in a database (SQLite under mlruns/ unless --storage names another)
+and an MLflow parent run in `studyflow-sweep-<kind>` with one child run per trial. Running the same
+command again continues the study until `trials` trials have finished. The search space, pruner,
+storage and workers are parameters (tasks/sweep_config.py says what each means).
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.common import flow_parameters
+from studyflow import tracking
+from studyflow.config import Profile
+from tasks.sweep_config import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
+from tasks.sweep_run import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
+from tasks.sweep_tracking import sweep_parent_run
+
+
+def _sweep(config: SweepConfig) -> dict:
+    study = open_sweep_task(config)
+    dataset, data = sweep_data_task(config)
+    flow_run_id, _ = tracking.prefect_ids()
+    with sweep_parent_run(tracking.connect(), config, study, dataset) as parent:
+        run_trials_task(config, study, data, parent, flow_run_id)
+        summary = report_sweep_task(parent, config, study)
+    print(f"[studyflow] sweep-{config.KIND}: study {study.study_name}, experiment "
+          f"{tracking.experiment_name('sweep-' + config.KIND)} (id {parent.experiment_id}), parent run {parent.run_id}\n"
+          f"[studyflow] {_outcome(summary)}\n[studyflow] see it in the MLflow UI: {tracking.ui_command()}")
+    return summary
+
+
+def _outcome(summary: dict) -> str:
+    counts = summary["trials"]
+    text = f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed trials"
+    if "best" in summary:
+        best = summary["best"]
+        text += (f"; best: trial {best['trial']}, {best['architecture']}, val accuracy {best['val_accuracy']:.4f}, "
+                 f"{best['param_count']:,} parameters")
+    if summary.get("pareto_front"):
+        text += "; Pareto front: " + ", ".join(
+            f"lambda {row['lambda']:.2f} ({row['val_item_accuracy']:.3f} / {row['val_group_accuracy']:.3f})"
+            for row in summary["pareto_front"])
+    return text
+
+
+@flow(name="sweep-mlp")
+def mlp_sweep_flow(
+    profile: Profile = "quick", seed: int | None = None, trials: int | None = None, study_name: str | None = None,
+    storage: str | None = None, workers: int | None = None, search_space: dict | None = None,
+    pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
+    learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
+    test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
+) -> dict:
+    return _sweep(MlpSweepConfig.for_profile(profile, **flow_parameters(locals())))
+
+
+@flow(name="sweep-cnn")
+def cnn_sweep_flow(
+    profile: Profile = "quick", seed: int | None = None, trials: int | None = None, study_name: str | None = None,
+    storage: str | None = None, workers: int | None = None, search_space: dict | None = None,
+    pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
+    learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
+    test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
+) -> dict:
+    return _sweep(CnnSweepConfig.for_profile(profile, **flow_parameters(locals())))
+
+
+@flow(name="sweep-mtl")
+def mtl_sweep_flow(
+    profile: Profile = "quick", seed: int | None = None, trials: int | None = None, study_name: str | None = None,
+    storage: str | None = None, workers: int | None = None, search_space: dict | None = None,
+    pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
+    learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
+    test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
+) -> dict:
+    return _sweep(MtlSweepConfig.for_profile(profile, **flow_parameters(locals())))
+
+
+SWEEP_FLOWS = {"mlp": mlp_sweep_flow, "cnn": cnn_sweep_flow, "mtl": mtl_sweep_flow}
+assert tuple(SWEEP_FLOWS) == SWEEP_KINDS

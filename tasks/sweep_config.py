@@ -1,0 +1,236 @@
+"""What a sweep searches and how, as typed data: search spaces, the pruner, the sweep's own config.
+
+A search space is data, not code: ranges and scales that a user overrides in part, e.g.
+`--set search_space='{"max_depth": 4}'` (the fields given replace the profile's, the others stay).
+Everything is validated before any work: a bad range or an unknown key stops with a message naming
+the parameter. The config is plain data so that worker processes can rebuild it from JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.architectures import MAX_CNN_DEPTH
+from studyflow.config import ConfigError, TrainingConfig
+
+SWEEP_KINDS = ("mlp", "cnn", "mtl")
+STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+
+# Settings that do not change what a trial is, so a resumed study may differ in them.
+RUN_ONLY_FIELDS = ("trials", "workers", "study_name", "storage", "heartbeat_interval_s", "heartbeat_grace_s")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrunerSettings(_Strict):
+    """Which pruner stops hopeless trials, judged on validation accuracy after each epoch.
+
+    The default is Optuna's MedianPruner: a trial is stopped after epoch k when its validation
+    accuracy is below the median of the earlier trials at epoch k. The budgets here are small (tens
+    of trials of at most 20 epochs); the median rule needs no resource schedule, acts from the
+    first epochs once `startup_trials` trials have finished, and does not depend on the number of
+    workers. Hyperband (also offered) shines with hundreds of trials and a long maximum budget; with
+    ~20 trials its brackets hold a handful of trials each. `threshold` prunes any trial below a fixed
+    validation accuracy (a strict rule for tests and for excluding known-bad regions); `none` turns
+    pruning off (the benchmark's baseline, and the only choice for the two-objective MTL sweep:
+    Optuna cannot prune multi-objective studies).
+    """
+
+    kind: Literal["median", "hyperband", "threshold", "none"] = "median"
+    startup_trials: int = Field(5, ge=0, le=1000, description="median: trials that finish before any pruning")
+    warmup_epochs: int = Field(1, ge=0, le=1000, description="median: epochs every trial runs before it can be pruned")
+    min_val_accuracy: float | None = Field(None, ge=0.0, le=1.0, description="threshold: prune below this")
+
+    @model_validator(mode="after")
+    def _threshold_needs_a_value(self) -> Self:
+        if self.kind == "threshold" and self.min_val_accuracy is None:
+            raise ValueError("a threshold pruner needs min_val_accuracy")
+        return self
+
+
+class _LayerSpace(_Strict):
+    """Depth and per-layer sizes: layer i's size is its own parameter `<size_name>_<i>`."""
+
+    min_depth: int = Field(1, ge=1, le=20)
+    max_depth: int = Field(3, ge=1, le=20)
+    min_size: int = Field(16, ge=1, le=8192)
+    max_size: int = Field(256, ge=1, le=8192)
+    log: bool = Field(True, description="sample sizes on a log scale (16, 32, 64 equally likely)")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        if self.min_depth > self.max_depth:
+            raise ValueError(f"min_depth {self.min_depth} exceeds max_depth {self.max_depth}")
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} exceeds max_size {self.max_size}")
+        return self
+
+
+class MlpSearchSpace(_LayerSpace):
+    """MLP depth (hidden layers) and per-layer widths `width_<i>`."""
+
+
+class CnnSearchSpace(_LayerSpace):
+    """CNN depth (conv layers) and per-layer filters `filters_<i>`; kernels and strides per STUDY.md."""
+
+    @model_validator(mode="after")
+    def _fits_the_image(self) -> Self:
+        if self.max_depth > MAX_CNN_DEPTH:
+            raise ValueError(f"max_depth {self.max_depth}: at most {MAX_CNN_DEPTH} stride-2 conv layers fit a 28x28 image")
+        return self
+
+
+class MtlSearchSpace(_Strict):
+    """The MTL loss weight lambda: lambda * CE(items) + (1 - lambda) * CE(groups), within [0, 1]."""
+
+    min_lambda: float = Field(0.0, ge=0.0, le=1.0)
+    max_lambda: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.min_lambda > self.max_lambda:
+            raise ValueError(f"min_lambda {self.min_lambda} exceeds max_lambda {self.max_lambda}")
+        return self
+
+
+class SweepConfig(TrainingConfig):
+    """Settings of every sweep; `kind`'s subclass adds its search space."""
+
+    KIND: ClassVar[str] = ""
+    DATASET: ClassVar[str] = "mnist"
+
+    trials: int = Field(10, ge=1, le=10_000, description="trials that must have finished (complete or pruned)")
+    study_name: str | None = Field(None, description="Optuna study name (None: sweep-<kind>-<profile>)")
+    storage: str | None = Field(None, description="SQLAlchemy URL of the Optuna storage (None: SQLite under mlruns/)")
+    workers: int = Field(1, ge=1, le=64, description="trials run at once, each in its own process")
+    pruner: PrunerSettings = PrunerSettings()
+    heartbeat_interval_s: int = Field(20, ge=1, le=3600, description="how often a running trial says it is alive")
+    heartbeat_grace_s: int = Field(60, ge=2, le=86_400, description="silence after which a trial counts as dead")
+
+    @field_validator("study_name")
+    @classmethod
+    def _safe_name(cls, name):
+        if name is not None and not STUDY_NAME_PATTERN.match(name):
+            raise ValueError("use 1-120 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return name
+
+    @field_validator("storage")
+    @classmethod
+    def _parsable_url(cls, url):
+        if url is None:
+            return url
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url)
+        except ArgumentError as exc:
+            raise ValueError(f"not an SQLAlchemy URL ({exc}); e.g. postgresql://user:password@host:5432/optuna") from None
+        return url
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.heartbeat_grace_s <= self.heartbeat_interval_s:
+            raise ValueError(f"heartbeat_grace_s ({self.heartbeat_grace_s}) must exceed heartbeat_interval_s "
+                             f"({self.heartbeat_interval_s}), or live trials would be failed")
+        if self.workers > 1 and self.storage_url.startswith("sqlite"):
+            raise ValueError(
+                f"workers={self.workers} needs a storage that several processes can write at once; SQLite "
+                "locks the whole database. Give a PostgreSQL storage, e.g. --storage "
+                "postgresql://user:password@127.0.0.1:5432/optuna, or run with --workers 1")
+        return self
+
+    @property
+    def resolved_study_name(self) -> str:
+        return self.study_name or f"sweep-{self.KIND}-{self.profile}"
+
+    @property
+    def storage_url(self) -> str:
+        from tasks.sweep_storage import default_storage_url
+
+        return self.storage or default_storage_url()
+
+    def study_settings(self) -> dict[str, Any]:
+        """What defines the study's trials; a resumed study must be given the same."""
+        settings = self.model_dump(mode="json", exclude=set(RUN_ONLY_FIELDS))
+        settings["kind"] = self.KIND
+        return settings
+
+    @classmethod
+    def for_profile(cls, profile: str = "quick", **overrides: Any) -> Self:
+        """As PartConfig's, but a partial `search_space` or `pruner` updates the profile's, field by field."""
+        defaults = cls.PROFILE_DEFAULTS.get(profile, {})
+        for name in ("search_space", "pruner"):
+            given = overrides.get(name)
+            if isinstance(given, BaseModel):
+                overrides[name] = given = given.model_dump()
+            if isinstance(given, dict) and isinstance(defaults.get(name), dict):
+                overrides[name] = {**defaults[name], **given}
+        return super().for_profile(profile, **overrides)
+
+
+class MlpSweepConfig(SweepConfig):
+    KIND: ClassVar[str] = "mlp"
+    search_space: MlpSearchSpace = MlpSearchSpace()
+
+    PROFILE_DEFAULTS: ClassVar = {
+        "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000, "trials": 6,
+                  "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 16, "max_size": 256},
+                  "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0}},
+        # Depths 1-9 and widths 32-2048 hold all five named MLPs (1000 x 2 ... 500 x 9).
+        "paper": {"epochs": 20, "trials": 20,
+                  "search_space": {"min_depth": 1, "max_depth": 9, "min_size": 32, "max_size": 2048},
+                  "pruner": {"kind": "median", "startup_trials": 5, "warmup_epochs": 2}},
+    }
+
+
+class CnnSweepConfig(SweepConfig):
+    KIND: ClassVar[str] = "cnn"
+    search_space: CnnSearchSpace = CnnSearchSpace()
+
+    PROFILE_DEFAULTS: ClassVar = {
+        "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000, "trials": 6,
+                  "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 4, "max_size": 64},
+                  "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0}},
+        # Depths 1-5 and filters 8-512 hold all five named CNNs (16, 32 ... 32-512).
+        "paper": {"epochs": 10, "trials": 20,
+                  "search_space": {"min_depth": 1, "max_depth": 5, "min_size": 8, "max_size": 512},
+                  "pruner": {"kind": "median", "startup_trials": 5, "warmup_epochs": 1}},
+    }
+
+
+class MtlSweepConfig(SweepConfig):
+    """Two objectives (validation accuracy of items and of groups); no pruning (see PrunerSettings)."""
+
+    KIND: ClassVar[str] = "mtl"
+    DATASET: ClassVar[str] = "fashion-mnist"
+    search_space: MtlSearchSpace = MtlSearchSpace()
+    pruner: PrunerSettings = PrunerSettings(kind="none")
+
+    PROFILE_DEFAULTS: ClassVar = {
+        "quick": {"epochs": 1, "train_size": 2_000, "test_size": 500, "trials": 5},
+        "paper": {"epochs": 10, "trials": 20},
+    }
+
+    @field_validator("pruner")
+    @classmethod
+    def _no_pruning(cls, pruner):
+        if pruner.kind != "none":
+            raise ValueError("the MTL sweep has two objectives and Optuna cannot prune multi-objective "
+                             "studies; use pruner={'kind': 'none'}")
+        return pruner
+
+
+SWEEP_CONFIGS: dict[str, type[SweepConfig]] = {"mlp": MlpSweepConfig, "cnn": CnnSweepConfig, "mtl": MtlSweepConfig}
+
+
+def sweep_config(kind: str, profile: str = "quick", **overrides: Any) -> SweepConfig:
+    """The validated config of a sweep kind; an unknown kind or value is a ConfigError."""
+    if kind not in SWEEP_CONFIGS:
+        raise ConfigError(f"unknown sweep kind {kind!r}; choose one of {', '.join(SWEEP_KINDS)}")
+    return SWEEP_CONFIGS[kind].for_profile(profile, **overrides)

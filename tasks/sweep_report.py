@@ -1,0 +1,198 @@
+"""What the sweep's parent run shows: the trials table, the best trial (or the Pareto front for the
+two-objective MTL sweep), and figures: optimisation history, per-epoch validation curves with the
+pruned trials, parameter importances, and for MTL the Pareto front and both accuracies across lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+
+from studyflow.tracking import RunRecorder  # noqa: E402
+from tasks.sweep_config import SweepConfig  # noqa: E402
+from tasks.sweep_storage import trial_counts  # noqa: E402
+from tasks.sweep_tracking import RUN_ID_ATTR  # noqa: E402
+from tasks.sweep_trials import EPOCHS_RUN_ATTR, OBJECTIVES, PARAM_COUNT_ATTR, TRAIN_TIME_ATTR  # noqa: E402
+
+TAG = "studyflow."
+
+
+def trials_table(config: SweepConfig, trials: list[FrozenTrial]) -> pd.DataFrame:
+    metrics = OBJECTIVES[config.KIND].metrics
+    rows = []
+    for trial in trials:
+        row = {"trial": trial.number, "state": trial.state.name}
+        row.update({name: (trial.values[index] if trial.values else None) for index, name in enumerate(metrics)})
+        if trial.state == TrialState.PRUNED and trial.intermediate_values:
+            row[metrics[0]] = None  # a pruned trial has no objective value; see last_reported
+        row["last_reported_val_accuracy"] = (trial.intermediate_values[max(trial.intermediate_values)]
+                                             if trial.intermediate_values else None)
+        row["epochs_run"] = trial.user_attrs.get(EPOCHS_RUN_ATTR)
+        row["train_time_s"] = trial.user_attrs.get(TRAIN_TIME_ATTR)
+        row["param_count"] = trial.user_attrs.get(PARAM_COUNT_ATTR)
+        row["params"] = json.dumps(trial.params, sort_keys=True)
+        row["retry_of"] = trial.system_attrs.get("failed_trial")
+        row["mlflow_run_id"] = trial.user_attrs.get(RUN_ID_ATTR)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _finished(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    return [trial for trial in trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def history_figure(config: SweepConfig, trials: list[FrozenTrial]):
+    metrics = OBJECTIVES[config.KIND].metrics
+    figure, axis = plt.subplots(figsize=(7.5, 4.5))
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    for index, metric in enumerate(metrics):
+        numbers = [trial.number for trial in complete]
+        values = [trial.values[index] for trial in complete]
+        axis.scatter(numbers, values, label=f"{metric} (complete trial)", zorder=3)
+        if len(metrics) == 1 and values:
+            axis.step(numbers, np.maximum.accumulate(values), where="post", color="tab:red", label="best so far")
+    pruned = [trial for trial in trials if trial.state == TrialState.PRUNED and trial.intermediate_values]
+    if pruned:
+        axis.scatter([trial.number for trial in pruned],
+                     [trial.intermediate_values[max(trial.intermediate_values)] for trial in pruned],
+                     marker="x", color="grey", label="pruned (last reported value)", zorder=3)
+    axis.set(title=f"Optimisation history: {config.resolved_study_name}", xlabel="trial number",
+             ylabel="validation accuracy (last epoch)")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend(loc="lower right")
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def learning_curves_figure(config: SweepConfig, trials: list[FrozenTrial]):
+    """Validation accuracy per epoch as the pruner saw it: complete trials solid, pruned dashed."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.5))
+    styles = {TrialState.COMPLETE: ("-", "complete"), TrialState.PRUNED: ("--", "pruned")}
+    labelled = set()
+    for trial in _finished(trials):
+        if not trial.intermediate_values:
+            continue
+        steps = sorted(trial.intermediate_values)
+        style, label = styles[trial.state]
+        axis.plot([step + 1 for step in steps], [trial.intermediate_values[step] for step in steps], style, marker="o",
+                  label=f"{label} trial" if label not in labelled else None, alpha=0.8)
+        labelled.add(label)
+    axis.set(title=f"Validation accuracy per epoch, every trial: {config.resolved_study_name}", xlabel="epoch",
+             ylabel="validation accuracy")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend(loc="lower right")
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def importances(study: optuna.Study) -> dict[str, float]:
+    """PED-ANOVA (Optuna 5's default): also rates the per-layer sizes that only deeper trials have."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return optuna.importance.get_param_importances(study)
+
+
+def importances_figure(config: SweepConfig, values: dict[str, float]):
+    figure, axis = plt.subplots(figsize=(7.5, 0.45 * len(values) + 1.8))
+    names = list(values)[::-1]
+    axis.barh(names, [values[name] for name in names], color="tab:blue", label="importance (normalised to 1)")
+    what = "both objectives (Pareto)" if config.KIND == "mtl" else "validation accuracy"
+    axis.set(title=f"Parameter importances for {what}: {config.resolved_study_name}",
+             xlabel="importance (PED-ANOVA, sums to 1)", ylabel="parameter")
+    axis.legend(loc="lower right")
+    return figure
+
+
+def pareto_figure(config: SweepConfig, trials: list[FrozenTrial], front: list[FrozenTrial]):
+    figure, axis = plt.subplots(figsize=(6.5, 5))
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    axis.scatter([t.values[0] for t in complete], [t.values[1] for t in complete], color="lightgrey",
+                 edgecolor="grey", label="trial")
+    ordered = sorted(front, key=lambda trial: trial.values[0])
+    axis.plot([t.values[0] for t in ordered], [t.values[1] for t in ordered], "-o", color="tab:red",
+              label="Pareto front")
+    for trial in ordered:
+        axis.annotate(f"λ={trial.params['lambda']:.2f}", (trial.values[0], trial.values[1]),
+                      textcoords="offset points", xytext=(4, 4), fontsize=8)
+    axis.set(title=f"Pareto front, items vs groups: {config.resolved_study_name}",
+             xlabel="validation accuracy, task 1 (10 items)", ylabel="validation accuracy, task 2 (3 groups)")
+    axis.legend(loc="lower left")
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def lambda_figure(config: SweepConfig, trials: list[FrozenTrial]):
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.params["lambda"])
+    lambdas = [t.params["lambda"] for t in complete]
+    axis.plot(lambdas, [t.values[0] for t in complete], "-o", label="task 1: items")
+    axis.plot(lambdas, [t.values[1] for t in complete], "-s", label="task 2: groups")
+    axis.set(title=f"Validation accuracy across lambda: {config.resolved_study_name}",
+             xlabel="lambda (weight of the item loss)", ylabel="validation accuracy (last epoch)")
+    axis.legend(loc="lower center")
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def report_sweep(parent: RunRecorder, config: SweepConfig, study: optuna.Study) -> dict:
+    """Log the sweep's results on its parent run; return a summary (best trial or Pareto front)."""
+    trials = study.get_trials(deepcopy=True)
+    counts = trial_counts(study)
+    step = counts["FINISHED"]
+    epochs = sum(trial.user_attrs.get(EPOCHS_RUN_ATTR, 0) for trial in trials)
+    train_time_s = sum(trial.user_attrs.get(TRAIN_TIME_ATTR, 0.0) for trial in trials)
+    parent.log_metrics({"trials_complete": counts["COMPLETE"], "trials_pruned": counts["PRUNED"],
+                        "trials_failed": counts["FAIL"], "epochs_trained": epochs, "train_time_s": train_time_s},
+                       step=step)
+    table = trials_table(config, trials)
+    parent.log_table(table, "tables/trials", caption=f"Trials of Optuna study {study.study_name} "
+                     "(accuracies as fractions; param_count in weights; epochs_run in epochs; train_time_s in seconds)")
+    parent.log_figure(history_figure(config, trials), "figures/optimization_history.png")
+    summary = {"study_name": study.study_name, "trials": counts, "epochs_trained": epochs,
+               "train_time_s": train_time_s, "parent_run_id": parent.run_id}
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    if len(complete) >= 2:
+        parent.log_figure(importances_figure(config, importances(study)), "figures/param_importances.png")
+    if config.KIND == "mtl":
+        front = study.best_trials if complete else []
+        if complete:
+            parent.log_figure(pareto_figure(config, trials, front), "figures/pareto_front.png")
+            parent.log_figure(lambda_figure(config, trials), "figures/accuracy_vs_lambda.png")
+        pareto = [{"trial": t.number, "lambda": t.params["lambda"], "val_item_accuracy": t.values[0],
+                   "val_group_accuracy": t.values[1], "mlflow_run_id": t.user_attrs.get(RUN_ID_ATTR)} for t in front]
+        parent.log_dict({"pareto_front": pareto}, "pareto_front.json")
+        parent.set_tags({TAG + "pareto_trials": json.dumps([row["trial"] for row in pareto])})
+        if complete:
+            parent.log_metrics({"best_val_item_accuracy": max(t.values[0] for t in complete),
+                                "best_val_group_accuracy": max(t.values[1] for t in complete)}, step=step)
+        summary["pareto_front"] = pareto
+        return summary
+    parent.log_figure(learning_curves_figure(config, trials), "figures/trial_learning_curves.png")
+    if complete:
+        best = max(complete, key=lambda trial: trial.value)
+        layers = [value for key, value in sorted(best.params.items(), key=lambda item: _layer_index(item[0]))
+                  if key != "depth"]
+        best_info = {"trial": best.number, "val_accuracy": best.value, "params": best.params, "architecture": layers,
+                     "param_count": best.user_attrs.get(PARAM_COUNT_ATTR), "mlflow_run_id": best.user_attrs.get(RUN_ID_ATTR)}
+        parent.log_metrics({"best_val_accuracy": best.value}, step=step)
+        parent.set_tags({TAG + "best_trial_number": best.number, TAG + "best_params": json.dumps(best.params, sort_keys=True),
+                         TAG + "best_architecture": "x".join(str(size) for size in layers),
+                         TAG + "best_mlflow_run_id": best_info["mlflow_run_id"]})
+        parent.log_dict(best_info, "best_trial.json")
+        summary["best"] = best_info
+    return summary
+
+
+def _layer_index(name: str) -> int:
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1

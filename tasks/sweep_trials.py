@@ -1,0 +1,191 @@
+"""One Optuna trial: `create_model(trial)` from the search space, then `objective(trial)` trains it.
+
+Training is the product's one routine (tasks/training.train) inside a child run of the sweep's
+parent, so a trial logs the same per-epoch metrics as the named architectures of parts 3 and 4.
+Pruning: optuna-integration's KerasPruningCallback reports `val_accuracy` after each epoch (Optuna
+step = epoch index from 0; MLflow step = epoch from 1) and raises TrialPruned when the pruner says
+so; the trial's run then ends FINISHED with `studyflow.trial_state=PRUNED`, not FAILED.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import keras
+import optuna
+from optuna_integration import KerasPruningCallback
+
+from models.architectures import build_cnn, build_mlp
+from studyflow.tracking import RunRecorder
+from tasks.architecture_training import training_data
+from tasks.data import Dataset, load_dataset, subset
+from tasks.sweep_config import SweepConfig
+from tasks.sweep_tracking import (FLOW_RUN_ATTR, PARENT_RUN_ATTR, PRUNED_TAG, RUN_ID_ATTR, TRIAL_STATE_TAG,
+                                  trial_tags)
+from tasks.training import TrainingData, TrainSettings, compile_model, train
+
+EPOCHS_RUN_ATTR = "studyflow.epochs_run"
+PARAM_COUNT_ATTR = "studyflow.param_count"
+TRAIN_TIME_ATTR = "studyflow.train_time_s"  # wall time of the epochs, with their validation and test evaluation
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a sweep kind optimises: validation metrics (maximised), and whether it can prune."""
+
+    metrics: tuple[str, ...]
+
+    @property
+    def prunable(self) -> bool:
+        return len(self.metrics) == 1  # Optuna prunes single-objective studies only
+
+
+OBJECTIVES = {
+    "mlp": Objective(("val_accuracy",)),
+    "cnn": Objective(("val_accuracy",)),
+    "mtl": Objective(("val_item_accuracy", "val_group_accuracy")),
+}
+
+
+def sweep_data(config: SweepConfig) -> tuple[Dataset, TrainingData]:
+    """The profile's subset and validation split; every trial of a sweep trains on exactly this."""
+    if config.KIND == "mtl":
+        from tasks.sweep_mtl import mtl_sweep_data
+
+        return mtl_sweep_data(config)
+    dataset = subset(load_dataset(config.DATASET), config.train_size, config.test_size, config.seed)
+    return dataset, training_data(dataset, config.validation_fraction, config.seed)
+
+
+def train_settings(config: SweepConfig) -> TrainSettings:
+    return TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed,
+                         selection_metric=OBJECTIVES[config.KIND].metrics[0])
+
+
+def _suggest_layers(trial: optuna.Trial, space, size_name: str) -> list[int]:
+    depth = trial.suggest_int("depth", space.min_depth, space.max_depth)
+    return [trial.suggest_int(f"{size_name}_{index}", space.min_size, space.max_size, log=space.log)
+            for index in range(1, depth + 1)]
+
+
+def suggest_architecture(config: SweepConfig, trial: optuna.Trial) -> dict:
+    """The trial's architecture from the search space: the only place that names the parameters."""
+    if config.KIND == "mlp":
+        return {"hidden_widths": _suggest_layers(trial, config.search_space, "width")}
+    if config.KIND == "cnn":
+        return {"filters": _suggest_layers(trial, config.search_space, "filters")}
+    space = config.search_space
+    return {"lambda": trial.suggest_float("lambda", space.min_lambda, space.max_lambda)}
+
+
+def create_model(config: SweepConfig, trial: optuna.Trial, settings: TrainSettings) -> tuple[keras.Model, dict]:
+    """Build and compile the trial's model (seeded as every model of the product)."""
+    architecture = suggest_architecture(config, trial)
+    keras.backend.clear_session()  # the previous trial's graph would otherwise stay in memory
+    keras.utils.set_random_seed(settings.seed)
+    name = f"trial_{trial.number}"
+    if config.KIND == "mlp":
+        model = compile_model(build_mlp(architecture["hidden_widths"], name=name), settings)
+    elif config.KIND == "cnn":
+        model = compile_model(build_cnn(architecture["filters"], name=name), settings)
+    else:
+        from tasks.sweep_mtl import build_mtl_trial_model
+
+        model = build_mtl_trial_model(architecture["lambda"], settings, name=name)
+    return model, architecture
+
+
+class EpochTally(keras.callbacks.Callback):
+    """Epochs a trial trained and their wall time, including the epoch after which it was pruned."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+        self.seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+        self.seconds += time.perf_counter() - self._started
+
+
+class PruningBeforeTheLastEpoch(KerasPruningCallback):
+    """optuna-integration's callback, except after the last epoch: the value is reported, but a trial
+    that has trained every epoch is complete (pruning it would save nothing and lose its value)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= (self.params or {}).get("epochs", epoch + 2):
+            value = (logs or {}).get(self._monitor)
+            if value is not None:
+                self._trial.report(float(value), step=epoch)
+            return
+        super().on_epoch_end(epoch, logs)
+
+
+class TrialObjective:
+    """`objective(trial)`: train the trial's model in a child run of `parent`; return its validation
+    accuracy (or both task accuracies for the MTL sweep), the last epoch's like every model here."""
+
+    def __init__(self, config: SweepConfig, data: TrainingData, parent: RunRecorder, flow_run_id: str = ""):
+        self.config = config
+        self.data = data
+        self.parent = parent
+        self.flow_run_id = flow_run_id
+        self.objective = OBJECTIVES[config.KIND]
+        self.settings = train_settings(config)
+        self.current_trial_id: int | None = None  # for the caller to retry it after Ctrl-C
+
+    def __call__(self, trial: optuna.Trial):
+        self.current_trial_id = trial._trial_id
+        trial.set_user_attr(PARENT_RUN_ATTR, self.parent.run_id)
+        trial.set_user_attr(FLOW_RUN_ATTR, self.flow_run_id)
+        pruned: optuna.TrialPruned | None = None
+        tags = trial_tags(self.config, trial, self.flow_run_id)
+        with self.parent.child(f"trial-{trial.number:03d}", tags=tags) as run:
+            trial.set_user_attr(RUN_ID_ATTR, run.run_id)  # first: the heartbeat's cleanup needs it
+            try:
+                values = self._train(trial, run)
+            except optuna.TrialPruned as exc:
+                pruned = exc
+            except BaseException:
+                run.set_tags({TRIAL_STATE_TAG: "FAIL"})
+                raise
+            if pruned is not None:
+                epochs = trial.user_attrs.get(EPOCHS_RUN_ATTR, 0)
+                run.log_metrics({"epochs_run": epochs})
+                run.set_tags({TRIAL_STATE_TAG: "PRUNED", PRUNED_TAG: "true", "studyflow.pruned_after_epoch": epochs})
+            else:
+                run.set_tags({TRIAL_STATE_TAG: "COMPLETE"})
+        if pruned is not None:
+            raise pruned  # outside the run, which ends FINISHED
+        return values[0] if len(values) == 1 else values
+
+    def _train(self, trial: optuna.Trial, run: RunRecorder) -> list[float]:
+        model, architecture = create_model(self.config, trial, self.settings)
+        layers = next((value for key, value in architecture.items() if isinstance(value, list)), None)
+        params = {**trial.params, **architecture, "epochs": self.settings.epochs,
+                  "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
+                  "optimizer": "adam", "param_count": model.count_params(),
+                  "train_samples": len(self.data.train_inputs), "val_samples": len(self.data.val_inputs),
+                  "test_samples": len(self.data.test_inputs)}
+        if layers is not None:
+            params["architecture"] = "x".join(str(size) for size in layers)
+        run.log_params(params)
+        trial.set_user_attr(PARAM_COUNT_ATTR, model.count_params())
+        tally = EpochTally()
+        callbacks = [tally]
+        if self.objective.prunable:
+            callbacks.append(PruningBeforeTheLastEpoch(trial, self.objective.metrics[0]))
+        try:
+            result = train(model, self.data, self.settings, recorder=run, extra_callbacks=callbacks)
+        finally:
+            trial.set_user_attr(EPOCHS_RUN_ATTR, tally.epochs)
+            trial.set_user_attr(TRAIN_TIME_ATTR, round(tally.seconds, 3))
+        values = [float(result.final_metrics[metric]) for metric in self.objective.metrics]
+        if any(math.isnan(value) for value in values):
+            raise FloatingPointError(f"trial {trial.number}: {self.objective.metrics} = {values} (training diverged)")
+        return values
