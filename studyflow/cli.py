@@ -99,10 +99,12 @@ def run_sweep(args, overrides: dict) -> object:
         raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} for sweep {args.kind!r}; "
                           f"known: {', '.join(sorted(accepted))}")
     parameters = {**overrides, **{key: value for key, value in options.items() if value is not None}}
-    sweep_config(args.kind, args.profile, **parameters)  # raises ConfigError naming the parameter
+    config = sweep_config(args.kind, args.profile, **parameters)  # raises ConfigError naming the parameter
     from studyflow import tracking
+    from tasks.sweep_storage import check_storage
 
     tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
+    check_storage(config)  # and so does an unreachable Optuna database
     return SWEEP_FLOWS[args.kind](profile=args.profile, **parameters)
 
 

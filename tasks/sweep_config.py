@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from models.architectures import MAX_CNN_DEPTH
 from studyflow.config import ConfigError, TrainingConfig
@@ -133,17 +133,24 @@ class SweepConfig(TrainingConfig):
             raise ValueError(f"not an SQLAlchemy URL ({exc}); e.g. postgresql://user:password@host:5432/optuna") from None
         return url
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.heartbeat_grace_s <= self.heartbeat_interval_s:
-            raise ValueError(f"heartbeat_grace_s ({self.heartbeat_grace_s}) must exceed heartbeat_interval_s "
-                             f"({self.heartbeat_interval_s}), or live trials would be failed")
-        if self.workers > 1 and self.storage_url.startswith("sqlite"):
+    @field_validator("workers")
+    @classmethod
+    def _workers_need_a_shared_database(cls, workers, info: ValidationInfo):
+        storage = info.data.get("storage")  # declared before `workers`, so already validated
+        if workers > 1 and (storage is None or storage.startswith("sqlite")):
             raise ValueError(
-                f"workers={self.workers} needs a storage that several processes can write at once; SQLite "
+                f"{workers} workers need a storage that several processes can write at once; SQLite "
                 "locks the whole database. Give a PostgreSQL storage, e.g. --storage "
                 "postgresql://user:password@127.0.0.1:5432/optuna, or run with --workers 1")
-        return self
+        return workers
+
+    @field_validator("heartbeat_grace_s")
+    @classmethod
+    def _grace_exceeds_interval(cls, grace, info: ValidationInfo):
+        interval = info.data.get("heartbeat_interval_s")
+        if interval is not None and grace <= interval:
+            raise ValueError(f"must exceed heartbeat_interval_s ({interval}), or live trials would be failed")
+        return grace
 
     @property
     def resolved_study_name(self) -> str:

@@ -65,6 +65,12 @@ def open_storage(config: SweepConfig, on_stale_trial: Callable[[FrozenTrial], No
                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
+def check_storage(config: SweepConfig) -> None:
+    """Connect once and let go, so that an unreachable database stops the command before any work."""
+    storage = open_storage(config)
+    storage.engine.dispose()
+
+
 def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
     settings = config.pruner
     if settings.kind == "median":

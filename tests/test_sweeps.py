@@ -197,6 +197,13 @@ def test_bad_inputs_fail_before_any_work(studyflow_home, capsys, argv, message):
     assert not (studyflow_home / "mlruns").exists()
 
 
+def test_unreachable_storage_is_reported_before_prefect_starts_and_hides_the_password(studyflow_home, capsys):
+    url = f"postgresql://user:secret@127.0.0.1:{_free_port()}/optuna"
+    assert cli.main(["sweep", "cnn", "--trials", "3", "--workers", "2", "--storage", url]) == 1
+    err = capsys.readouterr().err
+    assert "postgresql://user:***@127.0.0.1" in err and "secret" not in err
+
+
 def test_unknown_kind_is_refused_by_the_command_line(studyflow_home, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["sweep", "rnn", "--trials", "3"])
