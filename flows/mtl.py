@@ -12,14 +12,12 @@ from pydantic import Field, field_validator
 from flows.common import flow_parameters, parent_run
 from studyflow.config import Profile, TrainingConfig
 from tasks.data import load_dataset, subset
-from tasks.mtl import check_group_mapping, mtl_data, train_variant_task, variants
+from tasks.mtl import DEFAULT_GROUPS, check_group_mapping, mtl_data, train_variant_task, variants
 from tasks.mtl_tracking import log_mtl_summary_task
 from tasks.training import TrainSettings
 
 Lambda = Annotated[float, Field(ge=0.0, le=1.0)]
 DEFAULT_LAMBDAS = [0.0, 0.25, 0.5, 0.75, 1.0]
-# STUDY.md section 6: Fashion-MNIST class ids per group, in this order (group index 0, 1, 2).
-DEFAULT_GROUPS = {"shoes": [5, 7, 9], "gendered": [3, 6, 8], "uni-sex": [0, 1, 2, 4]}
 
 
 class MtlConfig(TrainingConfig):

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="DIR", help="output folder (default: reports/<timestamp>/)")
     report.add_argument("--run", dest="run_assignments", action="append", default=[], metavar="PART=RUN_ID",
                         help="report this parent run for a part instead of its latest; repeatable")
+    commands.add_parser(
+        "doctor", help="check the stack and close runs left RUNNING by dead processes",
+        description="Check the tracking store, the Prefect API, the datasets and disk space; close as KILLED "
+                    "every run left RUNNING by a process that no longer exists, and say what was fixed.")
     _add_sweep_parser(commands)
     return parser
 
@@ -130,10 +134,26 @@ def run_part(part_name: str, profile: str, overrides: dict) -> object:
     config = part.config.for_profile(profile, **overrides)  # raises ConfigError naming the parameter
     from studyflow import tracking
 
-    tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
+    client = tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
+    from studyflow.doctor import close_orphaned_runs
+
+    for fixed in close_orphaned_runs(client):  # runs a killed process left RUNNING
+        print(f"[studyflow] {fixed}")
     if hasattr(config, "check_inputs"):
         config.check_inputs()  # e.g. the model part 5 inspects exists, before Prefect starts
     return part.flow(profile=profile, **overrides)
+
+
+def _doctor() -> int:
+    from studyflow.doctor import run_doctor
+
+    report = run_doctor()
+    for name, ok, detail in report.checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    for fixed in report.fixed:
+        print(f"fixed {fixed}")
+    print(f"{len(report.fixed)} fixed; " + ("healthy" if report.healthy else "problems found"))
+    return 0 if report.healthy else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
+        if args.command == "doctor":
+            return _doctor()
         if args.command == "report":
             from flows.report import report_flow
 

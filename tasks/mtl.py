@@ -23,6 +23,8 @@ from tasks.prefect_task import studyflow_task
 from tasks.training import TrainingData, TrainSettings, compile_model, train
 
 CROSS_ENTROPY = "sparse_categorical_crossentropy"
+# STUDY.md section 6: Fashion-MNIST class ids per group, in this order (group index 0, 1, 2).
+DEFAULT_GROUPS = {"shoes": [5, 7, 9], "gendered": [3, 6, 8], "uni-sex": [0, 1, 2, 4]}
 # Task number (as STUDY.md counts them) of each head, for the final metric names.
 TASK_NUMBERS = {"item": 1, "group": 2}
 
