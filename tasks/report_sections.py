@@ -123,38 +123,47 @@ def pca_tables(client: MlflowClient, run: Run) -> list[Table]:
     return [accuracy, centroids, pairs]
 
 
-def perceptron_tables(client: MlflowClient, run: Run) -> list[Table]:
-    children = {name.removeprefix("perceptron-").replace("-vs-", " vs "): child
-                for name, child in child_runs(client, "perceptron", run).items()}
-    table = Table("Perceptron per digit pair (first digit +1)",
-                  ["pair"] + comparison_columns(["train accuracy", "test accuracy", "epochs"]))
-    originals = {entry["pair"]: entry for entry in original_results()["perceptron"]["pairs"]}
-    for pair in list(originals) + sorted(set(children) - set(originals)):
-        entry, child = originals.get(pair, {}), children.get(pair)
-        metrics = child.data.metrics if child else {}
-        link = run_link(child) if child else None
-        table.rows.append([Cell(pair)]
-                          + accuracy_cells(entry.get("train_accuracy"), metrics.get("train_accuracy"), link)
-                          + accuracy_cells(entry.get("test_accuracy"), metrics.get("test_accuracy"), link)
-                          + ratio_cells(entry.get("epochs_run"), metrics.get("epochs_run"), link, "{:.0f}"))
-    return [table]
+# How each compared figure is shown: (column title, original's key, our metric, cells builder).
+PERCEPTRON_FIGURES = [("train accuracy", "train_accuracy", "train_accuracy", accuracy_cells),
+                      ("test accuracy", "test_accuracy", "test_accuracy", accuracy_cells),
+                      ("epochs", "epochs_run", "epochs_run", lambda o, x, link: ratio_cells(o, x, link, "{:.0f}"))]
+ARCHITECTURE_FIGURES = [("parameters", "param_count", "param_count", count_cells),
+                        ("train accuracy", "train_accuracy", "train_accuracy", accuracy_cells),
+                        ("test accuracy", "test_accuracy", "test_accuracy", accuracy_cells),
+                        ("time (s)", "train_time_s", "train_time_s", ratio_cells)]
+MTL_FIGURES = [("parameters", "param_count", "param_count", count_cells),
+               ("task 1 accuracy", "task1_test_accuracy", "task1_test_accuracy", accuracy_cells),
+               ("task 2 accuracy", "task2_test_accuracy", "task2_test_accuracy", accuracy_cells),
+               ("time (s)", "train_time_s", "train_time_s", ratio_cells)]
 
 
-def architecture_tables(client: MlflowClient, run: Run, kind: str) -> list[Table]:
-    children = child_runs(client, kind, run)
-    originals = {entry["name"]: entry for entry in original_results()[kind]["architectures"]}
-    table = Table(f"{kind.upper()} architectures (time: training wall time on each machine)",
-                  ["name"] + comparison_columns(["parameters", "train accuracy", "test accuracy", "time (s)"]))
+def comparison_table(caption: str, row_title: str, originals: dict[str, dict], children: dict[str, Run],
+                     figures: list) -> Table:
+    """One row per model (the original's, then any extra of ours), each figure original vs ours."""
+    table = Table(caption, [row_title] + comparison_columns([figure[0] for figure in figures]))
     for name in list(originals) + sorted(set(children) - set(originals)):
         entry, child = originals.get(name, {}), children.get(name)
         metrics = child.data.metrics if child else {}
         link = run_link(child) if child else None
-        table.rows.append([Cell(name)]
-                          + count_cells(entry.get("param_count"), metrics.get("param_count"), link)
-                          + accuracy_cells(entry.get("train_accuracy"), metrics.get("train_accuracy"), link)
-                          + accuracy_cells(entry.get("test_accuracy"), metrics.get("test_accuracy"), link)
-                          + ratio_cells(entry.get("train_time_s"), metrics.get("train_time_s"), link))
-    return [table]
+        row = [Cell(name)]
+        for _, original_key, metric, cells in figures:
+            row += cells(entry.get(original_key), metrics.get(metric), link)
+        table.rows.append(row)
+    return table
+
+
+def perceptron_tables(client: MlflowClient, run: Run) -> list[Table]:
+    children = {name.removeprefix("perceptron-").replace("-vs-", " vs "): child
+                for name, child in child_runs(client, "perceptron", run).items()}
+    originals = {entry["pair"]: entry for entry in original_results()["perceptron"]["pairs"]}
+    return [comparison_table("Perceptron per digit pair (first digit +1)", "pair", originals, children,
+                             PERCEPTRON_FIGURES)]
+
+
+def architecture_tables(client: MlflowClient, run: Run, kind: str) -> list[Table]:
+    originals = {entry["name"]: entry for entry in original_results()[kind]["architectures"]}
+    return [comparison_table(f"{kind.upper()} architectures (time: training wall time on each machine)", "name",
+                             originals, child_runs(client, kind, run), ARCHITECTURE_FIGURES)]
 
 
 def mtl_label(run_name: str) -> str:
@@ -166,17 +175,8 @@ def mtl_tables(client: MlflowClient, run: Run) -> list[Table]:
     original = original_results()["mtl"]
     children = {mtl_label(name): child for name, child in child_runs(client, "mtl", run).items()}
     originals = {entry["name"]: entry for entry in original["models"]}
-    table = Table('Multi-task learning on Fashion-MNIST ("-": the model has no head for that task)',
-                  ["model"] + comparison_columns(["parameters", "task 1 accuracy", "task 2 accuracy", "time (s)"]))
-    for name in list(originals) + sorted(set(children) - set(originals)):
-        entry, child = originals.get(name, {}), children.get(name)
-        metrics = child.data.metrics if child else {}
-        link = run_link(child) if child else None
-        table.rows.append([Cell(name)]
-                          + count_cells(entry.get("param_count"), metrics.get("param_count"), link)
-                          + accuracy_cells(entry.get("task1_test_accuracy"), metrics.get("task1_test_accuracy"), link)
-                          + accuracy_cells(entry.get("task2_test_accuracy"), metrics.get("task2_test_accuracy"), link)
-                          + ratio_cells(entry.get("train_time_s"), metrics.get("train_time_s"), link))
+    table = comparison_table('Multi-task learning on Fashion-MNIST ("-": the model has no head for that task)',
+                             "model", originals, children, MTL_FIGURES)
     saving = Table("Parameters saved by one MTL model over the two single-task models",
                    comparison_columns(["parameters saved", "percent saved"]))
     metrics, link = run.data.metrics, run_link(run)
