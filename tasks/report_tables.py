@@ -37,7 +37,7 @@ def accuracy_cells(original: float | None, ours: float | None, href: str | None)
     difference = ours - original
     flagged = difference < -WORSE_BY_MORE_THAN
     return [Cell.of(original, fmt="{:.4f}"), Cell(f"{ours:.4f}", href, flagged),
-            Cell(f"{difference:+.4f}" + (" ⚑" if flagged else ""), flag=flagged)]
+            Cell(f"{difference:+.4f}", flag=flagged)]
 
 
 def count_cells(original: int | None, ours: float | None, href: str | None) -> list[Cell]:
