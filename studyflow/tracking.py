@@ -308,8 +308,3 @@ def find_runs(client: MlflowClient, part: str, filter_string: str = "", max_resu
     if experiment is None:
         return []
     return client.search_runs([experiment.experiment_id], filter_string=filter_string, max_results=max_results)
-
-
-def artifact_path(client: MlflowClient, run_id: str, artifact_file: str) -> Path:
-    """Download one artifact and return its local path (a no-op copy for the local store)."""
-    return Path(client.download_artifacts(run_id, artifact_file))

@@ -14,7 +14,7 @@ MISSING = "-"
 class Cell:
     text: str
     href: str | None = None  # the MLflow run the number came from
-    flag: bool = False  # ours is worse than the original by more than one percentage point
+    flag: bool = False  # on the difference cell: ours worse by more than 1 pp, or a count that differs
 
     @classmethod
     def of(cls, value, href: str | None = None, fmt: str = "{}") -> "Cell":
@@ -36,7 +36,7 @@ def accuracy_cells(original: float | None, ours: float | None, href: str | None)
         return [Cell.of(original, fmt="{:.4f}"), Cell.of(ours, href, "{:.4f}"), Cell(MISSING)]
     difference = ours - original
     flagged = difference < -WORSE_BY_MORE_THAN
-    return [Cell.of(original, fmt="{:.4f}"), Cell(f"{ours:.4f}", href, flagged),
+    return [Cell.of(original, fmt="{:.4f}"), Cell(f"{ours:.4f}", href),
             Cell(f"{difference:+.4f}", flag=flagged)]
 
 
@@ -46,7 +46,7 @@ def count_cells(original: int | None, ours: float | None, href: str | None) -> l
         return [Cell.of(original, fmt="{:,}"), Cell.of(ours, href, "{:,.0f}"), Cell(MISSING)]
     same = int(ours) == int(original)
     verdict = "exact" if same else f"differs by {int(ours) - int(original):+,}"
-    return [Cell(f"{int(original):,}"), Cell(f"{int(ours):,}", href, not same), Cell(verdict, flag=not same)]
+    return [Cell(f"{int(original):,}"), Cell(f"{int(ours):,}", href), Cell(verdict, flag=not same)]
 
 
 def ratio_cells(original: float | None, ours: float | None, href: str | None, fmt: str = "{:.1f}") -> list[Cell]:
