@@ -6,7 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from studyflow.config import TrainingConfig
+from studyflow.config import StepConfig, TrainingConfig
+from studyflow.steps import run_step
 from studyflow.tracking import RunRecorder
 from tasks.architecture_training import ArchitectureOutcome, train_architecture_task, training_data
 from tasks.data import Dataset, load_dataset, subset
@@ -15,7 +16,7 @@ from tasks.training import TrainingData, TrainingDivergedError, TrainSettings
 Width = Annotated[int, Field(ge=1, le=100_000)]
 
 
-class ArchitectureConfig(TrainingConfig):
+class ArchitectureConfig(TrainingConfig, StepConfig):
     architectures: dict[str, list[Width]] = Field(
         default_factory=dict, description="name -> widths per hidden layer (MLP) or filters per conv layer (CNN)")
 
@@ -38,12 +39,14 @@ def prepare(config: ArchitectureConfig) -> tuple[Dataset, TrainingData, TrainSet
 
 
 def train_all(recorder: RunRecorder, kind: str, architectures: dict[str, list[int]], data: TrainingData,
-              settings: TrainSettings) -> list[ArchitectureOutcome]:
-    """Train each architecture in its child run; one that diverges (NaN loss) fails alone."""
+              settings: TrainSettings, force: bool = False) -> list[ArchitectureOutcome]:
+    """Train each architecture in its child run; one that diverges (NaN loss) fails alone. An
+    architecture already trained with the same inputs, code and data is reused (unless `force`)."""
     outcomes = []
     for name, widths in architectures.items():
         try:
-            outcomes.append(train_architecture_task(recorder, kind, name, widths, data, settings))
+            outcomes.append(run_step(train_architecture_task, kind, name, widths, data, settings,
+                                     parent=recorder, force=force))
         except TrainingDivergedError as exc:
             print(f"{name}: run FAILED, the study goes on without it: {exc}")
     if not outcomes:

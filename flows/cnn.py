@@ -37,6 +37,7 @@ class CnnConfig(ArchitectureConfig):
 def cnn_flow(
     profile: Profile = "quick",
     seed: int | None = None,
+    force: bool | None = None,
     architectures: dict[str, list[int]] | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
@@ -49,12 +50,12 @@ def cnn_flow(
     config = CnnConfig.for_profile(profile, **flow_parameters(locals()))
     dataset, data, settings = prepare(config)
     with parent_run("cnn", config, dataset) as recorder:
-        outcomes = train_all(recorder, "cnn", config.architectures, data, settings)
+        outcomes = train_all(recorder, "cnn", config.architectures, data, settings, config.force)
         table = log_architecture_summary_task(recorder, "cnn", outcomes)
         log_mlp_vs_cnn_task(recorder, "cnn")
         best = max(outcomes, key=lambda outcome: outcome.final_metrics["val_accuracy"])
         test_set = f"mnist test ({len(data.test_targets)} images, seed {config.seed}, digest {dataset.short_digest})"
-        decision = register_and_promote_task(recorder.client, best.model_uri, best.run_id, best.model,
+        decision = register_and_promote_task(recorder.client, best.model_uri, best.run_id,
                                              data.test_inputs, data.test_targets, test_set, config.registered_model)
         recorder.set_tags({"studyflow.registered_version": decision.version,
                            "studyflow.promoted": str(decision.promoted).lower(),

@@ -15,18 +15,19 @@ from pydantic import Field, field_validator, model_validator
 
 from flows.common import flow_parameters
 from studyflow import tracking
-from studyflow.config import PartConfig, Profile
+from studyflow.steps import run_step
+from studyflow.config import Profile, StepConfig
 from tasks.cnn_inspection import IMAGE_SIDE, DreamSettings, octave_sides
 from tasks.data import load_dataset
 from tasks.inspection_tracking import (CHAMPION_URI, URI_FORMS, inspection_run, load_inspected_model_task,
-                                       log_activations_task, log_digit_choice_task, log_dreams_task,
+                                       dream_task, log_activations_task, log_digit_choice_task, log_dreams_task,
                                        log_filters_task, resolve_model_source, resolve_model_source_task)
 
 # The coarsest octave must still show a digit's strokes: at least a quarter of the image's side.
 MIN_OCTAVE_SIDE = IMAGE_SIDE // 4
 
 
-class InspectConfig(PartConfig):
+class InspectConfig(StepConfig):
     model_uri: str = Field(CHAMPION_URI, min_length=1, description=f"the CNN to inspect: {URI_FORMS}")
     digits: list[Annotated[int, Field(ge=0, le=9)]] = Field(
         [2, 9], min_length=1, max_length=4, description="classes whose images, activations and dreams are shown")
@@ -79,6 +80,7 @@ class InspectConfig(PartConfig):
 def inspect_flow(
     profile: Profile = "quick",
     seed: int | None = None,
+    force: bool | None = None,
     model_uri: str | None = None,
     digits: list[int] | None = None,
     dream_steps: int | None = None,
@@ -99,5 +101,6 @@ def inspect_flow(
         chosen = log_digit_choice_task(recorder, model, dataset, config.digits)
         log_filters_task(recorder, model)
         log_activations_task(recorder, model, chosen)
-        metrics = log_dreams_task(recorder, model, chosen, config.dream_settings())
+        dreams = run_step(dream_task, model, chosen, config.dream_settings(), force=config.force)
+        metrics = log_dreams_task(recorder, dreams, chosen, config.dream_settings())
     return metrics

@@ -27,6 +27,7 @@ class MlpConfig(ArchitectureConfig):
 def mlp_flow(
     profile: Profile = "quick",
     seed: int | None = None,
+    force: bool | None = None,
     architectures: dict[str, list[int]] | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
@@ -38,7 +39,7 @@ def mlp_flow(
     config = MlpConfig.for_profile(profile, **flow_parameters(locals()))
     dataset, data, settings = prepare(config)
     with parent_run("mlp", config, dataset) as recorder:
-        outcomes = train_all(recorder, "mlp", config.architectures, data, settings)
+        outcomes = train_all(recorder, "mlp", config.architectures, data, settings, config.force)
         table = log_architecture_summary_task(recorder, "mlp", outcomes)
         log_mlp_vs_cnn_task(recorder, "mlp")
     return table.to_dict(orient="records")

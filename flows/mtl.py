@@ -10,7 +10,8 @@ from prefect import flow
 from pydantic import Field, field_validator
 
 from flows.common import flow_parameters, parent_run
-from studyflow.config import Profile, TrainingConfig
+from studyflow.config import Profile, StepConfig, TrainingConfig
+from studyflow.steps import run_step
 from tasks.data import load_dataset, subset
 from tasks.mtl import DEFAULT_GROUPS, check_group_mapping, mtl_data, train_variant_task, variants
 from tasks.mtl_tracking import log_mtl_summary_task
@@ -20,7 +21,7 @@ Lambda = Annotated[float, Field(ge=0.0, le=1.0)]
 DEFAULT_LAMBDAS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
-class MtlConfig(TrainingConfig):
+class MtlConfig(TrainingConfig, StepConfig):
     """Paper profile: the full data and 10 epochs. The original does not state its epoch count; 10 is
     what it trained its conv nets with in part 4, and with Adam at 1e-3 a CNN of this size on
     Fashion-MNIST is near its test-accuracy plateau by then (later epochs mostly overfit). Cost here:
@@ -66,6 +67,7 @@ class MtlConfig(TrainingConfig):
 def mtl_flow(
     profile: Profile = "quick",
     seed: int | None = None,
+    force: bool | None = None,
     lambdas: list[float] | None = None,
     group_mapping: dict[str, list[int]] | None = None,
     include_single_task: bool | None = None,
@@ -82,7 +84,8 @@ def mtl_flow(
     data = mtl_data(dataset, config.group_mapping, config.validation_fraction, config.seed)
     settings = TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed)
     with parent_run("mtl", config, dataset) as recorder:
-        outcomes = [train_variant_task(recorder, variant, data, settings, config.log_models)
+        outcomes = [run_step(train_variant_task, variant, data, settings, config.log_models, parent=recorder,
+                             force=config.force)
                     for variant in variants(config.lambdas, config.include_single_task)]
         table = log_mtl_summary_task(recorder, outcomes, len(config.group_mapping))
     return table.to_dict(orient="records")

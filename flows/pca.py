@@ -8,13 +8,14 @@ from prefect import flow
 from pydantic import Field
 
 from flows.common import flow_parameters, parent_run
-from studyflow.config import PartConfig, Profile
+from studyflow.config import Profile, StepConfig
+from studyflow.steps import run_step
 from tasks.data import load_dataset
 from tasks.pca import build_pca_map_task, separability_task
 from tasks.pca_tracking import log_pca_results_task
 
 
-class PcaConfig(PartConfig):
+class PcaConfig(StepConfig):
     sample_size: int = Field(10_000, ge=200, le=60_000, description="images the PCA is fitted on (seeded sample)")
     holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of each pair's samples held out")
     svc_max_iter: int = Field(10_000, ge=1, description="LinearSVC max_iter")
@@ -29,6 +30,7 @@ class PcaConfig(PartConfig):
 def pca_flow(
     profile: Profile = "quick",
     seed: int | None = None,
+    force: bool | None = None,
     sample_size: int | None = None,
     holdout_fraction: float | None = None,
     svc_max_iter: int | None = None,
@@ -37,8 +39,9 @@ def pca_flow(
     config = PcaConfig.for_profile(profile, **flow_parameters(locals()))
     dataset = load_dataset("mnist")
     with parent_run("pca", config, dataset) as recorder:
-        pca_map = build_pca_map_task(dataset.train_images, dataset.train_labels, config.sample_size, config.seed)
-        by_dimension = separability_task(pca_map, config.dimensions, config.holdout_fraction,
-                                         config.svc_max_iter, config.seed)
+        pca_map = run_step(build_pca_map_task, dataset.train_images, dataset.train_labels, config.sample_size,
+                           config.seed, force=config.force)
+        by_dimension = run_step(separability_task, pca_map, config.dimensions, config.holdout_fraction,
+                                config.svc_max_iter, config.seed, force=config.force)
         metrics = log_pca_results_task(recorder, pca_map, by_dimension)
     return metrics

@@ -9,7 +9,8 @@ from prefect import flow
 from pydantic import Field, field_validator
 
 from flows.common import flow_parameters, parent_run
-from studyflow.config import PartConfig, Profile
+from studyflow.config import Profile, StepConfig
+from studyflow.steps import run_step
 from tasks.data import load_dataset, subset
 from tasks.perceptron_tracking import log_perceptron_summary_task, train_pair_task
 
@@ -18,7 +19,7 @@ DEFAULT_PAIRS = [(1, 0), (8, 3), (4, 9), (8, 7), (2, 9)]
 ALL_PAIRS = [tuple(pair) for pair in itertools.combinations(range(10), 2)]
 
 
-class PerceptronConfig(PartConfig):
+class PerceptronConfig(StepConfig):
     pairs: list[tuple[Digit, Digit]] | Literal["all"] = Field(
         DEFAULT_PAIRS, description='digit pairs (first digit +1, second -1), or "all" for the 45 pairs'
     )
@@ -54,6 +55,7 @@ class PerceptronConfig(PartConfig):
 def perceptron_flow(
     profile: Profile = "quick",
     seed: int | None = None,
+    force: bool | None = None,
     pairs: list[tuple[int, int]] | Literal["all"] | None = None,
     learning_rate: float | None = None,
     max_epochs: int | None = None,
@@ -66,8 +68,8 @@ def perceptron_flow(
     dataset = subset(load_dataset("mnist"), config.train_size, config.test_size, config.seed)
     with parent_run("perceptron", config, dataset) as recorder:
         results = [
-            train_pair_task(recorder, dataset, pair, config.learning_rate, config.max_epochs,
-                            config.tolerance, config.patience, config.seed)
+            run_step(train_pair_task, dataset, pair, config.learning_rate, config.max_epochs,
+                     config.tolerance, config.patience, config.seed, parent=recorder, force=config.force)
             for pair in config.resolved_pairs()
         ]
         summary = log_perceptron_summary_task(recorder, results)

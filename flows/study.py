@@ -10,10 +10,10 @@ from pydantic import Field, field_validator
 from flows.common import flow_parameters
 from flows.registry import PARTS
 from flows.report import report_flow
-from studyflow.config import PartConfig, Profile
+from studyflow.config import Profile, StepConfig
 
 
-class StudyConfig(PartConfig):
+class StudyConfig(StepConfig):
     parts: list[str] = Field(default_factory=lambda: list(PARTS), description="parts to run, in study order")
     report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
 
@@ -31,13 +31,13 @@ class StudyConfig(PartConfig):
 
 
 @flow(name="study")
-def study_flow(profile: Profile = "quick", seed: int | None = None, parts: list[str] | None = None,
-               report: bool | None = None) -> dict:
+def study_flow(profile: Profile = "quick", seed: int | None = None, force: bool | None = None,
+               parts: list[str] | None = None, report: bool | None = None) -> dict:
     config = StudyConfig.for_profile(profile, **flow_parameters(locals()))
     results = {}
     for name in PARTS:  # study order, whatever order the caller listed them in
         if name in config.parts:
-            results[name] = PARTS[name].flow(profile=config.profile, seed=config.seed)
+            results[name] = PARTS[name].flow(profile=config.profile, seed=config.seed, force=config.force)
     if config.report:
         results["report"] = report_flow(profile=config.profile, seed=config.seed)
     return results

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="quick: subsets and few epochs (minutes); paper: the original settings")
     run.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
                      help="override a parameter (VALUE as JSON where it parses); repeatable")
+    run.add_argument("--force", action="store_true",
+                     help="redo every step; by default a step that a finished run already did with the same "
+                          "inputs, code and data is reused, so a rerun after a crash redoes only what was lost")
     report = commands.add_parser(
         "report", help="write the study report (Markdown + HTML) from the MLflow store",
         description="Set every part's latest finished run beside the original study's figures.")
@@ -178,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             run_sweep(args, overrides)
         else:
+            if args.force:
+                overrides["force"] = True
             run_part(args.part, args.profile, overrides)
     except ConfigError as exc:
         print(f"studyflow: error: {exc}", file=sys.stderr)

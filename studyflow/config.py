@@ -51,6 +51,13 @@ class PartConfig(BaseModel):
             raise ConfigError(_describe(exc)) from exc
 
 
+class StepConfig(PartConfig):
+    """Settings of a part whose expensive steps are reused by a rerun (see studyflow.steps)."""
+
+    force: bool = Field(False, description="redo every step, even one that a finished run already did "
+                                           "with the same inputs, code and data")
+
+
 def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():

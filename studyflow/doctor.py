@@ -2,7 +2,9 @@
 
 A run left RUNNING by a process that no longer exists (kill -9, a crashed machine) is closed as
 KILLED with a tag saying why. Runs record `studyflow.process` = host:pid:start-time, so a run of
-another live process, or of another host, is never touched.
+another live process, or of another host, is never touched. The Prefect flow run that made it
+(tag `studyflow.prefect_flow_run_id`) is set Crashed if Prefect still shows it running, so the
+two stores tell the same story. (Optuna trials of a dead sweep are failed by their heartbeat.)
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ def process_is_gone(identity: str) -> bool | None:
 
 
 def close_orphaned_runs(client: MlflowClient) -> list[str]:
-    """Close as KILLED every studyflow run left RUNNING by a process that no longer exists."""
+    """Close as KILLED every studyflow run left RUNNING by a process that no longer exists, and
+    mark its Prefect flow run Crashed."""
     experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ALL)
                    if experiment.name.startswith(tracking.EXPERIMENT_PREFIX)]
     if not experiments:
         return []
-    fixed = []
+    fixed: list[str] = []
+    dead_flow_runs: dict[str, str] = {}
     for run in client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=5000):
         identity = run.data.tags.get(tracking.TAG_PREFIX + "process", "")
         if process_is_gone(identity):
@@ -59,6 +63,35 @@ def close_orphaned_runs(client: MlflowClient) -> list[str]:
             client.set_tag(run.info.run_id, tracking.TAG_PREFIX + "end_reason", reason)
             client.set_terminated(run.info.run_id, status="KILLED")
             fixed.append(f"run {run.info.run_id} ({run.info.run_name}) RUNNING -> KILLED: {reason}")
+            flow_run_id = run.data.tags.get(tracking.TAG_PREFIX + "prefect_flow_run_id")
+            if flow_run_id and flow_run_id not in dead_flow_runs:
+                dead_flow_runs[flow_run_id] = identity
+    return fixed + crash_flow_runs(dead_flow_runs)
+
+
+def crash_flow_runs(flow_runs: dict[str, str]) -> list[str]:
+    """Set Crashed each Prefect flow run (id -> its dead process) that Prefect still shows running."""
+    if not flow_runs:
+        return []
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    fixed = []
+    try:
+        with get_client(sync_client=True) as prefect:
+            for flow_run_id, identity in flow_runs.items():
+                try:
+                    flow_run = prefect.read_flow_run(flow_run_id)
+                except Exception:  # not in this Prefect API (another server, or a temporary one gone)
+                    continue
+                if flow_run.state is None or flow_run.state.is_final():
+                    continue
+                message = f"closed by studyflow doctor: its process {identity} no longer exists"
+                prefect.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+                fixed.append(f"Prefect flow run {flow_run_id} ({flow_run.name}) "
+                             f"{flow_run.state.type.value} -> CRASHED: {message}")
+    except Exception as exc:  # Prefect unreachable: MLflow is already consistent; say so and go on
+        fixed.append(f"could not reach Prefect to mark flow runs {sorted(flow_runs)} Crashed: {exc}")
     return fixed
 
 

@@ -5,7 +5,10 @@ Every run of the product is made here, so that all runs are comparable in the ML
 - one experiment per study part, `studyflow-<part>`;
 - one parent run per flow run, one child run per model, pair or trial;
 - tags on every run: code version, package versions, profile, seed, data digest, Prefect ids;
-- a run always ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C, SIGTERM).
+- a run always ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C, SIGTERM);
+- a tracking server that drops out is waited for (MLflow's HTTP retries, HTTP_RETRY_DEFAULTS); one
+  that stays away stops the work with a TrackingError naming it, and the metrics it did not take are
+  kept in a local file, never dropped silently.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -33,6 +37,23 @@ from studyflow import paths
 EXPERIMENT_PREFIX = "studyflow-"
 TAG_PREFIX = "studyflow."
 TRACKED_PACKAGES = ("studyflow", "tensorflow-cpu", "keras", "mlflow", "optuna", "prefect", "scikit-learn", "numpy")
+
+
+# MLflow's HTTP client retries every failed request (refused connection, timeout, 429/5xx) with
+# exponential backoff: it waits 0, 2f, 4f, 8f, ... seconds (f = the backoff factor, at most 120 s per
+# wait). MLflow's defaults (7 retries, f = 2, 120 s per attempt) sit out rate limits of hosted
+# servers: about 4 minutes of waiting per request, up to 20 with a hung server. studyflow's own
+# server is on this machine or the local network: 6 retries with f = 2 wait 0+4+8+16+32+64 = 124 s,
+# which covers a restart of the server several times over (8 s with --workers 1, under a minute for
+# a container waiting on its healthcheck), so a short outage costs a pause and no metric. A server
+# away for longer is down: the training stops with a TrackingError instead of stalling. 30 s per
+# attempt: one epoch's log_batch takes 15-55 ms and a model upload well under a second here.
+# The environment wins, e.g. MLFLOW_HTTP_REQUEST_MAX_RETRIES=10 for a flaky remote server.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 class TrackingError(RuntimeError):
@@ -67,17 +88,27 @@ def connect() -> MlflowClient:
     if uses_embedded_store():
         paths.mlruns_dir().mkdir(parents=True, exist_ok=True)
     elif uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
-                response.read()
-        except (urllib.error.URLError, OSError) as exc:
+        problem = _server_problem(uri)
+        if problem is not None:
             raise TrackingError(
-                f"MLflow tracking server {uri} is unreachable ({exc}); start it, or unset "
+                f"MLflow tracking server {uri} is unreachable ({problem}); start it, or unset "
                 f"MLFLOW_TRACKING_URI to use the embedded store under {paths.mlruns_dir()}"
-            ) from exc
+            ) from problem
+        for name, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(name, value)  # read by MLflow at each request; inherited by workers
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _server_problem(uri: str) -> OSError | None:
+    """Why an MLflow server does not answer its health check (one quick try), None if it does."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        return exc
+    return None
 
 
 def experiment_name(part: str) -> str:
@@ -199,11 +230,35 @@ class RunRecorder:
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        """All values of one step in one call (one round trip per epoch, never per batch)."""
+        """All values of one step in one call (one round trip per epoch, never per batch).
+
+        MLflow's client retries a failed call (HTTP_RETRY_DEFAULTS); if the store still does not take
+        the values, they are written to a local file and a TrackingError says where."""
         now = get_current_time_millis()
         items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
         for start in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
+            try:
+                self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
+            except Exception as exc:  # after MLflow's own retries: the store is gone or broken
+                raise self._keep_unlogged(items[start:], step, exc) from exc
+
+    def _keep_unlogged(self, items: list[Metric], step: int, exc: Exception) -> TrackingError:
+        """Append metrics the store did not take to a JSON-lines file (one MLflow Metric a line, ready
+        for `client.log_batch` once the store is back) and describe what happened."""
+        path = paths.unlogged_metrics_dir() / f"{self.run_id}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            for item in items:
+                handle.write(json.dumps({"run_id": self.run_id, "key": item.key, "value": item.value,
+                                         "step": item.step, "timestamp": item.timestamp}) + "\n")
+        cause = " ".join(str(exc).split())[:400]
+        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
+        return TrackingError(
+            f"MLflow tracking store {self.client.tracking_uri} did not take the metrics of step {step} of run "
+            f"{self.run_id} (MLFLOW_HTTP_REQUEST_MAX_RETRIES={retries}; {cause}); the work stopped. The "
+            f"{len(items)} values it did not take are in {path}. The run is closed FAILED if the store answers "
+            f"again when the run ends; if not, it stays RUNNING until `studyflow doctor` (or the next "
+            f"`studyflow run`) closes it as KILLED, once the store is back and this process has ended.")
 
     def log_metric_history(self, name: str, values: list[float], first_step: int = 1) -> None:
         now = get_current_time_millis()
@@ -296,6 +351,12 @@ def tracked_run(
 
 def _end(client: MlflowClient, run_id: str, status: int, reason: str) -> None:
     """Close a run after a failure; a second failure here must not hide the first."""
+    uri = client.tracking_uri
+    if uri.startswith(("http://", "https://")) and _server_problem(uri) is not None:
+        # Gone: do not sit out MLflow's retries for every open run (the parent's too) before exiting.
+        print(f"[studyflow] MLflow run {run_id} stays RUNNING: the tracking server {uri} does not answer. "
+              "`studyflow doctor` closes it as KILLED once the server is back.", file=sys.stderr)
+        return
     try:
         client.set_tag(run_id, TAG_PREFIX + "end_reason", reason[:5000])
         client.set_terminated(run_id, status=RunStatus.to_string(status))
@@ -308,3 +369,14 @@ def find_runs(client: MlflowClient, part: str, filter_string: str = "", max_resu
     if experiment is None:
         return []
     return client.search_runs([experiment.experiment_id], filter_string=filter_string, max_results=max_results)
+
+
+REUSED_RUNS_TAG = TAG_PREFIX + "reused_run_ids"  # a parent's runs reused from earlier flow runs
+
+
+def member_runs(client: MlflowClient, part: str, parent_run_id: str) -> list:
+    """The runs a parent run is made of: its children, and the finished runs it reused from an
+    earlier flow run (studyflow.steps) instead of redoing them."""
+    children = find_runs(client, part, f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    reused = client.get_run(parent_run_id).data.tags.get(REUSED_RUNS_TAG, "")
+    return children + [client.get_run(run_id) for run_id in reused.split(",") if run_id]

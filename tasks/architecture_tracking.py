@@ -43,17 +43,18 @@ def log_architecture_summary(parent: RunRecorder, kind: str, outcomes: list[Arch
 
 
 def architecture_runs(client: MlflowClient, kind: str, parent_run_id: str | None = None) -> pd.DataFrame:
-    """The child runs of a `kind` parent run: the one given, else the latest finished (empty if none)."""
+    """The finished child runs of a `kind` parent run: the one given, else the latest finished (empty
+    if none). A child that FAILED (its loss diverged) has no final metrics to compare."""
     if parent_run_id is None:
         parents = tracking.find_runs(
             client, kind, "tags.`studyflow.run_level` = 'parent' and attributes.status = 'FINISHED'")
         if not parents:
             return pd.DataFrame()
         parent_run_id = max(parents, key=lambda run: run.info.start_time).info.run_id
-    children = tracking.find_runs(client, kind, f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    children = tracking.member_runs(client, kind, parent_run_id)
     rows = [{"name": run.info.run_name, "kind": kind.upper(), "profile": run.data.tags.get("studyflow.profile"),
              "run_id": run.info.run_id, **{column: run.data.metrics.get(column) for column in COMPARISON_COLUMNS}}
-            for run in sorted(children, key=lambda run: run.info.run_name)]
+            for run in sorted(children, key=lambda run: run.info.run_name) if run.info.status == "FINISHED"]
     return pd.DataFrame(rows)
 
 

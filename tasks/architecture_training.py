@@ -10,7 +10,7 @@ from models.architectures import build_cnn, build_mlp
 from studyflow.tracking import RunRecorder
 from tasks.data import Dataset, validation_split
 from tasks.model_store import log_keras_model, verify_round_trip
-from tasks.prefect_task import studyflow_task
+from tasks.prefect_task import step_task
 from tasks.training import TrainingData, TrainSettings, compile_model, train
 
 BUILDERS = {"mlp": (build_mlp, "hidden_widths"), "cnn": (build_cnn, "filters")}
@@ -25,7 +25,6 @@ class ArchitectureOutcome:
     model_uri: str
     final_metrics: dict[str, float]
     history: dict[str, list[float]]
-    model: keras.Model
 
 
 def training_data(dataset: Dataset, validation_fraction: float, seed: int) -> TrainingData:
@@ -53,9 +52,12 @@ def train_architecture(parent: RunRecorder, kind: str, name: str, widths: list[i
         run.set_tags({"studyflow.model_uri": model_uri})
         print(f"{name}: test accuracy {result.final_metrics['test_accuracy']:.4f}, "
               f"{result.final_metrics['train_time_s']:.1f} s")
-    return ArchitectureOutcome(name, kind, list(widths), run.run_id, model_uri, result.final_metrics,
-                               result.history, model)
+    outcome = ArchitectureOutcome(name, kind, list(widths), run.run_id, model_uri, result.final_metrics,
+                                  result.history)
+    del model, result
+    keras.backend.clear_session()  # free the graph and weights before the next architecture
+    return outcome
 
 
-train_architecture_task = studyflow_task(train_architecture, name="train-architecture",
-                                         task_run_name="train-{name}")
+# A step: rerun with the same inputs, code and data, it reuses this run instead of training again.
+train_architecture_task = step_task(train_architecture, name="train-architecture", task_run_name="train-{name}")

@@ -30,7 +30,7 @@ from tasks.cnn_inspection import (DigitImage, DreamResult, DreamSettings, NotASt
                                   choose_digit_images, conv_layers, dream_digits, filter_grids)
 from tasks.data import Dataset
 from tasks.model_registry import CHAMPION_ALIAS, REGISTERED_CNN
-from tasks.prefect_task import studyflow_task
+from tasks.prefect_task import step_task, studyflow_task
 
 PART = "inspect"
 CHAMPION_URI = f"models:/{REGISTERED_CNN}@{CHAMPION_ALIAS}"
@@ -171,10 +171,9 @@ def dream_metrics(dreams: list[DreamResult]) -> dict[str, float]:
     return metrics
 
 
-def log_dreams(recorder: RunRecorder, model: keras.Model, chosen: list[DigitImage],
+def log_dreams(recorder: RunRecorder, dreams: list[DreamResult], chosen: list[DigitImage],
                settings: DreamSettings) -> dict[str, float]:
-    """Dream each class from its digit and from noise; log scores, histories, one figure per class."""
-    dreams = dream_digits(model, chosen, settings)
+    """Log the dreams of each class: scores, histories, one figure per class, the images."""
     metrics = dream_metrics(dreams)
     recorder.log_metrics(metrics)
     for dream in dreams:
@@ -208,4 +207,6 @@ load_inspected_model_task = studyflow_task(load_inspected_model, name="load-mode
 log_digit_choice_task = studyflow_task(log_digit_choice, name="choose-digit-images")
 log_filters_task = studyflow_task(log_filters, name="log-filters")
 log_activations_task = studyflow_task(log_activations, name="log-activations")
-log_dreams_task = studyflow_task(log_dreams, name="deep-dream")
+# A step: the same model (by its weights), images and settings reuse the dreams of an earlier run.
+dream_task = step_task(dream_digits, ignored=(), name="deep-dream")
+log_dreams_task = studyflow_task(log_dreams, name="log-dreams")

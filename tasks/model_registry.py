@@ -1,7 +1,8 @@
 """The Model Registry step: register the best CNN, move the `champion` alias only on a win.
 
 The challenger and the current champion are both scored on the same test set (the one of this
-run), so a champion from a full-data run is never compared with a number from a subset.
+run), so a champion from a full-data run is never compared with a number from a subset. Both are
+scored as loaded back from the store, never from memory: what is registered is what was checked.
 """
 
 from __future__ import annotations
@@ -48,11 +49,11 @@ def _version_of_logged_model(client: MlflowClient, name: str, model_uri: str):
     return None
 
 
-def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: str, model,
+def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: str,
                          test_images: np.ndarray, test_labels: np.ndarray, test_set: str,
                          name: str = REGISTERED_CNN) -> PromotionDecision:
     """Register `model_uri` (once) and give it the champion alias if it beats the champion."""
-    challenger_accuracy = accuracy_of(model, test_images, test_labels)
+    challenger_accuracy = accuracy_of(mlflow.keras.load_model(model_uri), test_images, test_labels)
     version = _version_of_logged_model(client, name, model_uri)
     if version is None:
         version = mlflow.register_model(model_uri, name, tags={"source_run_id": source_run_id})

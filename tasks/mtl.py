@@ -19,7 +19,7 @@ from models.multitask import ITEM_CLASSES, build_multitask
 from studyflow.tracking import RunRecorder
 from tasks.data import Dataset, validation_split
 from tasks.model_store import ROUND_TRIP_TOLERANCE, ModelIntegrityError, log_keras_model
-from tasks.prefect_task import studyflow_task
+from tasks.prefect_task import step_task
 from tasks.training import TrainingData, TrainSettings, compile_model, train
 
 CROSS_ENTROPY = "sparse_categorical_crossentropy"
@@ -202,4 +202,5 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
     return outcome
 
 
-train_variant_task = studyflow_task(train_variant, name="train-mtl-variant", task_run_name="train-{variant.name}")
+# A step: rerun with the same inputs, code and data, it reuses this run instead of training again.
+train_variant_task = step_task(train_variant, name="train-mtl-variant", task_run_name="train-{variant.name}")

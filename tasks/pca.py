@@ -12,7 +12,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 
-from tasks.prefect_task import studyflow_task
+from tasks.prefect_task import step_task
 
 DIGITS = tuple(range(10))
 ELLIPSE_LEVEL = 0.95
@@ -107,5 +107,6 @@ def separability_by_dimension(
     return results
 
 
-build_pca_map_task = studyflow_task(build_pca_map, name="pca-map")
-separability_task = studyflow_task(separability_by_dimension, name="pair-separability")
+# Steps (pure: no run of their own): a rerun with the same inputs, code and data reuses their results.
+build_pca_map_task = step_task(build_pca_map, ignored=(), name="pca-map")
+separability_task = step_task(separability_by_dimension, ignored=(), name="pair-separability")

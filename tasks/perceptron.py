@@ -30,6 +30,7 @@ class PerceptronResult:
     train_errors: list[float]  # misclassification rate on the training data after each epoch
     weights: np.ndarray  # (784,)
     intercept: float
+    run_id: str | None = None  # the MLflow run that recorded it
 
 
 def pair_data(dataset: Dataset, pair: tuple[int, int]) -> PairData:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from studyflow.tracking import RunRecorder
 from tasks import perceptron_figures
 from tasks.data import Dataset
 from tasks.perceptron import PerceptronResult, pair_data, train_perceptron
-from tasks.prefect_task import studyflow_task
+from tasks.prefect_task import step_task, studyflow_task
 
 
 def pair_run_name(pair: tuple[int, int]) -> str:
@@ -31,7 +33,7 @@ def train_pair(parent: RunRecorder, dataset: Dataset, pair: tuple[int, int], lea
         run.log_figure(perceptron_figures.weight_heatmap_figure(result), "figures/weights.png")
         print(f"{pair_run_name(pair)}: train {result.train_accuracy:.4f}, test {result.test_accuracy:.4f}, "
               f"{result.epochs_run} epochs")
-    return result
+    return dataclasses.replace(result, run_id=run.run_id)
 
 
 def summary_table(results: list[PerceptronResult]) -> pd.DataFrame:
@@ -54,6 +56,7 @@ def log_perceptron_summary(parent: RunRecorder, results: list[PerceptronResult])
     return summary
 
 
-train_pair_task = studyflow_task(train_pair, name="perceptron-pair",
+# A step: rerun with the same inputs, code and data, it reuses this pair's run instead of training again.
+train_pair_task = step_task(train_pair, name="perceptron-pair",
                                  task_run_name="perceptron-{pair[0]}-vs-{pair[1]}")
 log_perceptron_summary_task = studyflow_task(log_perceptron_summary, name="log-perceptron-summary")

@@ -1,4 +1,4 @@
-"""The one Prefect task factory of the product, so every unit of work gets the same settings."""
+"""The Prefect task factories of the product, so every unit of work gets the same settings."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+from studyflow.steps import StepCachePolicy
 
 
 def studyflow_task(function: Callable, **options: Any):
@@ -17,3 +19,9 @@ def studyflow_task(function: Callable, **options: Any):
     settings: dict[str, Any] = {"cache_policy": NO_CACHE, "log_prints": True}
     settings.update(options)
     return task(function, **settings)
+
+
+def step_task(function: Callable, ignored: tuple[str, ...] = ("parent",), **options: Any):
+    """An expensive, idempotent step: its result is persisted and reused under its step key
+    (inputs, code closure, tracking store; see studyflow.steps). Call it through `run_step`."""
+    return studyflow_task(function, cache_policy=StepCachePolicy(ignored=ignored), persist_result=True, **options)

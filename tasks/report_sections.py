@@ -77,8 +77,7 @@ def latest_parent(client: MlflowClient, part: str, run_id: str | None = None) ->
 
 
 def child_runs(client: MlflowClient, part: str, parent: Run) -> dict[str, Run]:
-    children = tracking.find_runs(client, part, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    return {run.info.run_name: run for run in children}
+    return {run.info.run_name: run for run in tracking.member_runs(client, part, parent.info.run_id)}
 
 
 def figures_of(client: MlflowClient, run: Run, caption_prefix: str = "") -> list[Figure]:

@@ -3,8 +3,8 @@
 import mlflow
 import numpy as np
 import pytest
-
 from conftest import assert_png, download, runs_of
+
 from flows.cnn import cnn_flow
 from flows.mlp import mlp_flow
 from tasks.architecture_training import train_architecture, training_data
@@ -71,9 +71,9 @@ def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_ser
         good = train_architecture(parent, "cnn", "good", [8, 16], data, TrainSettings(epochs=2))
         bad = train_architecture(parent, "cnn", "bad", [1], data, TrainSettings(epochs=1, learning_rate=1e-5))
     test = (data.test_inputs, data.test_targets, "tiny test set")
-    first = register_and_promote(mlflow_client, good.model_uri, good.run_id, good.model, *test)
-    worse = register_and_promote(mlflow_client, bad.model_uri, bad.run_id, bad.model, *test)
-    again = register_and_promote(mlflow_client, good.model_uri, good.run_id, good.model, *test)
+    first = register_and_promote(mlflow_client, good.model_uri, good.run_id, *test)
+    worse = register_and_promote(mlflow_client, bad.model_uri, bad.run_id, *test)
+    again = register_and_promote(mlflow_client, good.model_uri, good.run_id, *test)
     assert first.promoted and not worse.promoted and not again.promoted
     assert worse.champion_accuracy == pytest.approx(first.challenger_accuracy)
     assert again.version == first.version

@@ -8,9 +8,9 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import assert_png, download, runs_of
 from PIL import Image
 
-from conftest import assert_png, download, runs_of
 from flows.inspect import InspectConfig, inspect_flow
 from models.architectures import build_cnn
 from studyflow.config import ConfigError
@@ -111,7 +111,7 @@ def test_default_is_the_champion(prefect_server, mlflow_client, logged_cnn, tiny
     from tasks.model_registry import register_and_promote
 
     model_uri, source_run_id = logged_cnn
-    register_and_promote(mlflow_client, model_uri, source_run_id, tiny_cnn, mnist.test_images[:500],
+    register_and_promote(mlflow_client, model_uri, source_run_id, mnist.test_images[:500],
                          mnist.test_labels[:500], "first 500 test images")
     inspect_flow(profile="quick", dream_steps=2, octaves=1)
     run = _inspect_run(mlflow_client)

@@ -1,0 +1,208 @@
+"""Idempotent steps: a finished step is reused, not redone, when nothing it depends on changed.
+
+A step is a Prefect task whose result is persisted under a key made of
+- its resolved inputs (configuration, widths, settings; arrays by content, so the data's digest),
+- the code it runs: the source of its module and of every project module that module imports,
+  directly or not, so a change inside a helper the task calls invalidates it,
+- the tracking store it records into (a result that names an MLflow run is only valid there).
+
+This is Prefect's own caching (a `CachePolicy` and persisted results, which also show the task as
+Cached in the Prefect UI), with two additions Prefect cannot know about:
+- the key covers helper modules, where Prefect's TASK_SOURCE covers only the task function;
+- a cached result that names an MLflow run is used only if that run still exists and FINISHED in
+  the current store, so the story in MLflow and in Prefect cannot disagree; otherwise it is redone.
+
+A step that was killed or failed never wrote a result, so a rerun after a crash redoes exactly the
+work that was in flight. `force=True` (the flows' `force` parameter) redoes everything.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from prefect.cache_policies import CachePolicy
+from pydantic import BaseModel
+
+from studyflow import paths, tracking
+
+PROJECT_PACKAGES = ("studyflow", "tasks", "models")
+KEY_VERSION = "1"  # bump when the key's recipe itself changes
+
+
+# ---------------------------------------------------------------------------------------- the key
+
+def _imported_modules(source: str, module_name: str, is_package: bool, packages: tuple[str, ...]) -> set[str]:
+    """The modules of `packages` that a module's source imports (absolute and relative, at any depth)."""
+    package = module_name if is_package else module_name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            found.add(base)
+            # `from tasks import figures` imports the submodule tasks.figures
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    with_parents = {".".join(name.split(".")[:depth]) for name in found if name
+                    for depth in range(1, name.count(".") + 2)}  # importing a.b runs a/__init__.py too
+    return {name for name in with_parents if name.split(".")[0] in packages}
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of a module, found without importing anything (find_spec of a dotted name
+    would import its parents). None for a name that is not a module (`from tasks import a_function`)."""
+    top, _, rest = name.partition(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") and not rest else None
+    for root in spec.submodule_search_locations:
+        base = Path(root, *rest.split(".")) if rest else Path(root)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if rest and candidate == base.with_suffix(".py") and candidate.is_file():
+                return candidate
+            if candidate == base / "__init__.py" and candidate.is_file():
+                return candidate
+    return None
+
+
+def code_digest(module_name: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> str:
+    """sha256 over the source of `module_name` and of every module of `packages` it imports,
+    directly or not. Keyed on module names and sources, not paths, so two checkouts of the same
+    code agree. Read afresh each call (a few ms): an edit made while a session runs still counts.
+    """
+    sources: dict[str, str] = {}
+    pending = [module_name]
+    while pending:
+        name = pending.pop()
+        if name in sources:
+            continue
+        path = _module_file(name)
+        if path is None:
+            continue
+        sources[name] = path.read_text(encoding="utf-8")
+        imported = _imported_modules(sources[name], name, path.name == "__init__.py", packages)
+        pending.extend(imported - sources.keys())
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        digest.update(f"{name}\n{sources[name]}\n".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(value: Any) -> Any:
+    """A JSON-able, order-stable stand-in for a step input; arrays by content (their digest).
+
+    Unknown types are an error, so a key is never made from an object's repr by accident.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, np.generic):
+        return fingerprint(value.item())
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        return {"ndarray": hashlib.sha256(array.tobytes()).hexdigest(), "dtype": str(array.dtype),
+                "shape": list(array.shape)}
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "get_weights") and hasattr(value, "to_json"):  # a Keras model: its architecture and weights
+        digest = hashlib.sha256(value.to_json().encode())
+        for weights in value.get_weights():
+            digest.update(np.ascontiguousarray(weights).tobytes())
+        return {"keras_model": digest.hexdigest()}
+    if isinstance(value, pd.DataFrame):
+        return {"dataframe": hashlib.sha256(value.to_csv().encode()).hexdigest()}
+    if isinstance(value, BaseModel):
+        return fingerprint(value.model_dump(mode="python"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+        return {"dataclass": type(value).__qualname__, **{name: fingerprint(item) for name, item in fields.items()}}
+    if isinstance(value, dict):
+        return {str(key): fingerprint(item) for key, item in sorted(value.items(), key=lambda pair: str(pair[0]))}
+    if isinstance(value, (list, tuple)):
+        return [fingerprint(item) for item in value]
+    raise TypeError(f"cannot key a step on a {type(value).__name__}; list it in the step's ignored inputs")
+
+
+def step_key(function: Callable, inputs: dict[str, Any], store: str) -> str:
+    """The cache key of one call of `function`: inputs, code closure, tracking store."""
+    payload = {"version": KEY_VERSION, "step": f"{function.__module__}.{function.__qualname__}",
+               "code": code_digest(function.__module__), "store": store,
+               "inputs": {name: fingerprint(value) for name, value in sorted(inputs.items())}}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return f"{function.__name__}-{hashlib.sha256(text.encode()).hexdigest()[:40]}"
+
+
+@dataclass
+class StepCachePolicy(CachePolicy):
+    """Prefect cache policy keyed by `step_key`; `ignored` inputs (run handles) are left out."""
+
+    ignored: tuple[str, ...] = ()
+
+    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str:
+        keyed = {name: value for name, value in inputs.items() if name not in self.ignored}
+        return step_key(task_ctx.task.fn, keyed, tracking.tracking_uri())
+
+
+# ------------------------------------------------------------------------------------- the steps
+# (`tasks.prefect_task.step_task` makes a step task with this policy.)
+
+def step_results_dir() -> Path:
+    """Where step results live: beside the tracking store they refer to (mlruns/ by default)."""
+    return paths.mlruns_dir() / "step-results"
+
+
+def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder | None = None, **kwargs: Any):
+    """Call a step task: reuse its persisted result, unless `force` or its MLflow run is gone.
+
+    A reused result's MLflow run is linked from `parent` (tag `studyflow.reused_run_ids`), so the new
+    parent run lists every model it is made of, whether trained now or before.
+    """
+    if parent is not None:
+        args = (parent, *args)
+    configured = task.with_options(refresh_cache=force, result_storage=step_results_dir())
+    result = configured(*args, **kwargs)
+    run_id = getattr(result, "run_id", None)
+    if parent is None or not run_id or force:
+        return result
+    if not _finished_in_store(parent.client, run_id):
+        print(f"[studyflow] {task.name}: the cached result names run {run_id}, which is not FINISHED in "
+              f"{tracking.tracking_uri()}; redoing the step")
+        result = task.with_options(refresh_cache=True, result_storage=step_results_dir())(*args, **kwargs)
+    else:
+        run = parent.client.get_run(run_id)
+        if run.data.tags.get("mlflow.parentRunId") != parent.run_id:
+            link_reused_run(parent, run_id)
+            print(f"[studyflow] {run.info.run_name}: reused finished run {run_id} (same inputs, code and "
+                  f"data); force=True redoes it")
+    return result
+
+
+def _finished_in_store(client, run_id: str) -> bool:
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # deleted for good, or never in this store
+        return False
+    return run.info.status == "FINISHED" and run.info.lifecycle_stage == "active"
+
+
+def link_reused_run(parent: tracking.RunRecorder, run_id: str) -> None:
+    current = parent.client.get_run(parent.run_id).data.tags.get(tracking.REUSED_RUNS_TAG, "")
+    run_ids = [value for value in current.split(",") if value]
+    if run_id not in run_ids:
+        parent.set_tags({tracking.REUSED_RUNS_TAG: ",".join([*run_ids, run_id])})
