@@ -48,6 +48,7 @@ bench: setup  ## run every benchmark under bench/ (results as JSON in bench/resu
 	$(BIN)/python -m bench.tracking_overhead
 	$(BIN)/python -m bench.study_quick
 	$(BIN)/python -m bench.sweep_pruning
+	$(BIN)/python -m bench.tuning
 
 clean-runs:  ## delete the embedded tracking store (every run under mlruns/)
 	find mlruns -mindepth 1 ! -name .gitkeep -delete
