@@ -99,3 +99,23 @@ def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client):
     assert child.info.status == "FAILED"
     assert "TrainingDivergedError" in child.data.tags["studyflow.end_reason"]
     assert len(mlflow_client.get_metric_history(child.info.run_id, "train_loss")) == 1  # stopped in epoch 1
+
+
+# Same seed, same machine, same process: we observe bitwise-equal metrics (TensorFlow's CPU kernels
+# with one fixed thread pool). The stated tolerance leaves room for a different thread schedule.
+REPRODUCIBILITY_TOLERANCE = 1e-6
+
+
+def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(mlflow_client):
+    from studyflow import tracking
+
+    dataset = subset(load_dataset("mnist"), 1200, 300, seed=0)
+    data = training_data(dataset, 0.1, seed=0)
+    with tracking.tracked_run(mlflow_client, "cnn", "parent", profile="quick", seed=0,
+                              dataset_digest=dataset.digest) as parent:
+        first, again, other = (train_architecture(parent, "cnn", f"CNN-seed-{index}", [4, 8], data,
+                                                  TrainSettings(epochs=2, seed=seed)).final_metrics
+                               for index, seed in enumerate((0, 0, 1)))
+    for metric in ("train_loss", "val_loss", "test_loss", "test_accuracy"):
+        assert again[metric] == pytest.approx(first[metric], abs=REPRODUCIBILITY_TOLERANCE), metric
+    assert other["train_loss"] != pytest.approx(first["train_loss"], abs=REPRODUCIBILITY_TOLERANCE)
