@@ -17,11 +17,9 @@ def _raise_interrupt(signum, frame):
 
 
 def _parts():
-    from flows.registry import PARTS
-    from flows.study import StudyConfig, study_flow
-    from flows.registry import Part
+    from flows.registry import PARTS, STUDY  # names only: no flow (nor TensorFlow) is imported here
 
-    return {**PARTS, "study": Part("study", study_flow, StudyConfig, "every part above, in order")}
+    return {**PARTS, "study": STUDY}
 
 
 def build_parser() -> argparse.ArgumentParser:
