@@ -80,16 +80,18 @@ def crash_flow_runs(flow_runs: dict[str, str]) -> list[str]:
     try:
         with get_client(sync_client=True) as prefect:
             for flow_run_id, identity in flow_runs.items():
-                try:
-                    flow_run = prefect.read_flow_run(flow_run_id)
-                except Exception:  # not in this Prefect API (another server, or a temporary one gone)
-                    continue
-                if flow_run.state is None or flow_run.state.is_final():
-                    continue
                 message = f"closed by studyflow doctor: its process {identity} no longer exists"
-                prefect.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
-                fixed.append(f"Prefect flow run {flow_run_id} ({flow_run.name}) "
-                             f"{flow_run.state.type.value} -> CRASHED: {message}")
+                while flow_run_id:  # the flow run, then the flows it ran inside (a part of `study`)
+                    try:
+                        flow_run = prefect.read_flow_run(flow_run_id)
+                    except Exception:  # not in this Prefect API (another server, or a temporary one gone)
+                        break
+                    if flow_run.state is not None and not flow_run.state.is_final():
+                        prefect.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
+                        fixed.append(f"Prefect flow run {flow_run.id} ({flow_run.name}) "
+                                     f"{flow_run.state.type.value} -> CRASHED: {message}")
+                    parent_task_run = flow_run.parent_task_run_id
+                    flow_run_id = prefect.read_task_run(parent_task_run).flow_run_id if parent_task_run else None
     except Exception as exc:  # Prefect unreachable: MLflow is already consistent; say so and go on
         fixed.append(f"could not reach Prefect to mark flow runs {sorted(flow_runs)} Crashed: {exc}")
     return fixed

@@ -185,16 +185,16 @@ def _prefect_flow_runs(prefect_home: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(tmp_path, mlflow_client):
+def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(tmp_path,
+                                                                                             mlflow_client):
     prefect_home = tmp_path / "prefect"
     env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "studyflow.cli", "run", "cnn",
-               "--set", 'architectures={"CNN-a": [4], "CNN-b": [8, 8], "CNN-c": [4, 4]}',
-               "--set", "epochs=4", "--set", "train_size=1500", "--set", "test_size=300"]
+    command = [sys.executable, "-m", "studyflow.cli", "run", "study", "--set", 'parts=["pca", "cnn"]',
+               "--set", "report=false"]
     study = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, start_new_session=True)
     try:
-        killed_run_id = _wait_for_epoch_of(mlflow_client, "CNN-b", study)
+        killed_run_id = _wait_for_epoch_of(mlflow_client, "CNN-2", study)
         study.send_signal(signal.SIGKILL)  # the study process only, as `kill -9 <pid>` would
         study.wait(timeout=30)
     finally:
@@ -209,30 +209,34 @@ def test_kill_9_mid_cnn_then_the_same_command_retrains_only_the_interrupted_mode
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "RUNNING -> KILLED" in rerun.stdout and "reused finished run" in rerun.stdout
 
-    # MLflow: nothing RUNNING; CNN-a trained once, CNN-b killed then trained again, CNN-c trained.
+    # MLflow: nothing RUNNING; CNN-1 trained once, CNN-2 killed then trained again, the rest trained.
     assert runs_of(mlflow_client, "cnn", "attributes.status = 'RUNNING'") == []
     by_name: dict[str, list] = {}
     for run in runs_of(mlflow_client, "cnn"):
         by_name.setdefault(run.info.run_name, []).append(run)
-    assert [run.info.status for run in by_name["CNN-a"]] == ["FINISHED"]
-    assert sorted(run.info.status for run in by_name["CNN-b"]) == ["FINISHED", "KILLED"]
+    assert [run.info.status for run in by_name["CNN-1"]] == ["FINISHED"]
+    assert sorted(run.info.status for run in by_name["CNN-2"]) == ["FINISHED", "KILLED"]
     killed = mlflow_client.get_run(killed_run_id)
     assert killed.info.status == "KILLED" and "no longer exists" in killed.data.tags["studyflow.end_reason"]
-    assert [run.info.status for run in by_name["CNN-c"]] == ["FINISHED"]
+    for name in ("CNN-3", "CNN-4", "CNN-5"):
+        assert [run.info.status for run in by_name[name]] == ["FINISHED"], name
     assert mlflow_client.get_run(first_parent.info.run_id).info.status == "KILLED"
     final = _parents(mlflow_client, "cnn")[-1]
     assert final.info.status == "FINISHED"
-    assert final.data.tags[tracking.REUSED_RUNS_TAG] == by_name["CNN-a"][0].info.run_id
+    assert final.data.tags[tracking.REUSED_RUNS_TAG] == by_name["CNN-1"][0].info.run_id
     table = download(mlflow_client, final.info.run_id, "tables/cnn_architectures.csv").read_text().splitlines()
-    assert sorted(line.split(",")[0] for line in table[1:]) == ["CNN-a", "CNN-b", "CNN-c"]  # each once
+    assert sorted(line.split(",")[0] for line in table[1:]) == [f"CNN-{index}" for index in range(1, 6)]
+    # The PCA part had finished: both its flow runs FINISHED, the second from cached steps.
+    assert [run.info.status for run in _parents(mlflow_client, "pca")] == ["FINISHED", "FINISHED"]
     # Registry: the champion is one of the final runs, which are all FINISHED.
     champion = mlflow_client.get_model_version_by_alias("mnist-cnn", "champion")
     assert mlflow_client.get_run(champion.run_id).info.status == "FINISHED"
-    # Prefect (local mode keeps its database under PREFECT_HOME): the killed flow run was marked
-    # Crashed by the rerun's reconciliation; the rerun completed.
-    flow_runs = [state for name, state in _prefect_flow_runs(prefect_home) if name == "cnn"]
-    assert flow_runs == ["CRASHED", "COMPLETED"]
-
+    # Prefect (local mode keeps its database under PREFECT_HOME): the killed study and its cnn
+    # subflow were marked Crashed by the rerun's reconciliation; the rerun completed.
+    flow_runs = _prefect_flow_runs(prefect_home)
+    assert [state for name, state in flow_runs if name == "study"] == ["CRASHED", "COMPLETED"]
+    assert [state for name, state in flow_runs if name == "cnn"] == ["CRASHED", "COMPLETED"]
+    assert [state for name, state in flow_runs if name == "pca"] == ["COMPLETED", "COMPLETED"]
 
 def test_a_model_input_is_keyed_by_its_weights():
     """The deep-dream step takes the inspected model: a retrained model must not reuse old dreams."""
