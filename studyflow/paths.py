@@ -43,6 +43,11 @@ def default_tracking_uri() -> str:
     return "sqlite:///" + str(mlruns_dir() / "mlflow.db")
 
 
+def unlogged_metrics_dir() -> Path:
+    """Metrics a tracking store did not take (it was down), one JSON-lines file per MLflow run."""
+    return mlruns_dir() / "unlogged"
+
+
 def default_artifact_root() -> Path:
     return mlruns_dir() / "artifacts"
 
