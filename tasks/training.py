@@ -99,6 +99,31 @@ class EpochMetricsLogger(keras.callbacks.Callback):
             self.recorder.log_metrics(metrics, step=epoch + 1)
 
 
+class StopOnDivergence(keras.callbacks.Callback):
+    """Ends the fit with TrainingDivergedError at the end of an epoch whose loss is not finite.
+
+    Keras' TerminateOnNaN only stops the epoch at the first bad batch: the epoch still ends, so the
+    callbacks after it would judge a meaningless epoch (a pruner would call the trial PRUNED on the
+    accuracy of NaN weights, and Optuna would never see it fail). Placed after the metrics logger,
+    so the diverged epoch is still recorded, and before any caller's callbacks.
+    """
+
+    def __init__(self, settings: TrainSettings):
+        super().__init__()
+        self.settings = settings
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            raise diverged(loss, epoch + 1, self.settings)
+
+
+def diverged(loss: float, epoch: int, settings: TrainSettings) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"the training loss became {loss} in epoch {epoch}: training stopped "
+        f"(learning rate {settings.learning_rate}, batch size {settings.batch_size})")
+
+
 def compile_model(model: keras.Model, settings: TrainSettings, loss="sparse_categorical_crossentropy",
                   metrics=("accuracy",), loss_weights=None) -> keras.Model:
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss,
@@ -114,15 +139,14 @@ def train(model: keras.Model, data: TrainingData, settings: TrainSettings,
     model.fit(
         data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
         epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
-        callbacks=[timer, logger, keras.callbacks.TerminateOnNaN(), *(extra_callbacks or [])],
+        callbacks=[timer, logger, keras.callbacks.TerminateOnNaN(), StopOnDivergence(settings),
+                   *(extra_callbacks or [])],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     history = logger.history
     last_loss = model.history.history.get("loss", [float("nan")])[-1] if model.history else float("nan")
     if not history or not np.isfinite(last_loss):
-        raise TrainingDivergedError(
-            f"the training loss became {last_loss} in epoch {len(timer.epoch_times_s)}: training stopped "
-            f"(learning rate {settings.learning_rate}, batch size {settings.batch_size})")
+        raise diverged(last_loss, len(timer.epoch_times_s), settings)
     selection = history[settings.selection_metric]
     param_count = model.count_params()
     train_time_s = float(sum(timer.epoch_times_s))
