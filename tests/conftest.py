@@ -7,6 +7,10 @@ Prefect server and database), the real datasets shipped in data/ (subsets keep i
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,6 +51,42 @@ def prefect_server():
         yield
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """STUDYFLOW_TEST_POSTGRES_URL, else a throwaway PostgreSQL cluster of our own (skip if impossible).
+
+    One cluster per session: each test names its own Optuna study in it."""
+    given = os.environ.get("STUDYFLOW_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    debian_bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)  # not on PATH in Debian
+    search_path = os.pathsep.join([os.environ.get("PATH", ""), *map(str, debian_bins)])
+    initdb, pg_ctl = shutil.which("initdb", path=search_path), shutil.which("pg_ctl", path=search_path)
+    if not initdb or not pg_ctl:
+        pytest.skip("no PostgreSQL reachable (set STUDYFLOW_TEST_POSTGRES_URL) and no initdb to start one")
+    folder = Path(tempfile.mkdtemp(prefix="studyflow-pg-"))
+    as_user = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+    try:
+        subprocess.run(as_user + [initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run(as_user + [pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
+                                  f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError, KeyError, LookupError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"could not start a PostgreSQL cluster: {exc}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_user + [pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def mlflow_client(studyflow_home):
     from studyflow import tracking
@@ -64,6 +104,12 @@ def assert_png(path: Path, min_side: int = 100) -> None:
         image.verify()
     with Image.open(path) as image:
         assert min(image.size) >= min_side, f"{path} is only {image.size}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def runs_of(client, part: str, filter_string: str = ""):

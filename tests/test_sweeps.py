@@ -4,12 +4,9 @@ be started here)."""
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import assert_png, download, runs_of
+from conftest import assert_png, download, free_port, runs_of
 from studyflow import cli
 from studyflow.config import ConfigError
 from tasks.sweep_config import sweep_config
@@ -198,7 +195,7 @@ def test_bad_inputs_fail_before_any_work(studyflow_home, capsys, argv, message):
 
 
 def test_unreachable_storage_is_reported_before_prefect_starts_and_hides_the_password(studyflow_home, capsys):
-    url = f"postgresql://user:secret@127.0.0.1:{_free_port()}/optuna"
+    url = f"postgresql://user:secret@127.0.0.1:{free_port()}/optuna"
     assert cli.main(["sweep", "cnn", "--trials", "3", "--workers", "2", "--storage", url]) == 1
     err = capsys.readouterr().err
     assert "postgresql://user:***@127.0.0.1" in err and "secret" not in err
@@ -225,46 +222,6 @@ def test_cli_sweep_resumes_and_prints_the_parent_run(prefect_server, mlflow_clie
 
 
 # ---------------------------------------------------------------- parallel workers on PostgreSQL
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """STUDYFLOW_TEST_POSTGRES_URL, else a throwaway PostgreSQL cluster of our own (skip if impossible)."""
-    given = os.environ.get("STUDYFLOW_TEST_POSTGRES_URL")
-    if given:
-        yield given
-        return
-    debian_bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)  # not on PATH in Debian
-    search_path = os.pathsep.join([os.environ.get("PATH", ""), *map(str, debian_bins)])
-    initdb, pg_ctl = shutil.which("initdb", path=search_path), shutil.which("pg_ctl", path=search_path)
-    if not initdb or not pg_ctl:
-        pytest.skip("no PostgreSQL reachable (set STUDYFLOW_TEST_POSTGRES_URL) and no initdb to start one")
-    folder = Path(tempfile.mkdtemp(prefix="studyflow-pg-"))
-    as_user = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _free_port()
-    try:
-        subprocess.run(as_user + [initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
-                       capture_output=True, timeout=120)
-        subprocess.run(as_user + [pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
-                                  f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True, timeout=120)
-    except (subprocess.SubprocessError, OSError, KeyError, LookupError) as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        pytest.skip(f"could not start a PostgreSQL cluster: {exc}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(as_user + [pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True, timeout=120)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.integration
