@@ -1,0 +1,454 @@
+"""Fault injection around the servers: the tracking server drops out mid-training (briefly, then for
+good), a model's loss turns NaN (in a flow and in a sweep), and three sweep workers share one
+PostgreSQL study. Real servers, real tiny trainings; each test checks what MLflow, Prefect and
+Optuna hold at the end, not only how the call ended.
+
+    nice -n 15 .venv/bin/python -m pytest tests/test_faults_servers.py -q
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import keras
+import optuna
+import pytest
+from conftest import free_port, runs_of
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from studyflow.doctor import run_doctor
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parent.parent
+MLFLOW = str(Path(sys.executable).parent / "mlflow")
+TINY = {"train_size": 600, "test_size": 200}
+SMALL_MLP = {"min_depth": 1, "max_depth": 2, "min_size": 8, "max_size": 32}
+PER_EPOCH = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+HTTP_RETRY_SETTINGS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+# ---------------------------------------------------------------- a real MLflow server to stop
+
+
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1 with its own SQLite store and artifacts; stopped and started at will
+    (same port, same store), as an operator restarting it would."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen | None = None
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def start(self, wait: bool = True) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # 2 processes, not 15
+        env.pop("MLFLOW_TRACKING_URI", None)
+        with open(self.folder / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [MLFLOW, "server", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1], "--workers", "1",
+                 "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+                 "--serve-artifacts", "--artifacts-destination", str(self.folder / "artifacts")],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True)  # its own process group: stop() ends the server and its workers
+        if wait:
+            self.wait_until_up()
+
+    def wait_until_up(self, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        assert not self.answers(), "the stopped server still answers"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """Session-scoped and started without waiting, so that it boots while Prefect's test server does
+    (tests name `tracked_by` before `prefect_server`); `tracked_by` waits for it."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start(wait=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tracked_by(mlflow_server, monkeypatch):
+    """Point studyflow at the server; restore the HTTP retry settings afterwards (connect() may set them)."""
+    saved = {name: os.environ.get(name) for name in HTTP_RETRY_SETTINGS}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    for name in HTTP_RETRY_SETTINGS:
+        monkeypatch.delenv(name, raising=False)  # the product's own defaults
+    if mlflow_server.process.poll() is not None:
+        mlflow_server.start()
+    mlflow_server.wait_until_up()
+    yield mlflow_server
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+class ServerOutage(keras.callbacks.Callback):
+    """After epoch 1 is logged (this callback runs after the metrics logger), stop the server, and
+    start it again in the background: a restart while training goes on."""
+
+    def __init__(self, server: MlflowServer):
+        super().__init__()
+        self.server = server
+        self.times: dict[str, float] = {}
+        self.restart = threading.Thread(target=self._restart)
+
+    def _restart(self):
+        self.server.start()
+        self.times["back"] = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_test_begin(self, logs=None):  # validation: after the epoch's batches, before its logging
+        if self.epoch == 1:
+            self.times["epoch_2_trained"] = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.server.stop()
+            self.times["down"] = time.monotonic()
+            self.restart.start()
+        elif epoch == 1:
+            self.times["epoch_2_logged"] = time.monotonic()
+
+
+def _train_with_callback(monkeypatch, callback) -> None:
+    """Every architecture a flow trains gets `callback` after the product's own callbacks."""
+    from tasks import architecture_training
+
+    original = architecture_training.train
+
+    def train(*args, **kwargs):
+        kwargs["extra_callbacks"] = [*(kwargs.get("extra_callbacks") or []), callback]
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(architecture_training, "train", train)
+
+
+def _flow_run(flow_run_id):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        return prefect.read_flow_run(flow_run_id)
+
+
+def _task_run_states(flow_run_id) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as prefect:
+        task_runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {task_run.name: task_run.state.type.value for task_run in task_runs}
+
+
+def _runs_of_flow_run(client, part: str, flow_run_id) -> dict[str, object]:
+    runs = runs_of(client, part, f"tags.`studyflow.prefect_flow_run_id` = '{flow_run_id}'")
+    return {run.info.run_name: run for run in runs}
+
+
+def _steps(client, run_id: str, metric: str) -> list[int]:
+    return [point.step for point in client.get_metric_history(run_id, metric)]
+
+
+# ---------------------------------------------------------------- item 4: the tracking server drops out
+
+
+@pytest.mark.integration
+def test_server_restarted_mid_training_loses_no_epoch(tracked_by, prefect_server, monkeypatch):
+    """A restart within MLflow's retry window (studyflow's defaults): epoch 2's metrics wait for the
+    server, every epoch ends up logged, the run and the flow run finish."""
+    from flows.mlp import mlp_flow
+
+    outage = ServerOutage(tracked_by)
+    _train_with_callback(monkeypatch, outage)
+    state = mlp_flow(architectures={"MLP-a": [16]}, epochs=3, **TINY, return_state=True)
+    outage.restart.join(timeout=180)
+
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
+    # Epoch 2 was trained while the server was down (a restart takes seconds, the epoch a fraction of
+    # one), and its metrics were logged once it was back: the client waited for the server.
+    times = outage.times
+    assert times["down"] < times["epoch_2_trained"] < times["back"] <= times["epoch_2_logged"], times
+    client = MlflowClient(tracked_by.url)
+    runs = _runs_of_flow_run(client, "mlp", flow_run_id)
+    assert set(runs) == {"mlp-quick", "MLP-a"}
+    assert {run.info.status for run in runs.values()} == {"FINISHED"}
+    for metric in PER_EPOCH:
+        assert _steps(client, runs["MLP-a"].info.run_id, metric) == [1, 2, 3], metric
+    assert runs["MLP-a"].data.metrics["epochs_run"] == 3
+    assert runs["MLP-a"].outputs.model_outputs, "the model was logged after the restart"
+
+
+LONG_OUTAGE_CHILD = r"""
+import sys, time
+from pathlib import Path
+
+import keras
+import tasks.architecture_training as architecture_training
+from flows.mlp import mlp_flow
+
+handshake = Path(sys.argv[1])
+
+
+class WaitForOutage(keras.callbacks.Callback):
+    # After epoch 1 is logged: tell the test, and go on only once it has stopped the server.
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            (handshake / "epoch-1-logged").touch()
+            deadline = time.monotonic() + 120
+            while not (handshake / "server-down").exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the test never stopped the server")
+                time.sleep(0.1)
+
+
+original = architecture_training.train
+
+
+def train(*args, **kwargs):
+    kwargs["extra_callbacks"] = [WaitForOutage()]
+    return original(*args, **kwargs)
+
+
+architecture_training.train = train
+state = mlp_flow(architectures={"MLP-a": [16]}, epochs=3, train_size=600, test_size=200, return_state=True)
+print("FLOW_RUN", state.state_details.flow_run_id, flush=True)
+sys.exit(0 if state.is_completed() else 1)
+"""
+
+
+@pytest.mark.integration
+def test_server_gone_for_good_stops_training_naming_the_url_and_keeps_the_unlogged_epoch(
+        tracked_by, prefect_server, studyflow_home, tmp_path):
+    """The server stays down past the retry window (shortened here to seconds): the flow fails with a
+    TrackingError naming the URL, the epoch that could not be logged is in a local file, and once the
+    server is back `studyflow doctor` closes the runs the dead process left RUNNING."""
+    from prefect.settings import PREFECT_API_URL
+
+    handshake = tmp_path / "handshake"
+    handshake.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracked_by.url, "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "STUDYFLOW_HOME": str(studyflow_home), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+           "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    child = subprocess.Popen([sys.executable, "-c", LONG_OUTAGE_CHILD, str(handshake)], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (handshake / "epoch-1-logged").exists():
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the child never logged epoch 1"
+            time.sleep(0.2)
+        tracked_by.stop()
+        (handshake / "server-down").touch()
+        out, err = child.communicate(timeout=240)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 1, out[-3000:] + err[-3000:]
+    assert f"stays RUNNING: the tracking server {tracked_by.url} does not answer" in err  # no second wait
+    flow_run_id = re.search(r"FLOW_RUN (\S+)", out).group(1)
+    # Prefect: the flow run failed, and says why and where.
+    flow_state = _flow_run(flow_run_id).state
+    assert flow_state.type.value == "FAILED"
+    assert "TrackingError" in flow_state.message and tracked_by.url in flow_state.message, flow_state.message
+    # The epoch that the server never received is on disk, named in the message.
+    unlogged_files = [path for path in studyflow_home.rglob("*.jsonl") if "unlogged" in str(path)]
+    assert len(unlogged_files) == 1, unlogged_files
+    assert str(unlogged_files[0]) in flow_state.message
+    unlogged = [json.loads(line) for line in unlogged_files[0].read_text().splitlines()]
+    assert {item["step"] for item in unlogged} == {2} and set(PER_EPOCH) <= {item["key"] for item in unlogged}
+
+    # The server comes back: the dead process's runs are still RUNNING, with what it did log.
+    tracked_by.start()
+    client = MlflowClient(tracked_by.url)
+    runs = _runs_of_flow_run(client, "mlp", flow_run_id)
+    assert set(runs) == {"mlp-quick", "MLP-a"}
+    assert {run.info.status for run in runs.values()} == {"RUNNING"}
+    child_run_id = runs["MLP-a"].info.run_id
+    assert {item["run_id"] for item in unlogged} == {child_run_id}
+    for metric in PER_EPOCH:  # epoch 1 in the store, epoch 2 in the file: no gap
+        assert _steps(client, child_run_id, metric) == [1], metric
+
+    fixed = run_doctor().fixed  # what `studyflow doctor` runs
+    assert sum("RUNNING -> KILLED" in line for line in fixed) == 2, fixed
+    for run in _runs_of_flow_run(client, "mlp", flow_run_id).values():
+        assert run.info.status == "KILLED"
+        assert "no longer exists" in run.data.tags["studyflow.end_reason"]
+
+
+# ---------------------------------------------------------------- item 5: bad numbers
+
+
+def _diverging(monkeypatch, module, model_name: str) -> None:
+    """The model called `model_name` trains with a learning rate no config accepts: its weights
+    overflow and its loss turns NaN in its first epoch. Every other model is untouched."""
+    original = module.compile_model
+
+    def compile_model(model, settings, *args, **kwargs):
+        if model.name == model_name:
+            settings = dataclasses.replace(settings, learning_rate=1e30)
+        return original(model, settings, *args, **kwargs)
+
+    monkeypatch.setattr(module, "compile_model", compile_model)
+
+
+def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, monkeypatch):
+    from flows.mlp import mlp_flow
+    from tasks import architecture_training
+
+    _diverging(monkeypatch, architecture_training, "mlp_nan")
+    state = mlp_flow(architectures={"MLP-nan": [16], "MLP-ok": [16]}, epochs=2, **TINY, return_state=True)
+
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
+    task_states = _task_run_states(flow_run_id)
+    assert [name for name, value in task_states.items() if value == "FAILED"] == ["train-MLP-nan"], task_states
+    assert task_states["train-MLP-ok"] == "COMPLETED"
+    runs = _runs_of_flow_run(mlflow_client, "mlp", flow_run_id)
+    assert set(runs) == {"mlp-quick", "MLP-nan", "MLP-ok"}
+    assert runs["mlp-quick"].info.status == "FINISHED" and runs["MLP-ok"].info.status == "FINISHED"
+    diverged = runs["MLP-nan"]
+    assert diverged.info.status == "FAILED"
+    assert "TrainingDivergedError" in diverged.data.tags["studyflow.end_reason"]
+    assert "nan" in diverged.data.tags["studyflow.end_reason"]
+    assert _steps(mlflow_client, diverged.info.run_id, "train_loss") == [1]  # stopped in epoch 1
+    assert _steps(mlflow_client, runs["MLP-ok"].info.run_id, "val_accuracy") == [1, 2]
+    table = mlflow_client.download_artifacts(runs["mlp-quick"].info.run_id, "tables/mlp_architectures.csv")
+    rows = Path(table).read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("MLP-ok,")
+    table = mlflow_client.download_artifacts(runs["mlp-quick"].info.run_id, "tables/mlp_vs_cnn.csv")
+    assert [row.split(",")[0] for row in Path(table).read_text().splitlines()[1:]] == ["MLP-ok"]
+
+
+def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_client, monkeypatch):
+    """Trial 2 diverges after the pruner's start-up trials: it must fail (not be pruned on its
+    meaningless accuracy), and the sweep must still reach its three finished trials."""
+    from flows.sweeps import mlp_sweep_flow
+    from tasks import sweep_trials
+
+    _diverging(monkeypatch, sweep_trials, "trial_2")
+    name = f"nan-{os.getpid()}"
+    state = mlp_sweep_flow(trials=3, study_name=name, search_space=SMALL_MLP, epochs=2, **TINY,
+                           pruner={"kind": "median", "startup_trials": 1, "warmup_epochs": 0}, return_state=True)
+
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
+    from tasks.sweep_storage import default_storage_url
+
+    study = optuna.load_study(study_name=name, storage=default_storage_url())
+    states = [trial.state for trial in study.trials]
+    assert states[2] == TrialState.FAIL, states
+    assert sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states) == 3 and len(states) == 4
+    runs = runs_of(mlflow_client, "sweep-mlp")
+    trial_runs = {run.data.tags["studyflow.optuna_trial_number"]: run for run in runs
+                  if run.data.tags.get("studyflow.run_level") == "child"}
+    assert sorted(trial_runs) == ["0", "1", "2", "3"]
+    failed = trial_runs["2"]
+    assert failed.info.status == "FAILED" and failed.data.tags["studyflow.trial_state"] == "FAIL"
+    assert "TrainingDivergedError" in failed.data.tags["studyflow.end_reason"]
+    assert study.trials[2].user_attrs["studyflow.mlflow_run_id"] == failed.info.run_id
+    assert [run.info.run_name for run in runs if run.info.status != "FINISHED"] == [failed.info.run_name]
+
+
+# ---------------------------------------------------------------- item 7: three workers, one PostgreSQL study
+
+LOCK_TROUBLE = re.compile(r"database is locked|deadlock|lock timeout|could not obtain lock|LockNotAvailable|"
+                          r"could not serialize|SerializationFailure|UniqueViolation|IntegrityError|Traceback",
+                          re.IGNORECASE)
+
+
+def _worker_output_to_files(monkeypatch, folder: Path) -> None:
+    """Each sweep worker process writes its stdout and stderr to its own file in `folder`."""
+    from tasks import sweep_run
+
+    popen = subprocess.Popen
+
+    def worker_popen(args, *rest, **kwargs):
+        if "tasks.sweep_worker" not in args:
+            return popen(args, *rest, **kwargs)
+        with open(folder / f"worker-{args[-1]}.log", "wb") as log:  # the child keeps its own copy
+            return popen(args, *rest, stdout=log, stderr=subprocess.STDOUT, **kwargs)
+
+    monkeypatch.setattr(sweep_run.subprocess, "Popen", worker_popen)
+
+
+@pytest.mark.integration
+def test_three_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, monkeypatch, tmp_path):
+    from flows.sweeps import mlp_sweep_flow
+
+    _worker_output_to_files(monkeypatch, tmp_path)
+    name = f"three-workers-{os.getpid()}-{int(time.time())}"
+    state = mlp_sweep_flow(trials=3, workers=3, storage=postgres_url, study_name=name, search_space=SMALL_MLP,
+                           epochs=1, **TINY, return_state=True)
+
+    assert state.is_completed(), state.message
+    assert _flow_run(state.state_details.flow_run_id).state.type.value == "COMPLETED"
+    logs = {path.name: path.read_text(errors="replace") for path in sorted(tmp_path.glob("worker-*.log"))}
+    assert list(logs) == ["worker-0.log", "worker-1.log", "worker-2.log"]
+    for log_name, text in logs.items():
+        trouble = LOCK_TROUBLE.search(text)
+        assert trouble is None, f"{log_name}: {trouble.group(0)}\n{text[-4000:]}"
+        assert "val_accuracy:" in text, f"{log_name} trained no epoch:\n{text[-4000:]}"
+    study = optuna.load_study(study_name=name, storage=postgres_url)
+    numbers = [trial.number for trial in study.trials]
+    assert sorted(numbers) == list(range(len(numbers))), numbers  # no duplicates, no holes
+    finished = [trial for trial in study.trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert 3 <= len(finished) <= 3 + 2 and len(finished) == len(study.trials)  # at most K - 1 over
+    runs = runs_of(mlflow_client, "sweep-mlp")
+    children = [run for run in runs if run.data.tags.get("studyflow.run_level") == "child"]
+    per_trial = Counter(run.data.tags["studyflow.optuna_trial_number"] for run in children)
+    assert per_trial == Counter(str(number) for number in numbers), per_trial  # exactly one run per trial
+    by_id = {run.info.run_id: run for run in children}
+    for trial in finished:
+        run = by_id[trial.user_attrs["studyflow.mlflow_run_id"]]
+        assert run.data.tags["studyflow.optuna_trial_number"] == str(trial.number)
+        assert run.data.tags["studyflow.trial_state"] == trial.state.name
+        assert _steps(mlflow_client, run.info.run_id, "val_accuracy") == [1]
+    assert [run.info.run_name for run in runs if run.info.status != "FINISHED"] == []
+    processes = {run.data.tags["studyflow.process"] for run in children}
+    assert len(processes) == 3, f"trials ran in {processes}, not in three worker processes"
