@@ -38,7 +38,8 @@ def train_architecture(parent: RunRecorder, kind: str, name: str, widths: list[i
     """Build, train and log one architecture; the model is logged once, checked by reloading."""
     builder, width_param = BUILDERS[kind]
     with parent.child(name, tags={"studyflow.architecture": name, "studyflow.model_kind": kind}) as run:
-        keras.utils.set_random_seed(settings.seed)
+        keras.backend.clear_session()  # a fresh global seed generator: otherwise what ran before
+        keras.utils.set_random_seed(settings.seed)  # (even a failed fit) changes this model's initial weights
         model = compile_model(builder(widths, name=name.lower().replace("-", "_")), settings)
         run.log_params({
             width_param: widths, "depth": len(widths), "architecture": name, "epochs": settings.epochs,
