@@ -173,8 +173,10 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
     training = data.for_tasks(variant.tasks)
     settings = dataclasses.replace(settings, selection_metric=variant.selection_metric)
     with parent.child(variant.name, tags=tags) as run:
-        keras.backend.clear_session()  # a fresh global seed generator: otherwise what ran before
-        keras.utils.set_random_seed(settings.seed)  # (even a failed fit) changes this model's initial weights
+        # A fresh Keras state, so what ran before (even a failed fit) cannot change this model's
+        # initial weights; the previous model's memory was freed when it finished (below).
+        keras.backend.clear_session(free_memory=False)
+        keras.utils.set_random_seed(settings.seed)
         model = build_multitask(variant.tasks, group_count=len(data.group_names), name=variant.name.replace("-", "_"))
         compile_model(model, settings, loss={task: CROSS_ENTROPY for task in variant.tasks},
                       metrics=task_metrics(variant.tasks), loss_weights=variant.loss_weights)
