@@ -71,11 +71,9 @@ def _module_file(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") and not rest else None
     for root in spec.submodule_search_locations:
-        base = Path(root, *rest.split(".")) if rest else Path(root)
-        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-            if rest and candidate == base.with_suffix(".py") and candidate.is_file():
-                return candidate
-            if candidate == base / "__init__.py" and candidate.is_file():
+        base = Path(root, *rest.split("."))
+        for candidate in ((base.with_suffix(".py"),) if rest else ()) + (base / "__init__.py",):
+            if candidate.is_file():
                 return candidate
     return None
 
@@ -180,25 +178,25 @@ def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder
     run_id = getattr(result, "run_id", None)
     if parent is None or not run_id or force:
         return result
-    if not _finished_in_store(parent.client, run_id):
+    run = _finished_run(parent.client, run_id)
+    if run is None:
         print(f"[studyflow] {task.name}: the cached result names run {run_id}, which is not FINISHED in "
               f"{tracking.tracking_uri()}; redoing the step")
         result = task.with_options(refresh_cache=True, result_storage=step_results_dir())(*args, **kwargs)
-    else:
-        run = parent.client.get_run(run_id)
-        if run.data.tags.get("mlflow.parentRunId") != parent.run_id:
-            link_reused_run(parent, run_id)
-            print(f"[studyflow] {run.info.run_name}: reused finished run {run_id} (same inputs, code and "
-                  f"data); force=True redoes it")
+    elif run.data.tags.get("mlflow.parentRunId") != parent.run_id:
+        link_reused_run(parent, run_id)
+        print(f"[studyflow] {run.info.run_name}: reused finished run {run_id} (same inputs, code and "
+              f"data); force=True redoes it")
     return result
 
 
-def _finished_in_store(client, run_id: str) -> bool:
+def _finished_run(client, run_id: str):
+    """The run, if it exists, is active and FINISHED in this store; else None."""
     try:
         run = client.get_run(run_id)
     except Exception:  # deleted for good, or never in this store
-        return False
-    return run.info.status == "FINISHED" and run.info.lifecycle_stage == "active"
+        return None
+    return run if run.info.status == "FINISHED" and run.info.lifecycle_stage == "active" else None
 
 
 def link_reused_run(parent: tracking.RunRecorder, run_id: str) -> None:

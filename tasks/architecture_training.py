@@ -56,9 +56,8 @@ def train_architecture(parent: RunRecorder, kind: str, name: str, widths: list[i
         run.set_tags({"studyflow.model_uri": model_uri})
         print(f"{name}: test accuracy {result.final_metrics['test_accuracy']:.4f}, "
               f"{result.final_metrics['train_time_s']:.1f} s")
-    outcome = ArchitectureOutcome(name, kind, list(widths), run.run_id, model_uri, result.final_metrics,
-                                  result.history)
-    return outcome
+    return ArchitectureOutcome(name, kind, list(widths), run.run_id, model_uri, result.final_metrics,
+                               result.history)
 
 
 # A step: rerun with the same inputs, code and data, it reuses this run instead of training again.
