@@ -12,6 +12,7 @@ from flows.common import flow_parameters, parent_run
 from studyflow.config import Profile, StepConfig
 from studyflow.steps import run_step
 from tasks.data import load_dataset, subset
+from tasks.perceptron import pair_data
 from tasks.perceptron_tracking import log_perceptron_summary_task, train_pair_task
 
 Digit = Annotated[int, Field(ge=0, le=9)]
@@ -68,7 +69,7 @@ def perceptron_flow(
     dataset = subset(load_dataset("mnist"), config.train_size, config.test_size, config.seed)
     with parent_run("perceptron", config, dataset) as recorder:
         results = [
-            run_step(train_pair_task, dataset, pair, config.learning_rate, config.max_epochs,
+            run_step(train_pair_task, pair_data(dataset, pair), config.learning_rate, config.max_epochs,
                      config.tolerance, config.patience, config.seed, parent=recorder, force=config.force)
             for pair in config.resolved_pairs()
         ]

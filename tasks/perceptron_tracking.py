@@ -8,8 +8,7 @@ import pandas as pd
 
 from studyflow.tracking import RunRecorder
 from tasks import perceptron_figures
-from tasks.data import Dataset
-from tasks.perceptron import PerceptronResult, pair_data, train_perceptron
+from tasks.perceptron import PairData, PerceptronResult, train_perceptron
 from tasks.prefect_task import step_task, studyflow_task
 
 
@@ -17,11 +16,13 @@ def pair_run_name(pair: tuple[int, int]) -> str:
     return f"perceptron-{pair[0]}-vs-{pair[1]}"
 
 
-def train_pair(parent: RunRecorder, dataset: Dataset, pair: tuple[int, int], learning_rate: float,
+def train_pair(parent: RunRecorder, data: PairData, learning_rate: float,
                max_epochs: int, tolerance: float, patience: int, seed: int) -> PerceptronResult:
-    """One pair in its own child run: train, then log metrics, the error curve and the weights."""
+    """One pair in its own child run: train, then log metrics, the error curve and the weights.
+
+    Takes the pair's images, not the whole dataset: the step's cache key hashes only what it uses."""
+    pair = data.pair
     with parent.child(pair_run_name(pair), tags={"studyflow.pair": f"{pair[0]}-{pair[1]}"}) as run:
-        data = pair_data(dataset, pair)
         run.log_params({"positive_digit": pair[0], "negative_digit": pair[1], "learning_rate": learning_rate,
                         "max_epochs": max_epochs, "tolerance": tolerance, "patience": patience,
                         "train_samples": len(data.train_targets), "test_samples": len(data.test_targets)})
@@ -58,5 +59,5 @@ def log_perceptron_summary(parent: RunRecorder, results: list[PerceptronResult])
 
 # A step: rerun with the same inputs, code and data, it reuses this pair's run instead of training again.
 train_pair_task = step_task(train_pair, name="perceptron-pair",
-                                 task_run_name="perceptron-{pair[0]}-vs-{pair[1]}")
+                                 task_run_name="perceptron-{data.pair[0]}-vs-{data.pair[1]}")
 log_perceptron_summary_task = studyflow_task(log_perceptron_summary, name="log-perceptron-summary")
