@@ -34,7 +34,8 @@ class ArchitectureConfig(TrainingConfig, StepConfig):
 def prepare(config: ArchitectureConfig) -> tuple[Dataset, TrainingData, TrainSettings]:
     dataset = subset(load_dataset("mnist"), config.train_size, config.test_size, config.seed)
     data = training_data(dataset, config.validation_fraction, config.seed)
-    settings = TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed)
+    settings = TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed,
+                             precision=config.precision)
     return dataset, data, settings
 
 

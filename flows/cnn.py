@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from flows.architectures import ArchitectureConfig, Width, prepare, train_all
 from flows.common import flow_parameters, parent_run
 from models.architectures import CNN_ARCHITECTURES, MAX_CNN_DEPTH
-from studyflow.config import Profile
+from studyflow.config import Precision, Profile
 from tasks.architecture_tracking import log_architecture_summary_task, log_mlp_vs_cnn_task
 from tasks.model_registry import REGISTERED_CNN, register_and_promote_task
 
@@ -45,6 +45,7 @@ def cnn_flow(
     validation_fraction: float | None = None,
     train_size: int | None = None,
     test_size: int | None = None,
+    precision: Precision | None = None,
     registered_model: str | None = None,
 ) -> list[dict]:
     config = CnnConfig.for_profile(profile, **flow_parameters(locals()))

@@ -10,7 +10,7 @@ from pydantic import Field
 from flows.architectures import ArchitectureConfig, Width, prepare, train_all
 from flows.common import flow_parameters, parent_run
 from models.architectures import MLP_ARCHITECTURES
-from studyflow.config import Profile
+from studyflow.config import Precision, Profile
 from tasks.architecture_tracking import log_architecture_summary_task, log_mlp_vs_cnn_task
 
 
@@ -35,6 +35,7 @@ def mlp_flow(
     validation_fraction: float | None = None,
     train_size: int | None = None,
     test_size: int | None = None,
+    precision: Precision | None = None,
 ) -> list[dict]:
     config = MlpConfig.for_profile(profile, **flow_parameters(locals()))
     dataset, data, settings = prepare(config)

@@ -10,7 +10,7 @@ from prefect import flow
 from pydantic import Field, field_validator
 
 from flows.common import flow_parameters, parent_run
-from studyflow.config import Profile, StepConfig, TrainingConfig
+from studyflow.config import Precision, Profile, StepConfig, TrainingConfig
 from studyflow.steps import run_step
 from tasks.data import load_dataset, subset
 from tasks.mtl import DEFAULT_GROUPS, check_group_mapping, mtl_data, train_variant_task, variants
@@ -78,11 +78,13 @@ def mtl_flow(
     validation_fraction: float | None = None,
     train_size: int | None = None,
     test_size: int | None = None,
+    precision: Precision | None = None,
 ) -> list[dict]:
     config = MtlConfig.for_profile(profile, **flow_parameters(locals()))
     dataset = subset(load_dataset("fashion-mnist"), config.train_size, config.test_size, config.seed)
     data = mtl_data(dataset, config.group_mapping, config.validation_fraction, config.seed)
-    settings = TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed)
+    settings = TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed,
+                             precision=config.precision)
     with parent_run("mtl", config, dataset) as recorder:
         outcomes = [run_step(train_variant_task, variant, data, settings, config.log_models, parent=recorder,
                              force=config.force)

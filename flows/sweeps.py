@@ -15,7 +15,7 @@ from prefect import flow
 
 from flows.common import flow_parameters
 from studyflow import tracking
-from studyflow.config import Profile
+from studyflow.config import Precision, Profile
 from tasks.sweep_config import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
 from tasks.sweep_run import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
 from tasks.sweep_tracking import sweep_parent_run
@@ -55,6 +55,7 @@ def mlp_sweep_flow(
     pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
     learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
     test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
+    precision: Precision | None = None,
 ) -> dict:
     return _sweep(MlpSweepConfig.for_profile(profile, **flow_parameters(locals())))
 
@@ -66,6 +67,7 @@ def cnn_sweep_flow(
     pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
     learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
     test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
+    precision: Precision | None = None,
 ) -> dict:
     return _sweep(CnnSweepConfig.for_profile(profile, **flow_parameters(locals())))
 
@@ -77,6 +79,7 @@ def mtl_sweep_flow(
     pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
     learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
     test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
+    precision: Precision | None = None,
 ) -> dict:
     return _sweep(MtlSweepConfig.for_profile(profile, **flow_parameters(locals())))
 

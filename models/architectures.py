@@ -35,7 +35,8 @@ MAX_CNN_DEPTH = 6
 
 def _classifier_head(features):
     logits = keras.layers.Dense(CLASSES, name="logits")(features)
-    probabilities = keras.layers.Activation("softmax", name="probabilities")(logits)
+    # float32 whatever the dtype policy: under mixed precision the probabilities stay float32.
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return probabilities
 
 

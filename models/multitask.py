@@ -39,7 +39,8 @@ def _head(features, task: str, classes: int):
     for index, width in enumerate(HEAD_WIDTHS, start=1):
         features = keras.layers.Dense(width, activation="relu", name=f"{task}_dense_{index}")(features)
     logits = keras.layers.Dense(classes, name=f"{task}_logits")(features)
-    return keras.layers.Activation("softmax", name=task)(logits)
+    # float32 whatever the dtype policy: under mixed precision the probabilities stay float32.
+    return keras.layers.Activation("softmax", dtype="float32", name=task)(logits)
 
 
 def build_multitask(tasks: tuple[str, ...] = TASKS, group_count: int = 3, name: str = "multitask") -> keras.Model:

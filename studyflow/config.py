@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Profile = Literal["quick", "paper"]
 PROFILES: tuple[str, ...] = ("quick", "paper")
+# Keras dtype policies a model can be trained in (see tasks.training.precision_policy).
+Precision = Literal["float32", "mixed_bfloat16"]
 
 
 class ConfigError(ValueError):
@@ -91,3 +93,6 @@ class TrainingConfig(PartConfig):
     )
     train_size: int | None = Field(None, ge=100, description="training images drawn (None: all 60,000)")
     test_size: int | None = Field(None, ge=100, description="test images drawn (None: all 10,000)")
+    precision: Precision = Field(
+        "float32", description="Keras dtype policy: mixed_bfloat16 computes in bfloat16 with float32 weights, "
+                               "faster on CPUs with native bf16 (AVX512-BF16, AMX), emulated and slower elsewhere")

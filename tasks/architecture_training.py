@@ -11,7 +11,7 @@ from studyflow.tracking import RunRecorder
 from tasks.data import Dataset, validation_split
 from tasks.model_store import log_keras_model, verify_round_trip
 from tasks.prefect_task import step_task
-from tasks.training import TrainingData, TrainSettings, compile_model, train
+from tasks.training import TrainingData, TrainSettings, compile_model, precision_policy, train
 
 BUILDERS = {"mlp": (build_mlp, "hidden_widths"), "cnn": (build_cnn, "filters")}
 
@@ -43,10 +43,12 @@ def train_architecture(parent: RunRecorder, kind: str, name: str, widths: list[i
         # Prefect and TensorFlow loaded, a third of the tracking overhead of a short MLP run.
         keras.backend.clear_session(free_memory=False)
         keras.utils.set_random_seed(settings.seed)
-        model = compile_model(builder(widths, name=name.lower().replace("-", "_")), settings)
+        with precision_policy(settings.precision):
+            model = compile_model(builder(widths, name=name.lower().replace("-", "_")), settings)
         run.log_params({
             width_param: widths, "depth": len(widths), "architecture": name, "epochs": settings.epochs,
             "batch_size": settings.batch_size, "learning_rate": settings.learning_rate, "optimizer": "adam",
+            "precision": settings.precision,
             "param_count": model.count_params(), "train_samples": len(data.train_inputs),
             "val_samples": len(data.val_inputs), "test_samples": len(data.test_inputs),
         })

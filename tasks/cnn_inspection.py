@@ -127,7 +127,8 @@ def activation_maps(model: keras.Model, images: np.ndarray) -> dict[str, np.ndar
     outputs = probe.predict(np.asarray(images, dtype=np.float32), verbose=0)
     if len(layers) == 1:
         outputs = [outputs]
-    return {layer.name: np.asarray(output) for layer, output in zip(layers, outputs)}
+    # float32 even from a model trained in mixed_bfloat16, whose layers output bfloat16.
+    return {layer.name: np.asarray(output, dtype=np.float32) for layer, output in zip(layers, outputs)}
 
 
 # --- deep dream ----------------------------------------------------------------------------------
@@ -164,9 +165,12 @@ def octave_sides(octaves: int, octave_scale: float) -> list[int]:
 
 
 def logits_model(model: keras.Model) -> keras.Model:
-    """The same network up to its pre-softmax scores (the softmax would saturate the ascent)."""
+    """The same network up to its pre-softmax scores (the softmax would saturate the ascent).
+
+    The scores are float32 even from a model trained in mixed_bfloat16 (bfloat16 logits).
+    """
     conv_layers(model)
-    return keras.Model(model.input, model.get_layer(LOGITS_LAYER).output)
+    return keras.Model(model.input, keras.ops.cast(model.get_layer(LOGITS_LAYER).output, "float32"))
 
 
 def noise_image(seed: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from studyflow.tracking import RunRecorder
 from tasks.data import Dataset, validation_split
 from tasks.model_store import ROUND_TRIP_TOLERANCE, ModelIntegrityError, log_keras_model
 from tasks.prefect_task import step_task
-from tasks.training import TrainingData, TrainSettings, compile_model, train
+from tasks.training import TrainingData, TrainSettings, compile_model, precision_policy, train
 
 CROSS_ENTROPY = "sparse_categorical_crossentropy"
 # STUDY.md section 6: Fashion-MNIST class ids per group, in this order (group index 0, 1, 2).
@@ -177,7 +177,9 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
         # initial weights; the previous model's memory was freed when it finished (below).
         keras.backend.clear_session(free_memory=False)
         keras.utils.set_random_seed(settings.seed)
-        model = build_multitask(variant.tasks, group_count=len(data.group_names), name=variant.name.replace("-", "_"))
+        with precision_policy(settings.precision):
+            model = build_multitask(variant.tasks, group_count=len(data.group_names),
+                                    name=variant.name.replace("-", "_"))
         compile_model(model, settings, loss={task: CROSS_ENTROPY for task in variant.tasks},
                       metrics=task_metrics(variant.tasks), loss_weights=variant.loss_weights)
         run.log_params({
@@ -185,7 +187,8 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
             **({"mtl_lambda": variant.mtl_lambda} if variant.mtl_lambda is not None else {}),
             "loss_weights": variant.loss_weights or {variant.tasks[0]: 1.0}, "groups": data.group_names,
             "epochs": settings.epochs, "batch_size": settings.batch_size, "learning_rate": settings.learning_rate,
-            "optimizer": "adam", "param_count": model.count_params(), "train_samples": len(training.train_inputs),
+            "optimizer": "adam", "precision": settings.precision, "param_count": model.count_params(),
+            "train_samples": len(training.train_inputs),
             "val_samples": len(training.val_inputs), "test_samples": len(training.test_inputs),
         })
         result = train(model, training, settings, recorder=run)

@@ -108,7 +108,11 @@ def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) 
     recorded = study.user_attrs.get(SETTINGS_ATTR)
     if recorded is None:
         study.set_user_attr(SETTINGS_ATTR, wanted)
-    elif recorded != wanted:
+        return study
+    # A setting added to the product after the study was made (precision) ran at its default then.
+    fields = type(config).model_fields
+    recorded = {**{key: fields[key].default for key in set(wanted) - set(recorded) if key in fields}, **recorded}
+    if recorded != wanted:
         differing = sorted(key for key in set(recorded) | set(wanted) if recorded.get(key) != wanted.get(key))
         details = "; ".join(f"{key}: study has {json.dumps(recorded.get(key))}, asked {json.dumps(wanted.get(key))}"
                             for key in differing)

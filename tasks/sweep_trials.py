@@ -24,7 +24,7 @@ from tasks.data import Dataset, load_dataset, subset
 from tasks.sweep_config import SweepConfig
 from tasks.sweep_tracking import (FLOW_RUN_ATTR, PARENT_RUN_ATTR, PRUNED_TAG, RUN_ID_ATTR, TRIAL_STATE_TAG,
                                   trial_tags)
-from tasks.training import TrainingData, TrainSettings, compile_model, train
+from tasks.training import TrainingData, TrainSettings, compile_model, precision_policy, train
 
 EPOCHS_RUN_ATTR = "studyflow.epochs_run"
 PARAM_COUNT_ATTR = "studyflow.param_count"
@@ -61,7 +61,7 @@ def sweep_data(config: SweepConfig) -> tuple[Dataset, TrainingData]:
 
 def train_settings(config: SweepConfig) -> TrainSettings:
     return TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed,
-                         selection_metric=OBJECTIVES[config.KIND].metrics[0])
+                         selection_metric=OBJECTIVES[config.KIND].metrics[0], precision=config.precision)
 
 
 def _suggest_layers(trial: optuna.Trial, space, size_name: str) -> list[int]:
@@ -86,14 +86,15 @@ def create_model(config: SweepConfig, trial: optuna.Trial, settings: TrainSettin
     keras.backend.clear_session()  # the previous trial's graph would otherwise stay in memory
     keras.utils.set_random_seed(settings.seed)
     name = f"trial_{trial.number}"
-    if config.KIND == "mlp":
-        model = compile_model(build_mlp(architecture["hidden_widths"], name=name), settings)
-    elif config.KIND == "cnn":
-        model = compile_model(build_cnn(architecture["filters"], name=name), settings)
-    else:
-        from tasks.sweep_mtl import build_mtl_trial_model
+    with precision_policy(settings.precision):
+        if config.KIND == "mlp":
+            model = compile_model(build_mlp(architecture["hidden_widths"], name=name), settings)
+        elif config.KIND == "cnn":
+            model = compile_model(build_cnn(architecture["filters"], name=name), settings)
+        else:
+            from tasks.sweep_mtl import build_mtl_trial_model
 
-        model = build_mtl_trial_model(architecture["lambda"], settings, name=name)
+            model = build_mtl_trial_model(architecture["lambda"], settings, name=name)
     return model, architecture
 
 
@@ -169,7 +170,7 @@ class TrialObjective:
         layers = next((value for key, value in architecture.items() if isinstance(value, list)), None)
         params = {**trial.params, **architecture, "epochs": self.settings.epochs,
                   "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
-                  "optimizer": "adam", "param_count": model.count_params(),
+                  "optimizer": "adam", "precision": self.settings.precision, "param_count": model.count_params(),
                   "train_samples": len(self.data.train_inputs), "val_samples": len(self.data.val_inputs),
                   "test_samples": len(self.data.test_inputs)}
         if layers is not None:

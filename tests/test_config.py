@@ -68,6 +68,8 @@ def test_flow_parameters_match_config_fields(flow, config):
         (CnnConfig, {"architectures": {"deep": [8] * 7}}, "architectures"),
         (CnnConfig, {"epochs": 0}, "epochs"),
         (MlpConfig, {"validation_fraction": 1.5}, "validation_fraction"),
+        (CnnConfig, {"precision": "float16"}, "precision"),
+        (MtlConfig, {"precision": "bfloat16"}, "precision"),
     ],
 )
 def test_bad_architecture_settings_are_rejected(config, overrides, parameter):

@@ -1,6 +1,8 @@
 """Parts 3 and 4 end to end on tiny subsets: child runs, per-epoch histories, figures, registry."""
 
+import keras
 import mlflow
+import mlflow.keras
 import numpy as np
 import pytest
 from conftest import assert_png, download, runs_of
@@ -45,9 +47,18 @@ def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client
 
 
 def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, mlflow_client):
-    cnn_flow(profile="quick", architectures={"CNN-a": [4, 8], "CNN-b": [8]}, **TINY)
+    # In mixed_bfloat16 (the MLP flow above trains in float32): the policy reaches every model, is
+    # saved with it, and the registered model still serves float32 probabilities through pyfunc.
+    cnn_flow(profile="quick", architectures={"CNN-a": [4, 8], "CNN-b": [8]}, precision="mixed_bfloat16", **TINY)
     parent, children = _children(mlflow_client, "cnn")
     assert set(children) == {"CNN-a", "CNN-b"}
+    assert parent.data.params["precision"] == "mixed_bfloat16"
+    assert {run.data.params["precision"] for run in children.values()} == {"mixed_bfloat16"}
+    assert keras.mixed_precision.global_policy().name == "float32", "the policy must not leak to later models"
+    reloaded = mlflow.keras.load_model(children["CNN-a"].data.tags["studyflow.model_uri"])
+    assert reloaded.get_layer("conv_1").dtype_policy.name == "mixed_bfloat16"
+    assert reloaded.get_layer("conv_1").kernel.dtype == "float32"  # weights stay float32
+    assert reloaded.get_layer("probabilities").dtype_policy.name == "float32"
     best = max(children.values(), key=lambda run: run.data.metrics["val_accuracy"])
     champion = mlflow_client.get_model_version_by_alias("mnist-cnn", CHAMPION_ALIAS)
     assert champion.run_id == best.info.run_id

@@ -14,12 +14,12 @@ from PIL import Image
 from flows.inspect import InspectConfig, inspect_flow
 from models.architectures import build_cnn
 from studyflow.config import ConfigError
-from tasks.cnn_inspection import filter_grids
+from tasks.cnn_inspection import DreamSettings, activation_maps, choose_digit_images, dream_digits, filter_grids
 from tasks.data import load_dataset
 from tasks.inspection_figures import filter_grid_figure
 from tasks.inspection_tracking import NO_CHAMPION, ModelSourceError
 from tasks.model_store import log_keras_model
-from tasks.training import TrainSettings, compile_model
+from tasks.training import TrainSettings, compile_model, precision_policy
 
 FILTERS = [4, 8]
 FAST_DREAM = {"dream_steps": 8, "octaves": 2}
@@ -105,6 +105,24 @@ def test_filter_figure_has_one_panel_per_filter(tiny_cnn):
         assert ("strongest" in figure.axes[0].get_title()) == (layer != "conv_1")
     expected = tiny_cnn.get_layer("conv_1").get_weights()[0][:, :, 0, 3]
     np.testing.assert_array_equal(grids[0].kernels[3], expected)
+
+
+def test_a_mixed_bfloat16_cnn_dreams_and_gives_float32_maps(mnist):
+    """A champion trained with precision=mixed_bfloat16 computes in bfloat16: part 5 still works on it."""
+    settings = TrainSettings(epochs=1, learning_rate=0.01, precision="mixed_bfloat16")
+    keras.utils.set_random_seed(0)
+    with precision_policy(settings.precision):
+        model = compile_model(build_cnn(FILTERS, name="tiny_bf16"), settings)
+    model.fit(mnist.train_images[:1000], mnist.train_labels[:1000], batch_size=64, epochs=1, verbose=0)
+    assert model.get_layer("conv_1").compute_dtype == "bfloat16"
+    maps = activation_maps(model, mnist.test_images[:2])
+    assert {array.dtype for array in maps.values()} == {np.dtype("float32")}
+    chosen = choose_digit_images(model, mnist.test_images[:500], mnist.test_labels[:500], [3])
+    dreams = dream_digits(model, chosen, DreamSettings(8, 2, 1.4, 0.02, 1, 4, 0.5, 0.05))
+    assert len(dreams) == 2
+    for dream in dreams:  # the ascent raised the digit's logit from the image and from noise
+        assert np.isfinite(dream.score_after) and dream.score_after > dream.score_before, dream.start
+        assert dream.image.dtype == np.float32
 
 
 def test_default_is_the_champion(prefect_server, mlflow_client, logged_cnn, tiny_cnn, mnist):
