@@ -27,7 +27,8 @@ def training_flops_per_sample(model: keras.Model) -> int:
 
 
 def matmul_peak_gflops(size: int = 4096, repeats: int = 5) -> dict[str, float]:
-    """The machine's float32 matrix-multiply rate, with TensorFlow and with NumPy (best of repeats)."""
+    """The machine's float32 matrix-multiply rate with TensorFlow and NumPy, and TensorFlow's in
+    bfloat16 (best of repeats)."""
     import time
 
     import tensorflow as tf
@@ -44,6 +45,11 @@ def matmul_peak_gflops(size: int = 4096, repeats: int = 5) -> dict[str, float]:
     a @ b
     best = min(_time(lambda: a @ b, time) for _ in range(repeats))
     results["numpy"] = flops / best / 1e9
+    # bfloat16, the compute type of the opt-in mixed_bfloat16 precision (native on AVX512-BF16).
+    a_bf16, b_bf16 = tf.cast(a_tf, tf.bfloat16), tf.cast(b_tf, tf.bfloat16)
+    tf.linalg.matmul(a_bf16, b_bf16).numpy()
+    best = min(_time(lambda: tf.linalg.matmul(a_bf16, b_bf16).numpy(), time) for _ in range(repeats))
+    results["tensorflow_bfloat16"] = flops / best / 1e9
     return results
 
 

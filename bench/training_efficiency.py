@@ -1,7 +1,9 @@
-"""Training throughput of CNN-1 and MLP-1 against the machine's float32 matmul peak, in one run.
+"""Training throughput of CNN-1 and MLP-1 against the machine's matmul peak, in one run.
 
 FLOPs per training sample are counted analytically from the layer shapes (bench/flops.py);
-samples per second come from `model.fit` on MNIST (one warm-up epoch, then timed epochs).
+samples per second come from `model.fit` on MNIST (one warm-up epoch, then timed epochs), in
+float32 (the default) and in the opt-in mixed_bfloat16 precision, each against the peak of its
+compute type.
 Run: .venv/bin/python -m bench.training_efficiency [--train-size 30000] [--epochs 2]
 """
 
@@ -13,16 +15,23 @@ import time
 from bench.common import write_results
 from bench.flops import matmul_peak_gflops, training_flops_per_sample
 
+# The precision's compute type -> the key of its peak in matmul_peak_gflops.
+PEAK_OF = {"float32": ("tensorflow", "numpy"), "mixed_bfloat16": ("tensorflow_bfloat16",)}
 
-def throughput(builder_name: str, widths: list[int], images, labels, batch_size: int, epochs: int) -> dict:
+
+def throughput(builder_name: str, widths: list[int], images, labels, batch_size: int, epochs: int,
+               precision: str) -> dict:
     import keras
 
     from models.architectures import build_cnn, build_mlp
-    from tasks.training import TrainSettings, compile_model
+    from tasks.training import TrainSettings, compile_model, precision_policy
 
     builder = build_cnn if builder_name == "cnn" else build_mlp
+    keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(0)
-    model = compile_model(builder(widths), TrainSettings(epochs=epochs, batch_size=batch_size))
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, precision=precision)
+    with precision_policy(precision):
+        model = compile_model(builder(widths), settings)
     model.fit(images[: batch_size * 20], labels[: batch_size * 20], batch_size=batch_size, epochs=1, verbose=0)
     started = time.perf_counter()
     model.fit(images, labels, batch_size=batch_size, epochs=epochs, verbose=0)
@@ -44,16 +53,22 @@ def main() -> None:
     dataset = load_dataset("mnist")
     images, labels = dataset.train_images[: args.train_size], dataset.train_labels[: args.train_size]
     peak = matmul_peak_gflops()
-    reference = max(peak.values())
     results = {"matmul_peak_gflops": peak}
-    print(f"float32 matmul peak: TensorFlow {peak['tensorflow']:.1f} GFLOP/s, NumPy {peak['numpy']:.1f} GFLOP/s")
+    print(f"float32 matmul peak: TensorFlow {peak['tensorflow']:.1f} GFLOP/s, NumPy {peak['numpy']:.1f} GFLOP/s; "
+          f"bfloat16 (TensorFlow) {peak['tensorflow_bfloat16']:.1f} GFLOP/s")
     for name, kind, widths in (("CNN-1", "cnn", [32, 64, 128]), ("MLP-1", "mlp", [1000, 1000])):
-        measured = throughput(kind, widths, images, labels, args.batch_size, args.epochs)
-        measured["fraction_of_peak"] = measured["achieved_gflops"] / reference
-        results[name] = measured
-        print(f"{name}: {measured['training_flops_per_sample'] / 1e6:.1f} MFLOP/sample (training), "
-              f"{measured['samples_per_s']:.0f} samples/s, {measured['achieved_gflops']:.1f} GFLOP/s = "
-              f"{measured['fraction_of_peak']:.2f} of the peak")
+        results[name] = {}
+        for precision, peak_keys in PEAK_OF.items():
+            measured = throughput(kind, widths, images, labels, args.batch_size, args.epochs, precision)
+            measured["fraction_of_peak"] = measured["achieved_gflops"] / max(peak[key] for key in peak_keys)
+            results[name][precision] = measured
+            line = (f"{name} {precision}: {measured['training_flops_per_sample'] / 1e6:.1f} MFLOP/sample "
+                    f"(training), {measured['samples_per_s']:.0f} samples/s, {measured['achieved_gflops']:.1f} "
+                    f"GFLOP/s = {measured['fraction_of_peak']:.2f} of the {precision.removeprefix('mixed_')} peak")
+            if precision != "float32":
+                measured["speedup_over_float32"] = measured["samples_per_s"] / results[name]["float32"]["samples_per_s"]
+                line += f", x{measured['speedup_over_float32']:.2f} float32's samples/s"
+            print(line)
     write_results("training_efficiency", results)
 
 
