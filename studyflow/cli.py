@@ -7,6 +7,7 @@ import inspect
 import signal
 import sys
 import time
+from typing import Callable
 
 from studyflow.config import PROFILES, ConfigError, parse_set_options
 
@@ -20,6 +21,10 @@ def _parts():
     from flows.registry import PARTS, STUDY  # names only: no flow (nor TensorFlow) is imported here
 
     return {**PARTS, "study": STUDY}
+
+
+def _already_ready() -> None:
+    """No early Prefect server to wait for (a configured server, or a command that runs no flow)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +93,7 @@ def _add_sweep_parser(commands) -> None:
                        help="override a parameter, e.g. search_space, pruner, epochs; repeatable")
 
 
-def run_sweep(args, overrides: dict) -> object:
+def run_sweep(args, overrides: dict, prefect_ready: Callable[[], None] = _already_ready) -> object:
     """Validate everything before any work (no store is touched), then run the sweep's flow."""
     from flows.sweeps import SWEEP_FLOWS
     from tasks.sweep_config import sweep_config
@@ -110,19 +115,26 @@ def run_sweep(args, overrides: dict) -> object:
 
     tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
     check_storage(config)  # and so does an unreachable Optuna database
+    prefect_ready()
     return SWEEP_FLOWS[args.kind](profile=args.profile, **parameters)
 
 
-def _sweep_errors() -> tuple[type[Exception], ...]:
-    from tasks.sweep_run import SweepWorkerError
-    from tasks.sweep_storage import SweepStorageError
-    from tasks.sweep_tracking import SweepBusyError
-    from tasks.training import TrainingDivergedError
+# The errors reported as one line, not a traceback, by module and class name. Their modules are
+# not imported to name them (tasks.inspection_tracking alone imports TensorFlow and mlflow.keras, 9 s,
+# which a part like pca never needs): an error can only come from a module already imported.
+USER_ERRORS = (("studyflow.tracking", "TrackingError"), ("tasks.data", "DatasetError"),
+               ("tasks.inspection_tracking", "ModelSourceError"), ("tasks.sweep_storage", "SweepStorageError"),
+               ("tasks.sweep_tracking", "SweepBusyError"), ("tasks.sweep_run", "SweepWorkerError"),
+               ("tasks.training", "TrainingDivergedError"))
 
-    return SweepStorageError, SweepBusyError, SweepWorkerError, TrainingDivergedError
+
+def is_user_error(exc: BaseException) -> bool:
+    return any(isinstance(exc, getattr(sys.modules[module], name))
+               for module, name in USER_ERRORS if module in sys.modules)
 
 
-def run_part(part_name: str, profile: str, overrides: dict) -> object:
+def run_part(part_name: str, profile: str, overrides: dict,
+             prefect_ready: Callable[[], None] = _already_ready) -> object:
     """Validate everything before any work, then run the part's flow."""
     part = _parts()[part_name]
     accepted = set(inspect.signature(part.flow.fn).parameters)
@@ -142,6 +154,7 @@ def run_part(part_name: str, profile: str, overrides: dict) -> object:
         print(f"[studyflow] {fixed}")
     if hasattr(config, "check_inputs"):
         config.check_inputs()  # e.g. the model part 5 inspects exists, before Prefect starts
+    prefect_ready()
     return part.flow(profile=profile, **overrides)
 
 
@@ -158,39 +171,46 @@ def _doctor() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()  # the whole command, imports and Prefect's start included
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     from studyflow import tracking
-    from tasks.data import DatasetError
-    from tasks.inspection_tracking import ModelSourceError
 
-    started = time.perf_counter()
+    prefect_ready = _already_ready
     try:
         if args.command == "doctor":
             return _doctor()
+        if args.command in ("run", "sweep", "report"):  # the commands that run a flow
+            tracking.check_server()  # an unreachable MLflow server: said at once, nothing started
+            from studyflow.local_prefect import EarlyLocalServer
+
+            prefect_ready = EarlyLocalServer().wait  # boots while the flow's modules import
         if args.command == "report":
             from flows.report import report_flow
 
             run_ids = {key: str(value) for key, value in parse_set_options(args.run_assignments).items()}
             tracking.connect()
+            prefect_ready()
             report_flow(out_dir=args.out, run_ids=run_ids)
             return 0
         overrides = parse_set_options(args.assignments)
         if args.command == "sweep":
-            run_sweep(args, overrides)
+            run_sweep(args, overrides, prefect_ready)
         else:
             if args.force:
                 overrides["force"] = True
-            run_part(args.part, args.profile, overrides)
+            run_part(args.part, args.profile, overrides, prefect_ready)
     except ConfigError as exc:
         print(f"studyflow: error: {exc}", file=sys.stderr)
         return 2
-    except (tracking.TrackingError, DatasetError, ModelSourceError, *_sweep_errors()) as exc:
-        print(f"studyflow: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("studyflow: interrupted; open runs were closed as KILLED", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        print(f"studyflow: error: {exc}", file=sys.stderr)
+        return 1
     label = f"sweep {args.kind}" if args.command == "sweep" else args.part
     print(f"[studyflow] {label} ({args.profile}) finished in {time.perf_counter() - started:.1f} s")
     return 0

@@ -88,17 +88,24 @@ def connect() -> MlflowClient:
     if uses_embedded_store():
         paths.mlruns_dir().mkdir(parents=True, exist_ok=True)
     elif uri.startswith(("http://", "https://")):
+        check_server()
+        for name, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(name, value)  # read by MLflow at each request; inherited by workers
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def check_server() -> None:
+    """Raise TrackingError if the tracking URI is an MLflow server that does not answer; touches no store."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
         problem = _server_problem(uri)
         if problem is not None:
             raise TrackingError(
                 f"MLflow tracking server {uri} is unreachable ({problem}); start it, or unset "
                 f"MLFLOW_TRACKING_URI to use the embedded store under {paths.mlruns_dir()}"
             ) from problem
-        for name, value in HTTP_RETRY_DEFAULTS.items():
-            os.environ.setdefault(name, value)  # read by MLflow at each request; inherited by workers
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _server_problem(uri: str) -> OSError | None:

@@ -34,6 +34,8 @@ def test_unreachable_tracking_server_is_reported_before_work(studyflow_home):
     env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home), "MLFLOW_TRACKING_URI": env_uri}
     result = subprocess.run(STUDYFLOW + ["run", "pca"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 1 and env_uri in result.stderr
+    # Said before anything starts: no Prefect server was booted (Prefect logs its stop at exit).
+    assert "temporary server" not in result.stdout + result.stderr
 
 
 @pytest.mark.slow
@@ -41,6 +43,9 @@ def test_run_perceptron_prints_ids_and_ui_command(studyflow_home):
     result = _run(["run", "perceptron", "--set", "pairs=[[1,0]]", "--set", "max_epochs=5"], studyflow_home)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "experiment studyflow-perceptron" in result.stdout
+    # One temporary Prefect server: the one booted early while the flow imports is the one the flow
+    # used (a second would log its own stop).
+    assert (result.stdout + result.stderr).count("Stopping temporary server") == 1
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     from studyflow import tracking
 
