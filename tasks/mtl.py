@@ -18,7 +18,7 @@ import numpy as np
 from models.multitask import ITEM_CLASSES, build_multitask
 from studyflow.tracking import RunRecorder
 from tasks.data import Dataset, validation_split
-from tasks.model_store import ROUND_TRIP_TOLERANCE, ModelIntegrityError, log_keras_model
+from tasks.model_store import ROUND_TRIP_TOLERANCE, ModelIntegrityError, log_keras_model, outputs
 from tasks.prefect_task import step_task
 from tasks.training import TrainingData, TrainSettings, compile_model, precision_policy, train
 
@@ -154,8 +154,7 @@ class VariantOutcome:
 def verify_outputs_round_trip(model_uri: str, model: keras.Model, inputs: np.ndarray) -> None:
     """Load the logged model back; each output must match the trained model's (dict outputs)."""
     reloaded = mlflow.keras.load_model(model_uri)
-    expected = model.predict(inputs, verbose=0)
-    actual = reloaded.predict(inputs, verbose=0)
+    expected, actual = outputs(model, inputs), outputs(reloaded, inputs)
     for task, values in expected.items():
         difference = float(np.max(np.abs(values - actual[task])))
         if difference > ROUND_TRIP_TOLERANCE:

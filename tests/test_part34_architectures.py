@@ -9,6 +9,7 @@ from conftest import assert_png, download, runs_of
 
 from flows.cnn import cnn_flow
 from flows.mlp import mlp_flow
+from models.architectures import build_cnn
 from tasks.architecture_training import train_architecture, training_data
 from tasks.data import load_dataset, subset
 from tasks.model_registry import CHAMPION_ALIAS, register_and_promote
@@ -130,3 +131,20 @@ def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(mlflow_clien
     for metric in ("train_loss", "val_loss", "test_loss", "test_accuracy"):
         assert again[metric] == pytest.approx(first[metric], abs=REPRODUCIBILITY_TOLERANCE), metric
     assert other["train_loss"] != pytest.approx(first["train_loss"], abs=REPRODUCIBILITY_TOLERANCE)
+
+
+def test_round_trip_check_catches_a_logged_model_that_predicts_differently(mlflow_client):
+    from studyflow import tracking
+    from tasks.model_store import ModelIntegrityError, log_keras_model, verify_round_trip
+    from tasks.training import compile_model
+
+    images = load_dataset("mnist").test_images[:64]
+    keras.utils.set_random_seed(0)
+    logged = compile_model(build_cnn([4]), TrainSettings(epochs=1))
+    other = compile_model(build_cnn([4]), TrainSettings(epochs=1))  # same shape, other initial weights
+    with tracking.tracked_run(mlflow_client, "cnn", "round-trip", profile="quick", seed=0,
+                              dataset_digest="none") as run:
+        model_uri = log_keras_model(run, logged, images)
+    verify_round_trip(model_uri, logged, images)  # the logged model reproduces its predictions
+    with pytest.raises(ModelIntegrityError, match="predicts differently"):
+        verify_round_trip(model_uri, other, images)
