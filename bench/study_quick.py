@@ -1,14 +1,17 @@
-"""Wall time and peak memory of `studyflow run study --profile quick`, in total and per part.
+"""Wall time and peak memory of `studyflow run study --profile quick`, in total and per part, in
+float32 (the default) and in the opt-in mixed_bfloat16 precision.
 
 The study runs as a user runs it (the CLI, in a fresh process, on an empty embedded store); the
-per-part times are read back from the parent runs it recorded in MLflow.
-Run: .venv/bin/python -m bench.study_quick
+per-part times and the models' mean test accuracies are read back from the runs it recorded in MLflow.
+Run: .venv/bin/python -m bench.study_quick [--precisions float32,mixed_bfloat16]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,33 +20,62 @@ from pathlib import Path
 
 from bench.common import write_results
 
+# Child-run metrics averaged per part, to see what a precision costs in accuracy.
+ACCURACY_METRICS = ("test_accuracy", "task1_test_accuracy", "task2_test_accuracy")
 
-def main() -> None:
+
+def run_study(precision: str) -> dict:
     home = Path(tempfile.mkdtemp(prefix="bench-study-"))
     env = {**os.environ, "STUDYFLOW_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
     env.pop("MLFLOW_TRACKING_URI", None)
+    peak_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    completed = subprocess.run([sys.executable, "-m", "studyflow.cli", "run", "study", "--profile", "quick"],
-                               env=env, capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, "-m", "studyflow.cli", "run", "study", "--profile", "quick",
+                                "--set", f"precision={precision}"], env=env, capture_output=True, text=True)
     wall_s = time.perf_counter() - started
     if completed.returncode != 0:
         print(completed.stderr[-3000:])
         raise SystemExit(f"the study failed (exit {completed.returncode})")
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # ru_maxrss of children is the largest child so far: exact for the first study, a lower bound after.
+    peak_rss_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, peak_before) / 1024
 
     os.environ["STUDYFLOW_HOME"] = str(home)
     from studyflow import tracking
 
     client = tracking.connect()
-    parts = {}
+    parts, accuracy = {}, {}
     for experiment in client.search_experiments():
         part = experiment.name.removeprefix(tracking.EXPERIMENT_PREFIX)
         for run in tracking.find_runs(client, part, "tags.`studyflow.run_level` = 'parent'"):
             parts[part] = (run.info.end_time - run.info.start_time) / 1000
-    print(f"study --profile quick: {wall_s:.1f} s wall, peak memory {peak_rss_mb:.0f} MB")
+            children = tracking.find_runs(client, part, f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+            for metric in ACCURACY_METRICS:
+                values = [child.data.metrics[metric] for child in children if metric in child.data.metrics]
+                if values and part in ("mlp", "cnn", "mtl"):
+                    accuracy[f"{part}/{metric}"] = statistics.fmean(values)
+    print(f"study --profile quick, {precision}: {wall_s:.1f} s wall, peak memory {peak_rss_mb:.0f} MB")
     for part, seconds in parts.items():
         print(f"  {part}: {seconds:.1f} s ({seconds / wall_s:.0%} of the study)")
-    write_results("study_quick", {"wall_s": wall_s, "peak_rss_mb": peak_rss_mb, "parts_s": parts})
+    print("  mean test accuracy: " + ", ".join(f"{key} {value:.4f}" for key, value in sorted(accuracy.items())))
+    return {"wall_s": wall_s, "peak_rss_mb": peak_rss_mb, "parts_s": parts, "mean_accuracy": accuracy}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--precisions", default="float32,mixed_bfloat16")
+    precisions = parser.parse_args().precisions.split(",")
+    results = {precision: run_study(precision) for precision in precisions}
+    if {"float32", "mixed_bfloat16"} <= set(results):
+        f32, bf16 = results["float32"], results["mixed_bfloat16"]
+        results["float32_over_mixed_bfloat16_wall"] = f32["wall_s"] / bf16["wall_s"]
+        results["float32_over_mixed_bfloat16_parts"] = {
+            part: f32["parts_s"][part] / bf16["parts_s"][part] for part in ("mlp", "cnn", "mtl")
+            if part in f32["parts_s"] and part in bf16["parts_s"]}
+        ratios = results["float32_over_mixed_bfloat16_parts"]
+        print(f"mixed_bfloat16 speed-up (float32 time / bf16 time): "
+              f"study x{results['float32_over_mixed_bfloat16_wall']:.2f}; "
+              + ", ".join(f"{part} x{ratio:.2f}" for part, ratio in ratios.items()))
+    write_results("study_quick", results)
 
 
 if __name__ == "__main__":
