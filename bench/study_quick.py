@@ -40,6 +40,7 @@ def run_study(precision: str) -> dict:
     peak_rss_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, peak_before) / 1024
 
     os.environ["STUDYFLOW_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # set by the previous study's connect(): read this one's store
     from studyflow import tracking
 
     client = tracking.connect()

@@ -7,8 +7,10 @@
   served     the same inside a Prefect flow, logging over HTTP to an MLflow server on 127.0.0.1
 
 Prints medians and the ratios tracked/bare+test and served/bare+test (the tracking overhead) and
-bare+test/bare (the cost of drawing test curves).
-Run: .venv/bin/python -m bench.tracking_overhead [--train-size 30000] [--epochs 2] [--repeats 3]
+bare+test/bare (the cost of drawing test curves); the same ratios of the minimums (the runs least
+disturbed by other load: on this shared machine one model's time varies by up to 20 %); and a
+profile of one more tracked run, the time of each tracking step (where the overhead goes).
+Run: .venv/bin/python -m bench.tracking_overhead [--train-size 30000] [--epochs 2] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -52,11 +54,42 @@ def start_mlflow_server(folder: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("MLflow server did not start")
 
 
+# Steps of a tracked training, by (file suffix, function): none calls another, except that Keras' fit
+# calls the per-epoch test evaluation and metrics logging (both also listed).
+PROFILED_STEPS = {
+    "open and close the run (create_run, tags, set_terminated)": ("studyflow/tracking.py", "tracked_run"),
+    "log params": ("studyflow/tracking.py", "log_params"),
+    "log metrics (one batch per epoch, and the summary)": ("studyflow/tracking.py", "log_metrics"),
+    "set tags": ("studyflow/tracking.py", "set_tags"),
+    "log the model": ("tasks/model_store.py", "log_keras_model"),
+    "reload it and compare predictions": ("tasks/model_store.py", "verify_round_trip"),
+    "clear the Keras session": ("keras/src/backend/common/global_state.py", "clear_session"),
+    "test-set evaluation per epoch (also in bare+test)": ("keras/src/backend/tensorflow/trainer.py", "evaluate"),
+    "model.fit (includes the two per-epoch steps above)": ("keras/src/backend/tensorflow/trainer.py", "fit"),
+}
+
+
+def profile_steps(function, *args) -> dict[str, float]:
+    """Cumulative seconds in each PROFILED_STEPS entry during one call (cProfile's own overhead
+    inflates Python-heavy steps, so these are shares, not exact costs)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(function, *args)
+    stats = pstats.Stats(profiler).stats  # (file, line, function) -> (calls, ..., cumulative, callers)
+    steps = {}
+    for label, (file_suffix, function_name) in PROFILED_STEPS.items():
+        steps[label] = sum(entry[3] for (file, _, name), entry in stats.items()
+                           if name == function_name and file.endswith(file_suffix))
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-size", type=int, default=30_000)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
@@ -139,6 +172,8 @@ def main() -> None:
                 times["served"].append(served(kind, widths, name))
                 times["model_logging"].append(model_logging(kind, widths))
             medians = {variant: median(values) for variant, values in times.items()}
+            minimums = {variant: min(values) for variant, values in times.items()}
+            steps = profile_steps(tracked, kind, widths, name)
             # Where the tracked variant's extra time goes: logging the model once and reloading it to
             # check it (measured alone), and the rest: creating the run, params, dataset inputs and
             # one log_batch per epoch (15-55 ms). Nearly all of it is paid once per model, so a
@@ -149,6 +184,10 @@ def main() -> None:
                              "tracked_over_bare_test": medians["tracked"] / medians["bare+test"],
                              "served_over_bare_test": medians["served"] / medians["bare+test"],
                              "bare_test_over_bare": medians["bare+test"] / medians["bare"],
+                             "minimums_s": minimums,
+                             "min_tracked_over_bare_test": minimums["tracked"] / minimums["bare+test"],
+                             "min_served_over_bare_test": minimums["served"] / minimums["bare+test"],
+                             "profile_s": steps,
                              "extra_s": extra, "model_logging_s": medians["model_logging"],
                              "tracked_over_bare_test_at_20_full_epochs": 1 + extra / full_training_s,
                              "served_over_bare_test_at_20_full_epochs":
@@ -158,6 +197,10 @@ def main() -> None:
             print(f"{name}: tracked/bare+test {results[name]['tracked_over_bare_test']:.3f}, "
                   f"served/bare+test {results[name]['served_over_bare_test']:.3f}, "
                   f"test curves bare+test/bare {results[name]['bare_test_over_bare']:.3f}")
+            print(f"{name}: minimums: tracked/bare+test {results[name]['min_tracked_over_bare_test']:.3f}, "
+                  f"served/bare+test {results[name]['min_served_over_bare_test']:.3f}")
+            print(f"{name}: profile of one tracked run: " + "; ".join(f"{label} {seconds:.3f} s"
+                                                                      for label, seconds in steps.items()))
             print(f"{name}: tracked adds {extra:.2f} s per model, {medians['model_logging']:.2f} s of it logging "
                   f"the model and checking it by reloading; at 20 epochs of 54,000 images (projected): "
                   f"tracked/bare+test {results[name]['tracked_over_bare_test_at_20_full_epochs']:.3f}, "
