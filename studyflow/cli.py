@@ -7,7 +7,8 @@ import inspect
 import signal
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from studyflow.config import PROFILES, ConfigError, parse_set_options
 
@@ -18,13 +19,12 @@ def _raise_interrupt(signum, frame):
 
 
 def _parts():
-    from flows.registry import PARTS, STUDY  # names only: no flow (nor TensorFlow) is imported here
+    from flows.registry import (  # names only: no flow (nor TensorFlow) is imported here
+        PARTS,
+        STUDY,
+    )
 
     return {**PARTS, "study": STUDY}
-
-
-def _already_ready() -> None:
-    """No early Prefect server to wait for (a configured server, or a command that runs no flow)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +93,7 @@ def _add_sweep_parser(commands) -> None:
                        help="override a parameter, e.g. search_space, pruner, epochs; repeatable")
 
 
-def run_sweep(args, overrides: dict, prefect_ready: Callable[[], None] = _already_ready) -> object:
+def run_sweep(args, overrides: dict, prefect_ready: Callable[[], AbstractContextManager] = nullcontext) -> object:
     """Validate everything before any work (no store is touched), then run the sweep's flow."""
     from flows.sweeps import SWEEP_FLOWS
     from tasks.sweep_config import sweep_config
@@ -115,8 +115,8 @@ def run_sweep(args, overrides: dict, prefect_ready: Callable[[], None] = _alread
 
     tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
     check_storage(config)  # and so does an unreachable Optuna database
-    prefect_ready()
-    return SWEEP_FLOWS[args.kind](profile=args.profile, **parameters)
+    with prefect_ready():
+        return SWEEP_FLOWS[args.kind](profile=args.profile, **parameters)
 
 
 # The errors reported as one line, not a traceback, by module and class name. Their modules are
@@ -134,7 +134,7 @@ def is_user_error(exc: BaseException) -> bool:
 
 
 def run_part(part_name: str, profile: str, overrides: dict,
-             prefect_ready: Callable[[], None] = _already_ready) -> object:
+             prefect_ready: Callable[[], AbstractContextManager] = nullcontext) -> object:
     """Validate everything before any work, then run the part's flow."""
     part = _parts()[part_name]
     accepted = set(inspect.signature(part.flow.fn).parameters)
@@ -154,8 +154,8 @@ def run_part(part_name: str, profile: str, overrides: dict,
         print(f"[studyflow] {fixed}")
     if hasattr(config, "check_inputs"):
         config.check_inputs()  # e.g. the model part 5 inspects exists, before Prefect starts
-    prefect_ready()
-    return part.flow(profile=profile, **overrides)
+    with prefect_ready():
+        return part.flow(profile=profile, **overrides)
 
 
 def _doctor() -> int:
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     from studyflow import tracking
 
-    prefect_ready = _already_ready
+    prefect_ready: Callable[[], AbstractContextManager] = nullcontext  # no Prefect server booted early
     try:
         if args.command == "doctor":
             return _doctor()
@@ -184,14 +184,14 @@ def main(argv: list[str] | None = None) -> int:
             tracking.check_server()  # an unreachable MLflow server: said at once, nothing started
             from studyflow.local_prefect import EarlyLocalServer
 
-            prefect_ready = EarlyLocalServer().wait  # boots while the flow's modules import
+            prefect_ready = EarlyLocalServer().ready  # boots while the flow's modules import
         if args.command == "report":
             from flows.report import report_flow
 
             run_ids = {key: str(value) for key, value in parse_set_options(args.run_assignments).items()}
             tracking.connect()
-            prefect_ready()
-            report_flow(out_dir=args.out, run_ids=run_ids)
+            with prefect_ready():
+                report_flow(out_dir=args.out, run_ids=run_ids)
             return 0
         overrides = parse_set_options(args.assignments)
         if args.command == "sweep":
