@@ -11,10 +11,13 @@ help:  ## list the targets
 
 setup: $(VENV)/.installed  ## create .venv and install studyflow with its tested versions
 
-$(VENV)/.installed: pyproject.toml
+# --compile-bytecode: uv does not write .pyc files by default, and with PYTHONDONTWRITEBYTECODE set
+# (as on this machine) Python never does, so every process compiled TensorFlow, MLflow and Prefect
+# from source: import tensorflow 7.4 s -> 2.6 s, mlflow 1.4 -> 0.6 s, prefect's server 3.6 -> 1.9 s.
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	$(PYTHON) -m uv venv --seed --allow-existing --python $(PYTHON) $(VENV)
-	$(PYTHON) -m uv pip install --python $(BIN)/python -e '.[test]'
+	$(PYTHON) -m uv pip install --compile-bytecode --python $(BIN)/python -e '.[test]'
 	touch $@
 
 study: setup  ## run the whole study (PROFILE=quick|paper) on the embedded store under mlruns/
