@@ -4,7 +4,8 @@
   bare+test  model.fit with the per-epoch test evaluation the product does for its curves
   tracked    studyflow's training task (per-epoch MLflow logging, SQLite store, model logged once
              and checked by reloading)
-  served     the same inside a Prefect flow, logging over HTTP to an MLflow server on 127.0.0.1
+  served     the same inside a Prefect flow (local mode, as `studyflow run` runs it), logging over
+             HTTP to an MLflow server on 127.0.0.1
 
 Prints medians and the ratios tracked/bare+test and served/bare+test (the tracking overhead) and
 bare+test/bare (the cost of drawing test curves); the same ratios of the minimums (the runs least
@@ -102,6 +103,7 @@ def main() -> None:
 
     from models.architectures import build_cnn, build_mlp
     from studyflow import tracking
+    from studyflow.local_prefect import EarlyLocalServer
     from tasks.architecture_training import train_architecture, training_data
     from tasks.model_store import log_keras_model, verify_round_trip
     from tasks.data import load_dataset, subset
@@ -155,13 +157,15 @@ def main() -> None:
             os.environ["MLFLOW_TRACKING_URI"] = url
             try:
                 started = time.perf_counter()
-                served_flow(kind, widths, name)
+                with local_prefect.ready():  # Prefect's local mode, as the command line runs it
+                    served_flow(kind, widths, name)
                 return time.perf_counter() - started
             finally:
                 os.environ.pop("MLFLOW_TRACKING_URI", None)
                 tracking.connect()
 
-        served("mlp", [8], "warm-up")  # starts Prefect's local server once, outside the timings
+        local_prefect = EarlyLocalServer()
+        served("mlp", [8], "warm-up")  # Prefect's local server is up and warm before the timings
         results = {}
         for name, (kind, widths) in MODELS.items():
             times = {"bare": [], "bare+test": [], "tracked": [], "served": [], "model_logging": []}
