@@ -148,13 +148,13 @@ def run_part(part_name: str, profile: str, overrides: dict,
     from studyflow import tracking
 
     client = tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
-    from studyflow.doctor import close_orphaned_runs
-
-    for fixed in close_orphaned_runs(client):  # runs a killed process left RUNNING
-        print(f"[studyflow] {fixed}")
     if hasattr(config, "check_inputs"):
         config.check_inputs()  # e.g. the model part 5 inspects exists, before Prefect starts
-    with prefect_ready():
+    from studyflow.doctor import close_orphaned_runs
+
+    with prefect_ready():  # every Prefect call inside: one made during the early boot would race it
+        for fixed in close_orphaned_runs(client):  # runs a killed process left RUNNING (and their flow runs)
+            print(f"[studyflow] {fixed}")
         return part.flow(profile=profile, **overrides)
 
 

@@ -50,8 +50,10 @@ class EarlyLocalServer:
 
     @contextmanager
     def ready(self) -> Iterator[None]:
-        """Wait for the boot to end (a second start would race it), then run the flows inside
-        without heartbeats; with a configured Prefect server, change nothing."""
+        """Wait for the boot to end, then run the flows inside without heartbeats; with a configured
+        Prefect server, change nothing. Every Prefect call of the command belongs inside: a call made
+        during the boot would start the server a second time, racing this one (Prefect marks the
+        server running before it answers)."""
         if self._thread is None:
             yield
             return

@@ -138,7 +138,7 @@ def test_dockerfile_passes_hadolint():
 def test_dockerfile_installs_dependencies_before_the_code_and_runs_as_a_user():
     lines = [line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
     index = {line: number for number, line in enumerate(lines)}
-    dependencies = index["RUN uv pip install --system -r pyproject.toml"]
+    dependencies = index["RUN uv pip install --system --compile-bytecode -r pyproject.toml"]
     first_code = min(number for line, number in index.items() if line.startswith("COPY studyflow/"))
     assert index["COPY pyproject.toml ./"] < dependencies < first_code
     users = [line for line in lines if line.startswith("USER ")]
