@@ -28,7 +28,6 @@ def run_study(precision: str) -> dict:
     home = Path(tempfile.mkdtemp(prefix="bench-study-"))
     env = {**os.environ, "STUDYFLOW_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
     env.pop("MLFLOW_TRACKING_URI", None)
-    peak_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     completed = subprocess.run([sys.executable, "-m", "studyflow.cli", "run", "study", "--profile", "quick",
                                 "--set", f"precision={precision}"], env=env, capture_output=True, text=True)
@@ -37,7 +36,7 @@ def run_study(precision: str) -> dict:
         print(completed.stderr[-3000:])
         raise SystemExit(f"the study failed (exit {completed.returncode})")
     # ru_maxrss of children is the largest child so far: exact for the first study, a lower bound after.
-    peak_rss_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, peak_before) / 1024
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     os.environ["STUDYFLOW_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # set by the previous study's connect(): read this one's store

@@ -9,7 +9,7 @@
 
 Prints medians and the ratios tracked/bare+test and served/bare+test (the tracking overhead) and
 bare+test/bare (the cost of drawing test curves); the same ratios of the minimums (the runs least
-disturbed by other load: on this shared machine one model's time varies by up to 20 %); and a
+disturbed by other load: on this shared machine one model's time varies by 10-30 %); and a
 profile of one more tracked run, the time of each tracking step (where the overhead goes).
 Run: .venv/bin/python -m bench.tracking_overhead [--train-size 30000] [--epochs 2] [--repeats 5]
 """

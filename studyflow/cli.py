@@ -19,10 +19,7 @@ def _raise_interrupt(signum, frame):
 
 
 def _parts():
-    from flows.registry import (  # names only: no flow (nor TensorFlow) is imported here
-        PARTS,
-        STUDY,
-    )
+    from flows.registry import PARTS, STUDY  # names only: no flow (nor TensorFlow) is imported here
 
     return {**PARTS, "study": STUDY}
 

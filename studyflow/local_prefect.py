@@ -32,7 +32,6 @@ class EarlyLocalServer:
     def __init__(self) -> None:
         from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-        self.error: Exception | None = None
         self._thread: threading.Thread | None = None
         if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
             return  # a Prefect server is configured (or none may be started): nothing to boot
@@ -45,8 +44,8 @@ class EarlyLocalServer:
     def _boot(self, server) -> None:
         try:
             server.start()
-        except Exception as exc:  # the flow's own start retries it and reports the error its way
-            self.error = exc
+        except Exception:  # Prefect marks it not running: the flow's own start retries and reports it
+            pass
 
     @contextmanager
     def ready(self) -> Iterator[None]:
@@ -58,10 +57,7 @@ class EarlyLocalServer:
             yield
             return
         self._thread.join()
-        from prefect.settings import (
-            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-            temporary_settings,
-        )
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield

@@ -43,8 +43,8 @@ def test_run_perceptron_prints_ids_and_ui_command(studyflow_home):
     result = _run(["run", "perceptron", "--set", "pairs=[[1,0]]", "--set", "max_epochs=5"], studyflow_home)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "experiment studyflow-perceptron" in result.stdout
-    # One temporary Prefect server: the one booted early while the flow imports is the one the flow
-    # used (a second would log its own stop).
+    # Exactly one temporary Prefect server was started and stopped: the early boot and the flow
+    # did not start two, and none was left running.
     assert (result.stdout + result.stderr).count("Stopping temporary server") == 1
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     from studyflow import tracking
