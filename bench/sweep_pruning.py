@@ -30,8 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["STUDYFLOW_HOME"] = tempfile.mkdtemp(prefix="bench-sweep-")  # a store of its own
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from tasks.sweep_config import sweep_config
-    from tasks.sweep_run import run_sweep
+    from tasks.sweeps.config import sweep_config
+    from tasks.sweeps.run import run_sweep
 
     pruners = {"median": {"kind": "median", "startup_trials": 3, "warmup_epochs": 1}, "none": {"kind": "none"}}
     results, configs = {}, {}

@@ -104,7 +104,7 @@ def main() -> None:
     from models.architectures import build_cnn, build_mlp
     from studyflow import tracking
     from studyflow.local_prefect import EarlyLocalServer
-    from tasks.architecture_training import train_architecture, training_data
+    from tasks.architectures.train import train_architecture, training_data
     from tasks.model_store import log_keras_model, verify_round_trip
     from tasks.data import load_dataset, subset
     from tasks.training import TrainSettings, compile_model

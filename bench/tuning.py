@@ -137,7 +137,7 @@ def load_model_data(model: str, train_size: int | None, test_size: int | None) -
     import numpy as np
 
     from tasks.data import load_dataset, subset
-    from tasks.mtl import DEFAULT_GROUPS, group_lookup
+    from tasks.mtl.compute import DEFAULT_GROUPS, group_lookup
 
     dataset = subset(load_dataset("fashion-mnist" if model == "MTL" else "mnist"), train_size, test_size, seed=0)
     if model != "MTL":
@@ -158,7 +158,7 @@ def build_model(model: str, setting: Setting):
 
     from models.architectures import CNN_ARCHITECTURES, MLP_ARCHITECTURES, build_cnn, build_mlp
     from models.multitask import TASKS, build_multitask
-    from tasks.mtl import CROSS_ENTROPY, DEFAULT_GROUPS, task_metrics
+    from tasks.mtl.compute import CROSS_ENTROPY, DEFAULT_GROUPS, task_metrics
     from tasks.training import TrainSettings, compile_model
 
     keras.utils.set_random_seed(0)

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from studyflow.config import StepConfig, TrainingConfig
 from studyflow.steps import run_step
 from studyflow.tracking import RunRecorder
-from tasks.architecture_training import ArchitectureOutcome, train_architecture_task, training_data
+from tasks.architectures.train import ArchitectureOutcome, train_architecture_task, training_data
 from tasks.data import Dataset, load_dataset, subset
 from tasks.training import TrainingData, TrainingDivergedError, TrainSettings
 

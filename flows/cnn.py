@@ -11,8 +11,8 @@ from flows.architectures import ArchitectureConfig, Width, prepare, train_all
 from flows.common import flow_parameters, parent_run
 from models.architectures import CNN_ARCHITECTURES, MAX_CNN_DEPTH
 from studyflow.config import Precision, Profile
-from tasks.architecture_tracking import log_architecture_summary_task, log_mlp_vs_cnn_task
-from tasks.model_registry import REGISTERED_CNN, register_and_promote_task
+from tasks.architectures.record import log_architecture_summary_task, log_mlp_vs_cnn_task
+from tasks.architectures.registry import REGISTERED_CNN, register_and_promote_task
 
 
 class CnnConfig(ArchitectureConfig):

@@ -17,9 +17,9 @@ from flows.common import flow_parameters
 from studyflow import tracking
 from studyflow.steps import run_step
 from studyflow.config import Profile, StepConfig
-from tasks.cnn_inspection import IMAGE_SIDE, DreamSettings, octave_sides
+from tasks.inspect.compute import IMAGE_SIDE, DreamSettings, octave_sides
 from tasks.data import load_dataset
-from tasks.inspection_tracking import (CHAMPION_URI, URI_FORMS, inspection_run, load_inspected_model_task,
+from tasks.inspect.record import (CHAMPION_URI, URI_FORMS, inspection_run, load_inspected_model_task,
                                        dream_task, log_activations_task, log_digit_choice_task, log_dreams_task,
                                        log_filters_task, resolve_model_source, resolve_model_source_task)
 

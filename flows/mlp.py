@@ -11,7 +11,7 @@ from flows.architectures import ArchitectureConfig, Width, prepare, train_all
 from flows.common import flow_parameters, parent_run
 from models.architectures import MLP_ARCHITECTURES
 from studyflow.config import Precision, Profile
-from tasks.architecture_tracking import log_architecture_summary_task, log_mlp_vs_cnn_task
+from tasks.architectures.record import log_architecture_summary_task, log_mlp_vs_cnn_task
 
 
 class MlpConfig(ArchitectureConfig):

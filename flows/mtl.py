@@ -13,8 +13,8 @@ from flows.common import flow_parameters, parent_run
 from studyflow.config import Precision, Profile, StepConfig, TrainingConfig
 from studyflow.steps import run_step
 from tasks.data import load_dataset, subset
-from tasks.mtl import DEFAULT_GROUPS, check_group_mapping, mtl_data, train_variant_task, variants
-from tasks.mtl_tracking import log_mtl_summary_task
+from tasks.mtl.compute import DEFAULT_GROUPS, check_group_mapping, mtl_data, train_variant_task, variants
+from tasks.mtl.record import log_mtl_summary_task
 from tasks.training import TrainSettings
 
 Lambda = Annotated[float, Field(ge=0.0, le=1.0)]

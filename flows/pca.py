@@ -11,8 +11,8 @@ from flows.common import flow_parameters, parent_run
 from studyflow.config import Profile, StepConfig
 from studyflow.steps import run_step
 from tasks.data import load_dataset
-from tasks.pca import build_pca_map_task, separability_task
-from tasks.pca_tracking import log_pca_results_task
+from tasks.pca.compute import build_pca_map_task, separability_task
+from tasks.pca.record import log_pca_results_task
 
 
 class PcaConfig(StepConfig):

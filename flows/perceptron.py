@@ -12,8 +12,8 @@ from flows.common import flow_parameters, parent_run
 from studyflow.config import Profile, StepConfig
 from studyflow.steps import run_step
 from tasks.data import load_dataset, subset
-from tasks.perceptron import pair_data
-from tasks.perceptron_tracking import log_perceptron_summary_task, train_pair_task
+from tasks.perceptron.compute import pair_data
+from tasks.perceptron.record import log_perceptron_summary_task, train_pair_task
 
 Digit = Annotated[int, Field(ge=0, le=9)]
 DEFAULT_PAIRS = [(1, 0), (8, 3), (4, 9), (8, 7), (2, 9)]

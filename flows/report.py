@@ -10,8 +10,8 @@ from pydantic import Field, field_validator
 
 from studyflow import paths, tracking
 from studyflow.config import PartConfig, Profile
-from tasks.report import write_report_task
-from tasks.report_sections import PART_TITLES
+from tasks.report.write import write_report_task
+from tasks.report.sections import PART_TITLES
 
 
 class ReportConfig(PartConfig):

@@ -6,7 +6,7 @@
 Each sweep is an Optuna study in a database (SQLite under mlruns/ unless --storage names another)
 and an MLflow parent run in `studyflow-sweep-<kind>` with one child run per trial. Running the same
 command again continues the study until `trials` trials have finished. The search space, pruner,
-storage and workers are parameters (tasks/sweep_config.py says what each means).
+storage and workers are parameters (tasks/sweeps/config.py says what each means).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from prefect import flow
 from flows.common import flow_parameters
 from studyflow import tracking
 from studyflow.config import Precision, Profile
-from tasks.sweep_config import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
-from tasks.sweep_run import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
-from tasks.sweep_tracking import sweep_parent_run
+from tasks.sweeps.config import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
+from tasks.sweeps.run import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
+from tasks.sweeps.record import sweep_parent_run
 
 
 def _sweep(config: SweepConfig) -> dict:

@@ -93,7 +93,7 @@ def _add_sweep_parser(commands) -> None:
 def run_sweep(args, overrides: dict, prefect_ready: Callable[[], AbstractContextManager] = nullcontext) -> object:
     """Validate everything before any work (no store is touched), then run the sweep's flow."""
     from flows.sweeps import SWEEP_FLOWS
-    from tasks.sweep_config import sweep_config
+    from tasks.sweeps.config import sweep_config
 
     flow = SWEEP_FLOWS[args.kind]
     options = {"trials": args.trials, "study_name": args.study_name, "storage": args.storage, "workers": args.workers}
@@ -108,7 +108,7 @@ def run_sweep(args, overrides: dict, prefect_ready: Callable[[], AbstractContext
     parameters = {**overrides, **{key: value for key, value in options.items() if value is not None}}
     config = sweep_config(args.kind, args.profile, **parameters)  # raises ConfigError naming the parameter
     from studyflow import tracking
-    from tasks.sweep_storage import check_storage
+    from tasks.sweeps.storage import check_storage
 
     tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
     check_storage(config)  # and so does an unreachable Optuna database
@@ -117,11 +117,11 @@ def run_sweep(args, overrides: dict, prefect_ready: Callable[[], AbstractContext
 
 
 # The errors reported as one line, not a traceback, by module and class name. Their modules are
-# not imported to name them (tasks.inspection_tracking alone imports TensorFlow and mlflow.keras, 9 s,
+# not imported to name them (tasks.inspect.record alone imports TensorFlow and mlflow.keras, 9 s,
 # which a part like pca never needs): an error can only come from a module already imported.
 USER_ERRORS = (("studyflow.tracking", "TrackingError"), ("tasks.data", "DatasetError"),
-               ("tasks.inspection_tracking", "ModelSourceError"), ("tasks.sweep_storage", "SweepStorageError"),
-               ("tasks.sweep_tracking", "SweepBusyError"), ("tasks.sweep_run", "SweepWorkerError"),
+               ("tasks.inspect.record", "ModelSourceError"), ("tasks.sweeps.storage", "SweepStorageError"),
+               ("tasks.sweeps.record", "SweepBusyError"), ("tasks.sweeps.run", "SweepWorkerError"),
                ("tasks.training", "TrainingDivergedError"))
 
 

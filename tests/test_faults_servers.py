@@ -154,7 +154,7 @@ class ServerOutage(keras.callbacks.Callback):
 
 def _train_with_callback(monkeypatch, callback) -> None:
     """Every architecture a flow trains gets `callback` after the product's own callbacks."""
-    from tasks import architecture_training
+    from tasks.architectures import train as architecture_training
 
     original = architecture_training.train
 
@@ -226,7 +226,7 @@ import sys, time
 from pathlib import Path
 
 import keras
-import tasks.architecture_training as architecture_training
+import tasks.architectures.train as architecture_training
 from flows.mlp import mlp_flow
 
 handshake = Path(sys.argv[1])
@@ -337,7 +337,7 @@ def _diverging(monkeypatch, module, model_name: str) -> None:
 
 def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, monkeypatch):
     from flows.mlp import mlp_flow
-    from tasks import architecture_training
+    from tasks.architectures import train as architecture_training
 
     _diverging(monkeypatch, architecture_training, "mlp_nan")
     state = mlp_flow(architectures={"MLP-nan": [16], "MLP-ok": [16]}, epochs=2, **TINY, return_state=True)
@@ -368,7 +368,7 @@ def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_clie
     """Trial 2 diverges after the pruner's start-up trials: it must fail (not be pruned on its
     meaningless accuracy), and the sweep must still reach its three finished trials."""
     from flows.sweeps import mlp_sweep_flow
-    from tasks import sweep_trials
+    from tasks.sweeps import trials as sweep_trials
 
     _diverging(monkeypatch, sweep_trials, "trial_2")
     name = f"nan-{os.getpid()}"
@@ -378,7 +378,7 @@ def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_clie
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
     assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
-    from tasks.sweep_storage import default_storage_url
+    from tasks.sweeps.storage import default_storage_url
 
     study = optuna.load_study(study_name=name, storage=default_storage_url())
     states = [trial.state for trial in study.trials]
@@ -404,12 +404,12 @@ LOCK_TROUBLE = re.compile(r"database is locked|deadlock|lock timeout|could not o
 
 def _worker_output_to_files(monkeypatch, folder: Path) -> None:
     """Each sweep worker process writes its stdout and stderr to its own file in `folder`."""
-    from tasks import sweep_run
+    from tasks.sweeps import run as sweep_run
 
     popen = subprocess.Popen
 
     def worker_popen(args, *rest, **kwargs):
-        if "tasks.sweep_worker" not in args:
+        if "tasks.sweeps.worker" not in args:
             return popen(args, *rest, **kwargs)
         with open(folder / f"worker-{args[-1]}.log", "wb") as log:  # the child keeps its own copy
             return popen(args, *rest, stdout=log, stderr=subprocess.STDOUT, **kwargs)

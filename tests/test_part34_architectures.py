@@ -10,9 +10,9 @@ from conftest import assert_png, download, runs_of
 from flows.cnn import cnn_flow
 from flows.mlp import mlp_flow
 from models.architectures import build_cnn
-from tasks.architecture_training import train_architecture, training_data
+from tasks.architectures.train import train_architecture, training_data
 from tasks.data import load_dataset, subset
-from tasks.model_registry import CHAMPION_ALIAS, register_and_promote
+from tasks.architectures.registry import CHAMPION_ALIAS, register_and_promote
 from tasks.training import TrainSettings
 
 TINY = {"train_size": 1500, "test_size": 500, "epochs": 2}

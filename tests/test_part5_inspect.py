@@ -14,10 +14,10 @@ from PIL import Image
 from flows.inspect import InspectConfig, inspect_flow
 from models.architectures import build_cnn
 from studyflow.config import ConfigError
-from tasks.cnn_inspection import DreamSettings, activation_maps, choose_digit_images, dream_digits, filter_grids
+from tasks.inspect.compute import DreamSettings, activation_maps, choose_digit_images, dream_digits, filter_grids
 from tasks.data import load_dataset
-from tasks.inspection_figures import filter_grid_figure
-from tasks.inspection_tracking import NO_CHAMPION, ModelSourceError
+from tasks.inspect.figures import filter_grid_figure
+from tasks.inspect.record import NO_CHAMPION, ModelSourceError
 from tasks.model_store import log_keras_model
 from tasks.training import TrainSettings, compile_model, precision_policy
 
@@ -126,7 +126,7 @@ def test_a_mixed_bfloat16_cnn_dreams_and_gives_float32_maps(mnist):
 
 
 def test_default_is_the_champion(prefect_server, mlflow_client, logged_cnn, tiny_cnn, mnist):
-    from tasks.model_registry import register_and_promote
+    from tasks.architectures.registry import register_and_promote
 
     model_uri, source_run_id = logged_cnn
     register_and_promote(mlflow_client, model_uri, source_run_id, mnist.test_images[:500],

@@ -10,7 +10,7 @@ from conftest import assert_png, download, runs_of
 from flows.mtl import DEFAULT_GROUPS, MtlConfig, mtl_flow
 from models.multitask import build_multitask
 from studyflow.config import ConfigError
-from tasks.mtl import group_lookup, task_metrics, variants
+from tasks.mtl.compute import group_lookup, task_metrics, variants
 
 EXPECTED_PARAMETERS = {("item", "group"): 26_395_689, ("item",): 23_080_598, ("group",): 23_079_891}
 
@@ -26,7 +26,7 @@ def test_parameter_counts_match_the_study(tasks):
 
 
 def test_one_mtl_model_saves_the_trunk_over_two_single_task_models():
-    from tasks.mtl_tracking import parameter_saving
+    from tasks.mtl.record import parameter_saving
 
     saving, percent = parameter_saving(EXPECTED_PARAMETERS[("item", "group")],
                                        [EXPECTED_PARAMETERS[("item",)], EXPECTED_PARAMETERS[("group",)]])
@@ -77,7 +77,7 @@ def test_variants_and_metric_names():
 def test_dict_output_model_round_trips_through_mlflow(mlflow_client):
     from studyflow import tracking
     from tasks.model_store import log_keras_model
-    from tasks.mtl import verify_outputs_round_trip
+    from tasks.mtl.compute import verify_outputs_round_trip
 
     images = keras.Input((28, 28))
     features = keras.layers.Flatten()(images)

@@ -17,10 +17,10 @@ from optuna.trial import TrialState
 from conftest import assert_png, download, free_port, runs_of
 from studyflow import cli
 from studyflow.config import ConfigError
-from tasks.sweep_config import sweep_config
-from tasks.sweep_run import run_sweep
-from tasks.sweep_storage import default_storage_url
-from tasks.sweep_tracking import owner_token
+from tasks.sweeps.config import sweep_config
+from tasks.sweeps.run import run_sweep
+from tasks.sweeps.storage import default_storage_url
+from tasks.sweeps.record import owner_token
 
 TINY = {"train_size": 1000, "test_size": 300, "epochs": 2}
 SMALL_MLP = {"min_depth": 1, "max_depth": 3, "min_size": 8, "max_size": 64}
@@ -134,7 +134,7 @@ def test_trial_killed_mid_epoch_is_failed_by_the_heartbeat_and_retried(mlflow_cl
     settings = dict(trials=1, train_size=2000, test_size=300, epochs=12, study_name="killed",
                     search_space={"min_depth": 2, "max_depth": 2, "min_size": 64, "max_size": 64},
                     heartbeat_interval_s=1, heartbeat_grace_s=3)
-    script = ("from tasks.sweep_config import sweep_config; from tasks.sweep_run import run_sweep; "
+    script = ("from tasks.sweeps.config import sweep_config; from tasks.sweeps.run import run_sweep; "
               f"run_sweep(sweep_config('mlp', **{settings!r}))")
     worker = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env={**os.environ},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.gridspec import GridSpec
 
-from tasks.cnn_inspection import DigitImage, DreamResult, FilterGrid
+from tasks.inspect.compute import DigitImage, DreamResult, FilterGrid
 from tasks.figures import new_figure, plt
 
 BACKGROUND = "#b0b0b0"  # between panels; neither end of any colour map used here

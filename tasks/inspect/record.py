@@ -25,11 +25,11 @@ from mlflow.exceptions import MlflowException
 
 from studyflow import tracking
 from studyflow.tracking import RunRecorder
-from tasks import inspection_figures
-from tasks.cnn_inspection import (DigitImage, DreamResult, DreamSettings, NotAStudyCnnError, activation_maps,
+from tasks.inspect import figures as inspection_figures
+from tasks.inspect.compute import (DigitImage, DreamResult, DreamSettings, NotAStudyCnnError, activation_maps,
                                   choose_digit_images, conv_layers, dream_digits, filter_grids)
 from tasks.data import Dataset
-from tasks.model_registry import CHAMPION_ALIAS, REGISTERED_CNN
+from tasks.architectures.registry import CHAMPION_ALIAS, REGISTERED_CNN
 from tasks.prefect_task import step_task, studyflow_task
 
 PART = "inspect"

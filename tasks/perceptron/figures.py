@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 
 from tasks.figures import new_figure
-from tasks.perceptron import PerceptronResult
+from tasks.perceptron.compute import PerceptronResult
 
 
 def weight_heatmap_figure(result: PerceptronResult):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -11,11 +10,10 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from studyflow import tracking
-from tasks.report_tables import (Cell, Table, accuracy_cells, comparison_columns, count_cells,
+from studyflow import reference, tracking
+from tasks.report.tables import (Cell, Table, accuracy_cells, comparison_columns, count_cells,
                                  difference_cells, ratio_cells)
 
-ORIGINAL_RESULTS = Path(__file__).resolve().parent.parent / "studyflow" / "reference" / "original_study.toml"
 PART_TITLES = {
     "pca": "1. PCA map and linear separability (MNIST)",
     "perceptron": "2. Perceptrons on digit pairs (MNIST)",
@@ -55,7 +53,7 @@ class Section:
 
 @lru_cache(maxsize=1)
 def original_results() -> dict:
-    return tomllib.loads(ORIGINAL_RESULTS.read_text())
+    return reference.original_study()
 
 
 def ui_base() -> str:

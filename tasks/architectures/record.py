@@ -7,8 +7,8 @@ from mlflow import MlflowClient
 
 from studyflow import tracking
 from studyflow.tracking import RunRecorder
-from tasks import architecture_figures
-from tasks.architecture_training import BUILDERS, ArchitectureOutcome
+from tasks.architectures import figures as architecture_figures
+from tasks.architectures.train import BUILDERS, ArchitectureOutcome
 from tasks.prefect_task import studyflow_task
 
 SUMMARY_COLUMNS = ["train_accuracy", "val_accuracy", "test_accuracy", "param_count", "train_time_s",

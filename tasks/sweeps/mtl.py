@@ -6,8 +6,8 @@ import keras
 
 from models.multitask import TASKS, build_multitask
 from tasks.data import Dataset, load_dataset, subset
-from tasks.mtl import CROSS_ENTROPY, DEFAULT_GROUPS, Variant, mtl_data, task_metrics
-from tasks.sweep_config import SweepConfig
+from tasks.mtl.compute import CROSS_ENTROPY, DEFAULT_GROUPS, Variant, mtl_data, task_metrics
+from tasks.sweeps.config import SweepConfig
 from tasks.training import TrainingData, TrainSettings, compile_model
 
 

@@ -7,8 +7,8 @@ import pandas as pd
 
 from models.multitask import build_multitask
 from studyflow.tracking import RunRecorder
-from tasks import mtl_figures
-from tasks.mtl import VariantOutcome
+from tasks.mtl import figures as mtl_figures
+from tasks.mtl.compute import VariantOutcome
 from tasks.prefect_task import studyflow_task
 
 ABSENT = "-"  # a model without a head for a task: no accuracy, not 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from studyflow.tracking import RunRecorder
-from tasks import pca_figures
-from tasks.pca import PcaMap
+from tasks.pca import figures as pca_figures
+from tasks.pca.compute import PcaMap
 from tasks.prefect_task import studyflow_task
 
 

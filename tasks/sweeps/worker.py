@@ -1,4 +1,4 @@
-"""One worker process of a parallel sweep: `python -m tasks.sweep_worker SPEC.json INDEX`.
+"""One worker process of a parallel sweep: `python -m tasks.sweeps.worker SPEC.json INDEX`.
 
 Started by tasks/sweep_run.run_trials_in_workers, never by hand. It limits TensorFlow to its share
 of the cores before TensorFlow starts, loads the data itself, and runs trials against the shared
@@ -27,11 +27,11 @@ def main(argv: list[str]) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
 
     from studyflow import tracking
-    from tasks.sweep_config import SWEEP_CONFIGS
-    from tasks.sweep_run import run_trials_here
-    from tasks.sweep_storage import open_storage, open_study
-    from tasks.sweep_tracking import close_stale_trial_run
-    from tasks.sweep_trials import TrialObjective, sweep_data
+    from tasks.sweeps.config import SWEEP_CONFIGS
+    from tasks.sweeps.run import run_trials_here
+    from tasks.sweeps.storage import open_storage, open_study
+    from tasks.sweeps.record import close_stale_trial_run
+    from tasks.sweeps.trials import TrialObjective, sweep_data
 
     config = SWEEP_CONFIGS[spec["kind"]].model_validate(spec["config"])
     client = tracking.connect()

@@ -24,11 +24,11 @@ import optuna
 from studyflow import tracking
 from studyflow.tracking import RunRecorder
 from tasks.prefect_task import studyflow_task
-from tasks.sweep_config import SweepConfig
-from tasks.sweep_report import report_sweep
-from tasks.sweep_storage import fail_stale_trials, open_storage, open_study, retry_interrupted, trial_counts
-from tasks.sweep_tracking import close_orphaned_trial_runs, close_stale_trial_run, sweep_parent_run
-from tasks.sweep_trials import TrialObjective, sweep_data
+from tasks.sweeps.config import SweepConfig
+from tasks.sweeps.report import report_sweep
+from tasks.sweeps.storage import fail_stale_trials, open_storage, open_study, retry_interrupted, trial_counts
+from tasks.sweeps.record import close_orphaned_trial_runs, close_stale_trial_run, sweep_parent_run
+from tasks.sweeps.trials import TrialObjective, sweep_data
 from tasks.training import TrainingData, TrainingDivergedError
 
 WORKER_STOP_TIMEOUT_S = 60
@@ -104,7 +104,7 @@ def run_trials_in_workers(config: SweepConfig, parent: RunRecorder, flow_run_id:
         spec_file = Path(folder) / "worker.json"
         spec_file.write_text(json.dumps(spec))
         print(f"[studyflow] starting {config.workers} workers, {threads} thread(s) each")
-        workers = [subprocess.Popen([sys.executable, "-m", "tasks.sweep_worker", str(spec_file), str(index)], env=env)
+        workers = [subprocess.Popen([sys.executable, "-m", "tasks.sweeps.worker", str(spec_file), str(index)], env=env)
                    for index in range(config.workers)]
         try:
             codes = [worker.wait() for worker in workers]

@@ -19,10 +19,10 @@ import pandas as pd  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from studyflow.tracking import RunRecorder  # noqa: E402
-from tasks.sweep_config import SweepConfig  # noqa: E402
-from tasks.sweep_storage import trial_counts  # noqa: E402
-from tasks.sweep_tracking import RUN_ID_ATTR  # noqa: E402
-from tasks.sweep_trials import EPOCHS_RUN_ATTR, OBJECTIVES, PARAM_COUNT_ATTR, TRAIN_TIME_ATTR  # noqa: E402
+from tasks.sweeps.config import SweepConfig  # noqa: E402
+from tasks.sweeps.storage import trial_counts  # noqa: E402
+from tasks.sweeps.record import RUN_ID_ATTR  # noqa: E402
+from tasks.sweeps.trials import EPOCHS_RUN_ATTR, OBJECTIVES, PARAM_COUNT_ATTR, TRAIN_TIME_ATTR  # noqa: E402
 
 TAG = "studyflow."
 

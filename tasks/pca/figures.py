@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.patches import Ellipse
 
 from tasks.figures import DIGIT_COLOURS, new_figure
-from tasks.pca import DIGITS, ELLIPSE_LEVEL, PcaMap, confidence_ellipse
+from tasks.pca.compute import DIGITS, ELLIPSE_LEVEL, PcaMap, confidence_ellipse
 
 
 def _scatter(axes, pca_map: PcaMap, alpha: float) -> None:

@@ -7,8 +7,8 @@ import dataclasses
 import pandas as pd
 
 from studyflow.tracking import RunRecorder
-from tasks import perceptron_figures
-from tasks.perceptron import PairData, PerceptronResult, train_perceptron
+from tasks.perceptron import figures as perceptron_figures
+from tasks.perceptron.compute import PairData, PerceptronResult, train_perceptron
 from tasks.prefect_task import step_task, studyflow_task
 
 

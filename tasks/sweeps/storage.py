@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from studyflow import paths
 from studyflow.config import ConfigError
-from tasks.sweep_config import SweepConfig
+from tasks.sweeps.config import SweepConfig
 
 SETTINGS_ATTR = "studyflow.settings"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)

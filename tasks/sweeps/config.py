@@ -158,7 +158,7 @@ class SweepConfig(TrainingConfig):
 
     @property
     def storage_url(self) -> str:
-        from tasks.sweep_storage import default_storage_url
+        from tasks.sweeps.storage import default_storage_url
 
         return self.storage or default_storage_url()
 

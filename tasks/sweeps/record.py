@@ -24,8 +24,8 @@ from mlflow.entities import RunStatus
 from studyflow import tracking
 from studyflow.tracking import TAG_PREFIX, RunRecorder
 from tasks.data import Dataset
-from tasks.sweep_config import SweepConfig
-from tasks.sweep_storage import masked_url
+from tasks.sweeps.config import SweepConfig
+from tasks.sweeps.storage import masked_url
 
 STUDY_TAG = TAG_PREFIX + "optuna_study"
 STORAGE_TAG = TAG_PREFIX + "optuna_storage"

@@ -11,9 +11,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mlflow import MlflowClient
 
 from studyflow import tracking
-from tasks import report_sections as sections
+from tasks.report import sections
 from tasks.prefect_task import studyflow_task
-from tasks.report_sections import PART_TITLES, Section
+from tasks.report.sections import PART_TITLES, Section
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Tables of each part; a part with none shows its figures only.

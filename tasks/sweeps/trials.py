@@ -19,10 +19,10 @@ from optuna_integration import KerasPruningCallback
 
 from models.architectures import build_cnn, build_mlp
 from studyflow.tracking import RunRecorder
-from tasks.architecture_training import training_data
+from tasks.architectures.train import training_data
 from tasks.data import Dataset, load_dataset, subset
-from tasks.sweep_config import SweepConfig
-from tasks.sweep_tracking import (FLOW_RUN_ATTR, PARENT_RUN_ATTR, PRUNED_TAG, RUN_ID_ATTR, TRIAL_STATE_TAG,
+from tasks.sweeps.config import SweepConfig
+from tasks.sweeps.record import (FLOW_RUN_ATTR, PARENT_RUN_ATTR, PRUNED_TAG, RUN_ID_ATTR, TRIAL_STATE_TAG,
                                   trial_tags)
 from tasks.training import TrainingData, TrainSettings, compile_model, precision_policy, train
 
@@ -52,7 +52,7 @@ OBJECTIVES = {
 def sweep_data(config: SweepConfig) -> tuple[Dataset, TrainingData]:
     """The profile's subset and validation split; every trial of a sweep trains on exactly this."""
     if config.KIND == "mtl":
-        from tasks.sweep_mtl import mtl_sweep_data
+        from tasks.sweeps.mtl import mtl_sweep_data
 
         return mtl_sweep_data(config)
     dataset = subset(load_dataset(config.DATASET), config.train_size, config.test_size, config.seed)
@@ -92,7 +92,7 @@ def create_model(config: SweepConfig, trial: optuna.Trial, settings: TrainSettin
         elif config.KIND == "cnn":
             model = compile_model(build_cnn(architecture["filters"], name=name), settings)
         else:
-            from tasks.sweep_mtl import build_mtl_trial_model
+            from tasks.sweeps.mtl import build_mtl_trial_model
 
             model = build_mtl_trial_model(architecture["lambda"], settings, name=name)
     return model, architecture
