@@ -1,24 +1,52 @@
-"""What every part's flow does around its tasks: connect, record the parent run, report ids."""
+"""What every part's flow shares: its parameters come from its config class, and its parent run.
+
+`part_flow` makes a Prefect flow whose parameters are the config's fields (derived, not declared):
+the command line (`--set epochs=5`), a deployment (`prefect deployment run 'cnn/quick' -p epochs=5`)
+and the Prefect UI's form all speak the config's field names, and a new field is a new parameter
+without another edit. The flow builds the config once from them (`PartConfig.for_profile`, which
+names a bad parameter) and hands it to the body, so Prefect's own validation is off: one validator.
+"""
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
+
+from prefect import Flow, flow
 
 from studyflow import tracking
 from studyflow.config import PartConfig
 from studyflow.tracking import RunRecorder
+from studyflow.tracking.names import parent_run_name
 from tasks.data import Dataset
+
+ConfigT = TypeVar("ConfigT", bound=PartConfig)
+
+
+def part_flow(name: str, config_class: type[ConfigT], **options) -> Callable[[Callable[[ConfigT], object]], Flow]:
+    """Decorate `body(config)` into the flow `name`, taking `config_class`'s fields as parameters."""
+
+    def decorate(body: Callable[[ConfigT], object]) -> Flow:
+        @functools.wraps(body)
+        def run(profile: str = "quick", **parameters):
+            return body(config_class.for_profile(profile, **parameters))
+
+        del run.__wrapped__  # Prefect reads the signature below, not the body's
+        run.__signature__ = config_class.flow_signature()
+        run.__doc__ = f"{body.__doc__ or ''}\n\n{config_class.parameter_docs()}"
+        return flow(name=name, validate_parameters=False, **options)(run)
+
+    return decorate
 
 
 @contextmanager
 def parent_run(part: str, config: PartConfig, dataset: Dataset, run_name: str | None = None) -> Iterator[RunRecorder]:
     """The flow's parent MLflow run with its config as params and its data as dataset input."""
     client = tracking.connect()
-    name = run_name or f"{part}-{config.profile}"
     with tracking.tracked_run(
-        client, part, name, profile=config.profile, seed=config.seed, dataset_digest=dataset.digest,
-        tags={"studyflow.run_level": "parent"},
+        client, part, run_name or parent_run_name(part, config.profile), profile=config.profile, seed=config.seed,
+        dataset_digest=dataset.digest,
     ) as recorder:
         recorder.log_params(config.model_dump())
         recorder.log_dataset(dataset, "train")
@@ -28,8 +56,3 @@ def parent_run(part: str, config: PartConfig, dataset: Dataset, run_name: str | 
         f"[studyflow] {part}: experiment {tracking.experiment_name(part)} (id {recorder.experiment_id}), "
         f"run {recorder.run_id}\n[studyflow] see it in the MLflow UI: {tracking.ui_command()}"
     )
-
-
-def flow_parameters(values: dict) -> dict:
-    """The arguments a flow was called with, minus unset ones (those take the profile's value)."""
-    return {key: value for key, value in values.items() if value is not None and key != "profile"}

@@ -1,7 +1,7 @@
 """The study parts the product knows, in study order: name, flow, config and one-line summary.
 
-Flows and configs are named here and imported only when first used: listing the parts (the
-command line's help, its choices) must not pay for importing TensorFlow, MLflow and Prefect.
+Configs are light (pydantic and reference data); flows are named by path and imported only when
+first used: listing or validating the parts must not pay for TensorFlow, MLflow and Prefect.
 """
 
 from __future__ import annotations
@@ -10,21 +10,27 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from studyflow.config import PartConfig
+from studyflow.config.parts import (PART_NAMES, CnnConfig, InspectConfig, MlpConfig, MtlConfig, PcaConfig,
+                                    PerceptronConfig, StudyConfig)
+
 
 @dataclass(frozen=True)
 class Part:
     name: str
     flow_path: str  # "module:attribute"
-    config_path: str
+    config: type[PartConfig]
     summary: str
+    # "module:function(client, config)" that checks the part's inputs before any flow starts
+    preflight_path: str | None = None
 
     @property
     def flow(self) -> Any:
         return _resolve(self.flow_path)
 
-    @property
-    def config(self) -> type:
-        return _resolve(self.config_path)
+    def preflight(self, client, config: PartConfig) -> None:
+        if self.preflight_path:
+            _resolve(self.preflight_path)(client, config)
 
 
 def _resolve(path: str) -> Any:
@@ -35,17 +41,15 @@ def _resolve(path: str) -> Any:
 PARTS: dict[str, Part] = {
     part.name: part
     for part in (
-        Part("pca", "flows.pca:pca_flow", "flows.pca:PcaConfig",
-             "PCA map of MNIST and linear separability of the 45 digit pairs"),
-        Part("perceptron", "flows.perceptron:perceptron_flow", "flows.perceptron:PerceptronConfig",
-             "perceptrons on pairs of MNIST digits"),
-        Part("mlp", "flows.mlp:mlp_flow", "flows.mlp:MlpConfig", "MLP architectures MLP-1..5 on MNIST"),
-        Part("cnn", "flows.cnn:cnn_flow", "flows.cnn:CnnConfig",
-             "CNN architectures CNN-1..5 on MNIST; best CNN to the Model Registry"),
-        Part("inspect", "flows.inspect:inspect_flow", "flows.inspect:InspectConfig",
-             "inside the champion CNN: filters, activation maps, deep dream"),
-        Part("mtl", "flows.mtl:mtl_flow", "flows.mtl:MtlConfig",
+        Part("pca", "flows.pca:pca_flow", PcaConfig, "PCA map of MNIST and linear separability of the 45 digit pairs"),
+        Part("perceptron", "flows.perceptron:perceptron_flow", PerceptronConfig, "perceptrons on pairs of MNIST digits"),
+        Part("mlp", "flows.mlp:mlp_flow", MlpConfig, "MLP architectures MLP-1..5 on MNIST"),
+        Part("cnn", "flows.cnn:cnn_flow", CnnConfig, "CNN architectures CNN-1..5 on MNIST; best CNN to the Model Registry"),
+        Part("inspect", "flows.inspect:inspect_flow", InspectConfig,
+             "inside the champion CNN: filters, activation maps, deep dream", "tasks.inspect.source:check_model_exists"),
+        Part("mtl", "flows.mtl:mtl_flow", MtlConfig,
              "multi-task learning on Fashion-MNIST across lambda, against single-task models"),
     )
 }
-STUDY = Part("study", "flows.study:study_flow", "flows.study:StudyConfig", "every part above, in order")
+assert tuple(PARTS) == PART_NAMES
+STUDY = Part("study", "flows.study:study_flow", StudyConfig, "every part above, in order")

@@ -6,19 +6,16 @@
 Each sweep is an Optuna study in a database (SQLite under mlruns/ unless --storage names another)
 and an MLflow parent run in `studyflow-sweep-<kind>` with one child run per trial. Running the same
 command again continues the study until `trials` trials have finished. The search space, pruner,
-storage and workers are parameters (tasks/sweeps/config.py says what each means).
+storage and workers are parameters (studyflow/config/sweeps.py says what each means).
 """
 
 from __future__ import annotations
 
-from prefect import flow
-
-from flows.common import flow_parameters
+from flows.common import part_flow
 from studyflow import tracking
-from studyflow.config import Precision, Profile
-from tasks.sweeps.config import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
-from tasks.sweeps.run import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
-from tasks.sweeps.record import sweep_parent_run
+from studyflow.config.sweeps import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
+from tasks.sweeps.tasks import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
+from tasks.sweeps.record import sweep_parent_run, sweep_part
 
 
 def _sweep(config: SweepConfig) -> dict:
@@ -29,7 +26,7 @@ def _sweep(config: SweepConfig) -> dict:
         run_trials_task(config, study, data, parent, flow_run_id)
         summary = report_sweep_task(parent, config, study)
     print(f"[studyflow] sweep-{config.KIND}: study {study.study_name}, experiment "
-          f"{tracking.experiment_name('sweep-' + config.KIND)} (id {parent.experiment_id}), parent run {parent.run_id}\n"
+          f"{tracking.experiment_name(sweep_part(config.KIND))} (id {parent.experiment_id}), parent run {parent.run_id}\n"
           f"[studyflow] {_outcome(summary)}\n[studyflow] see it in the MLflow UI: {tracking.ui_command()}")
     return summary
 
@@ -48,40 +45,22 @@ def _outcome(summary: dict) -> str:
     return text
 
 
-@flow(name="sweep-mlp")
-def mlp_sweep_flow(
-    profile: Profile = "quick", seed: int | None = None, trials: int | None = None, study_name: str | None = None,
-    storage: str | None = None, workers: int | None = None, search_space: dict | None = None,
-    pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
-    learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
-    test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
-    precision: Precision | None = None,
-) -> dict:
-    return _sweep(MlpSweepConfig.for_profile(profile, **flow_parameters(locals())))
+@part_flow("sweep-mlp", MlpSweepConfig)
+def mlp_sweep_flow(config: MlpSweepConfig) -> dict:
+    """An Optuna sweep of MLP depth and widths."""
+    return _sweep(config)
 
 
-@flow(name="sweep-cnn")
-def cnn_sweep_flow(
-    profile: Profile = "quick", seed: int | None = None, trials: int | None = None, study_name: str | None = None,
-    storage: str | None = None, workers: int | None = None, search_space: dict | None = None,
-    pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
-    learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
-    test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
-    precision: Precision | None = None,
-) -> dict:
-    return _sweep(CnnSweepConfig.for_profile(profile, **flow_parameters(locals())))
+@part_flow("sweep-cnn", CnnSweepConfig)
+def cnn_sweep_flow(config: CnnSweepConfig) -> dict:
+    """An Optuna sweep of CNN depth and filters per layer."""
+    return _sweep(config)
 
 
-@flow(name="sweep-mtl")
-def mtl_sweep_flow(
-    profile: Profile = "quick", seed: int | None = None, trials: int | None = None, study_name: str | None = None,
-    storage: str | None = None, workers: int | None = None, search_space: dict | None = None,
-    pruner: dict | None = None, epochs: int | None = None, batch_size: int | None = None,
-    learning_rate: float | None = None, validation_fraction: float | None = None, train_size: int | None = None,
-    test_size: int | None = None, heartbeat_interval_s: int | None = None, heartbeat_grace_s: int | None = None,
-    precision: Precision | None = None,
-) -> dict:
-    return _sweep(MtlSweepConfig.for_profile(profile, **flow_parameters(locals())))
+@part_flow("sweep-mtl", MtlSweepConfig)
+def mtl_sweep_flow(config: MtlSweepConfig) -> dict:
+    """An Optuna sweep of the MTL loss weight lambda, with both task accuracies as objectives."""
+    return _sweep(config)
 
 
 SWEEP_FLOWS = {"mlp": mlp_sweep_flow, "cnn": cnn_sweep_flow, "mtl": mtl_sweep_flow}

@@ -43,6 +43,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from studyflow import processes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's bin/, where mlflow and prefect are
 HOST = "127.0.0.1"
@@ -132,27 +134,9 @@ def base_env(settings: dict) -> dict[str, str]:
 
 # ---------------------------------------------------------------- processes we started
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of a process: with the pid, it names one process for good."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and processes.parent_pid(int(entry.name)) == pid]
 
 
 def _tree(pid: int) -> list[tuple[int, str]]:
@@ -160,7 +144,7 @@ def _tree(pid: int) -> list[tuple[int, str]]:
     tree, queue = [], [pid]
     while queue:
         current = queue.pop()
-        started = _start_time(current)
+        started = processes.start_ticks(current)
         if started is not None:
             tree.append((current, started))
             queue.extend(_children(current))
@@ -168,7 +152,7 @@ def _tree(pid: int) -> list[tuple[int, str]]:
 
 
 def _alive(pid: int, started: str) -> bool:
-    return _start_time(pid) == started
+    return processes.start_ticks(pid) == started
 
 
 def record(name: str) -> dict | None:
@@ -191,7 +175,7 @@ def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Pope
         start_new_session=True,
     )
     log.close()
-    entry = {"pid": process.pid, "started": _start_time(process.pid), "command": command}
+    entry = {"pid": process.pid, "started": processes.start_ticks(process.pid), "command": command}
     (pids_dir() / f"{name}.json").write_text(json.dumps(entry, indent=2))
     return process
 
@@ -347,7 +331,7 @@ def postgres_running() -> bool:
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text().split()[0])
-    return _start_time(pid) is not None
+    return processes.start_ticks(pid) is not None
 
 
 def stop_postgres() -> None:

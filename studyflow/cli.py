@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import signal
 import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from studyflow.config import PROFILES, ConfigError, parse_set_options
+from studyflow.config import PROFILES, parse_set_options
+from studyflow.config.sweeps import SWEEP_KINDS, sweep_config
+from studyflow.errors import ConfigError, StudyflowError
 
 
 def _raise_interrupt(signum, frame):
@@ -62,9 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SWEEP_KINDS = ("mlp", "cnn", "mtl")  # the keys of flows.sweeps.SWEEP_FLOWS (imported only when a sweep runs)
-
-
 def _add_sweep_parser(commands) -> None:
     sweep = commands.add_parser(
         "sweep", help="an Optuna sweep of MLP widths, CNN filters or the MTL lambda",
@@ -91,68 +89,41 @@ def _add_sweep_parser(commands) -> None:
 
 
 def run_sweep(args, overrides: dict, prefect_ready: Callable[[], AbstractContextManager] = nullcontext) -> object:
-    """Validate everything before any work (no store is touched), then run the sweep's flow."""
-    from flows.sweeps import SWEEP_FLOWS
-    from tasks.sweeps.config import sweep_config
-
-    flow = SWEEP_FLOWS[args.kind]
+    """Build the sweep's config once (its fields are the sweep flow's parameters); check the stores;
+    then run the flow with the resolved values."""
     options = {"trials": args.trials, "study_name": args.study_name, "storage": args.storage, "workers": args.workers}
     clash = sorted(set(overrides) & set(options))
     if clash:
         raise ConfigError(f"give {', '.join(clash)} as option(s) (--{clash[0].replace('_', '-')} ...), not with --set")
-    accepted = set(inspect.signature(flow.fn).parameters) - {"profile"}
-    unknown = sorted(set(overrides) - accepted)
-    if unknown:
-        raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} for sweep {args.kind!r}; "
-                          f"known: {', '.join(sorted(accepted))}")
-    parameters = {**overrides, **{key: value for key, value in options.items() if value is not None}}
-    config = sweep_config(args.kind, args.profile, **parameters)  # raises ConfigError naming the parameter
+    config = sweep_config(args.kind, args.profile, **overrides,
+                          **{key: value for key, value in options.items() if value is not None})
     from studyflow import tracking
     from tasks.sweeps.storage import check_storage
 
     tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
     check_storage(config)  # and so does an unreachable Optuna database
+    from flows.sweeps import SWEEP_FLOWS
+
     with prefect_ready():
-        return SWEEP_FLOWS[args.kind](profile=args.profile, **parameters)
-
-
-# The errors reported as one line, not a traceback, by module and class name. Their modules are
-# not imported to name them (tasks.inspect.record alone imports TensorFlow and mlflow.keras, 9 s,
-# which a part like pca never needs): an error can only come from a module already imported.
-USER_ERRORS = (("studyflow.tracking", "TrackingError"), ("tasks.data", "DatasetError"),
-               ("tasks.inspect.record", "ModelSourceError"), ("tasks.sweeps.storage", "SweepStorageError"),
-               ("tasks.sweeps.record", "SweepBusyError"), ("tasks.sweeps.run", "SweepWorkerError"),
-               ("tasks.training", "TrainingDivergedError"))
-
-
-def is_user_error(exc: BaseException) -> bool:
-    return any(isinstance(exc, getattr(sys.modules[module], name))
-               for module, name in USER_ERRORS if module in sys.modules)
+        return SWEEP_FLOWS[args.kind](**config.flow_arguments())
 
 
 def run_part(part_name: str, profile: str, overrides: dict,
              prefect_ready: Callable[[], AbstractContextManager] = nullcontext) -> object:
-    """Validate everything before any work, then run the part's flow."""
+    """Build the part's config once (a bad parameter stops here, before any work), check what it
+    needs, then run the part's flow with the resolved values."""
     part = _parts()[part_name]
-    accepted = set(inspect.signature(part.flow.fn).parameters)
-    unknown = sorted(set(overrides) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"unknown parameter(s) {', '.join(unknown)} for part {part_name!r}; "
-            f"known: {', '.join(sorted(accepted - {'profile'}))}"
-        )
-    config = part.config.for_profile(profile, **overrides)  # raises ConfigError naming the parameter
+    config = part.config.for_profile(profile, **overrides)
     from studyflow import tracking
 
     client = tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
-    if hasattr(config, "check_inputs"):
-        config.check_inputs()  # e.g. the model part 5 inspects exists, before Prefect starts
+    part.preflight(client, config)  # e.g. the model part 5 inspects exists, before Prefect starts
     from studyflow.doctor import close_orphaned_runs
 
     with prefect_ready():  # every Prefect call inside: one made during the early boot would race it
         for fixed in close_orphaned_runs(client):  # runs a killed process left RUNNING (and their flow runs)
             print(f"[studyflow] {fixed}")
-        return part.flow(profile=profile, **overrides)
+        return part.flow(**config.flow_arguments())
 
 
 def _doctor() -> int:
@@ -197,17 +168,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.force:
                 overrides["force"] = True
             run_part(args.part, args.profile, overrides, prefect_ready)
-    except ConfigError as exc:
-        print(f"studyflow: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("studyflow: interrupted; open runs were closed as KILLED", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if not is_user_error(exc):
-            raise
+    except StudyflowError as exc:  # a problem the user can fix: one line, no traceback
         print(f"studyflow: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     label = f"sweep {args.kind}" if args.command == "sweep" else args.part
     print(f"[studyflow] {label} ({args.profile}) finished in {time.perf_counter() - started:.1f} s")
     return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from studyflow import paths, tracking
+from studyflow import paths, processes, tracking
+from studyflow.tracking.names import EXPERIMENT_PREFIX, RunLevel, Tag
 
 MIN_FREE_DISK_GB = 2.0
 
@@ -34,36 +34,22 @@ class DoctorReport:
         return all(ok for _, ok, _ in self.checks)
 
 
-def process_is_gone(identity: str) -> bool | None:
-    """True if the recorded process no longer runs, False if it does, None if we cannot tell."""
-    try:
-        host, pid, start = identity.rsplit(":", 2)
-    except ValueError:
-        return None
-    if host != socket.gethostname():
-        return None
-    if not os.path.exists(f"/proc/{pid}"):
-        return True
-    return tracking.process_start_ticks(int(pid)) != start
-
-
 def close_orphaned_runs(client: MlflowClient) -> list[str]:
     """Close as KILLED every studyflow run left RUNNING by a process that no longer exists, and
     mark its Prefect flow run Crashed."""
     experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ALL)
-                   if experiment.name.startswith(tracking.EXPERIMENT_PREFIX)]
+                   if experiment.name.startswith(EXPERIMENT_PREFIX)]
     if not experiments:
         return []
     fixed: list[str] = []
     dead_flow_runs: dict[str, str] = {}
     for run in client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=5000):
-        identity = run.data.tags.get(tracking.TAG_PREFIX + "process", "")
-        if process_is_gone(identity):
+        identity = run.data.tags.get(Tag.PROCESS, "")
+        if processes.is_alive(identity) is False:
             reason = f"closed by studyflow doctor: its process {identity} no longer exists"
-            client.set_tag(run.info.run_id, tracking.TAG_PREFIX + "end_reason", reason)
-            client.set_terminated(run.info.run_id, status="KILLED")
+            tracking.close_run(client, run.info.run_id, "KILLED", reason)
             fixed.append(f"run {run.info.run_id} ({run.info.run_name}) RUNNING -> KILLED: {reason}")
-            flow_run_id = run.data.tags.get(tracking.TAG_PREFIX + "prefect_flow_run_id")
+            flow_run_id = run.data.tags.get(Tag.PREFECT_FLOW_RUN_ID)
             if flow_run_id and flow_run_id not in dead_flow_runs:
                 dead_flow_runs[flow_run_id] = identity
     return fixed + crash_flow_runs(dead_flow_runs)
@@ -100,7 +86,7 @@ def crash_flow_runs(flow_runs: dict[str, str]) -> list[str]:
 def _check_store(client: MlflowClient) -> tuple[bool, str]:
     try:
         experiment_id = tracking.ensure_experiment(client, "doctor")
-        run = client.create_run(experiment_id, run_name="write-check", tags={"studyflow.run_level": "check"})
+        run = client.create_run(experiment_id, run_name="write-check", tags={Tag.RUN_LEVEL: RunLevel.CHECK})
         client.log_metric(run.info.run_id, "write_check", 1.0)
         client.delete_run(run.info.run_id)
         return True, f"{tracking.tracking_uri()} reachable and writable"

@@ -43,6 +43,11 @@ def default_tracking_uri() -> str:
     return "sqlite:///" + str(mlruns_dir() / "mlflow.db")
 
 
+def default_optuna_storage_url() -> str:
+    """The sweeps' Optuna database when no storage is given: SQLite beside the tracking store."""
+    return "sqlite:///" + str(mlruns_dir() / "optuna.db")
+
+
 def unlogged_metrics_dir() -> Path:
     """Metrics a tracking store did not take (it was down), one JSON-lines file per MLflow run."""
     return mlruns_dir() / "unlogged"

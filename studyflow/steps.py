@@ -200,7 +200,7 @@ def _finished_run(client, run_id: str):
 
 
 def link_reused_run(parent: tracking.RunRecorder, run_id: str) -> None:
-    current = parent.client.get_run(parent.run_id).data.tags.get(tracking.REUSED_RUNS_TAG, "")
+    current = parent.client.get_run(parent.run_id).data.tags.get(tracking.Tag.REUSED_RUN_IDS, "")
     run_ids = [value for value in current.split(",") if value]
     if run_id not in run_ids:
-        parent.set_tags({tracking.REUSED_RUNS_TAG: ",".join([*run_ids, run_id])})
+        parent.set_tags({tracking.Tag.REUSED_RUN_IDS: ",".join([*run_ids, run_id])})

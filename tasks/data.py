@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studyflow.errors import DatasetError
 from studyflow import paths
 from tasks.idx import IdxFormatError, parse_idx
 
@@ -26,9 +27,6 @@ DATASET_NAMES = ("mnist", "fashion-mnist")
 _PARTS = ("train_images", "train_labels", "test_images", "test_labels")
 _DOWNLOAD_TIMEOUT_S = 30
 
-
-class DatasetError(RuntimeError):
-    """A dataset file is missing, corrupt or does not match its manifest checksum."""
 
 
 @dataclass(frozen=True)

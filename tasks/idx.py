@@ -10,12 +10,10 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+from studyflow.errors import IdxFormatError
 
 _UBYTE_TYPE_CODE = 0x08
 
-
-class IdxFormatError(ValueError):
-    """The bytes are not a well-formed unsigned-byte IDX file."""
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:

@@ -11,16 +11,14 @@ import numpy as np
 from mlflow.entities import LoggedModelOutput
 from mlflow.models import infer_signature
 
+from studyflow.errors import ModelIntegrityError
 from studyflow.tracking import RunRecorder
 
-# Given explicitly: inferring them costs MLflow 9-10 s per model (ENVIRONMENT.md).
+# Given explicitly: otherwise MLflow infers them for each model, which costs seconds per model.
 MODEL_REQUIREMENTS = [f"{name}=={metadata.version(name)}" for name in ("tensorflow-cpu", "keras", "numpy")]
 # A model reloaded from the store must score what the trained one scored, to this tolerance.
 ROUND_TRIP_TOLERANCE = 1e-6
 
-
-class ModelIntegrityError(RuntimeError):
-    """A logged model does not reproduce the trained model's predictions."""
 
 
 def outputs(model: keras.Model, inputs: np.ndarray):
@@ -37,7 +35,7 @@ def log_keras_model(recorder: RunRecorder, model: keras.Model, sample_inputs: np
     """Log the model in Keras' native format with a signature; returns its `models:/` URI.
 
     No input example: with one, MLflow's Keras flavour crashed here and left an empty logged model
-    that registered "successfully" (ENVIRONMENT.md); the signature carries the schema instead.
+    that registered "successfully"; the signature carries the schema instead.
     """
     sample = sample_inputs[:8]
     signature = infer_signature(sample, outputs(model, sample))
@@ -51,11 +49,14 @@ def log_keras_model(recorder: RunRecorder, model: keras.Model, sample_inputs: np
 
 
 def verify_round_trip(model_uri: str, model: keras.Model, inputs: np.ndarray) -> keras.Model:
-    """Load the logged model back and check it predicts what the trained model predicts."""
+    """Load the logged model back and check it predicts what the trained model predicts (every output)."""
     reloaded = mlflow.keras.load_model(model_uri)
     expected, actual = outputs(model, inputs), outputs(reloaded, inputs)
-    difference = float(np.max(np.abs(expected - actual)))
-    if difference > ROUND_TRIP_TOLERANCE:
-        raise ModelIntegrityError(
-            f"{model_uri} predicts differently from the trained model (max difference {difference:.2e})")
+    named = expected.items() if isinstance(expected, dict) else [(None, expected)]
+    for output, values in named:
+        difference = float(np.max(np.abs(values - (actual[output] if output is not None else actual))))
+        if difference > ROUND_TRIP_TOLERANCE:
+            which = f"output {output!r}" if output is not None else "it"
+            raise ModelIntegrityError(f"{model_uri}: {which} predicts differently from the trained model "
+                                      f"(max difference {difference:.2e})")
     return reloaded

@@ -15,40 +15,22 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, get_args
+from typing import Callable, Iterator, Protocol
 
 import keras
 import numpy as np
 
-from studyflow.config import Precision
-from studyflow.tracking import RunRecorder
+from studyflow.errors import TrainingDivergedError
+from studyflow.config import Precision, TrainSettings
 
-DEFAULT_BATCH_SIZE = 128  # the original study's batch size; also the best CPU throughput measured here
-DEFAULT_LEARNING_RATE = 1e-3  # Adam's default, as in the original study
-
-# Keras dtype policies a model can be trained in. mixed_bfloat16 keeps float32 weights and
-# computes in bfloat16: on this machine's AVX512-BF16 CPU it trained CNN-1 x1.57, MLP-1 x1.13 and
-# the MTL model x1.31 faster, within 0.7 points of test accuracy (bench.tuning). Opt-in: on a
-# CPU without native bf16 it is emulated and slower, and float32 is what the paper profile ran.
-PRECISIONS: tuple[str, ...] = get_args(Precision)
+# What "best epoch" means unless a caller says otherwise (recorded, not restored).
+DEFAULT_SELECTION_METRIC = "val_accuracy"
 
 
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite: the model's training stopped and its run is FAILED."""
+class MetricsSink(Protocol):
+    """Where a training's per-epoch metrics go (a studyflow.tracking.RunRecorder), if anywhere."""
 
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int
-    batch_size: int = DEFAULT_BATCH_SIZE
-    learning_rate: float = DEFAULT_LEARNING_RATE
-    seed: int = 0
-    selection_metric: str = "val_accuracy"  # what "best epoch" means (recorded, not restored)
-    precision: Precision = "float32"
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None: ...
 
 
 @contextmanager
@@ -109,7 +91,7 @@ class EpochMetricsLogger(keras.callbacks.Callback):
     test set gives `test_*`. Works for multi-output models (`item_accuracy` -> `train_item_accuracy`).
     """
 
-    def __init__(self, recorder: RunRecorder | None, test_inputs, test_targets, batch_size: int):
+    def __init__(self, recorder: MetricsSink | None, test_inputs, test_targets, batch_size: int):
         super().__init__()
         self.recorder = recorder
         self.test_inputs = test_inputs
@@ -154,6 +136,19 @@ def diverged(loss: float, epoch: int, settings: TrainSettings) -> TrainingDiverg
         f"(learning rate {settings.learning_rate}, batch size {settings.batch_size})")
 
 
+def fresh_model(build: Callable[[], keras.Model], settings: TrainSettings) -> keras.Model:
+    """Build a model from a cleared Keras state and the settings' seed, in the settings' precision.
+
+    Cleared so that what ran before (even a failed fit) cannot change this model's initial weights;
+    without gc.collect() (free_memory): that costs a large share of a short run's tracking overhead
+    with MLflow, Prefect and TensorFlow loaded (bench.tracking_overhead measures it).
+    """
+    keras.backend.clear_session(free_memory=False)
+    keras.utils.set_random_seed(settings.seed)
+    with precision_policy(settings.precision):
+        return build()
+
+
 def compile_model(model: keras.Model, settings: TrainSettings, loss="sparse_categorical_crossentropy",
                   metrics=("accuracy",), loss_weights=None) -> keras.Model:
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss,
@@ -161,8 +156,8 @@ def compile_model(model: keras.Model, settings: TrainSettings, loss="sparse_cate
     return model
 
 
-def train(model: keras.Model, data: TrainingData, settings: TrainSettings,
-          recorder: RunRecorder | None = None, extra_callbacks: list | None = None) -> TrainResult:
+def train(model: keras.Model, data: TrainingData, settings: TrainSettings, recorder: MetricsSink | None = None,
+          extra_callbacks: list | None = None, selection_metric: str = DEFAULT_SELECTION_METRIC) -> TrainResult:
     """Fit a compiled model; log each epoch to `recorder`; return curves and final metrics."""
     timer = EpochTimer()
     logger = EpochMetricsLogger(recorder, data.test_inputs, data.test_targets, settings.batch_size)
@@ -177,13 +172,13 @@ def train(model: keras.Model, data: TrainingData, settings: TrainSettings,
     last_loss = model.history.history.get("loss", [float("nan")])[-1] if model.history else float("nan")
     if not history or not np.isfinite(last_loss):
         raise diverged(last_loss, len(timer.epoch_times_s), settings)
-    selection = history[settings.selection_metric]
+    selection = history[selection_metric]
     param_count = model.count_params()
     train_time_s = float(sum(timer.epoch_times_s))
     epoch_time_s = train_time_s / len(timer.epoch_times_s)
     summary = {
         "best_epoch": int(np.argmax(selection)) + 1,
-        f"best_{settings.selection_metric}": float(np.max(selection)),
+        f"best_{selection_metric}": float(np.max(selection)),
         "epochs_run": len(timer.epoch_times_s),
         "param_count": param_count,
         "train_time_s": train_time_s,

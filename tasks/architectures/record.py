@@ -8,13 +8,23 @@ from mlflow import MlflowClient
 from studyflow import tracking
 from studyflow.tracking import RunRecorder
 from tasks.architectures import figures as architecture_figures
-from tasks.architectures.train import BUILDERS, ArchitectureOutcome
-from tasks.prefect_task import studyflow_task
+from studyflow.config import TrainSettings
+from studyflow.tracking import Tag
+from tasks.architectures.compute import BUILDERS, ArchitectureOutcome
+from tasks.training import TrainingData
 
 SUMMARY_COLUMNS = ["train_accuracy", "val_accuracy", "test_accuracy", "param_count", "train_time_s",
                    "epoch_time_s", "epoch_time_per_mparam_s"]
 COMPARISON_COLUMNS = ["test_accuracy", "param_count", "train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"]
 UNITS = "Accuracy as a fraction; times in seconds of wall time on this machine; per-Mparam time in s / 10^6 params."
+
+
+def architecture_params(kind: str, name: str, widths: list[int], settings: TrainSettings, param_count: int,
+                        data: TrainingData) -> dict:
+    """An architecture's child-run params: what it is, how it was trained, on how much data."""
+    return {BUILDERS[kind][1]: widths, "depth": len(widths), "architecture": name, **settings.as_params(),
+            "param_count": param_count, "train_samples": len(data.train_inputs),
+            "val_samples": len(data.val_inputs), "test_samples": len(data.test_inputs)}
 
 
 def summary_table(outcomes: list[ArchitectureOutcome]) -> pd.DataFrame:
@@ -33,7 +43,7 @@ def log_architecture_summary(parent: RunRecorder, kind: str, outcomes: list[Arch
     best = max(outcomes, key=lambda outcome: outcome.final_metrics["val_accuracy"])
     parent.log_metrics({"best_val_accuracy": best.final_metrics["val_accuracy"],
                         "best_test_accuracy": best.final_metrics["test_accuracy"]})
-    parent.set_tags({"studyflow.best_architecture": best.name, "studyflow.best_run_id": best.run_id})
+    parent.set_tags({Tag.BEST_ARCHITECTURE: best.name, Tag.BEST_RUN_ID: best.run_id})
     parent.log_figure(architecture_figures.learning_curves_figure(
         {outcome.name: outcome.history for outcome in outcomes}, kind), f"figures/{kind}_learning_curves.png")
     parent.log_figure(architecture_figures.accuracy_vs_time_figure(
@@ -45,21 +55,19 @@ def log_architecture_summary(parent: RunRecorder, kind: str, outcomes: list[Arch
 def architecture_runs(client: MlflowClient, kind: str, parent_run_id: str | None = None) -> pd.DataFrame:
     """The finished child runs of a `kind` parent run: the one given, else the latest finished (empty
     if none). A child that FAILED (its loss diverged) has no final metrics to compare."""
-    if parent_run_id is None:
-        parents = tracking.find_runs(
-            client, kind, "tags.`studyflow.run_level` = 'parent' and attributes.status = 'FINISHED'")
-        if not parents:
-            return pd.DataFrame()
-        parent_run_id = max(parents, key=lambda run: run.info.start_time).info.run_id
-    children = tracking.member_runs(client, kind, parent_run_id)
-    rows = [{"name": run.info.run_name, "kind": kind.upper(), "profile": run.data.tags.get("studyflow.profile"),
+    parent = tracking.latest_parent(client, kind, parent_run_id)
+    if parent is None:
+        return pd.DataFrame()
+    children = [run for run in tracking.member_runs(client, kind, parent.info.run_id)
+                if run.info.status == "FINISHED" and Tag.ARCHITECTURE in run.data.tags]
+    rows = [{"name": run.data.tags[Tag.ARCHITECTURE], "kind": kind.upper(), "profile": run.data.tags.get(Tag.PROFILE),
              "run_id": run.info.run_id, **{column: run.data.metrics.get(column) for column in COMPARISON_COLUMNS}}
-            for run in sorted(children, key=lambda run: run.info.run_name) if run.info.status == "FINISHED"]
+            for run in sorted(children, key=lambda run: run.data.tags[Tag.ARCHITECTURE])]
     return pd.DataFrame(rows)
 
 
 def log_mlp_vs_cnn(parent: RunRecorder, kind: str) -> pd.DataFrame:
-    """The MLP vs CNN table and scatter of STUDY.md section 4, read back from MLflow: this run's
+    """The MLP vs CNN table and scatter of the original's part 4, read back from MLflow: this run's
     architectures of `kind`, and the other kind's latest finished run, if the store holds one."""
     table = pd.concat(
         [architecture_runs(parent.client, other, parent.run_id if other == kind else None) for other in ("mlp", "cnn")],
@@ -71,7 +79,3 @@ def log_mlp_vs_cnn(parent: RunRecorder, kind: str) -> pd.DataFrame:
     parent.log_figure(architecture_figures.accuracy_vs_time_figure(
         table, "MLP vs CNN: test accuracy against training time"), "figures/mlp_vs_cnn.png")
     return table
-
-
-log_architecture_summary_task = studyflow_task(log_architecture_summary, name="log-architecture-summary")
-log_mlp_vs_cnn_task = studyflow_task(log_mlp_vs_cnn, name="mlp-vs-cnn")

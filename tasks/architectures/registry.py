@@ -15,7 +15,6 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tasks.prefect_task import studyflow_task
 
 REGISTERED_CNN = "mnist-cnn"
 CHAMPION_ALIAS = "champion"
@@ -85,6 +84,3 @@ def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: st
     print(f"model registry: {name} version {version.version}: "
           + ("now the champion" if promoted else "not promoted") + f" ({reason})")
     return PromotionDecision(version.version, promoted, reason, challenger_accuracy, champion_accuracy)
-
-
-register_and_promote_task = studyflow_task(register_and_promote, name="register-best-cnn")

@@ -13,6 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from studyflow.config.parts import DreamSettings
+from studyflow.errors import NotAStudyCnnError
+
 IMAGE_SIDE = 28
 LOGITS_LAYER = "logits"
 CONV_PREFIX = "conv_"
@@ -22,9 +25,6 @@ NOISE_AMPLITUDE = 0.3
 # How many test images of a digit are tried before giving up on one the model classifies correctly.
 DIGIT_CANDIDATES = 200
 
-
-class NotAStudyCnnError(ValueError):
-    """The model lacks what part 5 needs: a 28x28 input, conv_1..conv_n and a `logits` layer."""
 
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Conv2D]:
@@ -133,19 +133,6 @@ def activation_maps(model: keras.Model, images: np.ndarray) -> dict[str, np.ndar
 
 # --- deep dream ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class DreamSettings:
-    steps: int  # gradient-ascent steps per octave
-    octaves: int  # resolutions, coarse to fine; the last is the full 28x28
-    octave_scale: float  # ratio between one octave's side and the next
-    learning_rate: float  # pixel change per step, in units of the gradient's standard deviation
-    jitter: int  # the image is rolled by up to this many pixels each step (0: never)
-    blur_every: int  # every this many steps the change from the start is blurred (0: never)
-    blur_sigma: float  # the Gaussian's standard deviation, in pixels
-    l2: float  # each step the change from the start shrinks by this fraction (an L2 penalty)
-    seed: int = 0
-
-
 @dataclass
 class DreamResult:
     target: int
@@ -157,11 +144,6 @@ class DreamResult:
     probability_before: float
     probability_after: float
     score_history: list[float] = field(default_factory=list)  # the logit (no jitter) after 0, 1, ... steps
-
-
-def octave_sides(octaves: int, octave_scale: float) -> list[int]:
-    """The side of each octave's resolution, coarse to fine, ending at 28."""
-    return [max(2, round(IMAGE_SIDE / octave_scale ** level)) for level in reversed(range(octaves))]
 
 
 def logits_model(model: keras.Model) -> keras.Model:
@@ -236,11 +218,11 @@ def deep_dream(scores: keras.Model, start_image: np.ndarray, target: int, start:
     score_before, probability_before = _score(scores, start_image, target)
     history: list[float] = []
     target_tensor = tf.constant(target, tf.int32)
-    rate, l2 = tf.constant(settings.learning_rate, tf.float32), tf.constant(settings.l2, tf.float32)
+    rate, l2 = tf.constant(settings.dream_learning_rate, tf.float32), tf.constant(settings.l2_penalty, tf.float32)
     step_count = 0
-    for side in octave_sides(settings.octaves, settings.octave_scale):
+    for side in settings.octave_sides():
         side_tensor = tf.constant(side, tf.int32)
-        for _ in range(settings.steps):
+        for _ in range(settings.dream_steps):
             shift = rng.integers(-settings.jitter, settings.jitter + 1, size=2) if settings.jitter else (0, 0)
             image, score = ascent.step(image, start_tensor, target_tensor, tf.constant(shift, tf.int32),
                                        side_tensor, rate, l2)

@@ -1,7 +1,4 @@
-"""Study part 5 with MLflow: find the CNN to inspect, load it, log the figures into one run.
-
-The model is resolved and loaded before the run is created, so a wrong URI or a missing champion
-stops with a message and leaves no run behind. The run is linked to its source: tags name the
+"""Study part 5 in MLflow: everything is logged into one run, linked to its source: tags name the
 model URI and the run that trained it, the logged model is recorded as the run's input, and the
 run's description links to the source run in the MLflow UI.
 """
@@ -9,10 +6,8 @@ run's description links to the source run in the MLflow UI.
 from __future__ import annotations
 
 import io
-import re
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -21,88 +16,25 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelInput
-from mlflow.exceptions import MlflowException
 
 from studyflow import tracking
-from studyflow.tracking import RunRecorder
+from studyflow.tracking import RunRecorder, Tag
+from studyflow.tracking.names import inspection_run_name
 from tasks.inspect import figures as inspection_figures
-from tasks.inspect.compute import (DigitImage, DreamResult, DreamSettings, NotAStudyCnnError, activation_maps,
-                                  choose_digit_images, conv_layers, dream_digits, filter_grids)
+from studyflow.config.parts import DreamSettings
+from tasks.inspect.compute import DigitImage, DreamResult, activation_maps, choose_digit_images, filter_grids
+from tasks.inspect.source import ModelSource
 from tasks.data import Dataset
-from tasks.architectures.registry import CHAMPION_ALIAS, REGISTERED_CNN
-from tasks.prefect_task import step_task, studyflow_task
 
 PART = "inspect"
-CHAMPION_URI = f"models:/{REGISTERED_CNN}@{CHAMPION_ALIAS}"
-NO_CHAMPION = "no champion yet: run `studyflow run cnn` first"
-URI_FORMS = "models:/<name>@<alias>, models:/<name>/<version>, models:/m-<logged model id> or runs:/<run id>/<path>"
-
-_LOGGED_MODEL = re.compile(r"^models:/(m-[0-9a-f]{32})/?$")
-_ALIAS = re.compile(r"^models:/([^/@]+)@([^/@]+)/?$")
-_VERSION = re.compile(r"^models:/([^/@]+)/(\d+)/?$")
-_RUN = re.compile(r"^runs:/([0-9a-f]{32})/(.+)$")
-
-
-class ModelSourceError(RuntimeError):
-    """The model to inspect cannot be found or loaded; nothing was run or logged."""
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    uri: str
-    run_id: str  # the run that trained and logged the model
-    model_id: str | None  # the MLflow logged model, when the URI leads to one
-    registered_version: str | None  # "name/version" when the URI goes through the registry
-
-
-def resolve_model_source(client: MlflowClient, uri: str) -> ModelSource:
-    """Which run and logged model a model URI names; a clear ModelSourceError if none."""
-    try:
-        if match := _LOGGED_MODEL.match(uri):
-            logged = client.get_logged_model(match.group(1))
-            return ModelSource(uri, logged.source_run_id, logged.model_id, None)
-        if match := _ALIAS.match(uri):
-            name, alias = match.groups()
-            try:
-                version = client.get_model_version_by_alias(name, alias)
-            except MlflowException as exc:
-                if (name, alias) == (REGISTERED_CNN, CHAMPION_ALIAS):
-                    raise ModelSourceError(f"{NO_CHAMPION} (no version of registered model {name!r} has the "
-                                           f"alias {alias!r} in {tracking.tracking_uri()})") from exc
-                raise
-            return ModelSource(uri, version.run_id, version.model_id, f"{name}/{version.version}")
-        if match := _VERSION.match(uri):
-            version = client.get_model_version(*match.groups())
-            return ModelSource(uri, version.run_id, version.model_id, f"{version.name}/{version.version}")
-        if match := _RUN.match(uri):
-            return ModelSource(uri, client.get_run(match.group(1)).info.run_id, None, None)
-    except MlflowException as exc:
-        raise ModelSourceError(f"model {uri!r} not found in {tracking.tracking_uri()}: {exc.message}") from exc
-    raise ModelSourceError(f"model URI {uri!r} has an unknown form; give one of {URI_FORMS}")
-
-
-def load_inspected_model(source: ModelSource) -> keras.Model:
-    """The CNN behind the URI, checked to have what part 5 looks at."""
-    import mlflow.keras
-
-    try:
-        model = mlflow.keras.load_model(source.uri)
-    except (MlflowException, OSError, ValueError) as exc:
-        raise ModelSourceError(f"model {source.uri!r} (run {source.run_id}) cannot be loaded: {exc}") from exc
-    try:
-        conv_layers(model)
-    except NotAStudyCnnError as exc:
-        raise ModelSourceError(f"model {source.uri!r} is not a study CNN: {exc}") from exc
-    return model
 
 
 def source_tags(client: MlflowClient, source: ModelSource) -> dict[str, str]:
-    tags = {"studyflow.source_model_uri": source.uri, "studyflow.source_run_id": source.run_id,
-            "studyflow.run_level": "parent"}
+    tags = {Tag.SOURCE_MODEL_URI: source.uri, Tag.SOURCE_RUN_ID: source.run_id}
     if source.model_id:
-        tags["studyflow.source_model_id"] = source.model_id
+        tags[Tag.SOURCE_MODEL_ID] = source.model_id
     if source.registered_version:
-        tags["studyflow.source_model_version"] = source.registered_version
+        tags[Tag.SOURCE_MODEL_VERSION] = source.registered_version
     experiment_id = client.get_run(source.run_id).info.experiment_id
     # The run description is Markdown in the MLflow UI: a click leads to the run that trained the model.
     tags["mlflow.note.content"] = (
@@ -115,7 +47,7 @@ def source_tags(client: MlflowClient, source: ModelSource) -> dict[str, str]:
 def inspection_run(client: MlflowClient, params: dict, profile: str, seed: int, dataset: Dataset,
                    source: ModelSource) -> Iterator[RunRecorder]:
     """The part's one MLflow run, linked to the model's run; ends FINISHED, FAILED or KILLED."""
-    run_name = f"inspect-{(source.registered_version or source.run_id[:8]).replace('/', '-v')}"
+    run_name = inspection_run_name((source.registered_version or source.run_id[:8]).replace("/", "-v"))
     with tracking.tracked_run(client, PART, run_name, profile=profile, seed=seed, dataset_digest=dataset.digest,
                               tags=source_tags(client, source)) as recorder:
         recorder.log_params({**params, "source_run_id": source.run_id})
@@ -180,7 +112,7 @@ def log_dreams(recorder: RunRecorder, dreams: list[DreamResult], chosen: list[Di
         recorder.log_metric_history(f"dream_{dream.target}_{dream.start}_score", dream.score_history, first_step=0)
     for image in chosen:
         own = [dream for dream in dreams if dream.target == image.digit]
-        recorder.log_figure(inspection_figures.dream_figure(image, own, settings.steps),
+        recorder.log_figure(inspection_figures.dream_figure(image, own, settings.dream_steps),
                             f"figures/dreams/class_{image.digit}.png")
     table = pd.DataFrame([{"class": d.target, "start": d.start, "logit_before": d.score_before,
                            "logit_after": d.score_after, "probability_before": d.probability_before,
@@ -200,13 +132,3 @@ def _log_bytes(recorder: RunRecorder, payload: bytes, artifact_file: str) -> Non
         path = Path(folder) / Path(artifact_file).name
         path.write_bytes(payload)
         recorder.client.log_artifact(recorder.run_id, str(path), str(Path(artifact_file).parent))
-
-
-resolve_model_source_task = studyflow_task(resolve_model_source, name="resolve-model")
-load_inspected_model_task = studyflow_task(load_inspected_model, name="load-model")
-log_digit_choice_task = studyflow_task(log_digit_choice, name="choose-digit-images")
-log_filters_task = studyflow_task(log_filters, name="log-filters")
-log_activations_task = studyflow_task(log_activations, name="log-activations")
-# A step: the same model (by its weights), images and settings reuse the dreams of an earlier run.
-dream_task = step_task(dream_digits, ignored=(), name="deep-dream")
-log_dreams_task = studyflow_task(log_dreams, name="log-dreams")

@@ -1,4 +1,4 @@
-"""Part 6 on the parent run: STUDY.md's table with our figures, the parameter saving, the best
+"""Part 6 in MLflow: a variant's params; on the parent run, the original's table with our figures, the parameter saving, the best
 MTL model against the single-task models, and the figures across lambda."""
 
 from __future__ import annotations
@@ -6,23 +6,15 @@ from __future__ import annotations
 import pandas as pd
 
 from models.multitask import build_multitask
+from studyflow import reference
+from studyflow.config import TrainSettings
 from studyflow.tracking import RunRecorder
 from tasks.mtl import figures as mtl_figures
-from tasks.mtl.compute import VariantOutcome
-from tasks.prefect_task import studyflow_task
+from tasks.mtl.compute import MtlData, Variant, VariantOutcome
+from tasks.training import TrainingData
 
 ABSENT = "-"  # a model without a head for a task: no accuracy, not 0
 NOT_IN_ORIGINAL = "n/a"  # a lambda the original study did not train
-# STUDY.md section 6: task 1 accuracy, task 2 accuracy, training time (s), by table row.
-ORIGINAL_RESULTS: dict[str, tuple[float | None, float | None, float]] = {
-    "single task 1": (0.9085, None, 308),
-    "single task 2": (None, 0.9470, 314),
-    "MTL lambda 0.0": (0.1375, 0.9442, 334),
-    "MTL lambda 0.25": (0.9195, 0.9516, 341),
-    "MTL lambda 0.5": (0.9139, 0.9474, 337),
-    "MTL lambda 0.75": (0.9123, 0.9448, 339),
-    "MTL lambda 1.0": (0.9208, 0.2487, 338),
-}
 TABLE_CAPTION = (
     "Accuracy: fraction of test images classified correctly, by the model after its last epoch; "
     f'"{ABSENT}": the model has no head for that task. Parameters: trainable and non-trainable weights '
@@ -32,16 +24,29 @@ TABLE_CAPTION = (
 )
 
 
+def variant_params(variant: Variant, data: MtlData, training: TrainingData, settings: TrainSettings,
+                   param_count: int) -> dict:
+    """A variant's child-run params: what the model is, how it was trained, on how much data."""
+    return {
+        "model": variant.label, "tasks": list(variant.tasks),
+        **({"mtl_lambda": variant.mtl_lambda} if variant.mtl_lambda is not None else {}),
+        "loss_weights": variant.loss_weights or {variant.tasks[0]: 1.0}, "groups": data.group_names,
+        **settings.as_params(), "param_count": param_count, "train_samples": len(training.train_inputs),
+        "val_samples": len(training.val_inputs), "test_samples": len(training.test_inputs),
+    }
+
+
 def _accuracy(value: float | None) -> str:
     return ABSENT if value is None else f"{value:.4f}"
 
 
 def results_table(outcomes: list[VariantOutcome]) -> pd.DataFrame:
-    """STUDY.md's table: our figures beside the original's, one row per model."""
+    """The original's table with our figures beside its own, one row per model."""
+    originals = {model["name"]: model for model in reference.original_study()["mtl"]["models"]}
     rows = []
     for outcome in outcomes:
         metrics = outcome.final_metrics
-        original = ORIGINAL_RESULTS.get(outcome.variant.label)
+        original = originals.get(outcome.variant.label)
         lam = outcome.variant.mtl_lambda
         rows.append({
             "model": outcome.variant.label,
@@ -50,9 +55,9 @@ def results_table(outcomes: list[VariantOutcome]) -> pd.DataFrame:
             "task 1 test accuracy": _accuracy(metrics.get("task1_test_accuracy")),
             "task 2 test accuracy": _accuracy(metrics.get("task2_test_accuracy")),
             "training time (s)": round(metrics["train_time_s"], 1),
-            "original task 1 accuracy": _accuracy(original[0]) if original else NOT_IN_ORIGINAL,
-            "original task 2 accuracy": _accuracy(original[1]) if original else NOT_IN_ORIGINAL,
-            "original time (s)": original[2] if original else NOT_IN_ORIGINAL,
+            "original task 1 accuracy": _accuracy(original.get("task1_test_accuracy")) if original else NOT_IN_ORIGINAL,
+            "original task 2 accuracy": _accuracy(original.get("task2_test_accuracy")) if original else NOT_IN_ORIGINAL,
+            "original time (s)": original["train_time_s"] if original else NOT_IN_ORIGINAL,
         })
     return pd.DataFrame(rows)
 
@@ -139,4 +144,3 @@ def log_mtl_summary(parent: RunRecorder, outcomes: list[VariantOutcome], group_c
     return table
 
 
-log_mtl_summary_task = studyflow_task(log_mtl_summary, name="log-mtl-summary")

@@ -12,7 +12,6 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 
-from tasks.prefect_task import step_task
 
 DIGITS = tuple(range(10))
 ELLIPSE_LEVEL = 0.95
@@ -105,8 +104,3 @@ def separability_by_dimension(
         features = project(pca_map.sample_images, n_components, seed)
         results[n_components] = pair_accuracies(features, pca_map.sample_labels, holdout_fraction, max_iter, seed)
     return results
-
-
-# Steps (pure: no run of their own): a rerun with the same inputs, code and data reuses their results.
-build_pca_map_task = step_task(build_pca_map, ignored=(), name="pca-map")
-separability_task = step_task(separability_by_dimension, ignored=(), name="pair-separability")

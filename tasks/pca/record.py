@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from studyflow.tracking import RunRecorder
+from studyflow.tracking import RunRecorder, Tag
 from tasks.pca import figures as pca_figures
 from tasks.pca.compute import PcaMap
-from tasks.prefect_task import studyflow_task
 
 
 def pair_table(by_dimension: dict[int, pd.DataFrame]) -> pd.DataFrame:
@@ -44,8 +43,8 @@ def log_pca_results(recorder: RunRecorder, pca_map: PcaMap, by_dimension: dict[i
                        "LinearSVC held-out accuracy (fraction correct) per digit pair and PCA dimension.")
     ordered = by_dimension[2].sort_values("accuracy")
     recorder.set_tags({
-        "studyflow.hardest_pairs": " ".join(f"({r.digit_a},{r.digit_b})" for r in ordered.head(3).itertuples()),
-        "studyflow.easiest_pairs": " ".join(f"({r.digit_a},{r.digit_b})" for r in ordered.tail(3).itertuples()),
+        Tag.HARDEST_PAIRS: " ".join(f"({r.digit_a},{r.digit_b})" for r in ordered.head(3).itertuples()),
+        Tag.EASIEST_PAIRS: " ".join(f"({r.digit_a},{r.digit_b})" for r in ordered.tail(3).itertuples()),
     })
     recorder.log_figure(pca_figures.scatter_figure(pca_map), "figures/pca_scatter.png")
     recorder.log_figure(pca_figures.ellipse_figure(pca_map), "figures/pca_centroids_ellipses.png")
@@ -54,6 +53,3 @@ def log_pca_results(recorder: RunRecorder, pca_map: PcaMap, by_dimension: dict[i
         recorder.log_figure(pca_figures.dimension_comparison_figure(by_dimension),
                             "figures/pair_accuracy_by_dimension.png")
     return metrics
-
-
-log_pca_results_task = studyflow_task(log_pca_results, name="log-pca-results")

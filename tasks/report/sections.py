@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from studyflow import reference, tracking
+from studyflow.tracking.names import Tag, mtl_label, pair_label
 from tasks.report.tables import (Cell, Table, accuracy_cells, comparison_columns, count_cells,
                                  difference_cells, ratio_cells)
 
@@ -48,10 +49,9 @@ class Section:
 
     @property
     def profile(self) -> str | None:
-        return self.run.data.tags.get("studyflow.profile") if self.run else None
+        return self.run.data.tags.get(Tag.PROFILE) if self.run else None
 
 
-@lru_cache(maxsize=1)
 def original_results() -> dict:
     return reference.original_study()
 
@@ -66,16 +66,36 @@ def run_link(run: Run) -> str:
     return f"{ui_base()}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
 
 
-def latest_parent(client: MlflowClient, part: str, run_id: str | None = None) -> Run | None:
-    if run_id:
-        return client.get_run(run_id)
-    parents = tracking.find_runs(
-        client, part, "tags.`studyflow.run_level` = 'parent' and attributes.status = 'FINISHED'")
-    return max(parents, key=lambda run: run.info.start_time) if parents else None
+def child_runs(client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]) -> dict[str, Run]:
+    """The parent's member runs by what `key` reads from their tags (runs it gives None are left out)."""
+    runs = {}
+    for run in tracking.member_runs(client, part, parent.info.run_id):
+        name = key(run)
+        if name is not None:
+            runs[name] = run
+    return runs
 
 
-def child_runs(client: MlflowClient, part: str, parent: Run) -> dict[str, Run]:
-    return {run.info.run_name: run for run in tracking.member_runs(client, part, parent.info.run_id)}
+def tag_of(tag: str) -> Callable[[Run], str | None]:
+    return lambda run: run.data.tags.get(tag)
+
+
+def pair_of(run: Run) -> str | None:
+    value = run.data.tags.get(Tag.PAIR)
+    return pair_label(value) if value else None
+
+
+def mtl_variant_of(run: Run) -> str | None:
+    """The original table's row label of an MTL child run, from its tags ("MTL lambda 0.25")."""
+    tasks, mtl_lambda = run.data.tags.get(Tag.TASKS), run.data.tags.get(Tag.MTL_LAMBDA)
+    if not tasks:
+        return None
+    return mtl_label(tuple(tasks.split(",")), float(mtl_lambda) if mtl_lambda is not None else None)
+
+
+def trial_of(run: Run) -> str | None:
+    number = run.data.tags.get(Tag.TRIAL_NUMBER)
+    return f"trial {number}" if number is not None else None
 
 
 def figures_of(client: MlflowClient, run: Run, caption_prefix: str = "") -> list[Figure]:
@@ -114,9 +134,9 @@ def pca_tables(client: MlflowClient, run: Run) -> list[Table]:
             + difference_cells(entry["variance_pc1"], float(row["variance_pc1"]), link))
     pairs = Table("Easiest and hardest digit pairs in 2-D", ["", "original", "ours"])
     pairs.rows.append([Cell("easiest"), Cell(", ".join(original["easiest_pairs"])),
-                       Cell(run.data.tags.get("studyflow.easiest_pairs", "-"), link)])
+                       Cell(run.data.tags.get(Tag.EASIEST_PAIRS, "-"), link)])
     pairs.rows.append([Cell("hardest"), Cell(", ".join(original["hardest_pairs"])),
-                       Cell(run.data.tags.get("studyflow.hardest_pairs", "-"), link)])
+                       Cell(run.data.tags.get(Tag.HARDEST_PAIRS, "-"), link)])
     return [accuracy, centroids, pairs]
 
 
@@ -150,8 +170,7 @@ def comparison_table(caption: str, row_title: str, originals: dict[str, dict], c
 
 
 def perceptron_tables(client: MlflowClient, run: Run) -> list[Table]:
-    children = {name.removeprefix("perceptron-").replace("-vs-", " vs "): child
-                for name, child in child_runs(client, "perceptron", run).items()}
+    children = child_runs(client, "perceptron", run, pair_of)
     originals = {entry["pair"]: entry for entry in original_results()["perceptron"]["pairs"]}
     return [comparison_table("Perceptron per digit pair (first digit +1)", "pair", originals, children,
                              PERCEPTRON_FIGURES)]
@@ -160,17 +179,12 @@ def perceptron_tables(client: MlflowClient, run: Run) -> list[Table]:
 def architecture_tables(client: MlflowClient, run: Run, kind: str) -> list[Table]:
     originals = {entry["name"]: entry for entry in original_results()[kind]["architectures"]}
     return [comparison_table(f"{kind.upper()} architectures (time: training wall time on each machine)", "name",
-                             originals, child_runs(client, kind, run), ARCHITECTURE_FIGURES)]
-
-
-def mtl_label(run_name: str) -> str:
-    """Our child run's name as the original table's row label ("mtl-lambda-0.25" -> "MTL lambda 0.25")."""
-    return run_name.replace("single-task-", "single task ").replace("mtl-lambda-", "MTL lambda ")
+                             originals, child_runs(client, kind, run, tag_of(Tag.ARCHITECTURE)), ARCHITECTURE_FIGURES)]
 
 
 def mtl_tables(client: MlflowClient, run: Run) -> list[Table]:
     original = original_results()["mtl"]
-    children = {mtl_label(name): child for name, child in child_runs(client, "mtl", run).items()}
+    children = child_runs(client, "mtl", run, mtl_variant_of)
     originals = {entry["name"]: entry for entry in original["models"]}
     table = comparison_table('Multi-task learning on Fashion-MNIST ("-": the model has no head for that task)',
                              "model", originals, children, MTL_FIGURES)
@@ -196,20 +210,21 @@ def inspect_tables(client: MlflowClient, run: Run) -> list[Table]:
 
 def sweep_table(client: MlflowClient, kind: str, named: Run | None) -> Table | None:
     """The sweep's best trial against the named architectures, by validation accuracy."""
-    sweep = latest_parent(client, f"sweep-{kind}")
+    sweep = tracking.latest_parent(client, f"sweep-{kind}")
     if sweep is None:
         return None
-    trials = [run for run in child_runs(client, f"sweep-{kind}", sweep).values() if "val_accuracy" in run.data.metrics]
+    trials = [run for name, run in child_runs(client, f"sweep-{kind}", sweep, trial_of).items()
+              if "val_accuracy" in run.data.metrics]
     table = Table(f"{kind.upper()} sweep's best trial against the named architectures",
                   ["model", "validation accuracy", "test accuracy", "parameters", "settings"])
     if trials:
         best = max(trials, key=lambda run: run.data.metrics["val_accuracy"])
         settings = ", ".join(f"{key}={value}" for key, value in sorted(best.data.params.items()))
-        table.rows.append([Cell(f"sweep best ({best.info.run_name})", run_link(best)),
+        table.rows.append([Cell(f"sweep best ({trial_of(best)})", run_link(best)),
                            *(Cell.of(best.data.metrics.get(key), run_link(best), fmt)
                              for key, fmt in (("val_accuracy", "{:.4f}"), ("test_accuracy", "{:.4f}"), ("param_count", "{:,.0f}"))),
                            Cell(settings[:300])])
-    for name, child in sorted(child_runs(client, kind, named).items()) if named else []:
+    for name, child in sorted(child_runs(client, kind, named, tag_of(Tag.ARCHITECTURE)).items()) if named else []:
         table.rows.append([Cell(name, run_link(child)),
                            *(Cell.of(child.data.metrics.get(key), run_link(child), fmt)
                              for key, fmt in (("val_accuracy", "{:.4f}"), ("test_accuracy", "{:.4f}"), ("param_count", "{:,.0f}"))),

@@ -12,7 +12,6 @@ from mlflow import MlflowClient
 
 from studyflow import tracking
 from tasks.report import sections
-from tasks.prefect_task import studyflow_task
 from tasks.report.sections import PART_TITLES, Section
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -42,7 +41,7 @@ class Report:
 
 def build_section(client: MlflowClient, part: str, run_id: str | None = None) -> Section:
     section = Section(part, PART_TITLES[part], f"studyflow run {part} --profile paper")
-    section.run = sections.latest_parent(client, part, run_id)
+    section.run = tracking.latest_parent(client, part, run_id)
     if section.run is None:
         return section
     section.link = sections.run_link(section.run)
@@ -50,7 +49,7 @@ def build_section(client: MlflowClient, part: str, run_id: str | None = None) ->
         section.tables = TABLE_BUILDERS[part](client, section.run)
     section.figures = sections.figures_of(client, section.run)
     if part == "perceptron":
-        for name, child in sorted(sections.child_runs(client, part, section.run).items()):
+        for name, child in sorted(sections.child_runs(client, part, section.run, sections.pair_of).items()):
             section.figures += sections.figures_of(client, child, caption_prefix=f"{name}: ")
     if section.profile == "quick":
         section.notes.append("Quick profile: subsets of the data and few epochs. These numbers are a smoke "
@@ -96,5 +95,3 @@ def write_report(client: MlflowClient, out_dir: Path, run_ids: dict[str, str] | 
     render(report, _collect_figures(client, report, out_dir), out_dir)
     return report
 
-
-write_report_task = studyflow_task(write_report, name="write-report")

@@ -18,13 +18,11 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
-from studyflow.tracking import RunRecorder  # noqa: E402
-from tasks.sweeps.config import SweepConfig  # noqa: E402
+from studyflow.tracking import RunRecorder, Tag, TrialAttr  # noqa: E402
+from studyflow.config.sweeps import SweepConfig  # noqa: E402
 from tasks.sweeps.storage import trial_counts  # noqa: E402
-from tasks.sweeps.record import RUN_ID_ATTR  # noqa: E402
-from tasks.sweeps.trials import EPOCHS_RUN_ATTR, OBJECTIVES, PARAM_COUNT_ATTR, TRAIN_TIME_ATTR  # noqa: E402
+from tasks.sweeps.trials import OBJECTIVES  # noqa: E402
 
-TAG = "studyflow."
 
 
 def trials_table(config: SweepConfig, trials: list[FrozenTrial]) -> pd.DataFrame:
@@ -37,12 +35,12 @@ def trials_table(config: SweepConfig, trials: list[FrozenTrial]) -> pd.DataFrame
             row[metrics[0]] = None  # a pruned trial has no objective value; see last_reported
         row["last_reported_val_accuracy"] = (trial.intermediate_values[max(trial.intermediate_values)]
                                              if trial.intermediate_values else None)
-        row["epochs_run"] = trial.user_attrs.get(EPOCHS_RUN_ATTR)
-        row["train_time_s"] = trial.user_attrs.get(TRAIN_TIME_ATTR)
-        row["param_count"] = trial.user_attrs.get(PARAM_COUNT_ATTR)
+        row["epochs_run"] = trial.user_attrs.get(TrialAttr.EPOCHS_RUN)
+        row["train_time_s"] = trial.user_attrs.get(TrialAttr.TRAIN_TIME_S)
+        row["param_count"] = trial.user_attrs.get(TrialAttr.PARAM_COUNT)
         row["params"] = json.dumps(trial.params, sort_keys=True)
         row["retry_of"] = trial.system_attrs.get("failed_trial")
-        row["mlflow_run_id"] = trial.user_attrs.get(RUN_ID_ATTR)
+        row["mlflow_run_id"] = trial.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -149,8 +147,8 @@ def report_sweep(parent: RunRecorder, config: SweepConfig, study: optuna.Study) 
     trials = study.get_trials(deepcopy=True)
     counts = trial_counts(study)
     step = counts["FINISHED"]
-    epochs = sum(trial.user_attrs.get(EPOCHS_RUN_ATTR, 0) for trial in trials)
-    train_time_s = sum(trial.user_attrs.get(TRAIN_TIME_ATTR, 0.0) for trial in trials)
+    epochs = sum(trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0) for trial in trials)
+    train_time_s = sum(trial.user_attrs.get(TrialAttr.TRAIN_TIME_S, 0.0) for trial in trials)
     parent.log_metrics({"trials_complete": counts["COMPLETE"], "trials_pruned": counts["PRUNED"],
                         "trials_failed": counts["FAIL"], "epochs_trained": epochs, "train_time_s": train_time_s},
                        step=step)
@@ -169,9 +167,9 @@ def report_sweep(parent: RunRecorder, config: SweepConfig, study: optuna.Study) 
             parent.log_figure(pareto_figure(config, trials, front), "figures/pareto_front.png")
             parent.log_figure(lambda_figure(config, trials), "figures/accuracy_vs_lambda.png")
         pareto = [{"trial": t.number, "lambda": t.params["lambda"], "val_item_accuracy": t.values[0],
-                   "val_group_accuracy": t.values[1], "mlflow_run_id": t.user_attrs.get(RUN_ID_ATTR)} for t in front]
+                   "val_group_accuracy": t.values[1], "mlflow_run_id": t.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)} for t in front]
         parent.log_dict({"pareto_front": pareto}, "pareto_front.json")
-        parent.set_tags({TAG + "pareto_trials": json.dumps([row["trial"] for row in pareto])})
+        parent.set_tags({Tag.PARETO_TRIALS: json.dumps([row["trial"] for row in pareto])})
         if complete:
             parent.log_metrics({"best_val_item_accuracy": max(t.values[0] for t in complete),
                                 "best_val_group_accuracy": max(t.values[1] for t in complete)}, step=step)
@@ -183,11 +181,11 @@ def report_sweep(parent: RunRecorder, config: SweepConfig, study: optuna.Study) 
         layers = [value for key, value in sorted(best.params.items(), key=lambda item: _layer_index(item[0]))
                   if key != "depth"]
         best_info = {"trial": best.number, "val_accuracy": best.value, "params": best.params, "architecture": layers,
-                     "param_count": best.user_attrs.get(PARAM_COUNT_ATTR), "mlflow_run_id": best.user_attrs.get(RUN_ID_ATTR)}
+                     "param_count": best.user_attrs.get(TrialAttr.PARAM_COUNT), "mlflow_run_id": best.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)}
         parent.log_metrics({"best_val_accuracy": best.value}, step=step)
-        parent.set_tags({TAG + "best_trial_number": best.number, TAG + "best_params": json.dumps(best.params, sort_keys=True),
-                         TAG + "best_architecture": "x".join(str(size) for size in layers),
-                         TAG + "best_mlflow_run_id": best_info["mlflow_run_id"]})
+        parent.set_tags({Tag.BEST_TRIAL_NUMBER: best.number, Tag.BEST_PARAMS: json.dumps(best.params, sort_keys=True),
+                         Tag.BEST_ARCHITECTURE: "x".join(str(size) for size in layers),
+                         Tag.BEST_RUN_ID_SWEEP: best_info["mlflow_run_id"]})
         parent.log_dict(best_info, "best_trial.json")
         summary["best"] = best_info
     return summary

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import optuna
 
+from studyflow.errors import SweepWorkerError
 from studyflow import tracking
 from studyflow.tracking import RunRecorder
-from tasks.prefect_task import studyflow_task
-from tasks.sweeps.config import SweepConfig
+from studyflow.config.sweeps import SweepConfig
 from tasks.sweeps.report import report_sweep
 from tasks.sweeps.storage import fail_stale_trials, open_storage, open_study, retry_interrupted, trial_counts
 from tasks.sweeps.record import close_orphaned_trial_runs, close_stale_trial_run, sweep_parent_run
@@ -33,9 +33,6 @@ from tasks.training import TrainingData, TrainingDivergedError
 
 WORKER_STOP_TIMEOUT_S = 60
 
-
-class SweepWorkerError(RuntimeError):
-    """A worker process of a parallel sweep failed."""
 
 
 def available_cores() -> int:
@@ -142,9 +139,3 @@ def run_sweep(config: SweepConfig) -> dict:
         run_trials(config, study, data, parent)
         summary = report_sweep(parent, config, study)
     return summary
-
-
-open_sweep_task = studyflow_task(open_sweep, name="open-study")
-sweep_data_task = studyflow_task(sweep_data, name="sweep-data")
-run_trials_task = studyflow_task(run_trials, name="run-trials")
-report_sweep_task = studyflow_task(report_sweep, name="report-sweep")

@@ -16,20 +16,14 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from studyflow.errors import SweepStorageError
 from studyflow import paths
+from studyflow.tracking.names import TrialAttr
 from studyflow.config import ConfigError
-from tasks.sweeps.config import SweepConfig
+from studyflow.config.sweeps import SweepConfig
 
-SETTINGS_ATTR = "studyflow.settings"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
-
-class SweepStorageError(RuntimeError):
-    """The Optuna storage cannot be reached or holds a study that does not fit the request."""
-
-
-def default_storage_url() -> str:
-    return "sqlite:///" + str(paths.mlruns_dir() / "optuna.db")
 
 
 def masked_url(url: str) -> str:
@@ -105,9 +99,9 @@ def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) 
                                     pruner=make_pruner(config), load_if_exists=True)
         study.sampler = make_sampler(config, study, worker_index)
     wanted = config.study_settings()
-    recorded = study.user_attrs.get(SETTINGS_ATTR)
+    recorded = study.user_attrs.get(TrialAttr.SETTINGS)
     if recorded is None:
-        study.set_user_attr(SETTINGS_ATTR, wanted)
+        study.set_user_attr(TrialAttr.SETTINGS, wanted)
         return study
     # A setting added to the product after the study was made (precision) ran at its default then.
     fields = type(config).model_fields

@@ -18,17 +18,15 @@ import optuna
 from optuna_integration import KerasPruningCallback
 
 from models.architectures import build_cnn, build_mlp
-from studyflow.tracking import RunRecorder
-from tasks.architectures.train import training_data
+from studyflow.tracking import RunRecorder, Tag, TrialAttr
+from studyflow.tracking.names import trial_run_name
+from tasks.architectures.compute import training_data
 from tasks.data import Dataset, load_dataset, subset
-from tasks.sweeps.config import SweepConfig
-from tasks.sweeps.record import (FLOW_RUN_ATTR, PARENT_RUN_ATTR, PRUNED_TAG, RUN_ID_ATTR, TRIAL_STATE_TAG,
-                                  trial_tags)
-from tasks.training import TrainingData, TrainSettings, compile_model, precision_policy, train
+from studyflow.config.sweeps import SweepConfig
+from tasks.sweeps.record import trial_tags
+from studyflow.config import TrainSettings
+from tasks.training import TrainingData, compile_model, precision_policy, train
 
-EPOCHS_RUN_ATTR = "studyflow.epochs_run"
-PARAM_COUNT_ATTR = "studyflow.param_count"
-TRAIN_TIME_ATTR = "studyflow.train_time_s"  # wall time of the epochs, with their validation and test evaluation
 
 
 @dataclass(frozen=True)
@@ -57,11 +55,6 @@ def sweep_data(config: SweepConfig) -> tuple[Dataset, TrainingData]:
         return mtl_sweep_data(config)
     dataset = subset(load_dataset(config.DATASET), config.train_size, config.test_size, config.seed)
     return dataset, training_data(dataset, config.validation_fraction, config.seed)
-
-
-def train_settings(config: SweepConfig) -> TrainSettings:
-    return TrainSettings(config.epochs, config.batch_size, config.learning_rate, config.seed,
-                         selection_metric=OBJECTIVES[config.KIND].metrics[0], precision=config.precision)
 
 
 def _suggest_layers(trial: optuna.Trial, space, size_name: str) -> list[int]:
@@ -137,30 +130,30 @@ class TrialObjective:
         self.parent = parent
         self.flow_run_id = flow_run_id
         self.objective = OBJECTIVES[config.KIND]
-        self.settings = train_settings(config)
+        self.settings = config.train_settings()
         self.current_trial_id: int | None = None  # for the caller to retry it after Ctrl-C
 
     def __call__(self, trial: optuna.Trial):
         self.current_trial_id = trial._trial_id
-        trial.set_user_attr(PARENT_RUN_ATTR, self.parent.run_id)
-        trial.set_user_attr(FLOW_RUN_ATTR, self.flow_run_id)
+        trial.set_user_attr(TrialAttr.MLFLOW_PARENT_RUN_ID, self.parent.run_id)
+        trial.set_user_attr(TrialAttr.PREFECT_FLOW_RUN_ID, self.flow_run_id)
         pruned: optuna.TrialPruned | None = None
         tags = trial_tags(self.config, trial, self.flow_run_id)
-        with self.parent.child(f"trial-{trial.number:03d}", tags=tags) as run:
-            trial.set_user_attr(RUN_ID_ATTR, run.run_id)  # first: the heartbeat's cleanup needs it
+        with self.parent.child(trial_run_name(trial.number), tags=tags) as run:
+            trial.set_user_attr(TrialAttr.MLFLOW_RUN_ID, run.run_id)  # first: the heartbeat's cleanup needs it
             try:
                 values = self._train(trial, run)
             except optuna.TrialPruned as exc:
                 pruned = exc
             except BaseException:
-                run.set_tags({TRIAL_STATE_TAG: "FAIL"})
+                run.set_tags({Tag.TRIAL_STATE: "FAIL"})
                 raise
             if pruned is not None:
-                epochs = trial.user_attrs.get(EPOCHS_RUN_ATTR, 0)
+                epochs = trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0)
                 run.log_metrics({"epochs_run": epochs})
-                run.set_tags({TRIAL_STATE_TAG: "PRUNED", PRUNED_TAG: "true", "studyflow.pruned_after_epoch": epochs})
+                run.set_tags({Tag.TRIAL_STATE: "PRUNED", Tag.PRUNED: "true", Tag.PRUNED_AFTER_EPOCH: epochs})
             else:
-                run.set_tags({TRIAL_STATE_TAG: "COMPLETE"})
+                run.set_tags({Tag.TRIAL_STATE: "COMPLETE"})
         if pruned is not None:
             raise pruned  # outside the run, which ends FINISHED
         return values[0] if len(values) == 1 else values
@@ -168,24 +161,23 @@ class TrialObjective:
     def _train(self, trial: optuna.Trial, run: RunRecorder) -> list[float]:
         model, architecture = create_model(self.config, trial, self.settings)
         layers = next((value for key, value in architecture.items() if isinstance(value, list)), None)
-        params = {**trial.params, **architecture, "epochs": self.settings.epochs,
-                  "batch_size": self.settings.batch_size, "learning_rate": self.settings.learning_rate,
-                  "optimizer": "adam", "precision": self.settings.precision, "param_count": model.count_params(),
+        params = {**trial.params, **architecture, **self.settings.as_params(), "param_count": model.count_params(),
                   "train_samples": len(self.data.train_inputs), "val_samples": len(self.data.val_inputs),
                   "test_samples": len(self.data.test_inputs)}
         if layers is not None:
             params["architecture"] = "x".join(str(size) for size in layers)
         run.log_params(params)
-        trial.set_user_attr(PARAM_COUNT_ATTR, model.count_params())
+        trial.set_user_attr(TrialAttr.PARAM_COUNT, model.count_params())
         tally = EpochTally()
         callbacks = [tally]
         if self.objective.prunable:
             callbacks.append(PruningBeforeTheLastEpoch(trial, self.objective.metrics[0]))
         try:
-            result = train(model, self.data, self.settings, recorder=run, extra_callbacks=callbacks)
+            result = train(model, self.data, self.settings, recorder=run, extra_callbacks=callbacks,
+                           selection_metric=self.objective.metrics[0])
         finally:
-            trial.set_user_attr(EPOCHS_RUN_ATTR, tally.epochs)
-            trial.set_user_attr(TRAIN_TIME_ATTR, round(tally.seconds, 3))
+            trial.set_user_attr(TrialAttr.EPOCHS_RUN, tally.epochs)
+            trial.set_user_attr(TrialAttr.TRAIN_TIME_S, round(tally.seconds, 3))
         values = [float(result.final_metrics[metric]) for metric in self.objective.metrics]
         if any(math.isnan(value) for value in values):
             raise FloatingPointError(f"trial {trial.number}: {self.objective.metrics} = {values} (training diverged)")

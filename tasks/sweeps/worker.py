@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
 
     from studyflow import tracking
-    from tasks.sweeps.config import SWEEP_CONFIGS
+    from studyflow.config.sweeps import SWEEP_CONFIGS
     from tasks.sweeps.run import run_trials_here
     from tasks.sweeps.storage import open_storage, open_study
     from tasks.sweeps.record import close_stale_trial_run

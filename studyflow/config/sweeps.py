@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from models.architectures import MAX_CNN_DEPTH
-from studyflow.config import ConfigError, TrainingConfig
+from studyflow import paths, reference
+from studyflow.config.base import TrainingConfig
+from studyflow.errors import ConfigError
 
 SWEEP_KINDS = ("mlp", "cnn", "mtl")
 STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
@@ -80,8 +81,8 @@ class CnnSearchSpace(_LayerSpace):
 
     @model_validator(mode="after")
     def _fits_the_image(self) -> Self:
-        if self.max_depth > MAX_CNN_DEPTH:
-            raise ValueError(f"max_depth {self.max_depth}: at most {MAX_CNN_DEPTH} stride-2 conv layers fit a 28x28 image")
+        if self.max_depth > reference.max_cnn_depth():
+            raise ValueError(f"max_depth {self.max_depth}: at most {reference.max_cnn_depth()} stride-2 conv layers fit a 28x28 image")
         return self
 
 
@@ -158,9 +159,7 @@ class SweepConfig(TrainingConfig):
 
     @property
     def storage_url(self) -> str:
-        from tasks.sweeps.storage import default_storage_url
-
-        return self.storage or default_storage_url()
+        return self.storage or paths.default_optuna_storage_url()
 
     def study_settings(self) -> dict[str, Any]:
         """What defines the study's trials; a resumed study must be given the same."""

@@ -1,14 +1,9 @@
-"""The tracking conventions, in one place: store, experiment and run names, tags, metric logging.
-
-Every run of the product is made here, so that all runs are comparable in the MLflow UI:
-- the tracking URI comes from MLFLOW_TRACKING_URI, else the embedded SQLite store `mlruns/`;
-- one experiment per study part, `studyflow-<part>`;
-- one parent run per flow run, one child run per model, pair or trial;
-- tags on every run: code version, package versions, profile, seed, data digest, Prefect ids;
-- a run always ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C, SIGTERM);
-- a tracking server that drops out is waited for (MLflow's HTTP retries, HTTP_RETRY_DEFAULTS); one
-  that stays away stops the work with a TrackingError naming it, and the metrics it did not take are
-  kept in a local file, never dropped silently.
+"""A run's life in MLflow: opened with the conventional tags, written through a RunRecorder, and
+always ended FINISHED, FAILED (an exception) or KILLED (Ctrl-C, SIGTERM, a dead process), never
+left RUNNING. Every run of the product (parent, child, sweep trial, report, inspection) is opened
+here; the tags on every run: code version, package versions, profile, seed, data digest, Prefect
+ids and the process that owns it. A metric the store does not take is kept in a local file, never
+dropped silently.
 """
 
 from __future__ import annotations
@@ -18,123 +13,22 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Iterator
 
-import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.utils.time import get_current_time_millis
 
-from studyflow import paths
+from studyflow import paths, processes
+from studyflow.errors import TrackingError
+from studyflow.tracking.names import Tag, RunLevel
+from studyflow.tracking.store import ensure_experiment, server_problem
 
-EXPERIMENT_PREFIX = "studyflow-"
-TAG_PREFIX = "studyflow."
 TRACKED_PACKAGES = ("studyflow", "tensorflow-cpu", "keras", "mlflow", "optuna", "prefect", "scikit-learn", "numpy")
-
-
-# MLflow's HTTP client retries every failed request (refused connection, timeout, 429/5xx) with
-# exponential backoff: it waits 0, 2f, 4f, 8f, ... seconds (f = the backoff factor, at most 120 s per
-# wait). MLflow's defaults (7 retries, f = 2, 120 s per attempt) sit out rate limits of hosted
-# servers: about 4 minutes of waiting per request, up to 20 with a hung server. studyflow's own
-# server is on this machine or the local network: 6 retries with f = 2 wait 0+4+8+16+32+64 = 124 s,
-# which covers a restart of the server several times over (8 s with --workers 1, under a minute for
-# a container waiting on its healthcheck), so a short outage costs a pause and no metric. A server
-# away for longer is down: the training stops with a TrackingError instead of stalling. 30 s per
-# attempt: one epoch's log_batch takes 15-55 ms and a model upload well under a second here.
-# The environment wins, e.g. MLFLOW_HTTP_REQUEST_MAX_RETRIES=10 for a flaky remote server.
-HTTP_RETRY_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
-
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be reached or used."""
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or paths.default_tracking_uri()
-
-
-def uses_embedded_store() -> bool:
-    # Compare URIs, not the variable: mlflow.set_tracking_uri() itself sets MLFLOW_TRACKING_URI.
-    return tracking_uri() == paths.default_tracking_uri()
-
-
-def ui_command() -> str:
-    """The command (or address) that shows this store in the MLflow UI."""
-    uri = tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
-    if uses_embedded_store():
-        return (
-            f"mlflow ui --backend-store-uri {uri} "
-            f"--default-artifact-root {paths.default_artifact_root()} --port 5000"
-        )
-    return f"mlflow ui --backend-store-uri {uri} --port 5000"
-
-
-def connect() -> MlflowClient:
-    """Point MLflow at the store and check it answers, before any work starts."""
-    uri = tracking_uri()
-    if uses_embedded_store():
-        paths.mlruns_dir().mkdir(parents=True, exist_ok=True)
-    elif uri.startswith(("http://", "https://")):
-        check_server()
-        for name, value in HTTP_RETRY_DEFAULTS.items():
-            os.environ.setdefault(name, value)  # read by MLflow at each request; inherited by workers
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def check_server() -> None:
-    """Raise TrackingError if the tracking URI is an MLflow server that does not answer; touches no store."""
-    uri = tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        problem = _server_problem(uri)
-        if problem is not None:
-            raise TrackingError(
-                f"MLflow tracking server {uri} is unreachable ({problem}); start it, or unset "
-                f"MLFLOW_TRACKING_URI to use the embedded store under {paths.mlruns_dir()}"
-            ) from problem
-
-
-def _server_problem(uri: str) -> OSError | None:
-    """Why an MLflow server does not answer its health check (one quick try), None if it does."""
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
-            response.read()
-    except (urllib.error.URLError, OSError) as exc:
-        return exc
-    return None
-
-
-def experiment_name(part: str) -> str:
-    return EXPERIMENT_PREFIX + part
-
-
-def ensure_experiment(client: MlflowClient, part: str) -> str:
-    name = experiment_name(part)
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    location = None
-    if uses_embedded_store():
-        location = (paths.default_artifact_root() / name).as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:
-        # Another process created it between our look-up and our create.
-        return client.get_experiment_by_name(name).experiment_id
 
 
 @lru_cache(maxsize=1)
@@ -175,41 +69,24 @@ def prefect_ids() -> tuple[str, str]:
         return "", ""
 
 
-@lru_cache(maxsize=1)
-def process_identity() -> str:
-    """host:pid:start-time of this process, so a later check can tell whether it still runs."""
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}:{process_start_ticks(os.getpid())}"
-
-
-def process_start_ticks(pid: int) -> str:
-    """The kernel's start time of a process (guards against a reused pid); empty if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None) -> dict[str, str]:
     commit, dirty = code_version()
     flow_run_id, task_run_id = prefect_ids()
     tags = {
-        TAG_PREFIX + "part": part,
-        TAG_PREFIX + "profile": profile,
-        TAG_PREFIX + "seed": str(seed),
-        TAG_PREFIX + "dataset_digest": dataset_digest,
-        TAG_PREFIX + "git_commit": commit,
-        TAG_PREFIX + "git_dirty": str(dirty).lower(),
-        TAG_PREFIX + "prefect_flow_run_id": flow_run_id,
-        TAG_PREFIX + "prefect_task_run_id": task_run_id,
-        TAG_PREFIX + "process": process_identity(),
+        Tag.PART: part,
+        Tag.PROFILE: profile,
+        Tag.SEED: str(seed),
+        Tag.DATASET_DIGEST: dataset_digest,
+        Tag.GIT_COMMIT: commit,
+        Tag.GIT_DIRTY: str(dirty).lower(),
+        Tag.PREFECT_FLOW_RUN_ID: flow_run_id,
+        Tag.PREFECT_TASK_RUN_ID: task_run_id,
+        Tag.PROCESS: processes.identity(),
         "mlflow.source.git.commit": commit,
         "mlflow.source.name": f"studyflow {part}",
         "mlflow.source.type": "JOB",
     }
-    tags.update({f"{TAG_PREFIX}version.{name}": version for name, version in package_versions().items()})
+    tags.update({Tag.VERSION_PREFIX + name: version for name, version in package_versions().items()})
     tags.update({key: str(value) for key, value in (extra or {}).items()})
     return tags
 
@@ -226,8 +103,7 @@ class RunRecorder:
     @contextmanager
     def child(self, run_name: str, tags: dict[str, Any] | None = None) -> Iterator["RunRecorder"]:
         """A nested run (one model, pair or trial) under this one, with the same conventions."""
-        child_tags = {TAG_PREFIX + "run_level": "child", **(tags or {})}
-        with tracked_run(self.client, run_name=run_name, parent_run_id=self.run_id, tags=child_tags,
+        with tracked_run(self.client, run_name=run_name, parent_run_id=self.run_id, tags=tags,
                          **self.context) as recorder:
             yield recorder
 
@@ -336,54 +212,70 @@ def tracked_run(
     parent_run_id: str | None = None,
     tags: dict[str, Any] | None = None,
 ) -> Iterator[RunRecorder]:
-    """Open a run with the conventional tags; end it FINISHED, FAILED or KILLED, never RUNNING."""
+    """Open a run with the conventional tags; end it FINISHED, FAILED or KILLED, never RUNNING.
+
+    Without `parent_run_id` it is a parent run (one per flow run); with it, a child (one model,
+    pair or trial)."""
     experiment_id = ensure_experiment(client, part)
-    all_tags = run_tags(part, profile, seed, dataset_digest, tags)
+    level = {Tag.RUN_LEVEL: RunLevel.CHILD if parent_run_id else RunLevel.PARENT}
+    all_tags = run_tags(part, profile, seed, dataset_digest, {**level, **(tags or {})})
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
     context = {"part": part, "profile": profile, "seed": seed, "dataset_digest": dataset_digest}
-    recorder = RunRecorder(client, run.info.run_id, experiment_id, context)
+    with ending(client, run.info.run_id):
+        yield RunRecorder(client, run.info.run_id, experiment_id, context)
+
+
+@contextmanager
+def resumed_run(client: MlflowClient, run, context: dict[str, Any]) -> Iterator[RunRecorder]:
+    """Reopen a run this process takes over (a resumed sweep's parent): RUNNING again, owned by this
+    process and this flow run, with this code version; ended like `tracked_run`."""
+    client.update_run(run.info.run_id, status="RUNNING")
+    commit, dirty = code_version()
+    flow_run_id, _ = prefect_ids()
+    client.log_batch(run.info.run_id, tags=[RunTag(key, str(value)) for key, value in {
+        Tag.PROCESS: processes.identity(), Tag.PREFECT_FLOW_RUN_ID: flow_run_id, Tag.GIT_COMMIT: commit,
+        Tag.GIT_DIRTY: str(dirty).lower(), Tag.RESUMED: "true"}.items()])
+    with ending(client, run.info.run_id):
+        yield RunRecorder(client, run.info.run_id, run.info.experiment_id, context)
+
+
+@contextmanager
+def ending(client: MlflowClient, run_id: str) -> Iterator[None]:
+    """End the run when the block ends: FINISHED, FAILED with the exception, or KILLED if interrupted."""
     try:
-        yield recorder
+        yield
     except (KeyboardInterrupt, SystemExit) as exc:
-        _end(client, run.info.run_id, RunStatus.KILLED, f"interrupted: {type(exc).__name__}")
+        close_run(client, run_id, RunStatus.KILLED, f"interrupted: {type(exc).__name__}")
         raise
     except BaseException as exc:
-        _end(client, run.info.run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        close_run(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
         raise
     else:
-        client.set_terminated(run.info.run_id, status="FINISHED")
+        client.set_terminated(run_id, status="FINISHED")
 
 
-def _end(client: MlflowClient, run_id: str, status: int, reason: str) -> None:
-    """Close a run after a failure; a second failure here must not hide the first."""
+def close_run(client: MlflowClient, run_id: str, status: int | str, reason: str,
+              tags: dict[str, Any] | None = None) -> bool:
+    """End a run that is still RUNNING, with the reason (and `tags`); one already ended keeps its end.
+
+    Never raises: closing bookkeeping must not hide the failure that led here. A tracking server
+    that does not answer is not waited for (MLflow's retries would hold every open run's close for
+    minutes); `studyflow doctor` closes the run as KILLED once the server is back."""
+    status_text = status if isinstance(status, str) else RunStatus.to_string(status)
     uri = client.tracking_uri
-    if uri.startswith(("http://", "https://")) and _server_problem(uri) is not None:
-        # Gone: do not sit out MLflow's retries for every open run (the parent's too) before exiting.
+    if uri.startswith(("http://", "https://")) and server_problem(uri) is not None:
         print(f"[studyflow] MLflow run {run_id} stays RUNNING: the tracking server {uri} does not answer. "
               "`studyflow doctor` closes it as KILLED once the server is back.", file=sys.stderr)
-        return
+        return False
     try:
-        client.set_tag(run_id, TAG_PREFIX + "end_reason", reason[:5000])
-        client.set_terminated(run_id, status=RunStatus.to_string(status))
-    except Exception:
-        pass
-
-
-def find_runs(client: MlflowClient, part: str, filter_string: str = "", max_results: int = 1000):
-    experiment = client.get_experiment_by_name(experiment_name(part))
-    if experiment is None:
-        return []
-    return client.search_runs([experiment.experiment_id], filter_string=filter_string, max_results=max_results)
-
-
-REUSED_RUNS_TAG = TAG_PREFIX + "reused_run_ids"  # a parent's runs reused from earlier flow runs
-
-
-def member_runs(client: MlflowClient, part: str, parent_run_id: str) -> list:
-    """The runs a parent run is made of: its children, and the finished runs it reused from an
-    earlier flow run (studyflow.steps) instead of redoing them."""
-    children = find_runs(client, part, f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
-    reused = client.get_run(parent_run_id).data.tags.get(REUSED_RUNS_TAG, "")
-    return children + [client.get_run(run_id) for run_id in reused.split(",") if run_id]
+        if client.get_run(run_id).info.status != "RUNNING":
+            return False
+        client.log_batch(run_id, tags=[RunTag(key, str(value)[:5000])
+                                       for key, value in {**(tags or {}), Tag.END_REASON: reason}.items()])
+        client.set_terminated(run_id, status=status_text)
+        return True
+    except Exception as exc:
+        print(f"[studyflow] could not close MLflow run {run_id}: {exc}", file=sys.stderr)
+        return False

@@ -1,0 +1,10 @@
+"""Typed configuration: the base machinery (`base`), each study part's config (`parts`) and the
+sweeps' (`sweeps`). Imports only pydantic and the reference data: the command line validates a
+command's parameters with it before TensorFlow, MLflow or Prefect is imported."""
+
+from studyflow.config.base import (PROFILES, PartConfig, Precision, Profile, Seeded, StepConfig, StrictModel,
+                                   TrainingConfig, TrainSettings, parse_set_options)
+from studyflow.errors import ConfigError
+
+__all__ = ["PROFILES", "ConfigError", "PartConfig", "Precision", "Profile", "Seeded", "StepConfig", "StrictModel",
+           "TrainSettings", "TrainingConfig", "parse_set_options"]

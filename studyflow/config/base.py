@@ -1,0 +1,148 @@
+"""Typed, validated configuration: one object per study part, built once from a profile and overrides.
+
+A part's config class is the only declaration of its parameters:
+- the command line's `--set NAME=VALUE` and a deployment's `-p NAME=VALUE` are its fields;
+- the part's Prefect flow takes exactly these fields as parameters (`flow_signature`, used by
+  `flows.common.part_flow`), so the Prefect UI shows a typed form and nothing is declared twice;
+- the training settings are a sub-object of it (`TrainingConfig.train_settings()`) that travels to
+  `model.fit` and is logged to MLflow as it is.
+
+A field left unset (None) takes the value of the chosen profile: `quick` (subsets, few epochs: a
+part in a minute or two on 2 cores) or `paper` (the settings of the original study). Unknown keys
+and bad values are a ConfigError naming the parameter, before any work.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, ClassVar, Literal, Optional, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from studyflow.errors import ConfigError
+
+Profile = Literal["quick", "paper"]
+PROFILES: tuple[str, ...] = ("quick", "paper")
+# Keras dtype policies a model can be trained in (see tasks.training.precision_policy).
+Precision = Literal["float32", "mixed_bfloat16"]
+
+
+class StrictModel(BaseModel):
+    """Immutable, and a key it does not know is an error (a typo never passes silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Seeded(StrictModel):
+    seed: int = Field(0, ge=0, description="seeds sampling, splits and weight initialisation")
+
+
+class PartConfig(Seeded):
+    """Settings every study part has, and the profile machinery."""
+
+    profile: Profile = "quick"
+
+    # Values that each profile gives to fields the caller leaves unset.
+    PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "paper": {}}
+
+    @classmethod
+    def for_profile(cls, profile: str = "quick", **overrides: Any) -> Self:
+        """The config of a profile with the caller's overrides (None means 'the profile's value')."""
+        if profile not in PROFILES:
+            raise ConfigError(f"parameter 'profile': unknown profile {profile!r}; choose one of {PROFILES}")
+        unknown = sorted(set(overrides) - set(cls.model_fields))
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {', '.join(unknown)} for {cls.__name__}; "
+                f"known: {', '.join(sorted(set(cls.model_fields) - {'profile'}))}"
+            )
+        values = dict(cls.PROFILE_DEFAULTS.get(profile, {}))
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        values["profile"] = profile
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from exc
+
+    @classmethod
+    def flow_signature(cls) -> inspect.Signature:
+        """The part flow's parameters: `profile`, then every field, unset (None) by default."""
+        parameters = [inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY, default="quick",
+                                        annotation=Profile)]
+        parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                         annotation=Optional[field.annotation])
+                       for name, field in cls.model_fields.items() if name != "profile"]
+        return inspect.Signature(parameters)
+
+    @classmethod
+    def parameter_docs(cls) -> str:
+        """The fields' descriptions as a docstring's Args section (Prefect shows them in its UI)."""
+        lines = ["Args:", "    profile: quick (subsets, few epochs) or paper (the original study's settings)"]
+        lines += [f"    {name}: {field.description}" for name, field in cls.model_fields.items()
+                  if field.description and name != "profile"]
+        return "\n".join(lines)
+
+    def flow_arguments(self) -> dict[str, Any]:
+        """Every field's resolved value, as a flow takes them (a run's parameters show what ran)."""
+        return {"profile": self.profile, **self.model_dump(exclude={"profile"})}
+
+
+class StepConfig(PartConfig):
+    """Settings of a part whose expensive steps are reused by a rerun (see studyflow.steps)."""
+
+    force: bool = Field(False, description="redo every step, even one that a finished run already did "
+                                           "with the same inputs, code and data")
+
+
+class TrainSettings(Seeded):
+    """How a network is trained: the object that reaches `model.fit`, logged to MLflow as it is.
+
+    A hyperparameter is a field here and is read where it is used (tasks.training); nothing else
+    declares it: the flows' parameters, the command line and the MLflow params follow.
+    """
+
+    epochs: int = Field(10, ge=1, le=1000, description="passes over the training set")
+    batch_size: int = Field(128, ge=1, le=60_000, description="images per gradient step")
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam's learning rate")
+    precision: Precision = Field(
+        "float32", description="Keras dtype policy: mixed_bfloat16 computes in bfloat16 with float32 weights, "
+                               "faster on CPUs with native bf16 (AVX512-BF16, AMX), emulated and slower elsewhere")
+
+    def as_params(self) -> dict[str, Any]:
+        return {**self.model_dump(), "optimizer": "adam"}
+
+
+class TrainingConfig(PartConfig, TrainSettings):
+    """Settings every part that trains networks has (MLP, CNN, multi-task, sweeps)."""
+
+    validation_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0, description="share of the training set held out for model selection"
+    )
+    train_size: int | None = Field(None, ge=100, description="training images drawn (None: all 60,000)")
+    test_size: int | None = Field(None, ge=100, description="test images drawn (None: all 10,000)")
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(**self.model_dump(include=set(TrainSettings.model_fields)))
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "config"
+        lines.append(f"parameter '{location}': {error['msg']} (got {error.get('input')!r})")
+    return "; ".join(lines)
+
+
+def parse_set_options(assignments: list[str]) -> dict[str, Any]:
+    """Turn `--set NAME=VALUE` strings into a dict; VALUE is JSON where it parses, else a string."""
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        name, sep, raw = assignment.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set expects NAME=VALUE, got {assignment!r}")
+        try:
+            values[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name.strip()] = raw
+    return values

@@ -1,0 +1,52 @@
+"""Which process is which: an identity that survives pid reuse, read from Linux's /proc.
+
+A run records the identity of the process that has it open (`host:pid:start ticks`); a later check
+tells a live owner from a dead one, on this host. The start time guards against a reused pid.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (after the command name, which may hold spaces and parentheses)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> str | None:
+    """The kernel's start time of a process (clock ticks since boot); None if there is no such process."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None  # field 22 of stat(5)
+
+
+def parent_pid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+@lru_cache(maxsize=1)
+def _identity(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:{start_ticks(pid) or ''}"
+
+
+def identity() -> str:
+    """host:pid:start ticks of this process (computed once per process; a fork gets its own)."""
+    return _identity(os.getpid())
+
+
+def is_alive(token: str) -> bool | None:
+    """True or False for a process of this host; None when the token names another host or is not one."""
+    parts = token.rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    host, pid, started = parts
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    return (start_ticks(int(pid)) or "") == started

@@ -1,0 +1,134 @@
+"""Where runs are recorded: the tracking store, its experiments, and finding runs in it.
+
+- the tracking URI comes from MLFLOW_TRACKING_URI, else the embedded SQLite store under `mlruns/`;
+- one experiment per study part, `studyflow-<part>`;
+- a tracking server that drops out is waited for (MLflow's HTTP retries, HTTP_RETRY_DEFAULTS); one
+  that does not answer at the start stops the command with a TrackingError naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+
+import mlflow
+from mlflow import MlflowClient
+
+from studyflow import paths
+from studyflow.errors import TrackingError
+from studyflow.tracking.names import RunLevel, Tag, experiment_name
+
+
+# MLflow's HTTP client retries every failed request (refused connection, timeout, 429/5xx) with
+# exponential backoff: it waits 0, 2f, 4f, 8f, ... seconds (f = the backoff factor, at most 120 s per
+# wait). MLflow's defaults (7 retries, f = 2, 120 s per attempt) sit out rate limits of hosted
+# servers: about 4 minutes of waiting per request, up to 20 with a hung server. studyflow's own
+# server is on this machine or the local network: 6 retries with f = 2 wait 0+4+8+16+32+64 = 124 s,
+# which covers a restart of the server several times over (8 s with --workers 1, under a minute for
+# a container waiting on its healthcheck), so a short outage costs a pause and no metric. A server
+# away for longer is down: the training stops with a TrackingError instead of stalling. 30 s per
+# attempt: one epoch's log_batch takes 15-55 ms and a model upload well under a second here.
+# The environment wins, e.g. MLFLOW_HTTP_REQUEST_MAX_RETRIES=10 for a flaky remote server.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or paths.default_tracking_uri()
+
+
+def uses_embedded_store() -> bool:
+    # Compare URIs, not the variable: mlflow.set_tracking_uri() itself sets MLFLOW_TRACKING_URI.
+    return tracking_uri() == paths.default_tracking_uri()
+
+
+def ui_command() -> str:
+    """The command (or address) that shows this store in the MLflow UI."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    if uses_embedded_store():
+        return (
+            f"mlflow ui --backend-store-uri {uri} "
+            f"--default-artifact-root {paths.default_artifact_root()} --port 5000"
+        )
+    return f"mlflow ui --backend-store-uri {uri} --port 5000"
+
+
+def connect() -> MlflowClient:
+    """Point MLflow at the store and check it answers, before any work starts."""
+    uri = tracking_uri()
+    if uses_embedded_store():
+        paths.mlruns_dir().mkdir(parents=True, exist_ok=True)
+    elif uri.startswith(("http://", "https://")):
+        check_server()
+        for name, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(name, value)  # read by MLflow at each request; inherited by workers
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def check_server() -> None:
+    """Raise TrackingError if the tracking URI is an MLflow server that does not answer; touches no store."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        problem = server_problem(uri)
+        if problem is not None:
+            raise TrackingError(
+                f"MLflow tracking server {uri} is unreachable ({problem}); start it, or unset "
+                f"MLFLOW_TRACKING_URI to use the embedded store under {paths.mlruns_dir()}"
+            ) from problem
+
+
+def server_problem(uri: str) -> OSError | None:
+    """Why an MLflow server does not answer its health check (one quick try), None if it does."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        return exc
+    return None
+
+
+def ensure_experiment(client: MlflowClient, part: str) -> str:
+    name = experiment_name(part)
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if uses_embedded_store():
+        location = (paths.default_artifact_root() / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our look-up and our create.
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def find_runs(client: MlflowClient, part: str, filter_string: str = "", max_results: int = 1000):
+    experiment = client.get_experiment_by_name(experiment_name(part))
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], filter_string=filter_string, max_results=max_results)
+
+
+def latest_parent(client: MlflowClient, part: str, run_id: str | None = None):
+    """The parent run given by id, else the part's latest FINISHED parent run; None if there is none."""
+    if run_id:
+        return client.get_run(run_id)
+    parents = find_runs(client, part, f"tags.`{Tag.RUN_LEVEL}` = '{RunLevel.PARENT}' and attributes.status = 'FINISHED'")
+    return max(parents, key=lambda run: run.info.start_time) if parents else None
+
+
+def member_runs(client: MlflowClient, part: str, parent_run_id: str) -> list:
+    """The runs a parent run is made of: its children, and the finished runs it reused from an
+    earlier flow run (studyflow.steps) instead of redoing them."""
+    children = find_runs(client, part, f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    reused = client.get_run(parent_run_id).data.tags.get(Tag.REUSED_RUN_IDS, "")
+    return children + [client.get_run(run_id) for run_id in reused.split(",") if run_id]
