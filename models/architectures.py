@@ -1,8 +1,8 @@
-"""The MLP and CNN of study parts 3 and 4: builders, and the ten named architectures as data.
+"""The MLP and CNN of study parts 3 and 4 (the named architectures are data: studyflow/reference).
 
 Both end in a `logits` Dense layer followed by a separate softmax, so that the pre-softmax class
 scores stay reachable (part 5's deep dream raises a logit, not a probability). The split adds no
-parameters: counts match STUDY.md exactly.
+parameters: the counts match the original study's exactly (tests/test_models.py).
 """
 
 from __future__ import annotations
@@ -12,22 +12,6 @@ import keras
 INPUT_SHAPE = (28, 28)
 CLASSES = 10
 CNN_KERNEL = 4
-
-MLP_ARCHITECTURES: dict[str, list[int]] = {
-    "MLP-1": [1000, 1000],
-    "MLP-2": [1000, 1000, 1000],
-    "MLP-3": [1000] * 5,
-    "MLP-4": [500] * 7,
-    "MLP-5": [500] * 9,
-}
-
-CNN_ARCHITECTURES: dict[str, list[int]] = {
-    "CNN-1": [32, 64, 128],
-    "CNN-2": [64, 128],
-    "CNN-3": [128, 128, 128],
-    "CNN-4": [16, 32],
-    "CNN-5": [32, 64, 128, 256, 512],
-}
 
 # A stride-2 "same" convolution halves the side (rounding up): 28 -> 14 -> 7 -> 4 -> 2 -> 1.
 MAX_CNN_DEPTH = 6

@@ -3,7 +3,7 @@
 Trunk: Conv2D 32, 64, 128 (3x3, "same", ReLU) with a 2x2 max-pool after the first two
 (28 -> 14 -> 7), Flatten (6,272), Dense 3,136. Each head: Dense 1,024, Dense 100, Dense n softmax.
 The same builder gives the two-output model and the two single-task models, so all three share
-exactly one definition of the trunk and of a head. Counts match STUDY.md exactly:
+exactly one definition of the trunk and of a head. Counts match the original study's exactly:
 26,395,689 (both heads), 23,080,598 (item head), 23,079,891 (group head, 3 groups).
 
 Outputs are named after their task (`item`, `group`): Keras then reports `item_accuracy`,

@@ -1,15 +1,14 @@
 """Prefect's temporary local server, booted in the background while a command imports its flow.
 
-With no PREFECT_API_URL, Prefect starts a server in a subprocess the first time a flow runs: 6.5 s
-here, after the 7 s a command spends importing TensorFlow, MLflow and the flow and connecting to
-MLflow. Booting it first overlaps the two. The server is Prefect's own (`SubprocessASGIServer`, a
+With no PREFECT_API_URL, Prefect starts a server in a subprocess the first time a flow runs, after
+the seconds a command spends importing TensorFlow, MLflow and the flow and connecting to MLflow.
+Booting it first overlaps the two (bench/results has the start-up times). The server is Prefect's own (`SubprocessASGIServer`, a
 singleton per port): the flow finds it already started and uses it, and Prefect's exit hook stops
 it, as it would have without us.
 
 Flows then run without flow-run heartbeats. They feed zombie-run detection on a lasting server,
 which a temporary one is not (it dies with the command; `studyflow doctor` closes what a killed
-command left open), and each flow run's end waited for the heartbeat thread's one-second sleep:
-1.06 s for an empty flow, 0.07 s without.
+command left open), and each flow run's end waited for the heartbeat thread's one-second sleep.
 """
 
 from __future__ import annotations

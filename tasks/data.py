@@ -149,7 +149,7 @@ def _load_part(name: str, part: str) -> np.ndarray:
 
 
 def _scaled(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels to float32 in [0, 1], in one allocation (MNIST's 188 MB matter here)."""
+    """uint8 pixels to float32 in [0, 1], in one allocation (MNIST's float images are large)."""
     scaled = pixels.astype(np.float32)
     scaled *= np.float32(1.0 / 255.0)
     return scaled

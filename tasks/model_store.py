@@ -25,7 +25,7 @@ def outputs(model: keras.Model, inputs: np.ndarray):
     """The model's outputs on a few inputs, as NumPy (a dict for multi-output models).
 
     A direct call, not `model.predict`: predict builds a tf.data pipeline and traces a function
-    for each new model, 0.07 s a call, three calls per logged model; the trained and the reloaded
+    for each new model, three times per logged model; the trained and the reloaded
     model are called the same way, so the check compares like with like.
     """
     return keras.tree.map_structure(keras.ops.convert_to_numpy, model(inputs, training=False))

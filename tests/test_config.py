@@ -1,12 +1,24 @@
 import pytest
 
-from flows.cnn import CnnConfig, cnn_flow
-from flows.mlp import MlpConfig, mlp_flow
-from flows.mtl import MtlConfig, mtl_flow
-from flows.pca import PcaConfig, pca_flow
-from flows.perceptron import PerceptronConfig, perceptron_flow
-from flows.study import StudyConfig
-from studyflow.config import ConfigError, parse_set_options
+import inspect
+from typing import ClassVar
+
+from pydantic import Field
+
+from flows.cnn import cnn_flow
+from flows.common import part_flow
+from flows.inspect import inspect_flow
+from flows.mlp import mlp_flow
+from flows.mtl import mtl_flow
+from flows.pca import pca_flow
+from flows.perceptron import perceptron_flow
+from flows.report import report_flow
+from flows.study import study_flow
+from flows.sweeps import cnn_sweep_flow, mlp_sweep_flow, mtl_sweep_flow
+from studyflow.config import ConfigError, StepConfig, parse_set_options
+from studyflow.config.parts import (CnnConfig, InspectConfig, MlpConfig, MtlConfig, PcaConfig, PerceptronConfig,
+                                    ReportConfig, StudyConfig)
+from studyflow.config.sweeps import CnnSweepConfig, MlpSweepConfig, MtlSweepConfig
 
 
 def test_profile_fills_unset_values_and_overrides_win():
@@ -48,16 +60,41 @@ def test_set_options_parse_json_and_plain_strings():
         parse_set_options(["oops"])
 
 
-@pytest.mark.parametrize("flow, config", [(pca_flow, PcaConfig), (perceptron_flow, PerceptronConfig),
-                                          (mlp_flow, MlpConfig), (cnn_flow, CnnConfig),
-                                          (mtl_flow, MtlConfig)])
-def test_flow_parameters_match_config_fields(flow, config):
-    """A flow's parameters are its config's fields: nothing can be set in one and not the other."""
-    import inspect
+ALL_FLOWS = [(pca_flow, PcaConfig), (perceptron_flow, PerceptronConfig), (mlp_flow, MlpConfig),
+             (cnn_flow, CnnConfig), (inspect_flow, InspectConfig), (mtl_flow, MtlConfig), (study_flow, StudyConfig),
+             (report_flow, ReportConfig), (mlp_sweep_flow, MlpSweepConfig), (cnn_sweep_flow, CnnSweepConfig),
+             (mtl_sweep_flow, MtlSweepConfig)]
 
-    flow_parameters = set(inspect.signature(flow.fn).parameters)
-    config_fields = set(config.model_fields)
-    assert flow_parameters == config_fields
+
+@pytest.mark.parametrize("flow, config", ALL_FLOWS, ids=[flow.name for flow, _ in ALL_FLOWS])
+def test_prefect_sees_the_config_fields_as_the_flow_parameters(flow, config):
+    """What a deployment and the Prefect UI offer is exactly the config's fields, with their descriptions."""
+    from prefect.utilities.callables import parameter_schema
+
+    schema = parameter_schema(flow)
+    assert set(schema.properties) == set(config.model_fields)
+    described = {name for name, field in config.model_fields.items() if field.description}
+    assert {name for name in described if schema.properties[name].get("description")} == described
+
+
+def test_a_new_config_field_is_a_flow_parameter_that_reaches_the_body():
+    """The mechanism itself: the body gets the config built from the profile and the flat parameters."""
+    class TinyConfig(StepConfig):
+        width: int = Field(3, ge=1, description="a hyperparameter added in one place")
+        PROFILE_DEFAULTS: ClassVar = {"quick": {"width": 2}, "paper": {}}
+
+    received = []
+
+    @part_flow("tiny", TinyConfig)
+    def tiny_flow(config: TinyConfig) -> int:
+        received.append(config)
+        return config.width
+
+    assert "width" in inspect.signature(tiny_flow).parameters
+    assert tiny_flow.fn(width=7) == 7 and tiny_flow.fn() == 2 and tiny_flow.fn(profile="paper") == 3
+    assert received[0] == TinyConfig.for_profile("quick", width=7)
+    with pytest.raises(ConfigError, match="parameter 'width'"):
+        tiny_flow.fn(width=0)
 
 
 @pytest.mark.parametrize(

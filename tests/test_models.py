@@ -1,11 +1,20 @@
 import pytest
 
-from models.architectures import CNN_ARCHITECTURES, MLP_ARCHITECTURES, build_cnn, build_mlp
+from models.architectures import MAX_CNN_DEPTH, build_cnn, build_mlp
+from studyflow import reference
 
-EXPECTED_PARAMETERS = {
-    "MLP-1": 1_796_010, "MLP-2": 2_797_010, "MLP-3": 4_799_010, "MLP-4": 1_900_510, "MLP-5": 2_401_510,
-    "CNN-1": 227_306, "CNN-2": 383_178, "CNN-3": 589_450, "CNN-4": 71_226, "CNN-5": 2_807_274,
-}
+MLP_ARCHITECTURES = reference.named_architectures("mlp")
+CNN_ARCHITECTURES = reference.named_architectures("cnn")
+# The original study's parameter counts: a model whose count differs is a different model.
+EXPECTED_PARAMETERS = {**reference.expected_param_counts("mlp"), **reference.expected_param_counts("cnn")}
+ORIGINAL_COUNTS = {entry["name"]: entry["param_count"]
+                   for kind in ("mlp", "cnn") for entry in reference.original_study()[kind]["architectures"]}
+
+
+def test_reference_data_agrees_with_itself_and_the_builder():
+    assert EXPECTED_PARAMETERS == ORIGINAL_COUNTS
+    assert reference.max_cnn_depth() == MAX_CNN_DEPTH
+    assert max(len(filters) for filters in CNN_ARCHITECTURES.values()) <= MAX_CNN_DEPTH
 
 
 @pytest.mark.parametrize("name", list(MLP_ARCHITECTURES))

@@ -77,7 +77,7 @@ class MlpSearchSpace(_LayerSpace):
 
 
 class CnnSearchSpace(_LayerSpace):
-    """CNN depth (conv layers) and per-layer filters `filters_<i>`; kernels and strides per STUDY.md."""
+    """CNN depth (conv layers) and per-layer filters `filters_<i>`; kernels and strides as in part 4."""
 
     @model_validator(mode="after")
     def _fits_the_image(self) -> Self:

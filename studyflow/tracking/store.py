@@ -21,14 +21,13 @@ from studyflow.tracking.names import RunLevel, Tag, experiment_name
 
 
 # MLflow's HTTP client retries every failed request (refused connection, timeout, 429/5xx) with
-# exponential backoff: it waits 0, 2f, 4f, 8f, ... seconds (f = the backoff factor, at most 120 s per
-# wait). MLflow's defaults (7 retries, f = 2, 120 s per attempt) sit out rate limits of hosted
-# servers: about 4 minutes of waiting per request, up to 20 with a hung server. studyflow's own
-# server is on this machine or the local network: 6 retries with f = 2 wait 0+4+8+16+32+64 = 124 s,
-# which covers a restart of the server several times over (8 s with --workers 1, under a minute for
-# a container waiting on its healthcheck), so a short outage costs a pause and no metric. A server
-# away for longer is down: the training stops with a TrackingError instead of stalling. 30 s per
-# attempt: one epoch's log_batch takes 15-55 ms and a model upload well under a second here.
+# exponential backoff: it waits 0, 2f, 4f, 8f, ... seconds (f = the backoff factor). MLflow's
+# defaults are made to sit out the rate limits of hosted servers, minutes per request. studyflow's
+# own server is on this machine or the local network: 6 retries with f = 2 wait 0+4+8+16+32+64 =
+# 124 s, long enough for a restart of the server (or of its container waiting on a healthcheck),
+# so a short outage costs a pause and no metric. A server away for longer is down: the training
+# stops with a TrackingError instead of stalling. 30 s per attempt is far above what one epoch's
+# metrics or a model upload take (bench.tracking_overhead measures them).
 # The environment wins, e.g. MLFLOW_HTTP_REQUEST_MAX_RETRIES=10 for a flaky remote server.
 HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
