@@ -151,7 +151,8 @@ def fresh_model(build: Callable[[], keras.Model], settings: TrainSettings) -> ke
 
 def compile_model(model: keras.Model, settings: TrainSettings, loss="sparse_categorical_crossentropy",
                   metrics=("accuracy",), loss_weights=None) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss,
+    optimizer = keras.optimizers.Adam(settings.learning_rate, weight_decay=settings.weight_decay or None)
+    model.compile(optimizer=optimizer, loss=loss,
                   metrics=list(metrics) if not isinstance(metrics, dict) else metrics, loss_weights=loss_weights)
     return model
 

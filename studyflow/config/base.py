@@ -105,6 +105,7 @@ class TrainSettings(Seeded):
     epochs: int = Field(10, ge=1, le=1000, description="passes over the training set")
     batch_size: int = Field(128, ge=1, le=60_000, description="images per gradient step")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam's learning rate")
+    weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="Adam's decoupled weight decay (0: none, as the original)")
     precision: Precision = Field(
         "float32", description="Keras dtype policy: mixed_bfloat16 computes in bfloat16 with float32 weights, "
                                "faster on CPUs with native bf16 (AVX512-BF16, AMX), emulated and slower elsewhere")
