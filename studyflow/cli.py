@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from studyflow.config import PROFILES, parse_set_options
-from studyflow.config.sweeps import SWEEP_KINDS, sweep_config
+from studyflow.config import PROFILES, PartConfig, parse_set_options
+from studyflow.config.parts import ReportConfig
+from studyflow.config.sweeps import SWEEP_KINDS, SweepConfig, sweep_config
 from studyflow.errors import ConfigError, StudyflowError
 
 
@@ -88,15 +89,29 @@ def _add_sweep_parser(commands) -> None:
                        help="override a parameter, e.g. search_space, pruner, epochs; repeatable")
 
 
-def run_sweep(args, overrides: dict, prefect_ready: Callable[[], AbstractContextManager] = nullcontext) -> object:
-    """Build the sweep's config once (its fields are the sweep flow's parameters); check the stores;
-    then run the flow with the resolved values."""
-    options = {"trials": args.trials, "study_name": args.study_name, "storage": args.storage, "workers": args.workers}
-    clash = sorted(set(overrides) & set(options))
-    if clash:
-        raise ConfigError(f"give {', '.join(clash)} as option(s) (--{clash[0].replace('_', '-')} ...), not with --set")
-    config = sweep_config(args.kind, args.profile, **overrides,
-                          **{key: value for key, value in options.items() if value is not None})
+def command_config(args: argparse.Namespace) -> PartConfig:
+    """The command's config, built once from its options: a bad parameter stops here, before
+    TensorFlow, MLflow or Prefect is imported and before any store or server is touched."""
+    if args.command == "report":
+        run_ids = {key: str(value) for key, value in parse_set_options(args.run_assignments).items()}
+        return ReportConfig.for_profile("quick", out_dir=args.out, run_ids=run_ids)
+    overrides = parse_set_options(args.assignments)
+    if args.command == "sweep":
+        options = {"trials": args.trials, "study_name": args.study_name, "storage": args.storage,
+                   "workers": args.workers}
+        clash = sorted(set(overrides) & set(options))
+        if clash:
+            raise ConfigError(f"give {', '.join(clash)} as option(s) (--{clash[0].replace('_', '-')} ...), "
+                              "not with --set")
+        return sweep_config(args.kind, args.profile, **overrides,
+                            **{key: value for key, value in options.items() if value is not None})
+    if args.force:
+        overrides["force"] = True
+    return _parts()[args.part].config.for_profile(args.profile, **overrides)
+
+
+def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
+    """Check the stores the sweep needs, then run its flow with the config's resolved values."""
     from studyflow import tracking
     from tasks.sweeps.storage import check_storage
 
@@ -105,15 +120,13 @@ def run_sweep(args, overrides: dict, prefect_ready: Callable[[], AbstractContext
     from flows.sweeps import SWEEP_FLOWS
 
     with prefect_ready():
-        return SWEEP_FLOWS[args.kind](**config.flow_arguments())
+        return SWEEP_FLOWS[kind](**config.flow_arguments())
 
 
-def run_part(part_name: str, profile: str, overrides: dict,
-             prefect_ready: Callable[[], AbstractContextManager] = nullcontext) -> object:
-    """Build the part's config once (a bad parameter stops here, before any work), check what it
-    needs, then run the part's flow with the resolved values."""
+def run_part(part_name: str, config: PartConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
+    """Check what the part needs, close what dead processes left open, then run the part's flow
+    with the config's resolved values."""
     part = _parts()[part_name]
-    config = part.config.for_profile(profile, **overrides)
     from studyflow import tracking
 
     client = tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
@@ -124,6 +137,16 @@ def run_part(part_name: str, profile: str, overrides: dict,
         for fixed in close_orphaned_runs(client):  # runs a killed process left RUNNING (and their flow runs)
             print(f"[studyflow] {fixed}")
         return part.flow(**config.flow_arguments())
+
+
+def run_report(config: ReportConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
+    from studyflow import tracking
+
+    tracking.connect()
+    from flows.report import report_flow
+
+    with prefect_ready():
+        return report_flow(**config.flow_arguments())
 
 
 def _doctor() -> int:
@@ -148,26 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "doctor":
             return _doctor()
-        if args.command in ("run", "sweep", "report"):  # the commands that run a flow
-            tracking.check_server()  # an unreachable MLflow server: said at once, nothing started
-            from studyflow.local_prefect import EarlyLocalServer
+        config = command_config(args)
+        tracking.check_server()  # an unreachable MLflow server: said at once, nothing started
+        from studyflow.local_prefect import EarlyLocalServer
 
-            prefect_ready = EarlyLocalServer().ready  # boots while the flow's modules import
+        prefect_ready = EarlyLocalServer().ready  # boots while the flow's modules import
         if args.command == "report":
-            from flows.report import report_flow
-
-            run_ids = {key: str(value) for key, value in parse_set_options(args.run_assignments).items()}
-            tracking.connect()
-            with prefect_ready():
-                report_flow(out_dir=args.out, run_ids=run_ids)
+            run_report(config, prefect_ready)
             return 0
-        overrides = parse_set_options(args.assignments)
         if args.command == "sweep":
-            run_sweep(args, overrides, prefect_ready)
+            run_sweep(args.kind, config, prefect_ready)
         else:
-            if args.force:
-                overrides["force"] = True
-            run_part(args.part, args.profile, overrides, prefect_ready)
+            run_part(args.part, config, prefect_ready)
     except KeyboardInterrupt:
         print("studyflow: interrupted; open runs were closed as KILLED", file=sys.stderr)
         return 130
