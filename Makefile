@@ -12,8 +12,9 @@ help:  ## list the targets
 setup: $(VENV)/.installed  ## create .venv and install studyflow with its tested versions
 
 # --compile-bytecode: uv does not write .pyc files by default, and with PYTHONDONTWRITEBYTECODE set
-# (as on this machine) Python never does, so every process compiled TensorFlow, MLflow and Prefect
-# from source: import tensorflow 7.4 s -> 2.6 s, mlflow 1.4 -> 0.6 s, prefect's server 3.6 -> 1.9 s.
+# (as on this machine) Python never does, so every process would compile TensorFlow, MLflow and
+# Prefect from source again; precompiled, their imports take a fraction of that time (the start-up
+# section of bench.tuning measures them: bench/results/tuning.json).
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	$(PYTHON) -m uv venv --seed --allow-existing --python $(PYTHON) $(VENV)
@@ -26,8 +27,8 @@ study: setup  ## run the whole study (PROFILE=quick|paper) on the embedded store
 test: setup  ## run every test (real training on subsets, real servers on 127.0.0.1)
 	$(BIN)/python -m pytest
 
-test-fast: setup  ## the tests without the slow ones that drive the command line
-	$(BIN)/python -m pytest -m "not slow"
+test-fast: setup  ## the tests without the slow, fault-injection and server (integration) suites
+	$(BIN)/python -m pytest -m "not slow and not faults and not integration"
 
 ui: setup  ## open the MLflow UI on the embedded store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
@@ -45,13 +46,13 @@ stack-status:  ## what of the native stack runs, and its addresses
 deployments: setup  ## create the work pool and register prefect.yaml's deployments on PREFECT_API_URL
 	PATH=$(CURDIR)/$(BIN):$$PATH stack/register.sh
 
-bench: setup  ## run every benchmark under bench/ (results as JSON in bench/results/)
-	$(BIN)/python -m bench.data_loading
-	$(BIN)/python -m bench.training_efficiency
-	$(BIN)/python -m bench.tracking_overhead
-	$(BIN)/python -m bench.study_quick
-	$(BIN)/python -m bench.sweep_pruning
-	$(BIN)/python -m bench.tuning
+bench: setup  ## run every benchmark under bench/ (JSON in bench/results/); BENCH_ARGS=--quick: a smoke test
+	$(BIN)/python -m bench.data_loading $(BENCH_ARGS)
+	$(BIN)/python -m bench.training_efficiency $(BENCH_ARGS)
+	$(BIN)/python -m bench.tracking_overhead $(BENCH_ARGS)
+	$(BIN)/python -m bench.study_quick $(BENCH_ARGS)
+	$(BIN)/python -m bench.sweep_pruning $(BENCH_ARGS)
+	$(BIN)/python -m bench.tuning $(BENCH_ARGS)
 
 clean-runs:  ## delete the embedded tracking store (every run under mlruns/)
 	find mlruns -mindepth 1 ! -name .gitkeep -delete

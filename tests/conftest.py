@@ -11,9 +11,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
+from studyflow.tracking.names import Tag, TrialAttr
 
 # Set before studyflow, MLflow or Prefect are imported by any test module.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -22,6 +25,11 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("PREFECT_API_URL", None)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# The tiny profile of every test that trains: real trainings, on subsets small enough for seconds.
+# Read-only, so that no test can change it for the next. A test that needs more says so beside the
+# assertion that needs it, e.g. `dict(tiny, epochs=2)` for a two-epoch history.
+TINY: Mapping[str, int] = MappingProxyType({"epochs": 1, "train_size": 600, "test_size": 200})
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -87,10 +95,36 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def mlflow_client(studyflow_home):
+@pytest.fixture(scope="session")
+def tiny() -> Mapping[str, int]:
+    """The tiny profile's sizes (epochs, train_size, test_size), as flows and sweeps take them."""
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def empty_tracking_store(tmp_path_factory) -> Path:
+    """An empty embedded MLflow store (mlflow.db) as tracking.connect() and MLflow make it, once per
+    session. Creating MLflow's tables takes seconds; each test's store starts as a copy of this one."""
     from studyflow import tracking
 
+    home = tmp_path_factory.mktemp("empty-store-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STUDYFLOW_HOME", str(home))
+        patch.setenv("MLFLOW_TRACKING_URI", "")  # so that the context restores its absence:
+        patch.delenv("MLFLOW_TRACKING_URI")  # connect() sets it (mlflow.set_tracking_uri does)
+        tracking.connect().search_experiments()  # MLflow creates its tables at the first request
+    store = home / "mlruns" / "mlflow.db"
+    assert store.is_file(), f"no store at {store}"
+    return store
+
+
+@pytest.fixture
+def mlflow_client(studyflow_home, empty_tracking_store):
+    """A client of this test's own embedded store (a fresh copy of the empty one)."""
+    from studyflow import tracking
+
+    (studyflow_home / "mlruns").mkdir()
+    shutil.copyfile(empty_tracking_store, studyflow_home / "mlruns" / "mlflow.db")
     return tracking.connect()
 
 
@@ -120,3 +154,33 @@ def runs_of(client, part: str, filter_string: str = ""):
 
 def download(client, run_id: str, artifact: str) -> Path:
     return Path(client.download_artifacts(run_id, artifact))
+
+
+def sweep_runs(client, kind: str):
+    """The parent runs and the trial (child) runs of the sweeps of `kind` (mlp, cnn, mtl)."""
+    runs = runs_of(client, f"sweep-{kind}")
+    parents = [run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
+    children = [run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "child"]
+    return parents, children
+
+
+def sweep_study(name: str, url: str | None = None):
+    """The Optuna study `name`, from `url` or the default storage."""
+    import optuna
+
+    from studyflow.paths import default_optuna_storage_url
+
+    return optuna.load_study(study_name=name, storage=url or default_optuna_storage_url())
+
+
+def assert_trials_linked(study, parent, children) -> None:
+    """Every trial's run names its study and trial; every trial names its run; one parent."""
+    by_number = {trial.number: trial for trial in study.trials}
+    for run in children:
+        tags = run.data.tags
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags[Tag.OPTUNA_STUDY] == study.study_name
+        trial = by_number[int(tags[Tag.TRIAL_NUMBER])]
+        assert trial.user_attrs[TrialAttr.MLFLOW_RUN_ID] == run.info.run_id
+        assert tags[Tag.TRIAL_STATE] == trial.state.name
+    assert study.user_attrs[TrialAttr.MLFLOW_PARENT_RUN_ID] == parent.info.run_id

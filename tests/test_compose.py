@@ -165,15 +165,23 @@ def _committed_flow_files() -> list[Path]:
     return [REPO_ROOT / name for name in listed.stdout.split()]
 
 
-def _flows_in(path: Path) -> dict[str, ast.FunctionDef]:
-    """Functions decorated with @flow(...) in a module, found without importing it (no TensorFlow)."""
+def _flows_in(path: Path) -> dict[str, set[str]]:
+    """The flows of a module and their parameters, found without importing it (no TensorFlow): a
+    function decorated with @flow(...) takes its own arguments; one decorated with
+    @part_flow(name, SomeConfig) takes the config's fields (the configs import no TensorFlow)."""
+    from studyflow.config import parts, sweeps
+
     found = {}
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.FunctionDef):
             for decorator in node.decorator_list:
                 target = decorator.func if isinstance(decorator, ast.Call) else decorator
                 if isinstance(target, ast.Name) and target.id == "flow":
-                    found[node.name] = node
+                    found[node.name] = {argument.arg for argument in node.args.args}
+                elif isinstance(target, ast.Name) and target.id == "part_flow":
+                    config_name = decorator.args[1].id
+                    config = getattr(parts, config_name, None) or getattr(sweeps, config_name)
+                    found[node.name] = {"profile", *config.model_fields}
     return found
 
 
@@ -189,9 +197,8 @@ def test_every_flow_has_a_quick_deployment_on_the_studyflow_pool():
         assert deployment["work_pool"]["name"] == "studyflow"
         assert deployment["parameters"]["profile"] == "quick"
         path, _, function = deployment["entrypoint"].partition(":")
-        flow = _flows_in(REPO_ROOT / path).get(function)
-        assert flow is not None, f"{deployment['entrypoint']} is not a flow"
-        arguments = {argument.arg for argument in flow.args.args}
+        arguments = _flows_in(REPO_ROOT / path).get(function)
+        assert arguments is not None, f"{deployment['entrypoint']} is not a flow"
         assert set(deployment["parameters"]) <= arguments, deployment["entrypoint"]
 
 

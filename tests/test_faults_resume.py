@@ -1,4 +1,5 @@
-"""Fault injection, part 1: reruns, code changes and a kill -9 in the middle of the CNN part.
+"""Fault injection, part 1: reruns, code changes, a kill -9 in the middle of the CNN part, and a
+sweep trial killed with SIGKILL then failed by its heartbeat and retried.
 
 Each test asserts the end state of the stores a user would look at: the MLflow runs (status,
 names, reuse links, the parent's table), Prefect's flow and task runs (Cached, Completed, Crashed)
@@ -17,12 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import download, runs_of
+from conftest import download, runs_of, sweep_runs, sweep_study
+from mlflow.exceptions import MlflowException
+from optuna.trial import TrialState
 
 from studyflow import steps, tracking
+from studyflow.tracking.names import Tag
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(epochs=1, train_size=600, test_size=200)
 
 pytestmark = pytest.mark.faults
 
@@ -32,7 +35,7 @@ def _children(client, part, parent_run_id):
 
 
 def _parents(client, part):
-    runs = [run for run in runs_of(client, part) if run.data.tags.get("studyflow.run_level") == "parent"]
+    runs = [run for run in runs_of(client, part) if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
     return sorted(runs, key=lambda run: run.info.start_time)
 
 
@@ -47,43 +50,44 @@ def _task_states(flow_run_id: str) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ rerun, force
 
-def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlflow_client, studyflow_home):
+def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlflow_client, studyflow_home, tiny):
     from flows.mlp import mlp_flow
 
     architectures = {"MLP-a": [24], "MLP-b": [8, 8]}
-    mlp_flow(architectures=architectures, **TINY)
-    mlp_flow(architectures=architectures, **TINY)
+    mlp_flow(architectures=architectures, **tiny)
+    mlp_flow(architectures=architectures, **tiny)
 
     first, second = _parents(mlflow_client, "mlp")
     trained = {run.info.run_name: run for run in _children(mlflow_client, "mlp", first.info.run_id)}
     assert set(trained) == set(architectures)
     assert _children(mlflow_client, "mlp", second.info.run_id) == [], "the rerun trained again"
-    assert set(second.data.tags[tracking.REUSED_RUNS_TAG].split(",")) == {run.info.run_id for run in trained.values()}
-    states = _task_states(second.data.tags["studyflow.prefect_flow_run_id"])
+    assert set(second.data.tags[tracking.Tag.REUSED_RUN_IDS].split(",")) == {run.info.run_id for run in trained.values()}
+    states = _task_states(second.data.tags[Tag.PREFECT_FLOW_RUN_ID])
     assert states["train-MLP-a"] == states["train-MLP-b"] == "Cached"
     table = download(mlflow_client, second.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in table[1:]) == ["MLP-a", "MLP-b"]  # each model once
     assert len(list((studyflow_home / "mlruns" / "step-results").iterdir())) >= 2
 
-    mlp_flow(architectures=architectures, force=True, **TINY)
+    mlp_flow(architectures=architectures, force=True, **tiny)
     third = _parents(mlflow_client, "mlp")[-1]
     retrained = _children(mlflow_client, "mlp", third.info.run_id)
     assert sorted(run.info.run_name for run in retrained) == ["MLP-a", "MLP-b"]
     assert all(run.info.status == "FINISHED" for run in retrained)
-    assert tracking.REUSED_RUNS_TAG not in third.data.tags
+    assert tracking.Tag.REUSED_RUN_IDS not in third.data.tags
 
 
-def test_a_changed_input_or_a_deleted_run_redoes_the_step(prefect_server, mlflow_client):
+def test_a_changed_input_or_a_deleted_run_redoes_the_step(prefect_server, mlflow_client, tiny):
     from flows.perceptron import perceptron_flow
 
-    perceptron_flow(pairs=[[1, 0]], max_epochs=3, **{k: TINY[k] for k in ("train_size", "test_size")})
+    sizes = {name: tiny[name] for name in ("train_size", "test_size")}  # the perceptron counts max_epochs
+    perceptron_flow(pairs=[[1, 0]], max_epochs=3, **sizes)
     first = _children(mlflow_client, "perceptron", _parents(mlflow_client, "perceptron")[0].info.run_id)
-    perceptron_flow(pairs=[[1, 0]], max_epochs=4, **{k: TINY[k] for k in ("train_size", "test_size")})
+    perceptron_flow(pairs=[[1, 0]], max_epochs=4, **sizes)
     changed = _children(mlflow_client, "perceptron", _parents(mlflow_client, "perceptron")[-1].info.run_id)
     assert len(first) == len(changed) == 1, "a step whose input changed must run again"
 
     mlflow_client.delete_run(changed[0].info.run_id)  # a user deletes the run in the UI
-    perceptron_flow(pairs=[[1, 0]], max_epochs=4, **{k: TINY[k] for k in ("train_size", "test_size")})
+    perceptron_flow(pairs=[[1, 0]], max_epochs=4, **sizes)
     redone = _children(mlflow_client, "perceptron", _parents(mlflow_client, "perceptron")[-1].info.run_id)
     assert len(redone) == 1 and redone[0].info.status == "FINISHED", "a result naming a deleted run is redone"
 
@@ -129,7 +133,7 @@ def _studyflow(cwd: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_client, studyflow_home):
+def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_client, studyflow_home, tiny):
     """The same command from two checkouts: identical code reuses, a one-line change in a helper
     function of tasks/training.py (not the task itself) retrains."""
     checkout = _copy_of_repo(tmp_path / "checkout")
@@ -139,7 +143,7 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(checkout)), "the subprocess must run the copied code"
     command = ["run", "mlp", "--set", 'architectures={"MLP-a": [16]}',
-               *[f"--set={name}={value}" for name, value in TINY.items()]]
+               *[f"--set={name}={value}" for name, value in tiny.items()]]
 
     for attempt in range(2):
         result = _studyflow(checkout, *command, env=env)
@@ -159,22 +163,92 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     assert [run.info.run_name for run in retrained] == ["MLP-a"] and retrained[0].info.status == "FINISHED"
 
 
-# ------------------------------------------------------------------- kill -9 mid-CNN, resume
+# ------------------------------------------------------------------- kill -9 mid-training
 
-def _wait_for_epoch_of(client, name: str, process: subprocess.Popen, timeout_s: float = 300):
-    """The run id of architecture `name` once it has logged an epoch and is still running."""
+# Runs a Python statement (argv[2]) as the product runs it, with one change: the Keras model named
+# argv[1] pauses at the end of its first epoch, after the product's own callbacks have logged that
+# epoch to MLflow, until the test kills the process. So the kill falls mid-training however fast or
+# loaded the machine is. Without the pause it is a race: a quick-profile CNN trains one epoch, and
+# its run ends moments after logging it.
+HOLD_AFTER_EPOCH_1 = r"""
+import sys, time
+
+import studyflow  # its library settings, before Keras is imported
+import keras
+
+held_model, statement = sys.argv[1], sys.argv[2]
+HOLD_S = 900
+
+
+class HoldAfterEpoch1(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            print(f"test: holding {held_model} after epoch 1 until killed", flush=True)
+            time.sleep(HOLD_S)
+            raise RuntimeError(f"{held_model} was held {HOLD_S} s after epoch 1 and never killed")
+
+
+fit = keras.Model.fit
+
+
+def held_fit(self, *args, callbacks=None, **kwargs):
+    if self.name == held_model:
+        callbacks = [*(callbacks or []), HoldAfterEpoch1()]  # last: after the product's own callbacks
+    return fit(self, *args, callbacks=callbacks, **kwargs)
+
+
+keras.Model.fit = held_fit
+exec(statement)
+"""
+
+
+def _start_held(held_model: str, statement: str, log_path: Path, env: dict) -> subprocess.Popen:
+    with open(log_path, "w") as log:  # a file, not a pipe nobody reads: a full pipe would stall the child
+        return subprocess.Popen([sys.executable, "-c", HOLD_AFTER_EPOCH_1, held_model, statement], cwd=REPO,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-3000:]
+
+
+def _wait_until_epoch_1_logged(client, candidates, what: str, process: subprocess.Popen, log_path: Path,
+                               timeout_s: float = 600) -> str:
+    """The id of the run `candidates()` finds, once the product has it RUNNING with epoch 1 logged (what
+    it signals in the store); fails at once if the process ends or the run ends un-held."""
     deadline = time.monotonic() + timeout_s
+    store_error = None
     while time.monotonic() < deadline:
-        assert process.poll() is None, "the study ended before it could be killed: " + process.stdout.read()[-2000:]
+        if process.poll() is not None:
+            pytest.fail(f"the process ended (code {process.returncode}) before {what} logged epoch 1:\n"
+                        f"{_tail(log_path)}")
         try:
-            running = [run for run in runs_of(client, "cnn", "attributes.status = 'RUNNING'")
-                       if run.info.run_name == name]
-        except Exception:  # the subprocess is still creating the store
-            running = []
-        if running and client.get_metric_history(running[0].info.run_id, "val_accuracy"):
-            return running[0].info.run_id
-        time.sleep(0.3)
-    raise AssertionError(f"{name} never logged an epoch")
+            runs = candidates()
+            for run in runs:
+                if run.info.status == "RUNNING" and client.get_metric_history(run.info.run_id, "val_accuracy"):
+                    return run.info.run_id
+        except MlflowException as exc:  # the SQLite store is busy: the process writes to it too
+            store_error = exc
+            runs = []
+        ended = [run.info.status for run in runs if run.info.status != "RUNNING"]
+        if ended:
+            pytest.fail(f"{what} ended {ended} instead of being held after epoch 1:\n{_tail(log_path)}")
+        time.sleep(0.2)
+    pytest.fail(f"{what} was not RUNNING with epoch 1 logged within {timeout_s:.0f} s "
+                f"(last store error: {store_error}):\n{_tail(log_path)}")
+
+
+def _kill_9(process: subprocess.Popen) -> None:
+    """SIGKILL the process only, as `kill -9 <pid>` would; then whatever it started (Prefect's local
+    server, in its process group)."""
+    try:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _prefect_flow_runs(prefect_home: Path) -> list[tuple[str, str]]:
@@ -189,21 +263,21 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
                                                                                              mlflow_client):
     prefect_home = tmp_path / "prefect"
     env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "studyflow.cli", "run", "study", "--set", 'parts=["pca", "cnn"]',
-               "--set", "report=false"]
-    study = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
+    argv = ["run", "study", "--set", 'parts=["pca", "cnn"]', "--set", "report=false"]
+    command = [sys.executable, "-m", "studyflow.cli", *argv]
+    mlflow_client.search_experiments()  # the store exists before the study writes to it
+    log_path = tmp_path / "killed-study.log"
+    # CNN-2's Keras model (cnn_2) is held after its epoch 1; CNN-1 and the PCA part run as usual.
+    study = _start_held("cnn_2", f"from studyflow import cli; sys.exit(cli.main({argv!r}))", log_path, env)
     try:
-        killed_run_id = _wait_for_epoch_of(mlflow_client, "CNN-2", study)
-        study.send_signal(signal.SIGKILL)  # the study process only, as `kill -9 <pid>` would
-        study.wait(timeout=30)
+        killed_run_id = _wait_until_epoch_1_logged(
+            mlflow_client, lambda: [run for run in runs_of(mlflow_client, "cnn") if run.info.run_name == "CNN-2"],
+            "CNN-2", study, log_path)
     finally:
-        try:
-            os.killpg(study.pid, signal.SIGKILL)  # then whatever it had started (Prefect's local server)
-        except ProcessLookupError:
-            pass
+        _kill_9(study)
     first_parent = _parents(mlflow_client, "cnn")[0]
     assert mlflow_client.get_run(killed_run_id).info.status == "RUNNING"  # what kill -9 leaves behind
+    assert [point.step for point in mlflow_client.get_metric_history(killed_run_id, "val_accuracy")] == [1]
 
     rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -217,13 +291,13 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert [run.info.status for run in by_name["CNN-1"]] == ["FINISHED"]
     assert sorted(run.info.status for run in by_name["CNN-2"]) == ["FINISHED", "KILLED"]
     killed = mlflow_client.get_run(killed_run_id)
-    assert killed.info.status == "KILLED" and "no longer exists" in killed.data.tags["studyflow.end_reason"]
+    assert killed.info.status == "KILLED" and "no longer exists" in killed.data.tags[Tag.END_REASON]
     for name in ("CNN-3", "CNN-4", "CNN-5"):
         assert [run.info.status for run in by_name[name]] == ["FINISHED"], name
     assert mlflow_client.get_run(first_parent.info.run_id).info.status == "KILLED"
     final = _parents(mlflow_client, "cnn")[-1]
     assert final.info.status == "FINISHED"
-    assert final.data.tags[tracking.REUSED_RUNS_TAG] == by_name["CNN-1"][0].info.run_id
+    assert final.data.tags[tracking.Tag.REUSED_RUN_IDS] == by_name["CNN-1"][0].info.run_id
     table = download(mlflow_client, final.info.run_id, "tables/cnn_architectures.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in table[1:]) == [f"CNN-{index}" for index in range(1, 6)]
     # The PCA part had finished: both its flow runs FINISHED, the second from cached steps.
@@ -255,3 +329,39 @@ def test_a_model_input_is_keyed_by_its_weights():
     weights[0] = weights[0] + np.float32(1e-3)
     model.set_weights(weights)
     assert steps.fingerprint(model) != key
+
+
+# ------------------------------------------------------------ kill -9 of a sweep trial, heartbeat
+
+def test_trial_killed_mid_epoch_is_failed_by_the_heartbeat_and_retried(mlflow_client, tmp_path, tiny):
+    settings = dict(tiny, epochs=2, trials=1, study_name="killed",
+                    search_space={"min_depth": 2, "max_depth": 2, "min_size": 64, "max_size": 64},
+                    heartbeat_interval_s=1, heartbeat_grace_s=3)
+    statement = ("from studyflow.config.sweeps import sweep_config; from tasks.sweeps.run import run_sweep; "
+                 f"run_sweep(sweep_config('mlp', **{settings!r}))")
+    mlflow_client.search_experiments()  # the store exists before the sweep writes to it
+    log_path = tmp_path / "killed-sweep.log"
+    worker = _start_held("trial_0", statement, log_path, {**os.environ})  # trial 0's model, held after epoch 1
+    try:
+        run_id = _wait_until_epoch_1_logged(mlflow_client, lambda: sweep_runs(mlflow_client, "mlp")[1],
+                                            "trial 0", worker, log_path)
+    finally:
+        _kill_9(worker)  # mid-training: no handler runs, the run stays RUNNING
+    assert mlflow_client.get_run(run_id).info.status == "RUNNING"
+    time.sleep(settings["heartbeat_grace_s"] + 1)
+
+    from studyflow.config.sweeps import sweep_config
+    from tasks.sweeps.run import run_sweep
+
+    run_sweep(sweep_config("mlp", **settings))
+    study = sweep_study("killed")
+    killed, retried = study.trials
+    assert killed.state == TrialState.FAIL and retried.state == TrialState.COMPLETE
+    assert retried.system_attrs["failed_trial"] == killed.number and retried.params == killed.params
+    killed_run = mlflow_client.get_run(run_id)
+    assert killed_run.info.status == "KILLED" and killed_run.data.tags[Tag.TRIAL_STATE] == "FAIL"
+    parents, children = sweep_runs(mlflow_client, "mlp")
+    assert len(parents) == 1 and len(children) == 2
+    assert [run for run in parents + children if run.info.status == "RUNNING"] == []
+    (retried_run,) = [run for run in children if run.info.run_id != run_id]
+    assert retried_run.data.tags[Tag.RETRY_OF] == str(killed.number)

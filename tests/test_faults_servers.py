@@ -1,6 +1,6 @@
 """Fault injection around the servers: the tracking server drops out mid-training (briefly, then for
-good), a model's loss turns NaN (in a flow and in a sweep), and three sweep workers share one
-PostgreSQL study. Real servers, real tiny trainings; each test checks what MLflow, Prefect and
+good), a model's loss turns NaN (in a flow and in a sweep), and sweep workers (two, then three)
+share one PostgreSQL study. Real servers, real tiny trainings; each test checks what MLflow, Prefect and
 Optuna hold at the end, not only how the call ended.
 
     nice -n 15 .venv/bin/python -m pytest tests/test_faults_servers.py -q
@@ -8,7 +8,6 @@ Optuna hold at the end, not only how the call ended.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -24,17 +23,17 @@ from pathlib import Path
 import keras
 import optuna
 import pytest
-from conftest import free_port, runs_of
+from conftest import assert_trials_linked, free_port, runs_of, sweep_runs, sweep_study
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from studyflow.doctor import run_doctor
+from studyflow.tracking.names import Tag, TrialAttr
 
 pytestmark = pytest.mark.faults
 
 REPO = Path(__file__).resolve().parent.parent
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
-TINY = {"train_size": 600, "test_size": 200}
 SMALL_MLP = {"min_depth": 1, "max_depth": 2, "min_size": 8, "max_size": 32}
 PER_EPOCH = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 HTTP_RETRY_SETTINGS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
@@ -154,7 +153,7 @@ class ServerOutage(keras.callbacks.Callback):
 
 def _train_with_callback(monkeypatch, callback) -> None:
     """Every architecture a flow trains gets `callback` after the product's own callbacks."""
-    from tasks.architectures import train as architecture_training
+    from tasks.architectures import tasks as architecture_training
 
     original = architecture_training.train
 
@@ -194,14 +193,14 @@ def _steps(client, run_id: str, metric: str) -> list[int]:
 
 
 @pytest.mark.integration
-def test_server_restarted_mid_training_loses_no_epoch(tracked_by, prefect_server, monkeypatch):
+def test_server_restarted_mid_training_loses_no_epoch(tracked_by, prefect_server, monkeypatch, tiny):
     """A restart within MLflow's retry window (studyflow's defaults): epoch 2's metrics wait for the
     server, every epoch ends up logged, the run and the flow run finish."""
     from flows.mlp import mlp_flow
 
     outage = ServerOutage(tracked_by)
     _train_with_callback(monkeypatch, outage)
-    state = mlp_flow(architectures={"MLP-a": [16]}, epochs=3, **TINY, return_state=True)
+    state = mlp_flow(architectures={"MLP-a": [16]}, **dict(tiny, epochs=3), return_state=True)
     outage.restart.join(timeout=180)
 
     assert state.is_completed(), state.message
@@ -222,14 +221,14 @@ def test_server_restarted_mid_training_loses_no_epoch(tracked_by, prefect_server
 
 
 LONG_OUTAGE_CHILD = r"""
-import sys, time
+import json, sys, time
 from pathlib import Path
 
 import keras
-import tasks.architectures.train as architecture_training
+import tasks.architectures.tasks as architecture_training
 from flows.mlp import mlp_flow
 
-handshake = Path(sys.argv[1])
+handshake, sizes = Path(sys.argv[1]), json.loads(sys.argv[2])
 
 
 class WaitForOutage(keras.callbacks.Callback):
@@ -253,7 +252,7 @@ def train(*args, **kwargs):
 
 
 architecture_training.train = train
-state = mlp_flow(architectures={"MLP-a": [16]}, epochs=3, train_size=600, test_size=200, return_state=True)
+state = mlp_flow(architectures={"MLP-a": [16]}, **sizes, return_state=True)
 print("FLOW_RUN", state.state_details.flow_run_id, flush=True)
 sys.exit(0 if state.is_completed() else 1)
 """
@@ -261,7 +260,7 @@ sys.exit(0 if state.is_completed() else 1)
 
 @pytest.mark.integration
 def test_server_gone_for_good_stops_training_naming_the_url_and_keeps_the_unlogged_epoch(
-        tracked_by, prefect_server, studyflow_home, tmp_path):
+        tracked_by, prefect_server, studyflow_home, tmp_path, tiny):
     """The server stays down past the retry window (shortened here to seconds): the flow fails with a
     TrackingError naming the URL, the epoch that could not be logged is in a local file, and once the
     server is back `studyflow doctor` closes the runs the dead process left RUNNING."""
@@ -272,7 +271,8 @@ def test_server_gone_for_good_stops_training_naming_the_url_and_keeps_the_unlogg
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracked_by.url, "PREFECT_API_URL": PREFECT_API_URL.value(),
            "STUDYFLOW_HOME": str(studyflow_home), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-    child = subprocess.Popen([sys.executable, "-c", LONG_OUTAGE_CHILD, str(handshake)], cwd=REPO, env=env,
+    sizes = json.dumps(dict(tiny, epochs=3))
+    child = subprocess.Popen([sys.executable, "-c", LONG_OUTAGE_CHILD, str(handshake), sizes], cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
@@ -316,7 +316,7 @@ def test_server_gone_for_good_stops_training_naming_the_url_and_keeps_the_unlogg
     assert sum("RUNNING -> KILLED" in line for line in fixed) == 2, fixed
     for run in _runs_of_flow_run(client, "mlp", flow_run_id).values():
         assert run.info.status == "KILLED"
-        assert "no longer exists" in run.data.tags["studyflow.end_reason"]
+        assert "no longer exists" in run.data.tags[Tag.END_REASON]
 
 
 # ---------------------------------------------------------------- item 5: bad numbers
@@ -329,18 +329,18 @@ def _diverging(monkeypatch, module, model_name: str) -> None:
 
     def compile_model(model, settings, *args, **kwargs):
         if model.name == model_name:
-            settings = dataclasses.replace(settings, learning_rate=1e30)
+            settings = settings.model_copy(update={"learning_rate": 1e30})  # past any config's bound
         return original(model, settings, *args, **kwargs)
 
     monkeypatch.setattr(module, "compile_model", compile_model)
 
 
-def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, monkeypatch):
+def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, monkeypatch, tiny):
     from flows.mlp import mlp_flow
-    from tasks.architectures import train as architecture_training
+    from tasks.architectures import tasks as architecture_training
 
     _diverging(monkeypatch, architecture_training, "mlp_nan")
-    state = mlp_flow(architectures={"MLP-nan": [16], "MLP-ok": [16]}, epochs=2, **TINY, return_state=True)
+    state = mlp_flow(architectures={"MLP-nan": [16], "MLP-ok": [16]}, **dict(tiny, epochs=2), return_state=True)
 
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
@@ -353,8 +353,8 @@ def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, m
     assert runs["mlp-quick"].info.status == "FINISHED" and runs["MLP-ok"].info.status == "FINISHED"
     diverged = runs["MLP-nan"]
     assert diverged.info.status == "FAILED"
-    assert "TrainingDivergedError" in diverged.data.tags["studyflow.end_reason"]
-    assert "nan" in diverged.data.tags["studyflow.end_reason"]
+    assert "TrainingDivergedError" in diverged.data.tags[Tag.END_REASON]
+    assert "nan" in diverged.data.tags[Tag.END_REASON]
     assert _steps(mlflow_client, diverged.info.run_id, "train_loss") == [1]  # stopped in epoch 1
     assert _steps(mlflow_client, runs["MLP-ok"].info.run_id, "val_accuracy") == [1, 2]
     table = mlflow_client.download_artifacts(runs["mlp-quick"].info.run_id, "tables/mlp_architectures.csv")
@@ -364,7 +364,7 @@ def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, m
     assert [row.split(",")[0] for row in Path(table).read_text().splitlines()[1:]] == ["MLP-ok"]
 
 
-def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_client, monkeypatch):
+def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_client, monkeypatch, tiny):
     """Trial 2 diverges after the pruner's start-up trials: it must fail (not be pruned on its
     meaningless accuracy), and the sweep must still reach its three finished trials."""
     from flows.sweeps import mlp_sweep_flow
@@ -372,30 +372,52 @@ def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_clie
 
     _diverging(monkeypatch, sweep_trials, "trial_2")
     name = f"nan-{os.getpid()}"
-    state = mlp_sweep_flow(trials=3, study_name=name, search_space=SMALL_MLP, epochs=2, **TINY,
+    state = mlp_sweep_flow(trials=3, study_name=name, search_space=SMALL_MLP, **dict(tiny, epochs=2),
                            pruner={"kind": "median", "startup_trials": 1, "warmup_epochs": 0}, return_state=True)
 
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
     assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
-    from tasks.sweeps.storage import default_storage_url
+    from studyflow.paths import default_optuna_storage_url as default_storage_url
 
     study = optuna.load_study(study_name=name, storage=default_storage_url())
     states = [trial.state for trial in study.trials]
     assert states[2] == TrialState.FAIL, states
     assert sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states) == 3 and len(states) == 4
     runs = runs_of(mlflow_client, "sweep-mlp")
-    trial_runs = {run.data.tags["studyflow.optuna_trial_number"]: run for run in runs
-                  if run.data.tags.get("studyflow.run_level") == "child"}
+    trial_runs = {run.data.tags[Tag.TRIAL_NUMBER]: run for run in runs
+                  if run.data.tags.get(Tag.RUN_LEVEL) == "child"}
     assert sorted(trial_runs) == ["0", "1", "2", "3"]
     failed = trial_runs["2"]
-    assert failed.info.status == "FAILED" and failed.data.tags["studyflow.trial_state"] == "FAIL"
-    assert "TrainingDivergedError" in failed.data.tags["studyflow.end_reason"]
-    assert study.trials[2].user_attrs["studyflow.mlflow_run_id"] == failed.info.run_id
+    assert failed.info.status == "FAILED" and failed.data.tags[Tag.TRIAL_STATE] == "FAIL"
+    assert "TrainingDivergedError" in failed.data.tags[Tag.END_REASON]
+    assert study.trials[2].user_attrs[TrialAttr.MLFLOW_RUN_ID] == failed.info.run_id
     assert [run.info.run_name for run in runs if run.info.status != "FINISHED"] == [failed.info.run_name]
 
 
-# ---------------------------------------------------------------- item 7: three workers, one PostgreSQL study
+# ---------------------------------------------------------------- item 7: workers share one PostgreSQL study
+
+
+@pytest.mark.integration
+def test_parallel_workers_share_a_postgresql_study(mlflow_client, postgres_url, tiny):
+    from studyflow.config.sweeps import sweep_config
+    from studyflow.processes import identity
+    from tasks.sweeps.run import run_sweep
+
+    name = f"workers-{os.getpid()}-{int(time.time())}"
+    config = sweep_config("mlp", trials=4, workers=2, storage=postgres_url, study_name=name, **tiny,
+                          search_space=SMALL_MLP)
+    summary = run_sweep(config)
+    study = sweep_study(name, postgres_url)
+    finished = [trial for trial in study.trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert 4 <= len(finished) <= 5 and summary["trials"]["FINISHED"] == len(finished)  # at most K - 1 over
+    (parent,), children = sweep_runs(mlflow_client, "mlp")
+    assert len(children) == len(study.trials) and parent.info.status == "FINISHED"
+    assert_trials_linked(study, parent, children)
+    processes = {run.data.tags[Tag.PROCESS] for run in children}
+    assert len(processes) == 2, f"trials ran in {processes}, not in two worker processes"
+    assert identity() not in processes  # not in this process: in the two workers
+
 
 LOCK_TROUBLE = re.compile(r"database is locked|deadlock|lock timeout|could not obtain lock|LockNotAvailable|"
                           r"could not serialize|SerializationFailure|UniqueViolation|IntegrityError|Traceback",
@@ -418,13 +440,14 @@ def _worker_output_to_files(monkeypatch, folder: Path) -> None:
 
 
 @pytest.mark.integration
-def test_three_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, monkeypatch, tmp_path):
+def test_three_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, monkeypatch, tmp_path,
+                                              tiny):
     from flows.sweeps import mlp_sweep_flow
 
     _worker_output_to_files(monkeypatch, tmp_path)
     name = f"three-workers-{os.getpid()}-{int(time.time())}"
     state = mlp_sweep_flow(trials=3, workers=3, storage=postgres_url, study_name=name, search_space=SMALL_MLP,
-                           epochs=1, **TINY, return_state=True)
+                           **tiny, return_state=True)
 
     assert state.is_completed(), state.message
     assert _flow_run(state.state_details.flow_run_id).state.type.value == "COMPLETED"
@@ -440,15 +463,15 @@ def test_three_workers_share_a_postgresql_study(prefect_server, mlflow_client, p
     finished = [trial for trial in study.trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 3 <= len(finished) <= 3 + 2 and len(finished) == len(study.trials)  # at most K - 1 over
     runs = runs_of(mlflow_client, "sweep-mlp")
-    children = [run for run in runs if run.data.tags.get("studyflow.run_level") == "child"]
-    per_trial = Counter(run.data.tags["studyflow.optuna_trial_number"] for run in children)
+    children = [run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "child"]
+    per_trial = Counter(run.data.tags[Tag.TRIAL_NUMBER] for run in children)
     assert per_trial == Counter(str(number) for number in numbers), per_trial  # exactly one run per trial
     by_id = {run.info.run_id: run for run in children}
     for trial in finished:
-        run = by_id[trial.user_attrs["studyflow.mlflow_run_id"]]
-        assert run.data.tags["studyflow.optuna_trial_number"] == str(trial.number)
-        assert run.data.tags["studyflow.trial_state"] == trial.state.name
+        run = by_id[trial.user_attrs[TrialAttr.MLFLOW_RUN_ID]]
+        assert run.data.tags[Tag.TRIAL_NUMBER] == str(trial.number)
+        assert run.data.tags[Tag.TRIAL_STATE] == trial.state.name
         assert _steps(mlflow_client, run.info.run_id, "val_accuracy") == [1]
     assert [run.info.run_name for run in runs if run.info.status != "FINISHED"] == []
-    processes = {run.data.tags["studyflow.process"] for run in children}
+    processes = {run.data.tags[Tag.PROCESS] for run in children}
     assert len(processes) == 3, f"trials ran in {processes}, not in three worker processes"

@@ -4,6 +4,8 @@ import pytest
 
 from conftest import assert_png, download, runs_of
 from flows.pca import pca_flow
+from studyflow.errors import ConfigError
+from studyflow.tracking.names import Tag
 
 FIGURES = ["pca_scatter.png", "pca_centroids_ellipses.png", "pair_accuracy_histogram.png",
            "pair_accuracy_by_dimension.png"]
@@ -21,7 +23,7 @@ def test_pca_flow_logs_metrics_tables_and_figures(prefect_server, mlflow_client)
     assert 0.05 < logged["explained_variance_ratio_pc1"] < 0.2
     assert metrics["mean_pair_accuracy"] == pytest.approx(logged["mean_pair_accuracy"])
     assert run.data.params["sample_size"] == "3000"
-    assert run.data.tags["studyflow.prefect_flow_run_id"]
+    assert run.data.tags[Tag.PREFECT_FLOW_RUN_ID]
     assert run.inputs.dataset_inputs[0].dataset.digest
     for figure in FIGURES:
         assert_png(download(mlflow_client, run.info.run_id, f"figures/{figure}"))
@@ -33,7 +35,7 @@ def test_pca_flow_logs_metrics_tables_and_figures(prefect_server, mlflow_client)
 
 
 def test_bad_parameter_fails_before_any_run(prefect_server, mlflow_client):
-    with pytest.raises(Exception, match="sample_size"):
+    with pytest.raises(ConfigError, match="parameter 'sample_size"):
         pca_flow(profile="quick", sample_size=5)
     assert runs_of(mlflow_client, "pca") == []
 
@@ -44,4 +46,4 @@ def test_failure_inside_the_flow_leaves_the_run_failed(prefect_server, mlflow_cl
         pca_flow(profile="quick", sample_size=300, dimensions=[784])
     (run,) = runs_of(mlflow_client, "pca")
     assert run.info.status == "FAILED"
-    assert "n_components" in run.data.tags["studyflow.end_reason"]
+    assert "n_components" in run.data.tags[Tag.END_REASON]

@@ -4,6 +4,8 @@ import pytest
 
 from conftest import assert_png, download, runs_of
 from flows.perceptron import perceptron_flow
+from studyflow.errors import ConfigError
+from studyflow.tracking.names import Tag
 
 
 def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_client):
@@ -20,8 +22,8 @@ def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_c
     assert [point.step for point in history] == list(range(1, epochs + 1))
     assert history[-1].value <= history[0].value
     for child in children.values():
-        assert child.data.tags["studyflow.run_level"] == "child"
-        assert child.data.tags["studyflow.prefect_task_run_id"]
+        assert child.data.tags[Tag.RUN_LEVEL] == "child"
+        assert child.data.tags[Tag.PREFECT_TASK_RUN_ID]
         assert_png(download(mlflow_client, child.info.run_id, "figures/weights.png"))
     for figure in ("train_test_gap.png", "training_error.png"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
@@ -31,6 +33,6 @@ def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_c
 
 
 def test_pair_with_digit_outside_range_fails_before_any_run(prefect_server, mlflow_client):
-    with pytest.raises(Exception, match="pairs"):
+    with pytest.raises(ConfigError, match="parameter 'pairs"):
         perceptron_flow(profile="quick", pairs=[[1, 12]])
     assert runs_of(mlflow_client, "perceptron") == []

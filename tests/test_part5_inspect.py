@@ -14,12 +14,15 @@ from PIL import Image
 from flows.inspect import InspectConfig, inspect_flow
 from models.architectures import build_cnn
 from studyflow.config import ConfigError
-from tasks.inspect.compute import DreamSettings, activation_maps, choose_digit_images, dream_digits, filter_grids
+from studyflow.config.parts import DreamSettings
+from tasks.inspect.compute import activation_maps, choose_digit_images, dream_digits, filter_grids
 from tasks.data import load_dataset
 from tasks.inspect.figures import filter_grid_figure
-from tasks.inspect.record import NO_CHAMPION, ModelSourceError
+from studyflow.errors import ModelSourceError
+from tasks.inspect.source import NO_CHAMPION
 from tasks.model_store import log_keras_model
 from tasks.training import TrainSettings, compile_model, precision_policy
+from studyflow.tracking.names import Tag
 
 FILTERS = [4, 8]
 FAST_DREAM = {"dream_steps": 8, "octaves": 2}
@@ -62,8 +65,8 @@ def test_inspect_flow_logs_every_figure_and_raises_both_classes(prefect_server, 
     metrics = inspect_flow(profile="quick", model_uri=model_uri, **FAST_DREAM)
     run = _inspect_run(mlflow_client)
     assert run.info.status == "FINISHED"
-    assert run.data.tags["studyflow.source_model_uri"] == model_uri
-    assert run.data.tags["studyflow.source_run_id"] == source_run_id
+    assert run.data.tags[Tag.SOURCE_MODEL_URI] == model_uri
+    assert run.data.tags[Tag.SOURCE_RUN_ID] == source_run_id
     assert source_run_id in run.data.tags["mlflow.note.content"]
     inputs = mlflow_client.get_run(run.info.run_id).inputs
     assert [model.model_id for model in inputs.model_inputs] == [model_uri.removeprefix("models:/")]
@@ -118,7 +121,8 @@ def test_a_mixed_bfloat16_cnn_dreams_and_gives_float32_maps(mnist):
     maps = activation_maps(model, mnist.test_images[:2])
     assert {array.dtype for array in maps.values()} == {np.dtype("float32")}
     chosen = choose_digit_images(model, mnist.test_images[:500], mnist.test_labels[:500], [3])
-    dreams = dream_digits(model, chosen, DreamSettings(8, 2, 1.4, 0.02, 1, 4, 0.5, 0.05))
+    dreams = dream_digits(model, chosen, DreamSettings(dream_steps=8, octaves=2, octave_scale=1.4, dream_learning_rate=0.02, jitter=1, blur_every=4,
+                                                     blur_sigma=0.5, l2_penalty=0.05))
     assert len(dreams) == 2
     for dream in dreams:  # the ascent raised the digit's logit from the image and from noise
         assert np.isfinite(dream.score_after) and dream.score_after > dream.score_before, dream.start
@@ -133,9 +137,9 @@ def test_default_is_the_champion(prefect_server, mlflow_client, logged_cnn, tiny
                          mnist.test_labels[:500], "first 500 test images")
     inspect_flow(profile="quick", dream_steps=2, octaves=1)
     run = _inspect_run(mlflow_client)
-    assert run.data.tags["studyflow.source_model_uri"] == "models:/mnist-cnn@champion"
-    assert run.data.tags["studyflow.source_model_version"] == "mnist-cnn/1"
-    assert run.data.tags["studyflow.source_run_id"] == source_run_id
+    assert run.data.tags[Tag.SOURCE_MODEL_URI] == "models:/mnist-cnn@champion"
+    assert run.data.tags[Tag.SOURCE_MODEL_VERSION] == "mnist-cnn/1"
+    assert run.data.tags[Tag.SOURCE_RUN_ID] == source_run_id
 
 
 @pytest.mark.parametrize("model_uri, message", [

@@ -7,12 +7,20 @@ import numpy as np
 import pytest
 
 from conftest import assert_png, download, runs_of
-from flows.mtl import DEFAULT_GROUPS, MtlConfig, mtl_flow
+from flows.mtl import MtlConfig, mtl_flow
 from models.multitask import build_multitask
+from studyflow import reference
 from studyflow.config import ConfigError
 from tasks.mtl.compute import group_lookup, task_metrics, variants
+from studyflow.tracking.names import Tag
 
-EXPECTED_PARAMETERS = {("item", "group"): 26_395_689, ("item",): 23_080_598, ("group",): 23_079_891}
+# The original study's part 6 figures (studyflow/reference/original_study.toml), by table row.
+ORIGINAL = reference.original_study()["mtl"]
+ORIGINAL_MODELS = {model["name"]: model for model in ORIGINAL["models"]}
+# Its parameter counts, by the heads a model has: ours must be exactly these.
+EXPECTED_PARAMETERS = {("item", "group"): ORIGINAL_MODELS["MTL lambda 0.5"]["param_count"],
+                       ("item",): ORIGINAL_MODELS["single task 1"]["param_count"],
+                       ("group",): ORIGINAL_MODELS["single task 2"]["param_count"]}
 
 
 @pytest.mark.parametrize("tasks", list(EXPECTED_PARAMETERS))
@@ -30,11 +38,11 @@ def test_one_mtl_model_saves_the_trunk_over_two_single_task_models():
 
     saving, percent = parameter_saving(EXPECTED_PARAMETERS[("item", "group")],
                                        [EXPECTED_PARAMETERS[("item",)], EXPECTED_PARAMETERS[("group",)]])
-    assert saving == 19_764_800 and round(percent, 2) == 42.82
+    assert saving == ORIGINAL["parameter_saving"] and round(percent, 2) == ORIGINAL["parameter_saving_percent"]
 
 
 def test_default_groups_label_every_class():
-    lookup = group_lookup(DEFAULT_GROUPS)
+    lookup = group_lookup(reference.fashion_groups())
     assert lookup.tolist() == [2, 2, 2, 1, 2, 0, 1, 0, 1, 0]  # shoes 0, gendered 1, uni-sex 2
 
 
@@ -57,9 +65,9 @@ def test_bad_lambdas_are_rejected(lambdas):
 
 
 def test_bad_mapping_stops_the_flow_before_any_run(prefect_server, mlflow_client):
-    with pytest.raises(Exception, match="group_mapping"):
+    with pytest.raises(ConfigError, match="group_mapping"):
         mtl_flow(profile="quick", group_mapping={"a": [0, 1, 2, 3, 4], "b": [5, 6, 7, 8]})
-    with pytest.raises(Exception, match="lambdas"):
+    with pytest.raises(ConfigError, match="lambdas"):
         mtl_flow(profile="quick", lambdas=[0.5, 2.0])
     assert runs_of(mlflow_client, "mtl") == []
 
@@ -76,8 +84,7 @@ def test_variants_and_metric_names():
 
 def test_dict_output_model_round_trips_through_mlflow(mlflow_client):
     from studyflow import tracking
-    from tasks.model_store import log_keras_model
-    from tasks.mtl.compute import verify_outputs_round_trip
+    from tasks.model_store import log_keras_model, verify_round_trip
 
     images = keras.Input((28, 28))
     features = keras.layers.Flatten()(images)
@@ -85,13 +92,13 @@ def test_dict_output_model_round_trips_through_mlflow(mlflow_client):
                                  "group": keras.layers.Dense(3, activation="softmax", name="group")(features)})
     inputs = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32)
     with tracking.tracked_run(mlflow_client, "mtl", "round-trip", profile="quick", seed=0, dataset_digest="x") as run:
-        verify_outputs_round_trip(log_keras_model(run, model, inputs), model, inputs)
+        verify_round_trip(log_keras_model(run, model, inputs), model, inputs)
 
 
-def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlflow_client):
-    records = mtl_flow(profile="quick", lambdas=[0.0, 0.5], train_size=900, test_size=200, epochs=2)
+def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlflow_client, tiny):
+    records = mtl_flow(profile="quick", lambdas=[0.0, 0.5], **dict(tiny, epochs=2))
     runs = runs_of(mlflow_client, "mtl")
-    parent = next(run for run in runs if run.data.tags.get("studyflow.run_level") == "parent")
+    parent = next(run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "parent")
     children = {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert set(children) == {"single-task-1", "single-task-2", "mtl-lambda-0.0", "mtl-lambda-0.5"}
     assert all(run.info.status == "FINISHED" for run in runs)
@@ -113,11 +120,17 @@ def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlfl
     assert by_model["single task 1"]["task 2 test accuracy"] == "-"
     assert by_model["single task 2"]["task 1 test accuracy"] == "-"
     assert by_model["MTL lambda 0.5"]["task 1 test accuracy"] != "-"
-    assert by_model["MTL lambda 0.0"]["original task 1 accuracy"] == "0.1375"
-    assert by_model["MTL lambda 0.5"]["parameters"] == 26_395_689
+    for name, record in by_model.items():  # the original's figures beside ours, from the reference data
+        original = ORIGINAL_MODELS[name]
+        for number in (1, 2):
+            figure = original.get(f"task{number}_test_accuracy")
+            assert record[f"original task {number} accuracy"] == ("-" if figure is None else f"{figure:.4f}"), name
+        assert record["original time (s)"] == original["train_time_s"], name
+    assert by_model["MTL lambda 0.0"]["original task 1 accuracy"] != "-"  # the lambda 0 row has both figures
+    assert by_model["MTL lambda 0.5"]["parameters"] == EXPECTED_PARAMETERS[("item", "group")]
     table = download(mlflow_client, parent.info.run_id, "tables/mtl_results.md").read_text()
     assert "| single task 1" in table and "fraction of test images" in table
-    assert parent.data.metrics["param_saving"] == 19_764_800
+    assert parent.data.metrics["param_saving"] == ORIGINAL["parameter_saving"]
     assert parent.data.metrics["best_mtl_lambda"] in (0.0, 0.5)
     assert "single_task_mean_test_accuracy" in parent.data.metrics
     for figure in ("mtl_final_accuracy_vs_lambda.png", "mtl_accuracy_per_epoch.png"):

@@ -7,7 +7,7 @@ from conftest import assert_png
 from flows.pca import pca_flow
 from flows.perceptron import perceptron_flow
 from flows.report import report_flow
-from studyflow import tracking
+from studyflow import reference, tracking
 
 VOID_ELEMENTS = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -44,7 +44,8 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     markdown = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     assert "mean pair accuracy (original) | mean pair accuracy (ours)" in markdown
-    assert "| 0.8410 |" in markdown  # the original's figure, read from the reference data file
+    original = reference.original_study()["pca"]["mean_pair_accuracy"]
+    assert f"| {original:.4f} |" in markdown  # the original's figure, read from the reference data file
     assert "train accuracy (original)" in markdown and "| 1 vs 0 |" in markdown
     for part in ("mlp", "cnn", "inspect", "mtl"):
         assert f"`studyflow run {part} --profile paper`" in markdown

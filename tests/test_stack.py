@@ -1,6 +1,8 @@
 """The native stack end to end: PostgreSQL, MLflow server, Prefect server and a worker, driven by the
 documented commands (`stack/native.py up|worker|down`, `prefect deployment run`), checked through
-the servers' REST APIs and PostgreSQL itself. The tests of this module run in order on one stack.
+the servers' REST APIs and PostgreSQL itself. The tests share one stack, started once; each test gets
+it running with its default worker whatever the tests before it did (one brings it down, one swaps
+its worker), so that each passes alone and in any order.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PNG_SIGNATURE
+from conftest import PNG_SIGNATURE, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,6 +32,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NATIVE = REPO_ROOT / "stack" / "native.py"
 PREFECT = str(Path(sys.executable).parent / "prefect")
 QUICK_RUN = ["-p", "pairs=[[1,0]]", "-p", "max_epochs=3"]  # one pair, three epochs: seconds
+# Set by other test modules or by studyflow itself (mlflow.set_tracking_uri sets MLFLOW_TRACKING_URI,
+# tracking.connect the HTTP retry settings): not passed on, so that the stack is the same whichever
+# test files ran before this one.
+NOT_INHERITED = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", "PREFECT_HOME",
+                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT")
 
 
 def _load_native():
@@ -42,12 +50,6 @@ def _load_native():
 native = _load_native()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _postgres_installed() -> bool:
     try:
         native._pg_bin("pg_ctl")
@@ -57,8 +59,9 @@ def _postgres_installed() -> bool:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """A native stack in its own folder on free ports; brought down whatever happens."""
+def stack_home(tmp_path_factory):
+    """The folder, free ports and environment of this module's native stack; the stack is brought
+    down and the folder deleted at the end, whatever happens."""
     if not _postgres_installed():
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is not installed: .ci/run must install it (apt-get install postgresql)")
@@ -67,29 +70,41 @@ def stack(tmp_path_factory):
     folder = Path(tempfile.mkdtemp(prefix="studyflow-stack-"))
     folder.chmod(0o755)
     home = tmp_path_factory.mktemp("stack-home")
-    env = {
-        **os.environ,
+    env = {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
+    env.update({
         "STUDYFLOW_STACK_DIR": str(folder / "stack"),
         "STUDYFLOW_HOME": str(home),  # what the flow runs write besides MLflow (data cache, reports)
-        "STUDYFLOW_PG_PORT": str(_free_port()),
-        "STUDYFLOW_MLFLOW_PORT": str(_free_port()),
-        "STUDYFLOW_PREFECT_PORT": str(_free_port()),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("PREFECT_API_URL", None)
-    state = {"env": env, "dir": folder / "stack"}
+        "STUDYFLOW_PG_PORT": str(free_port()),
+        "STUDYFLOW_MLFLOW_PORT": str(free_port()),
+        "STUDYFLOW_PREFECT_PORT": str(free_port()),
+    })
     try:
+        yield {"env": env, "dir": folder / "stack", "worker_swapped": False}
+    finally:
+        _native(env, "down", timeout=180)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def stack(stack_home):
+    """The stack, up (started, or started again after a test brought it down) with one worker that
+    tracks to the stack's MLflow (given back after a test swapped it)."""
+    state, env = stack_home, stack_home["env"]
+    if "settings" not in state or _native(env, "status").returncode != 0:  # not yet up, or a part stopped
         started = time.monotonic()
         result = _native(env, "up", timeout=420)
         assert result.returncode == 0, result.stdout + result.stderr
         state["up_seconds"] = time.monotonic() - started
-        state["settings"] = json.loads((folder / "stack" / "stack.json").read_text())
+        state["settings"] = json.loads((state["dir"] / "stack.json").read_text())
         state["cli_env"] = {**env, "PREFECT_API_URL": state["settings"]["prefect_api_url"],
-                            "PREFECT_HOME": str(folder / "stack" / "prefect-home")}
-        yield state
-    finally:
-        _native(env, "down", timeout=180)
-        shutil.rmtree(folder, ignore_errors=True)
+                            "PREFECT_HOME": str(state["dir"] / "prefect-home")}
+    if state["worker_swapped"]:
+        stopped = _native(env, "worker", "stop")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        restarted = _native(env, "worker", "start")
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        state["worker_swapped"] = False
+    return state
 
 
 def _native(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -194,7 +209,8 @@ def native_password(stack: dict) -> str:
 
 
 def test_a_worker_with_an_unreachable_tracking_server_fails_its_flow_runs_naming_the_url(stack):
-    unreachable = f"http://127.0.0.1:{_free_port()}"
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    stack["worker_swapped"] = True  # the next test's `stack` starts the default worker again
     assert _native(stack["env"], "worker", "stop").returncode == 0
     started = _native(stack["env"], "worker", "start", "--tracking-uri", unreachable)
     assert started.returncode == 0, started.stdout + started.stderr

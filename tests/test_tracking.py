@@ -1,6 +1,7 @@
 import pytest
 
 from studyflow import tracking
+from studyflow.tracking.names import PREFIX, Tag
 
 
 def _open(client, name="r"):
@@ -18,8 +19,8 @@ def test_finished_run_carries_every_convention_tag(mlflow_client):
     for tags in (parent.data.tags, nested.data.tags):
         for key in ("git_commit", "git_dirty", "profile", "seed", "dataset_digest", "prefect_flow_run_id",
                     "prefect_task_run_id", "version.tensorflow-cpu", "version.mlflow"):
-            assert "studyflow." + key in tags, key
-        assert tags["studyflow.seed"] == "3" and tags["studyflow.dataset_digest"] == "d" * 64
+            assert PREFIX + key in tags, key
+        assert tags[Tag.SEED] == "3" and tags[Tag.DATASET_DIGEST] == "d" * 64
     experiment = mlflow_client.get_experiment(parent.info.experiment_id)
     assert experiment.name == "studyflow-unit"
     assert experiment.artifact_location.startswith("file://")
@@ -31,7 +32,7 @@ def test_exception_leaves_run_failed_with_reason(mlflow_client):
             raise RuntimeError("boom")
     ended = mlflow_client.get_run(run.run_id)
     assert ended.info.status == "FAILED"
-    assert "boom" in ended.data.tags["studyflow.end_reason"]
+    assert "boom" in ended.data.tags[Tag.END_REASON]
 
 
 def test_interrupt_leaves_run_killed(mlflow_client):

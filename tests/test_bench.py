@@ -1,0 +1,110 @@
+"""Every benchmark's --quick mode, run as `make bench` runs it, so that no benchmark rots unseen.
+
+Each runs in its own process from the repository root, with a temporary studyflow home and
+temporary folder, and must write its JSON result, with finite numbers where the benchmark reports
+its figures, into the folder given by --out. The quick runs are smoke tests: their figures are not
+checked against anything but being numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+# Per benchmark, the paths in its result that must hold finite numbers: keys joined by "/", where
+# "*" stands for every entry of a mapping or list (and there must be at least one).
+EXPECTED = {
+    "data_loading": ["mnist/cold_s", "mnist/warm_s", "mnist/cold_over_warm",
+                     "fashion-mnist/cold_s", "fashion-mnist/warm_s", "fashion-mnist/cold_over_warm"],
+    "training_efficiency": ["matmul_peak_gflops/*", "*/float32/training_flops_per_sample", "*/*/samples_per_s",
+                            "*/*/epoch_times_s/*", "*/*/achieved_gflops", "*/*/fraction_of_peak",
+                            "*/*/mean_fraction_of_peak", "*/mixed_bfloat16/speedup_over_float32"],
+    "tracking_overhead": ["MLP-1/medians_s/*", "MLP-1/minimums_s/*", "MLP-1/tracked_over_bare_test",
+                          "MLP-1/served_over_bare_test", "MLP-1/bare_test_over_bare", "MLP-1/profile_s/*",
+                          "MLP-1/extra_s", "MLP-1/tracked_over_bare_test_at_20_full_epochs",
+                          "MLP-1/served_over_bare_test_at_20_full_epochs"],
+    "study_quick": ["float32/wall_s", "float32/peak_rss_mb", "float32/parts_s/perceptron"],
+    "sweep_pruning": ["runs/*/wall_s", "runs/*/epochs_trained", "runs/*/train_time_s", "runs/*/best_val_accuracy",
+                      "epoch_ratio", "train_time_ratio", "train_time_ratio_equal_load",
+                      "best_val_accuracy_difference"],
+    "tuning": ["wall_s", "process_reference/MLP-1/samples_per_s", "process_reference/MLP-1/drift",
+               "rows/*/samples_per_s", "rows/*/ratio_to_default", "logging/modes/*/fit_s_median",
+               "logging/modes/*/fit_over_none", "startup/*/process_s",
+               "startup/studyflow run pca --profile quick/flow_started_s"],
+}
+# Where a zero would mean that nothing was measured: every profiled step of a tracked run is called.
+POSITIVE = {"tracking_overhead": ["MLP-1/profile_s/*", "MLP-1/medians_s/*"],
+            "tuning": ["rows/*/samples_per_s", "logging/modes/*/fit_s_median"]}
+# The kinds of setting tuning's quick plan measures one of each; a renamed setting would drop out.
+TUNING_QUICK_SECTIONS = {"reference", "threads", "precision", "pipeline", "xla", "batch"}
+
+
+def entry_points() -> set[str]:
+    """The bench modules that run as `python -m bench.X`."""
+    modules = {path.stem for path in BENCH.glob("*.py") if 'if __name__ == "__main__":' in path.read_text()}
+    return modules | {path.parent.name for path in BENCH.glob("*/__main__.py")}
+
+
+def values(data, path: str) -> list:
+    found = [data]
+    for key in path.split("/"):
+        step = []
+        for item in found:
+            if key == "*":
+                step.extend(item.values() if isinstance(item, dict) else item)
+            else:
+                assert key in item, f"no {key!r} in {sorted(item) if isinstance(item, dict) else item!r}"
+                step.append(item[key])
+        assert step, f"nothing at {path}"
+        found = step
+    return found
+
+
+def test_every_benchmark_is_tested_and_run_by_make_bench():
+    assert set(EXPECTED) == entry_points()
+    bench_target = re.search(r"^bench:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert bench_target, "no bench target in the Makefile"
+    assert set(re.findall(r"-m bench\.(\w+)", bench_target.group(1))) == set(EXPECTED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("benchmark", sorted(EXPECTED))
+def test_quick_benchmark_writes_its_result(benchmark, tmp_path):
+    out, scratch = tmp_path / "results", tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "STUDYFLOW_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect"),
+           "TMPDIR": str(scratch)}  # the benchmarks' own stores and work folders go there too
+    for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
+        env.pop(name, None)
+    committed = {path: path.stat().st_mtime_ns for path in (BENCH / "results").glob("*.json")}
+    log = tmp_path / "output.log"  # a file: a server a benchmark leaves behind cannot hold a pipe open
+    with log.open("w") as output:
+        completed = subprocess.run([sys.executable, "-m", f"bench.{benchmark}", "--quick", "--out", str(out)],
+                                   cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=600)
+    assert completed.returncode == 0, log.read_text()[-4000:]
+    result_file = out / f"{benchmark}.json"
+    assert result_file.is_file(), log.read_text()[-4000:]
+    payload = json.loads(result_file.read_text())
+    assert payload["benchmark"] == benchmark and payload["quick"] is True
+    assert {path: path.stat().st_mtime_ns for path in (BENCH / "results").glob("*.json")} == committed, \
+        "a quick run wrote into bench/results/"
+    results = payload["results"]
+    for path in EXPECTED[benchmark]:
+        for value in values(results, path):
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{path}: {value!r}"
+            assert math.isfinite(value), f"{path}: {value}"
+    for path in POSITIVE.get(benchmark, []):
+        assert all(value > 0 for value in values(results, path)), f"{path}: {values(results, path)}"
+    if benchmark == "tuning":
+        assert TUNING_QUICK_SECTIONS <= {row["section"] for row in results["rows"]}
+        assert not [row for row in results["rows"] if "error" in row]
