@@ -14,8 +14,15 @@ from studyflow.config.parts import InspectConfig
 from studyflow.steps import run_step
 from tasks.data import load_dataset
 from tasks.inspect.record import inspection_run
-from tasks.inspect.tasks import (dream_task, load_inspected_model_task, log_activations_task, log_digit_choice_task,
-                                 log_dreams_task, log_filters_task, resolve_model_source_task)
+from tasks.inspect.tasks import (
+    dream_task,
+    load_inspected_model_task,
+    log_activations_task,
+    log_digit_choice_task,
+    log_dreams_task,
+    log_filters_task,
+    resolve_model_source_task,
+)
 
 
 @part_flow("inspect", InspectConfig)

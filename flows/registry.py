@@ -11,8 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from studyflow.config import PartConfig
-from studyflow.config.parts import (PART_NAMES, CnnConfig, InspectConfig, MlpConfig, MtlConfig, PcaConfig,
-                                    PerceptronConfig, StudyConfig)
+from studyflow.config.parts import (
+    PART_NAMES,
+    CnnConfig,
+    InspectConfig,
+    MlpConfig,
+    MtlConfig,
+    PcaConfig,
+    PerceptronConfig,
+    StudyConfig,
+)
 
 
 @dataclass(frozen=True)

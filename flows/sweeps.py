@@ -14,8 +14,8 @@ from __future__ import annotations
 from flows.common import part_flow
 from studyflow import tracking
 from studyflow.config.sweeps import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
-from tasks.sweeps.tasks import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
 from tasks.sweeps.record import sweep_parent_run, sweep_part
+from tasks.sweeps.tasks import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
 
 
 def _sweep(config: SweepConfig) -> dict:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from studyflow.errors import DatasetError
 from studyflow import paths
+from studyflow.errors import DatasetError
 from tasks.idx import IdxFormatError, parse_idx
 
 DATASET_NAMES = ("mnist", "fashion-mnist")

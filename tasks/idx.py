@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+
 from studyflow.errors import IdxFormatError
 
 _UBYTE_TYPE_CODE = 0x08

@@ -20,8 +20,8 @@ from typing import Callable, Iterator, Protocol
 import keras
 import numpy as np
 
-from studyflow.errors import TrainingDivergedError
 from studyflow.config import Precision, TrainSettings
+from studyflow.errors import TrainingDivergedError
 
 # What "best epoch" means unless a caller says otherwise (recorded, not restored).
 DEFAULT_SELECTION_METRIC = "val_accuracy"

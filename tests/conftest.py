@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+
 from studyflow.tracking.names import Tag, TrialAttr
 
 # Set before studyflow, MLflow or Prefect are imported by any test module.

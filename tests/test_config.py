@@ -1,8 +1,7 @@
-import pytest
-
 import inspect
 from typing import ClassVar
 
+import pytest
 from pydantic import Field
 
 from flows.cnn import cnn_flow
@@ -16,8 +15,16 @@ from flows.report import report_flow
 from flows.study import study_flow
 from flows.sweeps import cnn_sweep_flow, mlp_sweep_flow, mtl_sweep_flow
 from studyflow.config import ConfigError, StepConfig, parse_set_options
-from studyflow.config.parts import (CnnConfig, InspectConfig, MlpConfig, MtlConfig, PcaConfig, PerceptronConfig,
-                                    ReportConfig, StudyConfig)
+from studyflow.config.parts import (
+    CnnConfig,
+    InspectConfig,
+    MlpConfig,
+    MtlConfig,
+    PcaConfig,
+    PerceptronConfig,
+    ReportConfig,
+    StudyConfig,
+)
 from studyflow.config.sweeps import CnnSweepConfig, MlpSweepConfig, MtlSweepConfig
 
 

@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import download, runs_of, sweep_runs, sweep_study
 from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
 from studyflow import steps, tracking
 from studyflow.tracking.names import Tag
+
+from conftest import download, runs_of, sweep_runs, sweep_study
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,12 +23,13 @@ from pathlib import Path
 import keras
 import optuna
 import pytest
-from conftest import assert_trials_linked, free_port, runs_of, sweep_runs, sweep_study
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from studyflow.doctor import run_doctor
 from studyflow.tracking.names import Tag, TrialAttr
+
+from conftest import assert_trials_linked, free_port, runs_of, sweep_runs, sweep_study
 
 pytestmark = pytest.mark.faults
 

@@ -2,10 +2,11 @@
 
 import pytest
 
-from conftest import assert_png, download, runs_of
 from flows.pca import pca_flow
 from studyflow.errors import ConfigError
 from studyflow.tracking.names import Tag
+
+from conftest import assert_png, download, runs_of
 
 FIGURES = ["pca_scatter.png", "pca_centroids_ellipses.png", "pair_accuracy_histogram.png",
            "pair_accuracy_by_dimension.png"]

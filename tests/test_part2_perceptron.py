@@ -2,10 +2,11 @@
 
 import pytest
 
-from conftest import assert_png, download, runs_of
 from flows.perceptron import perceptron_flow
 from studyflow.errors import ConfigError
 from studyflow.tracking.names import Tag
+
+from conftest import assert_png, download, runs_of
 
 
 def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_client):

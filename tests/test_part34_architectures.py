@@ -5,17 +5,18 @@ import mlflow
 import mlflow.keras
 import numpy as np
 import pytest
-from conftest import assert_png, download, runs_of
 
 from flows.cnn import cnn_flow
 from flows.mlp import mlp_flow
 from models.architectures import build_cnn
+from studyflow.tracking.names import Tag
 from tasks.architectures.compute import training_data
+from tasks.architectures.registry import CHAMPION_ALIAS, register_and_promote
 from tasks.architectures.tasks import train_architecture
 from tasks.data import load_dataset, subset
-from tasks.architectures.registry import CHAMPION_ALIAS, register_and_promote
 from tasks.training import TrainSettings
-from studyflow.tracking.names import Tag
+
+from conftest import assert_png, download, runs_of
 
 PER_EPOCH = ["train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"]
 FINAL = ["test_accuracy", "test_loss", "param_count", "train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"]

@@ -8,21 +8,22 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import assert_png, download, runs_of
 from PIL import Image
 
 from flows.inspect import InspectConfig, inspect_flow
 from models.architectures import build_cnn
 from studyflow.config import ConfigError
 from studyflow.config.parts import DreamSettings
-from tasks.inspect.compute import activation_maps, choose_digit_images, dream_digits, filter_grids
-from tasks.data import load_dataset
-from tasks.inspect.figures import filter_grid_figure
 from studyflow.errors import ModelSourceError
+from studyflow.tracking.names import Tag
+from tasks.data import load_dataset
+from tasks.inspect.compute import activation_maps, choose_digit_images, dream_digits, filter_grids
+from tasks.inspect.figures import filter_grid_figure
 from tasks.inspect.source import NO_CHAMPION
 from tasks.model_store import log_keras_model
 from tasks.training import TrainSettings, compile_model, precision_policy
-from studyflow.tracking.names import Tag
+
+from conftest import assert_png, download, runs_of
 
 FILTERS = [4, 8]
 FAST_DREAM = {"dream_steps": 8, "octaves": 2}

@@ -6,13 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import assert_png, download, runs_of
 from flows.mtl import MtlConfig, mtl_flow
 from models.multitask import build_multitask
 from studyflow import reference
 from studyflow.config import ConfigError
-from tasks.mtl.compute import group_lookup, task_metrics, variants
 from studyflow.tracking.names import Tag
+from tasks.mtl.compute import group_lookup, task_metrics, variants
+
+from conftest import assert_png, download, runs_of
 
 # The original study's part 6 figures (studyflow/reference/original_study.toml), by table row.
 ORIGINAL = reference.original_study()["mtl"]

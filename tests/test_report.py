@@ -3,11 +3,12 @@
 from html.parser import HTMLParser
 from pathlib import Path
 
-from conftest import assert_png
 from flows.pca import pca_flow
 from flows.perceptron import perceptron_flow
 from flows.report import report_flow
 from studyflow import reference, tracking
+
+from conftest import assert_png
 
 VOID_ELEMENTS = {"meta", "img", "br", "hr", "link", "input"}
 

@@ -7,12 +7,13 @@ import json
 import pytest
 from optuna.trial import TrialState
 
-from conftest import assert_png, assert_trials_linked, download, free_port, sweep_runs, sweep_study
 from studyflow import cli
 from studyflow.config import ConfigError
 from studyflow.config.sweeps import sweep_config
-from tasks.sweeps.run import run_sweep
 from studyflow.tracking.names import Tag
+from tasks.sweeps.run import run_sweep
+
+from conftest import assert_png, assert_trials_linked, download, free_port, sweep_runs, sweep_study
 
 SMALL_MLP = {"min_depth": 1, "max_depth": 3, "min_size": 8, "max_size": 64}
 SMALL_CNN = {"min_depth": 1, "max_depth": 2, "min_size": 2, "max_size": 8}

@@ -2,8 +2,18 @@
 sweeps' (`sweeps`). Imports only pydantic and the reference data: the command line validates a
 command's parameters with it before TensorFlow, MLflow or Prefect is imported."""
 
-from studyflow.config.base import (PROFILES, PartConfig, Precision, Profile, Seeded, StepConfig, StrictModel,
-                                   TrainingConfig, TrainSettings, parse_set_options)
+from studyflow.config.base import (
+                                   PROFILES,
+                                   PartConfig,
+                                   Precision,
+                                   Profile,
+                                   Seeded,
+                                   StepConfig,
+                                   StrictModel,
+                                   TrainingConfig,
+                                   TrainSettings,
+                                   parse_set_options,
+)
 from studyflow.errors import ConfigError
 
 __all__ = ["PROFILES", "ConfigError", "PartConfig", "Precision", "Profile", "Seeded", "StepConfig", "StrictModel",

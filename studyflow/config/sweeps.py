@@ -9,6 +9,7 @@ the parameter. The config is plain data so that worker processes can rebuild it 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -22,6 +23,24 @@ STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 # Settings that do not change what a trial is, so a resumed study may differ in them.
 RUN_ONLY_FIELDS = ("trials", "workers", "study_name", "storage", "heartbeat_interval_s", "heartbeat_grace_s")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a sweep kind optimises: validation metrics (maximised), and whether it can prune."""
+
+    metrics: tuple[str, ...]
+
+    @property
+    def prunable(self) -> bool:
+        return len(self.metrics) == 1  # Optuna prunes single-objective studies only
+
+
+OBJECTIVES = {
+    "mlp": Objective(("val_accuracy",)),
+    "cnn": Objective(("val_accuracy",)),
+    "mtl": Objective(("val_item_accuracy", "val_group_accuracy")),
+}
 
 
 class _Strict(BaseModel):

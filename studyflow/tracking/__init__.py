@@ -16,8 +16,16 @@ import importlib
 from typing import Any
 
 from studyflow.errors import TrackingError
-from studyflow.tracking.names import (CHAMPION_ALIAS, CHAMPION_URI, EXPERIMENT_PREFIX, REGISTERED_CNN, RunLevel, Tag,
-                                      TrialAttr, experiment_name)
+from studyflow.tracking.names import (
+    CHAMPION_ALIAS,
+    CHAMPION_URI,
+    EXPERIMENT_PREFIX,
+    REGISTERED_CNN,
+    RunLevel,
+    Tag,
+    TrialAttr,
+    experiment_name,
+)
 
 _LAZY = {
     "store": ("check_server", "connect", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",

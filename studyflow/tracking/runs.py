@@ -25,7 +25,7 @@ from mlflow.utils.time import get_current_time_millis
 
 from studyflow import paths, processes
 from studyflow.errors import TrackingError
-from studyflow.tracking.names import Tag, RunLevel
+from studyflow.tracking.names import RunLevel, Tag
 from studyflow.tracking.store import ensure_experiment, server_problem
 
 TRACKED_PACKAGES = ("studyflow", "tensorflow-cpu", "keras", "mlflow", "optuna", "prefect", "scikit-learn", "numpy")

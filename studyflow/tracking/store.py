@@ -19,7 +19,6 @@ from studyflow import paths
 from studyflow.errors import TrackingError
 from studyflow.tracking.names import RunLevel, Tag, experiment_name
 
-
 # MLflow's HTTP client retries every failed request (refused connection, timeout, 429/5xx) with
 # exponential backoff: it waits 0, 2f, 4f, 8f, ... seconds (f = the backoff factor). MLflow's
 # defaults are made to sit out the rate limits of hosted servers, minutes per request. studyflow's

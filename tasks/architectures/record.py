@@ -6,10 +6,9 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from studyflow import tracking
-from studyflow.tracking import RunRecorder
-from tasks.architectures import figures as architecture_figures
 from studyflow.config import TrainSettings
-from studyflow.tracking import Tag
+from studyflow.tracking import RunRecorder, Tag
+from tasks.architectures import figures as architecture_figures
 from tasks.architectures.compute import BUILDERS, ArchitectureOutcome
 from tasks.training import TrainingData
 

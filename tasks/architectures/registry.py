@@ -15,7 +15,6 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-
 REGISTERED_CNN = "mnist-cnn"
 CHAMPION_ALIAS = "champion"
 

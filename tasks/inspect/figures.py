@@ -14,8 +14,8 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.gridspec import GridSpec
 
-from tasks.inspect.compute import DigitImage, DreamResult, FilterGrid
 from tasks.figures import new_figure, plt
+from tasks.inspect.compute import DigitImage, DreamResult, FilterGrid
 
 BACKGROUND = "#b0b0b0"  # between panels; neither end of any colour map used here
 PANEL_INCHES = 0.55  # drawn size of one panel

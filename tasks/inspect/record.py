@@ -18,13 +18,13 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelInput
 
 from studyflow import tracking
+from studyflow.config.parts import DreamSettings
 from studyflow.tracking import RunRecorder, Tag
 from studyflow.tracking.names import inspection_run_name
+from tasks.data import Dataset
 from tasks.inspect import figures as inspection_figures
-from studyflow.config.parts import DreamSettings
 from tasks.inspect.compute import DigitImage, DreamResult, activation_maps, choose_digit_images, filter_grids
 from tasks.inspect.source import ModelSource
-from tasks.data import Dataset
 
 PART = "inspect"
 

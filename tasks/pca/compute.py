@@ -12,7 +12,6 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 
-
 DIGITS = tuple(range(10))
 ELLIPSE_LEVEL = 0.95
 

@@ -12,8 +12,15 @@ from mlflow.entities import Run
 
 from studyflow import reference, tracking
 from studyflow.tracking.names import Tag, mtl_label, pair_label
-from tasks.report.tables import (Cell, Table, accuracy_cells, comparison_columns, count_cells,
-                                 difference_cells, ratio_cells)
+from tasks.report.tables import (
+    Cell,
+    Table,
+    accuracy_cells,
+    comparison_columns,
+    count_cells,
+    difference_cells,
+    ratio_cells,
+)
 
 PART_TITLES = {
     "pca": "1. PCA map and linear separability (MNIST)",

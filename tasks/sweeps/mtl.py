@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 
 from models.multitask import TASKS, build_multitask
-from tasks.data import Dataset, load_dataset, subset
 from studyflow import reference
-from tasks.mtl.compute import CROSS_ENTROPY, Variant, mtl_data, task_metrics
-from studyflow.config.sweeps import SweepConfig
 from studyflow.config import TrainSettings
+from studyflow.config.sweeps import SweepConfig
+from tasks.data import Dataset, load_dataset, subset
+from tasks.mtl.compute import CROSS_ENTROPY, Variant, mtl_data, task_metrics
 from tasks.training import TrainingData, compile_model
 
 

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import optuna
 
-from studyflow.errors import SweepWorkerError
 from studyflow import tracking
-from studyflow.tracking import RunRecorder
 from studyflow.config.sweeps import SweepConfig
-from tasks.sweeps.report import report_sweep
+from studyflow.errors import SweepWorkerError
+from studyflow.tracking import RunRecorder
+from tasks.sweeps.record import close_orphaned_trial_runs, close_stale_trial_run, report_sweep, sweep_parent_run
 from tasks.sweeps.storage import fail_stale_trials, open_storage, open_study, retry_interrupted, trial_counts
-from tasks.sweeps.record import close_orphaned_trial_runs, close_stale_trial_run, sweep_parent_run
 from tasks.sweeps.trials import TrialObjective, sweep_data
 from tasks.training import TrainingData, TrainingDivergedError
 

@@ -16,11 +16,11 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from studyflow.errors import SweepStorageError
 from studyflow import paths
-from studyflow.tracking.names import TrialAttr
 from studyflow.config import ConfigError
 from studyflow.config.sweeps import SweepConfig
+from studyflow.errors import SweepStorageError
+from studyflow.tracking.names import TrialAttr
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.sweeps.run import open_sweep, report_sweep, run_trials, sweep_data
 from tasks.prefect_task import studyflow_task
+from tasks.sweeps.run import open_sweep, report_sweep, run_trials, sweep_data
 
 open_sweep_task = studyflow_task(open_sweep, name="open-study")
 sweep_data_task = studyflow_task(sweep_data, name="sweep-data")

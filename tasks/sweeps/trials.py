@@ -11,40 +11,20 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import keras
 import optuna
 from optuna_integration import KerasPruningCallback
 
 from models.architectures import build_cnn, build_mlp
+from studyflow.config import TrainSettings
+from studyflow.config.sweeps import OBJECTIVES, SweepConfig
 from studyflow.tracking import RunRecorder, Tag, TrialAttr
 from studyflow.tracking.names import trial_run_name
 from tasks.architectures.compute import training_data
 from tasks.data import Dataset, load_dataset, subset
-from studyflow.config.sweeps import SweepConfig
 from tasks.sweeps.record import trial_tags
-from studyflow.config import TrainSettings
 from tasks.training import TrainingData, compile_model, precision_policy, train
-
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What a sweep kind optimises: validation metrics (maximised), and whether it can prune."""
-
-    metrics: tuple[str, ...]
-
-    @property
-    def prunable(self) -> bool:
-        return len(self.metrics) == 1  # Optuna prunes single-objective studies only
-
-
-OBJECTIVES = {
-    "mlp": Objective(("val_accuracy",)),
-    "cnn": Objective(("val_accuracy",)),
-    "mtl": Objective(("val_item_accuracy", "val_group_accuracy")),
-}
 
 
 def sweep_data(config: SweepConfig) -> tuple[Dataset, TrainingData]:

@@ -28,9 +28,9 @@ def main(argv: list[str]) -> int:
 
     from studyflow import tracking
     from studyflow.config.sweeps import SWEEP_CONFIGS
+    from tasks.sweeps.record import close_stale_trial_run
     from tasks.sweeps.run import run_trials_here
     from tasks.sweeps.storage import open_storage, open_study
-    from tasks.sweeps.record import close_stale_trial_run
     from tasks.sweeps.trials import TrialObjective, sweep_data
 
     config = SWEEP_CONFIGS[spec["kind"]].model_validate(spec["config"])

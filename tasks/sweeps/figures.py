@@ -1,7 +1,6 @@
-"""What the sweep's parent run shows: the trials table, the best trial (or the Pareto front for the
-two-objective MTL sweep), and figures: optimisation history, per-epoch validation curves with the
-pruned trials, parameter importances, and for MTL the Pareto front and both accuracies across lambda.
-"""
+"""The sweep's table and figures: the trials table, optimisation history, per-epoch validation
+curves with the pruned trials, parameter importances, and for MTL the Pareto front and both
+accuracies across lambda."""
 
 from __future__ import annotations
 
@@ -12,17 +11,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
-from studyflow.tracking import RunRecorder, Tag, TrialAttr  # noqa: E402
-from studyflow.config.sweeps import SweepConfig  # noqa: E402
-from tasks.sweeps.storage import trial_counts  # noqa: E402
-from tasks.sweeps.trials import OBJECTIVES  # noqa: E402
-
+from studyflow.config.sweeps import OBJECTIVES, SweepConfig  # noqa: E402
+from studyflow.tracking.names import TrialAttr  # noqa: E402
 
 
 def trials_table(config: SweepConfig, trials: list[FrozenTrial]) -> pd.DataFrame:
@@ -140,57 +136,3 @@ def lambda_figure(config: SweepConfig, trials: list[FrozenTrial]):
     axis.legend(loc="lower center")
     axis.grid(alpha=0.3)
     return figure
-
-
-def report_sweep(parent: RunRecorder, config: SweepConfig, study: optuna.Study) -> dict:
-    """Log the sweep's results on its parent run; return a summary (best trial or Pareto front)."""
-    trials = study.get_trials(deepcopy=True)
-    counts = trial_counts(study)
-    step = counts["FINISHED"]
-    epochs = sum(trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0) for trial in trials)
-    train_time_s = sum(trial.user_attrs.get(TrialAttr.TRAIN_TIME_S, 0.0) for trial in trials)
-    parent.log_metrics({"trials_complete": counts["COMPLETE"], "trials_pruned": counts["PRUNED"],
-                        "trials_failed": counts["FAIL"], "epochs_trained": epochs, "train_time_s": train_time_s},
-                       step=step)
-    table = trials_table(config, trials)
-    parent.log_table(table, "tables/trials", caption=f"Trials of Optuna study {study.study_name} "
-                     "(accuracies as fractions; param_count in weights; epochs_run in epochs; train_time_s in seconds)")
-    parent.log_figure(history_figure(config, trials), "figures/optimization_history.png")
-    summary = {"study_name": study.study_name, "trials": counts, "epochs_trained": epochs,
-               "train_time_s": train_time_s, "parent_run_id": parent.run_id}
-    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    if len(complete) >= 2:
-        parent.log_figure(importances_figure(config, importances(study)), "figures/param_importances.png")
-    if config.KIND == "mtl":
-        front = study.best_trials if complete else []
-        if complete:
-            parent.log_figure(pareto_figure(config, trials, front), "figures/pareto_front.png")
-            parent.log_figure(lambda_figure(config, trials), "figures/accuracy_vs_lambda.png")
-        pareto = [{"trial": t.number, "lambda": t.params["lambda"], "val_item_accuracy": t.values[0],
-                   "val_group_accuracy": t.values[1], "mlflow_run_id": t.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)} for t in front]
-        parent.log_dict({"pareto_front": pareto}, "pareto_front.json")
-        parent.set_tags({Tag.PARETO_TRIALS: json.dumps([row["trial"] for row in pareto])})
-        if complete:
-            parent.log_metrics({"best_val_item_accuracy": max(t.values[0] for t in complete),
-                                "best_val_group_accuracy": max(t.values[1] for t in complete)}, step=step)
-        summary["pareto_front"] = pareto
-        return summary
-    parent.log_figure(learning_curves_figure(config, trials), "figures/trial_learning_curves.png")
-    if complete:
-        best = max(complete, key=lambda trial: trial.value)
-        layers = [value for key, value in sorted(best.params.items(), key=lambda item: _layer_index(item[0]))
-                  if key != "depth"]
-        best_info = {"trial": best.number, "val_accuracy": best.value, "params": best.params, "architecture": layers,
-                     "param_count": best.user_attrs.get(TrialAttr.PARAM_COUNT), "mlflow_run_id": best.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)}
-        parent.log_metrics({"best_val_accuracy": best.value}, step=step)
-        parent.set_tags({Tag.BEST_TRIAL_NUMBER: best.number, Tag.BEST_PARAMS: json.dumps(best.params, sort_keys=True),
-                         Tag.BEST_ARCHITECTURE: "x".join(str(size) for size in layers),
-                         Tag.BEST_RUN_ID_SWEEP: best_info["mlflow_run_id"]})
-        parent.log_dict(best_info, "best_trial.json")
-        summary["best"] = best_info
-    return summary
-
-
-def _layer_index(name: str) -> int:
-    tail = name.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
