@@ -1,38 +1,87 @@
-"""What every benchmark shares: the machine's description, medians, and the JSON result file."""
+"""What every benchmark shares: the command line's --quick and --out, the machine's description,
+medians, and the JSON result file."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = RESULTS_DIR.parent.parent
+
+
+def add_benchmark_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--quick and --out, the two options every benchmark takes."""
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny data, 1 epoch and the fewest repeats and trials: a smoke test of the same code "
+                             "path in seconds to a minute; its figures are not measurements")
+    parser.add_argument("--out", metavar="DIR",
+                        help="folder of the JSON result (default: bench/results/; with --quick, a new temporary "
+                             "folder, so that a smoke test never overwrites the committed figures)")
+    return parser
+
+
+def parse_arguments(parser: argparse.ArgumentParser, quick_defaults: dict) -> argparse.Namespace:
+    """Parse the command line; with --quick, `quick_defaults` replace the defaults (an option given
+    on the command line still wins)."""
+    args = parser.parse_args()
+    if args.quick:
+        parser.set_defaults(**quick_defaults)
+        args = parser.parse_args()
+        print("--quick: a smoke test on tiny data; its figures are not measurements", flush=True)
+    return args
+
+
+def recorded_options(args: argparse.Namespace) -> dict:
+    """The options that set a benchmark's work, for its result (without --quick and --out)."""
+    return {key: value for key, value in vars(args).items() if key not in ("quick", "out")}
+
+
+def isolated_home(prefix: str) -> Path:
+    """A temporary studyflow home (tracking store, caches) for this process, with no tracking server."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["STUDYFLOW_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return home
+
+
+def cpuinfo(field: str) -> str | None:
+    """The value of the first `field` line of /proc/cpuinfo (None where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(field):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's vector and matrix extensions that decide which kernels TensorFlow can use."""
+    return sorted(flag for flag in (cpuinfo("flags") or "").split()
+                  if flag.startswith(("avx512", "amx")) or flag in ("avx2", "fma"))
 
 
 def machine() -> dict:
-    cpu_model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     versions = {}
     for package in ("tensorflow-cpu", "keras", "numpy", "mlflow", "prefect", "optuna", "scikit-learn"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "absent"
-    return {"cores": os.cpu_count(), "cpu_model": cpu_model, "python": sys.version.split()[0],
-            "platform": platform.platform(), "versions": versions,
-            "env": {name: os.environ.get(name) for name in ("OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS") if os.environ.get(name)}}
+    return {"cores": os.cpu_count(), "cpu_model": cpuinfo("model name") or "unknown",
+            "python": sys.version.split()[0], "platform": platform.platform(), "versions": versions,
+            "env": {name: os.environ[name] for name in ("OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS")
+                    if os.environ.get(name)}}
 
 
 def median(values: list[float]) -> float:
@@ -45,11 +94,19 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def write_results(name: str, results: dict) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+def results_dir(args: argparse.Namespace) -> Path:
+    if args.out:
+        return Path(args.out)
+    return Path(tempfile.mkdtemp(prefix="bench-quick-")) if args.quick else RESULTS_DIR
+
+
+def write_results(name: str, results: dict, args: argparse.Namespace) -> Path:
+    """`<name>.json` in the folder `args` name (see results_dir), with the machine's description."""
+    folder = results_dir(args)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     payload = {"benchmark": name, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": machine(), "results": results}
+               **({"quick": True} if args.quick else {}), "machine": machine(), "results": results}
     path.write_text(json.dumps(payload, indent=2, default=float))
     print(f"results written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     return path

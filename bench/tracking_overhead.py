@@ -9,9 +9,10 @@
 
 Prints medians and the ratios tracked/bare+test and served/bare+test (the tracking overhead) and
 bare+test/bare (the cost of drawing test curves); the same ratios of the minimums (the runs least
-disturbed by other load: on this shared machine one model's time varies by 10-30 %); and a
+disturbed by other load: on a shared machine one model's time varies from run to run); and a
 profile of one more tracked run, the time of each tracking step (where the overhead goes).
-Run: .venv/bin/python -m bench.tracking_overhead [--train-size 30000] [--epochs 2] [--repeats 5]
+--quick: MLP-1 only, 600 images, 1 epoch, 1 repeat: the same path, a smoke test.
+Run: .venv/bin/python -m bench.tracking_overhead [--train-size 30000] [--epochs 2] [--repeats 5] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import median, write_results
+from bench.common import add_benchmark_arguments, median, parse_arguments, recorded_options, write_results
 
 MODELS = {"CNN-1": ("cnn", [32, 64, 128]), "MLP-1": ("mlp", [1000, 1000])}
+QUICK = {"train_size": 600, "test_size": 500, "epochs": 1, "repeats": 1, "models": "MLP-1"}
 
 
 def _free_port() -> int:
@@ -55,43 +57,56 @@ def start_mlflow_server(folder: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("MLflow server did not start")
 
 
-# Steps of a tracked training, by (file suffix, function): none calls another, except that Keras' fit
-# calls the per-epoch test evaluation and metrics logging (both also listed).
-PROFILED_STEPS = {
-    "open and close the run (create_run, tags, set_terminated)": ("studyflow/tracking.py", "tracked_run"),
-    "log params": ("studyflow/tracking.py", "log_params"),
-    "log metrics (one batch per epoch, and the summary)": ("studyflow/tracking.py", "log_metrics"),
-    "set tags": ("studyflow/tracking.py", "set_tags"),
-    "log the model": ("tasks/model_store.py", "log_keras_model"),
-    "reload it and compare predictions": ("tasks/model_store.py", "verify_round_trip"),
-    "clear the Keras session": ("keras/src/backend/common/global_state.py", "clear_session"),
-    "test-set evaluation per epoch (also in bare+test)": ("keras/src/backend/tensorflow/trainer.py", "evaluate"),
-    "model.fit (includes the two per-epoch steps above)": ("keras/src/backend/tensorflow/trainer.py", "fit"),
-}
+def profiled_steps() -> dict[str, object]:
+    """The steps of a tracked training, by the function that does each: none calls another, except
+    that Keras' fit calls the per-epoch test evaluation and metrics logging (both also listed)."""
+    import keras
+
+    from studyflow import tracking
+    from tasks import model_store
+
+    return {
+        "open and close the run (create_run, tags, set_terminated)": tracking.tracked_run,
+        "log params": tracking.RunRecorder.log_params,
+        "log metrics (one batch per epoch, and the summary)": tracking.RunRecorder.log_metrics,
+        "set tags": tracking.RunRecorder.set_tags,
+        "log the model": model_store.log_keras_model,
+        "reload it and compare predictions": model_store.verify_round_trip,
+        "clear the Keras session": keras.backend.clear_session,
+        "test-set evaluation per epoch (also in bare+test)": keras.Model.evaluate,
+        "model.fit (includes the two per-epoch steps above)": keras.Model.fit,
+    }
 
 
 def profile_steps(function, *args) -> dict[str, float]:
-    """Cumulative seconds in each PROFILED_STEPS entry during one call (cProfile's own overhead
+    """Cumulative seconds in each of profiled_steps() during one call (cProfile's own overhead
     inflates Python-heavy steps, so these are shares, not exact costs)."""
     import cProfile
+    import inspect
     import pstats
 
     profiler = cProfile.Profile()
     profiler.runcall(function, *args)
-    stats = pstats.Stats(profiler).stats  # (file, line, function) -> (calls, ..., cumulative, callers)
+    stats = pstats.Stats(profiler).stats  # (file, first line, function) -> (calls, ..., cumulative, callers)
     steps = {}
-    for label, (file_suffix, function_name) in PROFILED_STEPS.items():
-        steps[label] = sum(entry[3] for (file, _, name), entry in stats.items()
-                           if name == function_name and file.endswith(file_suffix))
+    for label, step in profiled_steps().items():
+        code = inspect.unwrap(step).__code__  # the function itself, not a decorator's wrapper
+        entry = stats.get((code.co_filename, code.co_firstlineno, code.co_name))
+        steps[label] = entry[3] if entry else 0.0
     return steps
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
+                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("--train-size", type=int, default=30_000)
+    parser.add_argument("--test-size", type=int, help="test images evaluated after each epoch (default: all)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
+    args = parse_arguments(parser, QUICK)
+    if not set(args.models.split(",")) <= set(MODELS):
+        parser.error(f"--models: choose from {', '.join(MODELS)}")
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     os.environ["STUDYFLOW_HOME"] = str(workdir / "home")
@@ -104,12 +119,13 @@ def main() -> None:
     from models.architectures import build_cnn, build_mlp
     from studyflow import tracking
     from studyflow.local_prefect import EarlyLocalServer
-    from tasks.architectures.train import train_architecture, training_data
-    from tasks.model_store import log_keras_model, verify_round_trip
+    from tasks.architectures.compute import training_data
+    from tasks.architectures.tasks import train_architecture
     from tasks.data import load_dataset, subset
+    from tasks.model_store import log_keras_model, verify_round_trip
     from tasks.training import TrainSettings, compile_model
 
-    dataset = subset(load_dataset("mnist"), args.train_size, None, seed=0)
+    dataset = subset(load_dataset("mnist"), args.train_size, args.test_size, seed=0)
     data = training_data(dataset, 0.1, seed=0)
     settings = TrainSettings(epochs=args.epochs)
     builders = {"cnn": build_cnn, "mlp": build_mlp}
@@ -151,6 +167,7 @@ def main() -> None:
     def served_flow(kind: str, widths: list[int], name: str) -> float:
         return tracked(kind, widths, name)
 
+    local_prefect = EarlyLocalServer()  # Prefect's local server boots while the MLflow server starts
     server, url = start_mlflow_server(workdir)
     try:
         def served(kind, widths, name):
@@ -164,10 +181,10 @@ def main() -> None:
                 os.environ.pop("MLFLOW_TRACKING_URI", None)
                 tracking.connect()
 
-        local_prefect = EarlyLocalServer()
         served("mlp", [8], "warm-up")  # Prefect's local server is up and warm before the timings
         results = {}
-        for name, (kind, widths) in MODELS.items():
+        for name in args.models.split(","):
+            kind, widths = MODELS[name]
             times = {"bare": [], "bare+test": [], "tracked": [], "served": [], "model_logging": []}
             for _ in range(args.repeats):  # alternate, so drift and CPU steal hit every variant alike
                 times["bare"].append(bare(kind, widths, with_test=False))
@@ -180,7 +197,7 @@ def main() -> None:
             steps = profile_steps(tracked, kind, widths, name)
             # Where the tracked variant's extra time goes: logging the model once and reloading it to
             # check it (measured alone), and the rest: creating the run, params, dataset inputs and
-            # one log_batch per epoch (15-55 ms). Nearly all of it is paid once per model, so a
+            # one log_batch per epoch. Nearly all of it is paid once per model, so a
             # paper-length training spreads it thinner; the projection counts all of it as fixed.
             extra = medians["tracked"] - medians["bare+test"]
             full_training_s = medians["bare+test"] / args.epochs * 20 * 54_000 / args.train_size
@@ -212,8 +229,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    results["settings"] = vars(args)
-    write_results("tracking_overhead", results)
+    results["settings"] = recorded_options(args)
+    write_results("tracking_overhead", results, args)
 
 
 if __name__ == "__main__":

@@ -4,20 +4,22 @@ FLOPs per training sample are counted analytically from the layer shapes (bench/
 samples per second come from `model.fit` on MNIST (a short warm-up fit, then timed epochs), in
 float32 (the default) and in the opt-in mixed_bfloat16 precision, each against the peak of its
 compute type. The peak is the best of 5 matmuls, so the headline fraction uses the best epoch
-(like against like); the fraction at the mean epoch is printed beside it (this shared machine's
-epochs vary by 10-20 %).
-Run: .venv/bin/python -m bench.training_efficiency [--train-size 30000] [--epochs 3]
+(like against like); the fraction at the mean epoch is printed beside it (on a shared machine the
+epochs' times vary with the load of the moment).
+--quick: 512 images, 1 epoch, the peak from 256 x 256 matmuls: the same path in seconds.
+Run: .venv/bin/python -m bench.training_efficiency [--train-size 30000] [--epochs 3] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench.common import write_results
+from bench.common import add_benchmark_arguments, parse_arguments, write_results
 from bench.flops import matmul_peak_gflops, training_flops_per_sample
 
 # The precision's compute type -> the key of its peak in matmul_peak_gflops.
 PEAK_OF = {"float32": ("tensorflow", "numpy"), "mixed_bfloat16": ("tensorflow_bfloat16",)}
+QUICK = {"train_size": 512, "epochs": 1, "matmul_size": 256}
 
 
 def throughput(builder_name: str, widths: list[int], images, labels, batch_size: int, epochs: int,
@@ -46,16 +48,17 @@ def throughput(builder_name: str, widths: list[int], images, labels, batch_size:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__))
     parser.add_argument("--train-size", type=int, default=30_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
-    args = parser.parse_args()
+    parser.add_argument("--matmul-size", type=int, default=4096, help="the peak's square matrices")
+    args = parse_arguments(parser, QUICK)
     from tasks.data import load_dataset
 
     dataset = load_dataset("mnist")
     images, labels = dataset.train_images[: args.train_size], dataset.train_labels[: args.train_size]
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(args.matmul_size)
     results = {"matmul_peak_gflops": peak}
     print(f"float32 matmul peak: TensorFlow {peak['tensorflow']:.1f} GFLOP/s, NumPy {peak['numpy']:.1f} GFLOP/s; "
           f"bfloat16 (TensorFlow) {peak['tensorflow_bfloat16']:.1f} GFLOP/s")
@@ -76,7 +79,7 @@ def main() -> None:
                 measured["speedup_over_float32"] = measured["mean_samples_per_s"] / float32["mean_samples_per_s"]
                 line += f", x{measured['speedup_over_float32']:.2f} float32's samples/s (mean epochs)"
             print(line)
-    write_results("training_efficiency", results)
+    write_results("training_efficiency", results, args)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ BENCH = ROOT / "bench"
 EXPECTED = {
     "data_loading": ["mnist/cold_s", "mnist/warm_s", "mnist/cold_over_warm",
                      "fashion-mnist/cold_s", "fashion-mnist/warm_s", "fashion-mnist/cold_over_warm"],
-    "training_efficiency": ["matmul_peak_gflops/*", "*/float32/training_flops_per_sample", "*/*/samples_per_s",
-                            "*/*/epoch_times_s/*", "*/*/achieved_gflops", "*/*/fraction_of_peak",
-                            "*/*/mean_fraction_of_peak", "*/mixed_bfloat16/speedup_over_float32"],
+    "training_efficiency": ["matmul_peak_gflops/*"] + [
+        f"{model}/{path}" for model in ("CNN-1", "MLP-1")
+        for path in ("float32/training_flops_per_sample", "*/samples_per_s", "*/epoch_times_s/*", "*/achieved_gflops",
+                     "*/fraction_of_peak", "*/mean_fraction_of_peak", "mixed_bfloat16/speedup_over_float32")],
     "tracking_overhead": ["MLP-1/medians_s/*", "MLP-1/minimums_s/*", "MLP-1/tracked_over_bare_test",
                           "MLP-1/served_over_bare_test", "MLP-1/bare_test_over_bare", "MLP-1/profile_s/*",
                           "MLP-1/extra_s", "MLP-1/tracked_over_bare_test_at_20_full_epochs",
@@ -39,7 +40,8 @@ EXPECTED = {
                       "best_val_accuracy_difference"],
     "tuning": ["wall_s", "process_reference/MLP-1/samples_per_s", "process_reference/MLP-1/drift",
                "rows/*/samples_per_s", "rows/*/ratio_to_default", "logging/modes/*/fit_s_median",
-               "logging/modes/*/fit_over_none", "startup/*/process_s",
+               "logging/modes/*/fit_over_none", "startup/optuna/import_s", "startup/studyflow run pca --help/process_s",
+               "startup/studyflow run pca --profile quick/total_s",
                "startup/studyflow run pca --profile quick/flow_started_s"],
 }
 # Where a zero would mean that nothing was measured: every profiled step of a tracked run is called.
