@@ -4,28 +4,13 @@ from typing import ClassVar
 import pytest
 from pydantic import Field
 
-from flows.cnn import cnn_flow
 from flows.common import part_flow
-from flows.inspect import inspect_flow
-from flows.mlp import mlp_flow
-from flows.mtl import mtl_flow
-from flows.pca import pca_flow
-from flows.perceptron import perceptron_flow
+from flows.registry import PARTS, STUDY
 from flows.report import report_flow
-from flows.study import study_flow
-from flows.sweeps import cnn_sweep_flow, mlp_sweep_flow, mtl_sweep_flow
+from flows.sweeps import SWEEP_FLOWS
 from studyflow.config import ConfigError, StepConfig, parse_set_options
-from studyflow.config.parts import (
-    CnnConfig,
-    InspectConfig,
-    MlpConfig,
-    MtlConfig,
-    PcaConfig,
-    PerceptronConfig,
-    ReportConfig,
-    StudyConfig,
-)
-from studyflow.config.sweeps import CnnSweepConfig, MlpSweepConfig, MtlSweepConfig
+from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PcaConfig, PerceptronConfig, ReportConfig, StudyConfig
+from studyflow.config.sweeps import SWEEP_CONFIGS
 
 
 def test_profile_fills_unset_values_and_overrides_win():
@@ -67,10 +52,8 @@ def test_set_options_parse_json_and_plain_strings():
         parse_set_options(["oops"])
 
 
-ALL_FLOWS = [(pca_flow, PcaConfig), (perceptron_flow, PerceptronConfig), (mlp_flow, MlpConfig),
-             (cnn_flow, CnnConfig), (inspect_flow, InspectConfig), (mtl_flow, MtlConfig), (study_flow, StudyConfig),
-             (report_flow, ReportConfig), (mlp_sweep_flow, MlpSweepConfig), (cnn_sweep_flow, CnnSweepConfig),
-             (mtl_sweep_flow, MtlSweepConfig)]
+ALL_FLOWS = ([(part.flow, part.config) for part in (*PARTS.values(), STUDY)] + [(report_flow, ReportConfig)]
+             + [(SWEEP_FLOWS[kind], SWEEP_CONFIGS[kind]) for kind in SWEEP_FLOWS])
 
 
 @pytest.mark.parametrize("flow, config", ALL_FLOWS, ids=[flow.name for flow, _ in ALL_FLOWS])
