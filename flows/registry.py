@@ -29,6 +29,7 @@ class Part:
     flow_path: str  # "module:attribute"
     config: type[PartConfig]
     summary: str
+    datasets: tuple[str, ...] = ("mnist",)  # verified before anything starts
     # "module:function(client, config)" that checks the part's inputs before any flow starts
     preflight_path: str | None = None
 
@@ -56,8 +57,14 @@ PARTS: dict[str, Part] = {
         Part("inspect", "flows.inspect:inspect_flow", InspectConfig,
              "inside the champion CNN: filters, activation maps, deep dream", "tasks.inspect.source:check_model_exists"),
         Part("mtl", "flows.mtl:mtl_flow", MtlConfig,
-             "multi-task learning on Fashion-MNIST across lambda, against single-task models"),
+             "multi-task learning on Fashion-MNIST across lambda, against single-task models", ("fashion-mnist",)),
     )
 }
 assert tuple(PARTS) == PART_NAMES
-STUDY = Part("study", "flows.study:study_flow", StudyConfig, "every part above, in order")
+STUDY = Part("study", "flows.study:study_flow", StudyConfig, "every part above, in order", ("mnist", "fashion-mnist"))
+
+
+def datasets_needed(part_name: str, config: PartConfig) -> list[str]:
+    """The datasets a run of the part (or of the study's chosen parts) reads."""
+    names = config.parts if part_name == STUDY.name else [part_name]
+    return sorted({dataset for name in names for dataset in PARTS[name].datasets})

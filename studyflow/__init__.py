@@ -14,3 +14,11 @@ for _name, _value in {
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }.items():
     os.environ.setdefault(_name, _value)
+
+# Prefect's local mode keeps its database under PREFECT_HOME (~/.prefect by default, shared with
+# every other Prefect project of the user): keep studyflow's beside the rest of what it writes,
+# unless the user chose a Prefect home or a Prefect server.
+if not os.environ.get("PREFECT_HOME") and not os.environ.get("PREFECT_API_URL"):
+    from studyflow import paths as _paths
+
+    os.environ["PREFECT_HOME"] = str(_paths.prefect_home())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -15,9 +16,18 @@ from studyflow.config.sweeps import SWEEP_KINDS, SweepConfig, sweep_config
 from studyflow.errors import ConfigError, StudyflowError
 
 
-def _raise_interrupt(signum, frame):
-    # SIGTERM (a worker cancelling, `kill`) takes the same path as Ctrl-C, so open runs end KILLED.
+def _interrupt(signum, frame):
+    """The first Ctrl-C or SIGTERM stops the work: open runs are closed KILLED on the way out (SIGTERM,
+    from a worker cancelling or `kill`, takes the same path). A second one exits at once."""
+    signal.signal(signal.SIGINT, _exit_now)
+    signal.signal(signal.SIGTERM, _exit_now)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _exit_now(signum, frame):
+    print("studyflow: stopped at once (second signal); `studyflow doctor` closes what was left open",
+          file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def _parts():
@@ -110,16 +120,38 @@ def command_config(args: argparse.Namespace) -> PartConfig:
     return _parts()[args.part].config.for_profile(args.profile, **overrides)
 
 
+def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
+    """The command's datasets are present and match their checksums, and the tracking store can be
+    written: a DatasetError or TrackingError names the file, before TensorFlow or Prefect start."""
+    from studyflow import tracking
+    from tasks.data import check_dataset
+
+    tracking.check_writable()
+    if args.command == "sweep":
+        names = [config.DATASET]
+    elif args.command == "run":
+        from flows.registry import datasets_needed
+
+        names = datasets_needed(args.part, config)
+    else:
+        names = []
+    for name in names:
+        check_dataset(name)
+
+
 def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
     """Check the stores the sweep needs, then run its flow with the config's resolved values."""
     from studyflow import tracking
     from tasks.sweeps.storage import check_storage
 
-    tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
+    client = tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
     check_storage(config)  # and so does an unreachable Optuna database
     from flows.sweeps import SWEEP_FLOWS
 
     with prefect_ready():
+        # A killed sweep's parent run is closed (and its flow run set Crashed) before the resume
+        # reopens that parent: reopened first, it would carry the new flow run and hide the old one.
+        _close_orphans(client)
         return SWEEP_FLOWS[kind](**config.flow_arguments())
 
 
@@ -131,12 +163,17 @@ def run_part(part_name: str, config: PartConfig, prefect_ready: Callable[[], Abs
 
     client = tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
     part.preflight(client, config)  # e.g. the model part 5 inspects exists, before Prefect starts
+    with prefect_ready():  # every Prefect call inside: one made during the early boot would race it
+        _close_orphans(client)
+        return part.flow(**config.flow_arguments())
+
+
+def _close_orphans(client) -> None:
+    """Close what killed processes left RUNNING: MLflow runs KILLED, their Prefect flow runs Crashed."""
     from studyflow.doctor import close_orphaned_runs
 
-    with prefect_ready():  # every Prefect call inside: one made during the early boot would race it
-        for fixed in close_orphaned_runs(client):  # runs a killed process left RUNNING (and their flow runs)
-            print(f"[studyflow] {fixed}")
-        return part.flow(**config.flow_arguments())
+    for fixed in close_orphaned_runs(client):
+        print(f"[studyflow] {fixed}")
 
 
 def run_report(config: ReportConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
@@ -164,7 +201,8 @@ def _doctor() -> int:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()  # the whole command, imports and Prefect's start included
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     from studyflow import tracking
 
     prefect_ready: Callable[[], AbstractContextManager] = nullcontext  # no Prefect server booted early
@@ -172,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             return _doctor()
         config = command_config(args)
+        check_inputs(args, config)  # data files and the store, before anything is imported or started
         tracking.check_server()  # an unreachable MLflow server: said at once, nothing started
         from studyflow.local_prefect import EarlyLocalServer
 
@@ -183,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             run_sweep(args.kind, config, prefect_ready)
         else:
             run_part(args.part, config, prefect_ready)
-    except KeyboardInterrupt:
-        print("studyflow: interrupted; open runs were closed as KILLED", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from studyflow.tracking.runs import stop_reason
+
+        print(f"studyflow: {stop_reason(exc)}; open runs were closed as KILLED", file=sys.stderr)
+        return 143 if "SIGTERM" in (stop_reason(exc) or "") else 130
     except StudyflowError as exc:  # a problem the user can fix: one line, no traceback
         print(f"studyflow: error: {exc}", file=sys.stderr)
         return exc.exit_code

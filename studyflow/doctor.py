@@ -88,10 +88,11 @@ def _check_store(client: MlflowClient) -> tuple[bool, str]:
         experiment_id = tracking.ensure_experiment(client, "doctor")
         run = client.create_run(experiment_id, run_name="write-check", tags={Tag.RUN_LEVEL: RunLevel.CHECK})
         client.log_metric(run.info.run_id, "write_check", 1.0)
+        client.set_terminated(run.info.run_id, status="FINISHED")  # a deleted run left RUNNING still counts
         client.delete_run(run.info.run_id)
         return True, f"{tracking.tracking_uri()} reachable and writable"
     except Exception as exc:  # any failure is the finding
-        return False, f"{tracking.tracking_uri()}: {exc}"
+        return False, f"{tracking.tracking_uri()}: {tracking.plain_cause(exc)}"
 
 
 def _check_prefect() -> tuple[bool, str]:
@@ -107,13 +108,13 @@ def _check_prefect() -> tuple[bool, str]:
 
 
 def _check_datasets() -> list[tuple[str, bool, str]]:
-    from tasks.data import DATASET_NAMES, DatasetError, load_dataset
+    from tasks.data import DATASET_NAMES, DatasetError, check_dataset, dataset_digest
 
     results = []
     for name in DATASET_NAMES:
         try:
-            dataset = load_dataset(name)
-            results.append((f"dataset {name}", True, f"verified, digest {dataset.short_digest}"))
+            check_dataset(name)
+            results.append((f"dataset {name}", True, f"verified, digest {dataset_digest(name)[:16]}"))
         except DatasetError as exc:
             results.append((f"dataset {name}", False, str(exc)))
     return results
@@ -122,6 +123,7 @@ def _check_datasets() -> list[tuple[str, bool, str]]:
 def run_doctor() -> DoctorReport:
     report = DoctorReport()
     try:
+        tracking.check_writable()
         client = tracking.connect()
     except tracking.TrackingError as exc:
         report.checks.append(("tracking store", False, str(exc)))

@@ -6,6 +6,13 @@ Booting it first overlaps the two (bench/results has the start-up times). The se
 singleton per port): the flow finds it already started and uses it, and Prefect's exit hook stops
 it, as it would have without us.
 
+The server runs in a session of its own, so the Ctrl-C a terminal sends to the command's process
+group reaches the command only: the server outlives the flow's last report (the flow run ends
+Crashed, the MLflow runs KILLED) and is stopped by the command's exit hook. It also dies with the
+command whatever kills it (Linux's parent-death signal), so kill -9 leaves no server behind. That
+signal fires when the thread that started the server ends, so the boot thread lives as long as the
+command (a daemon, asleep after the boot).
+
 Flows then run without flow-run heartbeats. They feed zombie-run detection on a lasting server,
 which a temporary one is not (it dies with the command; `studyflow doctor` closes what a killed
 command left open), and each flow run's end waited for the heartbeat thread's one-second sleep.
@@ -13,9 +20,24 @@ command left open), and each flow run's end waited for the heartbeat thread's on
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from studyflow import processes
+
+class _OwnSessionSubprocess:
+    """`subprocess` for Prefect's server module: every process it starts gets its own session and
+    dies with this one."""
+
+    def __getattr__(self, name: str):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs):  # noqa: N802 (subprocess's name)
+        return subprocess.Popen(*args, start_new_session=True, preexec_fn=processes.die_with(os.getpid()), **kwargs)
 
 
 class EarlyLocalServer:
@@ -23,9 +45,7 @@ class EarlyLocalServer:
 
     Everything is imported here, in the caller's thread (the flow would import it anyway): the
     thread itself imports nothing, so it cannot race the caller's imports of shared packages. It
-    only spawns the server and polls its health. It is not a daemon: a command that stops early (a
-    bad parameter) still waits at exit for the boot to end, then Prefect's exit hook stops the
-    server; none is left running.
+    only spawns the server, polls its health, then sleeps until the command exits (see above).
     """
 
     def __init__(self) -> None:
@@ -34,10 +54,12 @@ class EarlyLocalServer:
         self._thread: threading.Thread | None = None
         if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
             return  # a Prefect server is configured (or none may be started): nothing to boot
-        from prefect.server.api.server import SubprocessASGIServer
+        from prefect.server.api import server as server_module
 
-        self._thread = threading.Thread(target=self._boot, args=(SubprocessASGIServer(),),
-                                        name="prefect-local-server")
+        server_module.subprocess = _OwnSessionSubprocess()
+        self._booted = threading.Event()
+        self._thread = threading.Thread(target=self._boot, args=(server_module.SubprocessASGIServer(),),
+                                        name="prefect-local-server", daemon=True)
         self._thread.start()
 
     def _boot(self, server) -> None:
@@ -45,6 +67,9 @@ class EarlyLocalServer:
             server.start()
         except Exception:  # Prefect marks it not running: the flow's own start retries and reports it
             pass
+        finally:
+            self._booted.set()
+        threading.Event().wait()  # the server dies with this thread: keep it until the command exits
 
     @contextmanager
     def ready(self) -> Iterator[None]:
@@ -55,7 +80,7 @@ class EarlyLocalServer:
         if self._thread is None:
             yield
             return
-        self._thread.join()
+        self._booted.wait()
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):

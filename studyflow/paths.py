@@ -57,5 +57,10 @@ def default_artifact_root() -> Path:
     return mlruns_dir() / "artifacts"
 
 
+def prefect_home() -> Path:
+    """Prefect's local-mode state (its temporary server's database), unless PREFECT_HOME is set."""
+    return project_root() / ".prefect"
+
+
 def reports_dir() -> Path:
     return project_root() / "reports"

@@ -6,7 +6,9 @@ tells a live owner from a dead one, on this host. The start time guards against 
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -50,3 +52,20 @@ def is_alive(token: str) -> bool | None:
     if host != socket.gethostname() or not pid.isdigit():
         return None
     return (start_ticks(int(pid)) or "") == started
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with(parent_pid: int):
+    """A subprocess preexec_fn: the child gets SIGTERM when the parent thread that started it ends
+    (Linux's parent-death signal; it survives exec), and ends at once if the parent is already gone.
+    Elsewhere it does nothing (the parent's own clean-up still stops its children)."""
+    def preexec() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent_pid:
+            os._exit(1)
+    return preexec

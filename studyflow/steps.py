@@ -13,7 +13,9 @@ Cached in the Prefect UI), with two additions Prefect cannot know about:
   the current store, so the story in MLflow and in Prefect cannot disagree; otherwise it is redone.
 
 A step that was killed or failed never wrote a result, so a rerun after a crash redoes exactly the
-work that was in flight. `force=True` (the flows' `force` parameter) redoes everything.
+work that was in flight. Two identical commands at once train each step once: a step's key is
+locked while it runs (Prefect's SERIALIZABLE cache isolation with file locks), the second waits
+and reuses the result; a lock whose process died is taken over. `force=True` (the flows' `force` parameter) redoes everything.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 from prefect.cache_policies import CachePolicy
+from prefect.locking.filesystem import FileSystemLockManager
 from pydantic import BaseModel
 
-from studyflow import paths, tracking
+from studyflow import paths, processes, tracking
 
 PROJECT_PACKAGES = ("studyflow", "tasks", "models")
 KEY_VERSION = "1"  # bump when the key's recipe itself changes
@@ -165,6 +168,39 @@ def step_results_dir() -> Path:
     return paths.mlruns_dir() / "step-results"
 
 
+class ProcessAwareLockManager(FileSystemLockManager):
+    """Prefect's file locks, each naming the process that holds it, so that a lock left behind by a
+    killed process (kill -9 runs no clean-up) is taken over instead of waited on for ever."""
+
+    def acquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
+                     hold_timeout: float | None = None) -> bool:
+        acquired = super().acquire_lock(key, holder, acquire_timeout, hold_timeout)
+        if acquired:
+            path = self._lock_path_for_key(key)
+            record = json.loads(path.read_text() or "{}")
+            path.write_text(json.dumps({**record, "process": processes.identity()}))
+        return acquired
+
+    def is_locked(self, key: str, use_cache: bool = False) -> bool:
+        path = self._lock_path_for_key(key)
+        try:
+            owner = json.loads(path.read_text() or "{}").get("process", "")
+        except (OSError, ValueError):  # no lock, or one being written this instant
+            owner = ""
+        if owner and processes.is_alive(owner) is False:
+            path.unlink(missing_ok=True)
+            self._locks.pop(key, None)
+            return False
+        return super().is_locked(key, use_cache=use_cache)
+
+
+def step_policy(task) -> CachePolicy:
+    """The task's step policy, serialised per key: a second identical command waits for the first's
+    step to finish and then reuses its result, instead of training the same model twice."""
+    return task.cache_policy.configure(isolation_level="SERIALIZABLE",
+                                       lock_manager=ProcessAwareLockManager(step_results_dir() / "locks"))
+
+
 def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder | None = None, **kwargs: Any):
     """Call a step task: reuse its persisted result, unless `force` or its MLflow run is gone.
 
@@ -173,7 +209,8 @@ def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder
     """
     if parent is not None:
         args = (parent, *args)
-    configured = task.with_options(refresh_cache=force, result_storage=step_results_dir())
+    configured = task.with_options(refresh_cache=force, result_storage=step_results_dir(),
+                                   cache_policy=step_policy(task))
     result = configured(*args, **kwargs)
     run_id = getattr(result, "run_id", None)
     if parent is None or not run_id or force:
@@ -182,7 +219,8 @@ def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder
     if run is None:
         print(f"[studyflow] {task.name}: the cached result names run {run_id}, which is not FINISHED in "
               f"{tracking.tracking_uri()}; redoing the step")
-        result = task.with_options(refresh_cache=True, result_storage=step_results_dir())(*args, **kwargs)
+        result = task.with_options(refresh_cache=True, result_storage=step_results_dir(),
+                                   cache_policy=step_policy(task))(*args, **kwargs)
     elif run.data.tags.get("mlflow.parentRunId") != parent.run_id:
         link_reused_run(parent, run_id)
         print(f"[studyflow] {run.info.run_name}: reused finished run {run_id} (same inputs, code and "

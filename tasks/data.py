@@ -155,6 +155,14 @@ def _scaled(pixels: np.ndarray) -> np.ndarray:
     return scaled
 
 
+def check_dataset(name: str) -> None:
+    """Every file of the dataset present and matching its manifest checksum (a DatasetError naming
+    the file if not). Cheap once verified: the cache's stamp (source size and mtime) stands for it."""
+    _check_name(name)
+    for part in _PARTS:
+        _load_part(name, part)
+
+
 def load_dataset(name: str) -> Dataset:
     """The whole dataset, verified against the manifest, pixels scaled to [0, 1]."""
     _check_name(name)

@@ -17,13 +17,16 @@ from types import MappingProxyType
 
 import pytest
 
-from studyflow.tracking.names import Tag, TrialAttr
-
 # Set before studyflow, MLflow or Prefect are imported by any test module.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("PREFECT_API_URL", None)
+# One Prefect home for the session's commands (studyflow's default, STUDYFLOW_HOME/.prefect, would be
+# the checkout here: studyflow is imported before any test sets its own home).
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="studyflow-tests-prefect-"))
+
+from studyflow.tracking.names import Tag, TrialAttr  # noqa: E402  (after the settings above)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -1,6 +1,7 @@
 """The real command line, as a user types it (slow: each call starts Python, Prefect and MLflow)."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,47 @@ def test_run_perceptron_prints_ids_and_ui_command(studyflow_home):
 
     (parent,) = [r for r in tracking.find_runs(tracking.connect(), "perceptron") if r.info.run_name == "perceptron-quick"]
     assert parent.info.run_id in result.stdout and parent.info.status == "FINISHED"
+
+
+def test_prefect_local_state_lives_under_studyflow_home_unless_prefect_is_configured(tmp_path):
+    probe = [sys.executable, "-c", "import os, studyflow; print(os.environ.get('PREFECT_HOME', ''))"]
+    base = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    own = subprocess.run(probe, env={**base, "STUDYFLOW_HOME": str(tmp_path)}, capture_output=True, text=True)
+    assert own.stdout.strip() == str(tmp_path / ".prefect")
+    chosen = subprocess.run(probe, env={**base, "PREFECT_HOME": "/elsewhere"}, capture_output=True, text=True)
+    assert chosen.stdout.strip() == "/elsewhere"
+    server = subprocess.run(probe, env={**base, "PREFECT_API_URL": "http://127.0.0.1:4200/api"},
+                            capture_output=True, text=True)
+    assert server.stdout.strip() == ""
+
+
+def test_a_bad_parameter_is_refused_before_anything_heavy_is_imported(studyflow_home):
+    probe = ("import sys; from studyflow import cli; code = cli.main(['run', 'cnn', '--set', 'epochs=-1']); "
+             "heavy = [name for name in ('tensorflow', 'mlflow', 'prefect', 'keras') if name in sys.modules]; "
+             "print(code, heavy)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "2 []", result.stdout + result.stderr
+    assert "parameter 'epochs'" in result.stderr
+    assert not (studyflow_home / "mlruns").exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_missing_or_truncated_dataset_is_refused_in_one_line_before_anything_starts(studyflow_home, tmp_path,
+                                                                                    damage):
+    from studyflow import paths
+
+    data = tmp_path / "data"
+    shutil.copytree(paths.PACKAGE_ROOT / "data" / "mnist", data / "mnist")
+    images = data / "mnist" / "train-images-idx3-ubyte.gz"
+    if damage == "missing":
+        images.unlink()
+    else:
+        images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])
+    env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home), "STUDYFLOW_DATA_DIR": str(data),
+           "STUDYFLOW_CACHE_DIR": str(tmp_path / "cache"), "STUDYFLOW_DATA_MIRROR": "http://127.0.0.1:9/"}
+    result = subprocess.run(STUDYFLOW + ["run", "pca"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(images) in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert "temporary server" not in result.stdout + result.stderr  # no Prefect server was started
+    assert not (studyflow_home / "mlruns" / "mlflow.db").exists()

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
 from studyflow import steps, tracking
 from studyflow.tracking.names import Tag
 
 from conftest import download, runs_of, sweep_runs, sweep_study
+from holding import kill_9, prefect_flow_runs, start_held, wait_until_epoch_1_logged
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,99 +164,6 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
 
 # ------------------------------------------------------------------- kill -9 mid-training
 
-# Runs a Python statement (argv[2]) as the product runs it, with one change: the Keras model named
-# argv[1] pauses at the end of its first epoch, after the product's own callbacks have logged that
-# epoch to MLflow, until the test kills the process. So the kill falls mid-training however fast or
-# loaded the machine is. Without the pause it is a race: a quick-profile CNN trains one epoch, and
-# its run ends moments after logging it.
-HOLD_AFTER_EPOCH_1 = r"""
-import sys, time
-
-import studyflow  # its library settings, before Keras is imported
-import keras
-
-held_model, statement = sys.argv[1], sys.argv[2]
-HOLD_S = 900
-
-
-class HoldAfterEpoch1(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            print(f"test: holding {held_model} after epoch 1 until killed", flush=True)
-            time.sleep(HOLD_S)
-            raise RuntimeError(f"{held_model} was held {HOLD_S} s after epoch 1 and never killed")
-
-
-fit = keras.Model.fit
-
-
-def held_fit(self, *args, callbacks=None, **kwargs):
-    if self.name == held_model:
-        callbacks = [*(callbacks or []), HoldAfterEpoch1()]  # last: after the product's own callbacks
-    return fit(self, *args, callbacks=callbacks, **kwargs)
-
-
-keras.Model.fit = held_fit
-exec(statement)
-"""
-
-
-def _start_held(held_model: str, statement: str, log_path: Path, env: dict) -> subprocess.Popen:
-    with open(log_path, "w") as log:  # a file, not a pipe nobody reads: a full pipe would stall the child
-        return subprocess.Popen([sys.executable, "-c", HOLD_AFTER_EPOCH_1, held_model, statement], cwd=REPO,
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _tail(log_path: Path) -> str:
-    return log_path.read_text(errors="replace")[-3000:]
-
-
-def _wait_until_epoch_1_logged(client, candidates, what: str, process: subprocess.Popen, log_path: Path,
-                               timeout_s: float = 600) -> str:
-    """The id of the run `candidates()` finds, once the product has it RUNNING with epoch 1 logged (what
-    it signals in the store); fails at once if the process ends or the run ends un-held."""
-    deadline = time.monotonic() + timeout_s
-    store_error = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the process ended (code {process.returncode}) before {what} logged epoch 1:\n"
-                        f"{_tail(log_path)}")
-        try:
-            runs = candidates()
-            for run in runs:
-                if run.info.status == "RUNNING" and client.get_metric_history(run.info.run_id, "val_accuracy"):
-                    return run.info.run_id
-        except MlflowException as exc:  # the SQLite store is busy: the process writes to it too
-            store_error = exc
-            runs = []
-        ended = [run.info.status for run in runs if run.info.status != "RUNNING"]
-        if ended:
-            pytest.fail(f"{what} ended {ended} instead of being held after epoch 1:\n{_tail(log_path)}")
-        time.sleep(0.2)
-    pytest.fail(f"{what} was not RUNNING with epoch 1 logged within {timeout_s:.0f} s "
-                f"(last store error: {store_error}):\n{_tail(log_path)}")
-
-
-def _kill_9(process: subprocess.Popen) -> None:
-    """SIGKILL the process only, as `kill -9 <pid>` would; then whatever it started (Prefect's local
-    server, in its process group)."""
-    try:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _prefect_flow_runs(prefect_home: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(prefect_home / "prefect.db") as database:
-        rows = database.execute("select f.name, r.state_type from flow_run r join flow f on f.id = r.flow_id "
-                                "order by r.created").fetchall()
-    return [(name, state) for name, state in rows]
-
-
 @pytest.mark.slow
 def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(tmp_path,
                                                                                              mlflow_client):
@@ -269,13 +174,13 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     mlflow_client.search_experiments()  # the store exists before the study writes to it
     log_path = tmp_path / "killed-study.log"
     # CNN-2's Keras model (cnn_2) is held after its epoch 1; CNN-1 and the PCA part run as usual.
-    study = _start_held("cnn_2", f"from studyflow import cli; sys.exit(cli.main({argv!r}))", log_path, env)
+    study = start_held("cnn_2", f"from studyflow import cli; sys.exit(cli.main({argv!r}))", log_path, env)
     try:
-        killed_run_id = _wait_until_epoch_1_logged(
+        killed_run_id = wait_until_epoch_1_logged(
             mlflow_client, lambda: [run for run in runs_of(mlflow_client, "cnn") if run.info.run_name == "CNN-2"],
             "CNN-2", study, log_path)
     finally:
-        _kill_9(study)
+        kill_9(study)
     first_parent = _parents(mlflow_client, "cnn")[0]
     assert mlflow_client.get_run(killed_run_id).info.status == "RUNNING"  # what kill -9 leaves behind
     assert [point.step for point in mlflow_client.get_metric_history(killed_run_id, "val_accuracy")] == [1]
@@ -308,7 +213,7 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert mlflow_client.get_run(champion.run_id).info.status == "FINISHED"
     # Prefect (local mode keeps its database under PREFECT_HOME): the killed study and its cnn
     # subflow were marked Crashed by the rerun's reconciliation; the rerun completed.
-    flow_runs = _prefect_flow_runs(prefect_home)
+    flow_runs = prefect_flow_runs(prefect_home)
     assert [state for name, state in flow_runs if name == "study"] == ["CRASHED", "COMPLETED"]
     assert [state for name, state in flow_runs if name == "cnn"] == ["CRASHED", "COMPLETED"]
     assert [state for name, state in flow_runs if name == "pca"] == ["COMPLETED", "COMPLETED"]
@@ -342,12 +247,12 @@ def test_trial_killed_mid_epoch_is_failed_by_the_heartbeat_and_retried(mlflow_cl
                  f"run_sweep(sweep_config('mlp', **{settings!r}))")
     mlflow_client.search_experiments()  # the store exists before the sweep writes to it
     log_path = tmp_path / "killed-sweep.log"
-    worker = _start_held("trial_0", statement, log_path, {**os.environ})  # trial 0's model, held after epoch 1
+    worker = start_held("trial_0", statement, log_path, {**os.environ})  # trial 0's model, held after epoch 1
     try:
-        run_id = _wait_until_epoch_1_logged(mlflow_client, lambda: sweep_runs(mlflow_client, "mlp")[1],
+        run_id = wait_until_epoch_1_logged(mlflow_client, lambda: sweep_runs(mlflow_client, "mlp")[1],
                                             "trial 0", worker, log_path)
     finally:
-        _kill_9(worker)  # mid-training: no handler runs, the run stays RUNNING
+        kill_9(worker)  # mid-training: no handler runs, the run stays RUNNING
     assert mlflow_client.get_run(run_id).info.status == "RUNNING"
     time.sleep(settings["heartbeat_grace_s"] + 1)
 

@@ -79,6 +79,7 @@ def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, m
     assert_png(download(mlflow_client, parent.info.run_id, "figures/cnn_learning_curves.png"))
 
 
+@pytest.mark.slow  # trains several models or drives the command line: out of test-fast
 def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_server, mlflow_client, tiny):
     from studyflow import tracking
 

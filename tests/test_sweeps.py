@@ -46,6 +46,7 @@ def test_sweep_flow_records_each_trial_as_a_child_run(prefect_server, mlflow_cli
     assert len(download(mlflow_client, parent.info.run_id, "tables/trials.csv").read_text().splitlines()) == 4
 
 
+@pytest.mark.slow  # trains several models or drives the command line: out of test-fast
 def test_mtl_sweep_has_two_objectives_and_draws_the_pareto_front(prefect_server, mlflow_client, tiny):
     from flows.sweeps import mtl_sweep_flow
 

@@ -28,7 +28,7 @@ from studyflow.tracking.names import (
 )
 
 _LAZY = {
-    "store": ("check_server", "connect", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",
+    "store": ("check_server", "check_writable", "connect", "plain_cause", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",
               "tracking_uri", "ui_command", "uses_embedded_store", "HTTP_RETRY_DEFAULTS"),
     "runs": ("RunRecorder", "close_run", "code_version", "ending", "package_versions", "prefect_ids",
              "resumed_run", "run_tags", "tracked_run"),

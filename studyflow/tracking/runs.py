@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -246,14 +247,35 @@ def ending(client: MlflowClient, run_id: str) -> Iterator[None]:
     """End the run when the block ends: FINISHED, FAILED with the exception, or KILLED if interrupted."""
     try:
         yield
-    except (KeyboardInterrupt, SystemExit) as exc:
-        close_run(client, run_id, RunStatus.KILLED, f"interrupted: {type(exc).__name__}")
-        raise
     except BaseException as exc:
-        close_run(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        reason = stop_reason(exc)
+        if reason is not None:
+            close_run(client, run_id, RunStatus.KILLED, reason)
+        else:
+            close_run(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
         raise
     else:
         client.set_terminated(run_id, status="FINISHED")
+
+
+def stop_reason(exc: BaseException) -> str | None:
+    """Why the work was stopped from outside (a signal, an exit), or None for a failure of its own.
+
+    SIGTERM reaches a run as the command line's KeyboardInterrupt("signal 15") or, inside a flow run
+    that Prefect's engine watches, as Prefect's TerminationSignal (named, not imported: tracking does
+    not depend on Prefect)."""
+    signal_number = getattr(exc, "signal", None) if type(exc).__name__ == "TerminationSignal" else None
+    if isinstance(exc, KeyboardInterrupt) and exc.args and str(exc.args[0]).startswith("signal "):
+        signal_number = int(str(exc.args[0]).split()[1])
+    if signal_number == signal.SIGINT:
+        return "interrupted (SIGINT: Ctrl-C)"
+    if signal_number is not None and (isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal"):
+        return f"terminated ({signal.Signals(signal_number).name})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT: Ctrl-C)"
+    if isinstance(exc, SystemExit):
+        return f"interrupted: the process exited ({exc.code})"
+    return None
 
 
 def close_run(client: MlflowClient, run_id: str, status: int | str, reason: str,

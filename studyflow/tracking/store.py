@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -82,6 +83,34 @@ def check_server() -> None:
                 f"MLflow tracking server {uri} is unreachable ({problem}); start it, or unset "
                 f"MLFLOW_TRACKING_URI to use the embedded store under {paths.mlruns_dir()}"
             ) from problem
+
+
+def check_writable() -> None:
+    """Raise TrackingError if the embedded store cannot be written (read-only folder or database);
+    creates nothing. A server or a database URL is checked by `connect` and its first write."""
+    if not uses_embedded_store():
+        return
+    folder = paths.mlruns_dir()
+    database = folder / "mlflow.db"
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    try:
+        if database.exists():
+            with open(database, "r+b"):  # opened for writing, nothing written
+                pass
+        with tempfile.TemporaryFile(dir=existing):  # the folder takes a new file (removed at once)
+            pass
+    except OSError as exc:
+        raise TrackingError(f"tracking store {tracking_uri()} is read-only: {exc.filename or existing} cannot be "
+                            f"written ({exc.strerror}); make it writable, or set STUDYFLOW_HOME to a writable "
+                            "folder, or MLFLOW_TRACKING_URI to a tracking server") from None
+
+
+def plain_cause(exc: BaseException) -> str:
+    """What went wrong with a store, in plain words where we can tell (MLflow wraps causes deeply)."""
+    text = " ".join(str(exc).split())
+    if "readonly database" in text or "read-only file system" in text.lower() or "Permission denied" in text:
+        return f"read-only ({text[:300]})"
+    return text[:500]
 
 
 def server_problem(uri: str) -> OSError | None:

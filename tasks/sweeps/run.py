@@ -21,7 +21,7 @@ from pathlib import Path
 
 import optuna
 
-from studyflow import tracking
+from studyflow import processes, tracking
 from studyflow.config.sweeps import SweepConfig
 from studyflow.errors import SweepWorkerError
 from studyflow.tracking import RunRecorder
@@ -100,7 +100,8 @@ def run_trials_in_workers(config: SweepConfig, parent: RunRecorder, flow_run_id:
         spec_file = Path(folder) / "worker.json"
         spec_file.write_text(json.dumps(spec))
         print(f"[studyflow] starting {config.workers} workers, {threads} thread(s) each")
-        workers = [subprocess.Popen([sys.executable, "-m", "tasks.sweeps.worker", str(spec_file), str(index)], env=env)
+        workers = [subprocess.Popen([sys.executable, "-m", "tasks.sweeps.worker", str(spec_file), str(index)], env=env,
+                                    preexec_fn=processes.die_with(os.getpid()))  # no orphan if we are killed
                    for index in range(config.workers)]
         try:
             codes = [worker.wait() for worker in workers]

@@ -1,0 +1,152 @@
+"""Holding a training at a point the test chooses, so that a kill, a Ctrl-C or a second command
+lands mid-training however fast or loaded the machine is; and reading what the product left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.exceptions import MlflowException
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Runs a Python statement (argv[2]) as the product runs it, with one change: the Keras model named
+# argv[1] pauses at the end of its first epoch, after the product's own callbacks have logged that
+# epoch to MLflow, until the test kills the process. So the kill falls mid-training however fast or
+# loaded the machine is. Without the pause it is a race: a quick-profile CNN trains one epoch, and
+# its run ends moments after logging it.
+HOLD_AFTER_EPOCH_1 = r"""
+import os, sys, time
+
+import studyflow  # its library settings, before Keras is imported
+import keras
+
+held_model, statement = sys.argv[1], sys.argv[2]
+release_file = sys.argv[3] if len(sys.argv) > 3 else None  # held until it exists; else until killed
+HOLD_S = 900
+
+
+class HoldAfterEpoch1(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            print(f"test: holding {held_model} after epoch 1", flush=True)
+            deadline = time.monotonic() + HOLD_S
+            while time.monotonic() < deadline:
+                if release_file and os.path.exists(release_file):
+                    return
+                time.sleep(0.1)
+            raise RuntimeError(f"{held_model} was held {HOLD_S} s after epoch 1 and never released")
+
+
+fit = keras.Model.fit
+
+
+def held_fit(self, *args, callbacks=None, **kwargs):
+    if self.name == held_model:
+        callbacks = [*(callbacks or []), HoldAfterEpoch1()]  # last: after the product's own callbacks
+    return fit(self, *args, callbacks=callbacks, **kwargs)
+
+
+keras.Model.fit = held_fit
+exec(statement)
+"""
+
+
+def start_held(held_model: str, statement: str, log_path: Path, env: dict,
+               release_file: Path | None = None) -> subprocess.Popen:
+    """Run `statement` in a new session (its own process group, as a terminal's job), with the Keras
+    model `held_model` held after epoch 1 until `release_file` exists, or until the test kills it."""
+    release = [str(release_file)] if release_file else []
+    with open(log_path, "w") as log:  # a file, not a pipe nobody reads: a full pipe would stall the child
+        return subprocess.Popen([sys.executable, "-c", HOLD_AFTER_EPOCH_1, held_model, statement, *release],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def cli_statement(argv: list[str]) -> str:
+    """The statement that runs `studyflow ARGV` in the held process."""
+    return f"from studyflow import cli; sys.exit(cli.main({argv!r}))"
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Every process started by `pid`, directly or not, as (pid, start ticks)."""
+    from studyflow import processes
+
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and processes.parent_pid(int(entry.name)) == parent:
+                child = int(entry.name)
+                found.append((child, processes.start_ticks(child) or ""))
+                queue.append(child)
+    return found
+
+
+def alive(members: list[tuple[int, str]]) -> list[int]:
+    from studyflow import processes
+
+    return [pid for pid, started in members if (processes.start_ticks(pid) or "") == started and started]
+
+
+def wait_gone(members: list[tuple[int, str]], timeout_s: float) -> list[int]:
+    """The processes still alive after `timeout_s` (empty once all are gone)."""
+    deadline = time.monotonic() + timeout_s
+    while (left := alive(members)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-3000:]
+
+
+def wait_until_epoch_1_logged(client, candidates, what: str, process: subprocess.Popen, log_path: Path,
+                               timeout_s: float = 600) -> str:
+    """The id of the run `candidates()` finds, once the product has it RUNNING with epoch 1 logged (what
+    it signals in the store); fails at once if the process ends or the run ends un-held."""
+    deadline = time.monotonic() + timeout_s
+    store_error = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the process ended (code {process.returncode}) before {what} logged epoch 1:\n"
+                        f"{tail(log_path)}")
+        try:
+            runs = candidates()
+            for run in runs:
+                if run.info.status == "RUNNING" and client.get_metric_history(run.info.run_id, "val_accuracy"):
+                    return run.info.run_id
+        except MlflowException as exc:  # the SQLite store is busy: the process writes to it too
+            store_error = exc
+            runs = []
+        ended = [run.info.status for run in runs if run.info.status != "RUNNING"]
+        if ended:
+            pytest.fail(f"{what} ended {ended} instead of being held after epoch 1:\n{tail(log_path)}")
+        time.sleep(0.2)
+    pytest.fail(f"{what} was not RUNNING with epoch 1 logged within {timeout_s:.0f} s "
+                f"(last store error: {store_error}):\n{tail(log_path)}")
+
+
+def kill_9(process: subprocess.Popen) -> None:
+    """SIGKILL the process only, as `kill -9 <pid>` would; then whatever it started (Prefect's local
+    server, in its process group)."""
+    try:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def prefect_flow_runs(prefect_home: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(prefect_home / "prefect.db") as database:
+        rows = database.execute("select f.name, r.state_type from flow_run r join flow f on f.id = r.flow_id "
+                                "order by r.created").fetchall()
+    return [(name, state) for name, state in rows]
