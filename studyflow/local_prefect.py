@@ -25,6 +25,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from studyflow import processes
 
@@ -55,7 +56,9 @@ class EarlyLocalServer:
         if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
             return  # a Prefect server is configured (or none may be started): nothing to boot
         from prefect.server.api import server as server_module
+        from prefect.settings import PREFECT_HOME
 
+        Path(PREFECT_HOME.value()).mkdir(parents=True, exist_ok=True)  # the server keeps its database there
         server_module.subprocess = _OwnSessionSubprocess()
         self._booted = threading.Event()
         self._thread = threading.Thread(target=self._boot, args=(server_module.SubprocessASGIServer(),),

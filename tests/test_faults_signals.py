@@ -142,22 +142,29 @@ def _parents(client):
     return sorted(runs, key=lambda run: run.info.start_time)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root to run as nobody")
-def test_a_read_only_store_is_refused_in_one_line_before_anything_starts(tmp_path):
-    home = Path("/tmp") / f"studyflow-readonly-{os.getpid()}"
-    (home / "mlruns").mkdir(parents=True, exist_ok=True)
-    try:
-        home.chmod(0o755)
-        (home / "mlruns").chmod(0o555)  # read-only for anyone but root
-        env = {"PATH": os.environ["PATH"], "STUDYFLOW_HOME": str(home), "HOME": str(home)}
-        result = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-m", "studyflow.cli", "run",
-                                 "pca"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 1, result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in result.stderr, result.stderr
-        assert list((home / "mlruns").iterdir()) == []  # no store file was created
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+def _read_only_mounts_work(folder: Path) -> bool:
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {folder} {folder} && "
+                            f"mount -o remount,bind,ro {folder} && ! touch {folder}/probe"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+def test_a_read_only_store_is_refused_in_one_line_before_anything_starts(studyflow_home):
+    """mlruns/ mounted read-only (a private mount namespace: root ignores file modes, not mounts)."""
+    mlruns = studyflow_home / "mlruns"
+    mlruns.mkdir()
+    if not shutil.which("unshare") or not _read_only_mounts_work(mlruns):
+        pytest.skip("cannot mount a read-only folder here (needs root and unshare)")
+    command = " ".join([sys.executable, "-m", "studyflow.cli", "run", "pca"])
+    result = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {mlruns} {mlruns} && "
+                             f"mount -o remount,bind,ro {mlruns} && exec {command}"],
+                            cwd=REPO, env={**os.environ, "STUDYFLOW_HOME": str(studyflow_home)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert "temporary server" not in result.stdout + result.stderr  # refused before Prefect started
+    assert list(mlruns.iterdir()) == []  # no store file was created
 
 
 def test_doctor_leaves_no_run_behind(mlflow_client):
