@@ -82,6 +82,7 @@ def test_pruned_trials_end_finished_with_a_pruned_tag(mlflow_client, tiny):
     assert parent.data.metrics["trials_pruned"] == 2 and parent.data.metrics["epochs_trained"] == 2
 
 
+@pytest.mark.slow  # three or more sweeps in a row: out of test-fast
 def test_resume_runs_only_the_missing_trials(mlflow_client, tiny):
     settings = dict(tiny, search_space=SMALL_MLP, study_name="resume")
     run_sweep(sweep_config("mlp", trials=2, **settings))
@@ -131,6 +132,7 @@ def test_unknown_kind_is_refused_by_the_command_line(studyflow_home, capsys):
     assert not (studyflow_home / "mlruns").exists()
 
 
+@pytest.mark.slow  # three or more sweeps in a row: out of test-fast
 def test_cli_sweep_resumes_and_prints_the_parent_run(prefect_server, mlflow_client, capsys, tiny):
     args = ["sweep", "mlp", "--trials", "1", "--study-name", "cli", "--set", f"search_space={json.dumps(SMALL_MLP)}",
             *[f"--set={name}={value}" for name, value in tiny.items()]]
