@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"study parts:\n{part_lines}",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of its one-line message")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run", help="run one study part, or the whole study",
@@ -228,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"studyflow: {stop_reason(exc)}; open runs were closed as KILLED", file=sys.stderr)
         return 143 if "SIGTERM" in (stop_reason(exc) or "") else 130
     except StudyflowError as exc:  # a problem the user can fix: one line, no traceback
+        if args.debug:
+            raise
         print(f"studyflow: error: {exc}", file=sys.stderr)
         return exc.exit_code
     label = f"sweep {args.kind}" if args.command == "sweep" else args.part

@@ -96,3 +96,5 @@ def test_a_missing_or_truncated_dataset_is_refused_in_one_line_before_anything_s
     assert len(lines) == 1 and str(images) in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert "temporary server" not in result.stdout + result.stderr  # no Prefect server was started
     assert not (studyflow_home / "mlruns" / "mlflow.db").exists()
+    debug = subprocess.run(STUDYFLOW + ["--debug", "run", "pca"], capture_output=True, text=True, env=env, timeout=120)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "DatasetError" in debug.stderr
