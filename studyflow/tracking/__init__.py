@@ -2,6 +2,7 @@
 
 - `names`: experiment, run and registry names, every `studyflow.*` tag and Optuna attribute;
 - `store`: where runs go (MLFLOW_TRACKING_URI, else the embedded SQLite store), reaching it, finding runs;
+- `provenance`: the code version, package versions and Prefect ids every run is tagged with;
 - `runs`: a run's life (opened with the conventional tags, ended FINISHED, FAILED or KILLED, never
   left RUNNING) and the RunRecorder that writes into it.
 
@@ -30,8 +31,8 @@ from studyflow.tracking.names import (
 _LAZY = {
     "store": ("check_server", "check_writable", "connect", "plain_cause", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",
               "tracking_uri", "ui_command", "uses_embedded_store", "HTTP_RETRY_DEFAULTS"),
-    "runs": ("RunRecorder", "close_run", "code_version", "ending", "package_versions", "prefect_ids",
-             "resumed_run", "run_tags", "tracked_run"),
+    "runs": ("RunRecorder", "close_run", "ending", "resumed_run", "run_tags", "stop_reason", "tracked_run"),
+    "provenance": ("code_version", "package_versions", "prefect_ids"),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -12,11 +12,8 @@ import io
 import json
 import os
 import signal
-import subprocess
 import sys
 from contextlib import contextmanager
-from functools import lru_cache
-from importlib import metadata
 from typing import Any, Iterator
 
 import pandas as pd
@@ -27,48 +24,8 @@ from mlflow.utils.time import get_current_time_millis
 from studyflow import paths, processes
 from studyflow.errors import TrackingError
 from studyflow.tracking.names import RunLevel, Tag
+from studyflow.tracking.provenance import code_version, package_versions, prefect_ids
 from studyflow.tracking.store import ensure_experiment, server_problem
-
-TRACKED_PACKAGES = ("studyflow", "tensorflow-cpu", "keras", "mlflow", "optuna", "prefect", "scikit-learn", "numpy")
-
-
-@lru_cache(maxsize=1)
-def code_version() -> tuple[str, bool]:
-    """Git commit of the checkout and whether its tracked files differ from that commit."""
-    root = paths.PACKAGE_ROOT
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip() != ""
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-    return commit, dirty
-
-
-@lru_cache(maxsize=1)
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for package in TRACKED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "absent"
-    return versions
-
-
-def prefect_ids() -> tuple[str, str]:
-    """Ids of the Prefect flow run and task run we are inside, empty outside Prefect."""
-    try:
-        from prefect.runtime import flow_run, task_run
-
-        return str(flow_run.id or ""), str(task_run.id or "")
-    except Exception:  # Prefect absent or no run context: nothing to link
-        return "", ""
-
 
 def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None) -> dict[str, str]:
     commit, dirty = code_version()
