@@ -55,7 +55,8 @@ PARTS: dict[str, Part] = {
         Part("mlp", "flows.mlp:mlp_flow", MlpConfig, "MLP architectures MLP-1..5 on MNIST"),
         Part("cnn", "flows.cnn:cnn_flow", CnnConfig, "CNN architectures CNN-1..5 on MNIST; best CNN to the Model Registry"),
         Part("inspect", "flows.inspect:inspect_flow", InspectConfig,
-             "inside the champion CNN: filters, activation maps, deep dream", "tasks.inspect.source:check_model_exists"),
+             "inside the champion CNN: filters, activation maps, deep dream",
+             preflight_path="tasks.inspect.source:check_model_exists"),
         Part("mtl", "flows.mtl:mtl_flow", MtlConfig,
              "multi-task learning on Fashion-MNIST across lambda, against single-task models", ("fashion-mnist",)),
     )

@@ -19,6 +19,13 @@ for _name, _value in {
 # every other Prefect project of the user): keep studyflow's beside the rest of what it writes,
 # unless the user chose a Prefect home or a Prefect server.
 if not os.environ.get("PREFECT_HOME") and not os.environ.get("PREFECT_API_URL"):
+    from pathlib import Path as _Path
+
     from studyflow import paths as _paths
 
+    # The user's Prefect profiles (a server set with `prefect config set PREFECT_API_URL=...`) stay
+    # in force: Prefect looks for them under PREFECT_HOME unless told where they are.
+    _profiles = _Path.home() / ".prefect" / "profiles.toml"
+    if _profiles.exists():
+        os.environ.setdefault("PREFECT_PROFILES_PATH", str(_profiles))
     os.environ["PREFECT_HOME"] = str(_paths.prefect_home())

@@ -16,9 +16,17 @@ from studyflow.config.sweeps import SWEEP_KINDS, SweepConfig, sweep_config
 from studyflow.errors import ConfigError, StudyflowError
 
 
+_stopping = False  # set by the first Ctrl-C or SIGTERM
+
+
 def _interrupt(signum, frame):
     """The first Ctrl-C or SIGTERM stops the work: open runs are closed KILLED on the way out (SIGTERM,
-    from a worker cancelling or `kill`, takes the same path). A second one exits at once."""
+    from a worker cancelling or `kill`, takes the same path). A second one exits at once, even where
+    Prefect's engine has put this handler back (it wraps SIGTERM while a flow runs)."""
+    global _stopping
+    if _stopping:
+        _exit_now(signum, frame)
+    _stopping = True
     signal.signal(signal.SIGINT, _exit_now)
     signal.signal(signal.SIGTERM, _exit_now)
     raise KeyboardInterrupt(f"signal {signum}")
@@ -123,31 +131,37 @@ def command_config(args: argparse.Namespace) -> PartConfig:
 
 
 def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
-    """The command's datasets are present and match their checksums, and the tracking store can be
-    written: a DatasetError or TrackingError names the file, before TensorFlow or Prefect start."""
+    """Everything the command needs, checked before Prefect starts or TensorFlow is imported: the
+    tracking server answers and the store can be written, the datasets are present and match their
+    checksums, the Optuna database answers, the part's own inputs exist (the model part 5 inspects).
+    Each failure is a StudyflowError naming what to fix."""
     from studyflow import tracking
     from tasks.data import check_dataset
 
+    tracking.check_server()  # an unreachable MLflow server: said at once
     tracking.check_writable()
+    names: list[str] = []
     if args.command == "sweep":
         names = [config.DATASET]
     elif args.command == "run":
         from flows.registry import datasets_needed
 
         names = datasets_needed(args.part, config)
-    else:
-        names = []
     for name in names:
         check_dataset(name)
+    if args.command == "sweep":
+        from tasks.sweeps.storage import check_storage
+
+        check_storage(config)  # an unreachable Optuna database
+    elif args.command == "run":
+        _parts()[args.part].preflight(tracking.connect(), config)  # e.g. the model part 5 inspects exists
 
 
 def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
-    """Check the stores the sweep needs, then run its flow with the config's resolved values."""
+    """Close what dead processes left open, then run the sweep's flow with the config's resolved values."""
     from studyflow import tracking
-    from tasks.sweeps.storage import check_storage
 
-    client = tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
-    check_storage(config)  # and so does an unreachable Optuna database
+    client = tracking.connect()
     from flows.sweeps import SWEEP_FLOWS
 
     with prefect_ready():
@@ -158,13 +172,11 @@ def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], Abstra
 
 
 def run_part(part_name: str, config: PartConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
-    """Check what the part needs, close what dead processes left open, then run the part's flow
-    with the config's resolved values."""
+    """Close what dead processes left open, then run the part's flow with the config's resolved values."""
     part = _parts()[part_name]
     from studyflow import tracking
 
-    client = tracking.connect()  # an unreachable tracking server fails here, before Prefect or training
-    part.preflight(client, config)  # e.g. the model part 5 inspects exists, before Prefect starts
+    client = tracking.connect()
     with prefect_ready():  # every Prefect call inside: one made during the early boot would race it
         _close_orphans(client)
         return part.flow(**config.flow_arguments())
@@ -203,17 +215,17 @@ def _doctor() -> int:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()  # the whole command, imports and Prefect's start included
     args = build_parser().parse_args(argv)
+    global _stopping
+    _stopping = False
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    from studyflow import tracking
 
     prefect_ready: Callable[[], AbstractContextManager] = nullcontext  # no Prefect server booted early
     try:
         if args.command == "doctor":
             return _doctor()
         config = command_config(args)
-        check_inputs(args, config)  # data files and the store, before anything is imported or started
-        tracking.check_server()  # an unreachable MLflow server: said at once, nothing started
+        check_inputs(args, config)  # data, stores and models, before Prefect starts or TensorFlow loads
         from studyflow.local_prefect import EarlyLocalServer
 
         prefect_ready = EarlyLocalServer().ready  # boots while the flow's modules import

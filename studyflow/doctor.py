@@ -47,7 +47,8 @@ def close_orphaned_runs(client: MlflowClient) -> list[str]:
         identity = run.data.tags.get(Tag.PROCESS, "")
         if processes.is_alive(identity) is False:
             reason = f"closed by studyflow doctor: its process {identity} no longer exists"
-            tracking.close_run(client, run.info.run_id, "KILLED", reason)
+            if not tracking.close_run(client, run.info.run_id, "KILLED", reason):
+                continue  # not closed (the store did not answer): not reported as fixed
             fixed.append(f"run {run.info.run_id} ({run.info.run_name}) RUNNING -> KILLED: {reason}")
             flow_run_id = run.data.tags.get(Tag.PREFECT_FLOW_RUN_ID)
             if flow_run_id and flow_run_id not in dead_flow_runs:

@@ -61,11 +61,19 @@ def die_with(parent_pid: int):
     """A subprocess preexec_fn: the child gets SIGTERM when the parent thread that started it ends
     (Linux's parent-death signal; it survives exec), and ends at once if the parent is already gone.
     Elsewhere it does nothing (the parent's own clean-up still stops its children)."""
+    prctl = _prctl()  # looked up here: the child of a threaded process should do as little as it can
+
     def preexec() -> None:
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        except (OSError, AttributeError):
+        if prctl is None:
             return
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent_pid:
             os._exit(1)
     return preexec
+
+
+def _prctl():
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None

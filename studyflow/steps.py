@@ -25,7 +25,10 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import os
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +36,7 @@ import numpy as np
 import pandas as pd
 from prefect.cache_policies import CachePolicy
 from prefect.locking.filesystem import FileSystemLockManager
+from prefect.types._datetime import now
 from pydantic import BaseModel
 
 from studyflow import paths, processes, tracking
@@ -170,28 +174,66 @@ def step_results_dir() -> Path:
 
 class ProcessAwareLockManager(FileSystemLockManager):
     """Prefect's file locks, each naming the process that holds it, so that a lock left behind by a
-    killed process (kill -9 runs no clean-up) is taken over instead of waited on for ever."""
+    killed process (kill -9 runs no clean-up) is taken over instead of waited on for ever.
+
+    A lock file appears whole or not at all (written aside, then hard-linked into place, which fails
+    if another process got there first), so no reader ever sees a half-written or owner-less lock.
+    """
 
     def acquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
                      hold_timeout: float | None = None) -> bool:
-        acquired = super().acquire_lock(key, holder, acquire_timeout, hold_timeout)
-        if acquired:
-            path = self._lock_path_for_key(key)
-            record = json.loads(path.read_text() or "{}")
-            path.write_text(json.dumps({**record, "process": processes.identity()}))
-        return acquired
+        self._ensure_lock_files_directory_exists()
+        path = self._lock_path_for_key(key)
+        while True:
+            if self.is_locked(key) and not self.is_lock_holder(key, holder):
+                if not self.wait_for_lock(key, acquire_timeout):
+                    return False
+            expiration = None if hold_timeout is None else now("UTC") + timedelta(seconds=hold_timeout)
+            record = {"holder": holder, "expiration": None if expiration is None else str(expiration),
+                      "process": processes.identity()}
+            aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+            aside.write_text(json.dumps(record))
+            try:
+                os.link(aside, path)  # atomic: creates the lock only if there is none
+            except FileExistsError:
+                if self.is_lock_holder(key, holder):
+                    return True
+                continue  # another process took it first: wait for it again
+            finally:
+                aside.unlink(missing_ok=True)
+            self._locks[key] = {"holder": holder, "expiration": expiration, "path": path}
+            return True
 
     def is_locked(self, key: str, use_cache: bool = False) -> bool:
         path = self._lock_path_for_key(key)
         try:
-            owner = json.loads(path.read_text() or "{}").get("process", "")
-        except (OSError, ValueError):  # no lock, or one being written this instant
-            owner = ""
-        if owner and processes.is_alive(owner) is False:
-            path.unlink(missing_ok=True)
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
             self._locks.pop(key, None)
             return False
+        owner = record.get("process", "")
+        if owner and processes.is_alive(owner) is False:
+            self._take_over(path, record)
+            self._locks.pop(key, None)
+            return self.is_locked(key)  # another waiter may have taken it over and locked it since
         return super().is_locked(key, use_cache=use_cache)
+
+    @staticmethod
+    def _take_over(path: Path, dead: dict) -> None:
+        """Remove a dead process's lock: moved aside atomically, so two waiters cannot both remove it;
+        a live lock moved aside by mistake (taken in between) is put back."""
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.dead")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return  # another waiter removed it first
+        try:
+            if json.loads(aside.read_text()).get("holder") != dead.get("holder"):
+                os.link(aside, path)  # not the dead one: restore it (fails only if yet another took the key)
+        except (OSError, ValueError):
+            pass
+        finally:
+            aside.unlink(missing_ok=True)
 
 
 def step_policy(task) -> CachePolicy:

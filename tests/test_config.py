@@ -102,3 +102,14 @@ def test_a_new_config_field_is_a_flow_parameter_that_reaches_the_body():
 def test_bad_architecture_settings_are_rejected(config, overrides, parameter):
     with pytest.raises(ConfigError, match=f"parameter '{parameter}"):
         config.for_profile("quick", **overrides)
+
+
+def test_each_part_names_the_datasets_it_reads_and_part_5_checks_its_model_first():
+    from flows.registry import datasets_needed
+
+    assert {name: datasets_needed(name, part.config.for_profile("quick")) for name, part in PARTS.items()} == {
+        "pca": ["mnist"], "perceptron": ["mnist"], "mlp": ["mnist"], "cnn": ["mnist"], "inspect": ["mnist"],
+        "mtl": ["fashion-mnist"]}
+    assert datasets_needed("study", StudyConfig.for_profile("quick", parts=["pca", "mtl"])) == ["fashion-mnist",
+                                                                                                "mnist"]
+    assert PARTS["inspect"].preflight_path == "tasks.inspect.source:check_model_exists"

@@ -14,7 +14,7 @@ run function is first used, so the command line can check its input before payin
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studyflow.errors import TrackingError
 from studyflow.tracking.names import (
@@ -27,6 +27,9 @@ from studyflow.tracking.names import (
     TrialAttr,
     experiment_name,
 )
+
+if TYPE_CHECKING:  # never run; tells readers (and studyflow.steps' code digest) what this package loads
+    from studyflow.tracking import provenance, runs, store  # noqa: F401
 
 _LAZY = {
     "store": ("check_server", "check_writable", "connect", "plain_cause", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",

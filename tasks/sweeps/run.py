@@ -101,6 +101,7 @@ def run_trials_in_workers(config: SweepConfig, parent: RunRecorder, flow_run_id:
         spec_file.write_text(json.dumps(spec))
         print(f"[studyflow] starting {config.workers} workers, {threads} thread(s) each")
         workers = [subprocess.Popen([sys.executable, "-m", "tasks.sweeps.worker", str(spec_file), str(index)], env=env,
+                                    start_new_session=True,  # a Ctrl-C reaches us only; we stop them once
                                     preexec_fn=processes.die_with(os.getpid()))  # no orphan if we are killed
                    for index in range(config.workers)]
         try:
