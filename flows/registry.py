@@ -37,9 +37,12 @@ class Part:
     def flow(self) -> Any:
         return _resolve(self.flow_path)
 
-    def preflight(self, client, config: PartConfig) -> None:
+    def preflight(self, config: PartConfig) -> None:
+        """The part's own input check, if it has one (it reads the tracking store)."""
         if self.preflight_path:
-            _resolve(self.preflight_path)(client, config)
+            from studyflow import tracking
+
+            _resolve(self.preflight_path)(tracking.connect(), config)
 
 
 def _resolve(path: str) -> Any:

@@ -134,23 +134,6 @@ def base_env(settings: dict) -> dict[str, str]:
 
 # ---------------------------------------------------------------- processes we started
 
-def _children(pid: int) -> list[int]:
-    return [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and processes.parent_pid(int(entry.name)) == pid]
-
-
-def _tree(pid: int) -> list[tuple[int, str]]:
-    """The process and all its descendants, as (pid, start time): flow runs get their own session."""
-    tree, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        started = processes.start_ticks(current)
-        if started is not None:
-            tree.append((current, started))
-            queue.extend(_children(current))
-    return tree
-
-
 def _alive(pid: int, started: str) -> bool:
     return processes.start_ticks(pid) == started
 
@@ -187,7 +170,7 @@ def stop(name: str, first_signal: int = signal.SIGTERM) -> None:
         return
     pid = entry["pid"]
     if _alive(pid, entry["started"]):
-        members = _tree(pid)
+        members = processes.tree(pid)
         try:
             os.kill(pid, first_signal)
         except ProcessLookupError:

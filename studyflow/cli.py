@@ -154,7 +154,7 @@ def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
 
         check_storage(config)  # an unreachable Optuna database
     elif args.command == "run":
-        _parts()[args.part].preflight(tracking.connect(), config)  # e.g. the model part 5 inspects exists
+        _parts()[args.part].preflight(config)  # e.g. the model part 5 inspects exists
 
 
 def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):

@@ -33,6 +33,19 @@ def parent_pid(pid: int) -> int | None:
     return int(fields[1]) if fields else None
 
 
+def tree(pid: int) -> list[tuple[int, str]]:
+    """The process and every process it started, directly or not, as (pid, start ticks)."""
+    members, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        started = start_ticks(current)
+        if started is not None:
+            members.append((current, started))
+            queue.extend(int(entry.name) for entry in Path("/proc").iterdir()
+                         if entry.name.isdigit() and parent_pid(int(entry.name)) == current)
+    return members
+
+
 @lru_cache(maxsize=1)
 def _identity(pid: int) -> str:
     return f"{socket.gethostname()}:{pid}:{start_ticks(pid) or ''}"

@@ -127,8 +127,9 @@ def _read_verified(name: str, part: str) -> np.ndarray:
     return array
 
 
-def _load_part(name: str, part: str) -> np.ndarray:
-    """One verified uint8 array, from the cache when the source file has not changed since."""
+def _verified_cache(name: str, part: str) -> Path:
+    """The cached array of one verified file: verified (and cached) again only if the source file
+    changed since, by its size and mtime."""
     spec = manifest()[name]["files"][part]
     source = paths.data_dir() / name / spec["file"]
     cache_file = paths.data_cache_dir() / f"{name}-{part}-{spec['sha256'][:16]}.npy"
@@ -137,7 +138,7 @@ def _load_part(name: str, part: str) -> np.ndarray:
         stat = source.stat()
         stamp = json.loads(stamp_file.read_text())
         if stamp == {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
-            return np.load(cache_file)
+            return cache_file
     array = _read_verified(name, part)
     stat = source.stat()
     cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +146,12 @@ def _load_part(name: str, part: str) -> np.ndarray:
     stamp_file.write_text(
         json.dumps({"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     )
-    return array
+    return cache_file
+
+
+def _load_part(name: str, part: str) -> np.ndarray:
+    """One verified uint8 array, from the cache when the source file has not changed since."""
+    return np.load(_verified_cache(name, part))
 
 
 def _scaled(pixels: np.ndarray) -> np.ndarray:
@@ -157,10 +163,11 @@ def _scaled(pixels: np.ndarray) -> np.ndarray:
 
 def check_dataset(name: str) -> None:
     """Every file of the dataset present and matching its manifest checksum (a DatasetError naming
-    the file if not). Cheap once verified: the cache's stamp (source size and mtime) stands for it."""
+    the file if not), without loading it: once verified, the cache's stamp (source size and mtime)
+    stands for the check."""
     _check_name(name)
     for part in _PARTS:
-        _load_part(name, part)
+        _verified_cache(name, part)
 
 
 def load_dataset(name: str) -> Dataset:

@@ -77,15 +77,7 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     """Every process started by `pid`, directly or not, as (pid, start ticks)."""
     from studyflow import processes
 
-    found, queue = [], [pid]
-    while queue:
-        parent = queue.pop()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and processes.parent_pid(int(entry.name)) == parent:
-                child = int(entry.name)
-                found.append((child, processes.start_ticks(child) or ""))
-                queue.append(child)
-    return found
+    return processes.tree(pid)[1:]
 
 
 def alive(members: list[tuple[int, str]]) -> list[int]:

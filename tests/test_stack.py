@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from conftest import PNG_SIGNATURE, free_port
+from studyflow import processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -227,9 +228,9 @@ def test_down_stops_every_process_it_started(stack):
     tracked = []
     for record in (stack["dir"] / "pids").glob("*.json"):
         entry = json.loads(record.read_text())
-        tracked += native._tree(entry["pid"])
+        tracked += processes.tree(entry["pid"])
     postmaster = int((stack["dir"] / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
-    tracked += native._tree(postmaster)
+    tracked += processes.tree(postmaster)
     assert len(tracked) >= 5, tracked
 
     result = _native(stack["env"], "down", timeout=180)

@@ -128,10 +128,6 @@ def inspection_run_name(source_label: str) -> str:
     return f"inspect-{source_label}"
 
 
-def sweep_experiment(kind: str) -> str:
-    return experiment_name("sweep-" + kind)
-
-
 def trial_run_name(number: int) -> str:
     return f"trial-{number:03d}"
 
