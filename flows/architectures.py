@@ -18,16 +18,19 @@ def prepare(config: ArchitectureConfig) -> tuple[Dataset, TrainingData]:
 
 
 def train_all(recorder: RunRecorder, kind: str, config: ArchitectureConfig, data: TrainingData) -> list[ArchitectureOutcome]:
-    """Train each architecture in its child run; one that diverges (NaN loss) fails alone. An
-    architecture already trained with the same inputs, code and data is reused (unless `force`)."""
-    settings = config.train_settings()
+    """Train each architecture once per seed, each (architecture, seed) in its child run; one that
+    diverges (NaN loss) fails alone. Seed by seed, so an interrupted run has whole comparisons. A
+    training already done with the same inputs, code and data is reused (unless `force`): a longer
+    list of seeds trains only the new ones."""
     outcomes = []
-    for name, widths in config.architectures.items():
-        try:
-            outcomes.append(run_step(train_architecture_task, kind, name, widths, data, settings,
-                                     parent=recorder, force=config.force))
-        except TrainingDivergedError as exc:
-            print(f"{name}: run FAILED, the study goes on without it: {exc}")
+    for seed in config.replicate_seeds():
+        settings = config.train_settings().model_copy(update={"seed": seed})
+        for name, widths in config.architectures.items():
+            try:
+                outcomes.append(run_step(train_architecture_task, kind, name, widths, data, settings,
+                                         parent=recorder, force=config.force))
+            except TrainingDivergedError as exc:
+                print(f"{name} seed {seed}: run FAILED, the study goes on without it: {exc}")
     if not outcomes:
-        raise TrainingDivergedError(f"every {kind.upper()} architecture diverged")
+        raise TrainingDivergedError(f"every {kind.upper()} training diverged")
     return outcomes

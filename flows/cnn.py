@@ -6,21 +6,25 @@ from flows.architectures import prepare, train_all
 from flows.common import parent_run, part_flow
 from studyflow.config.parts import CnnConfig
 from studyflow.tracking import Tag
+from tasks.architectures.registry import ReplicateStats
 from tasks.architectures.tasks import log_architecture_summary_task, log_mlp_vs_cnn_task, register_and_promote_task
 
 
 @part_flow("cnn", CnnConfig)
 def cnn_flow(config: CnnConfig) -> list[dict]:
-    """Each CNN architecture in its own child run; the best by validation accuracy to the Model Registry."""
+    """Each CNN architecture in its own child run per seed; the best by mean validation accuracy to the Model Registry."""
     dataset, data = prepare(config)
     with parent_run("cnn", config, dataset) as recorder:
         outcomes = train_all(recorder, "cnn", config, data)
-        table = log_architecture_summary_task(recorder, "cnn", outcomes)
+        result = log_architecture_summary_task(recorder, "cnn", outcomes)
         log_mlp_vs_cnn_task(recorder, "cnn")
-        best = max(outcomes, key=lambda outcome: outcome.final_metrics["val_accuracy"])
+        best = result.best  # the best mean validation accuracy's architecture, its best-validation seed
+        row = result.summary.set_index("model").loc[best.name]
+        replicates = ReplicateStats(int(row["seeds"]), row["test_accuracy_mean"], row["test_accuracy_ci95_low"],
+                                    row["test_accuracy_ci95_high"], row["val_accuracy_mean"])
         test_set = f"mnist test ({len(data.test_targets)} images, seed {config.seed}, digest {dataset.short_digest})"
-        decision = register_and_promote_task(recorder.client, best.model_uri, best.run_id,
-                                             data.test_inputs, data.test_targets, test_set, config.registered_model)
+        decision = register_and_promote_task(recorder.client, best.model_uri, best.run_id, data.test_inputs,
+                                             data.test_targets, test_set, config.registered_model, replicates)
         recorder.set_tags({Tag.REGISTERED_VERSION: decision.version, Tag.PROMOTED: str(decision.promoted).lower(),
                            Tag.PROMOTION_REASON: decision.reason})
-    return table.to_dict(orient="records")
+    return result.summary.to_dict(orient="records")

@@ -10,10 +10,10 @@ from tasks.architectures.tasks import log_architecture_summary_task, log_mlp_vs_
 
 @part_flow("mlp", MlpConfig)
 def mlp_flow(config: MlpConfig) -> list[dict]:
-    """Each MLP architecture in its own child run; learning curves, accuracy against time, MLP vs CNN."""
+    """Each MLP architecture in its own child run per seed; the summary over seeds; learning curves, accuracy against time, MLP vs CNN."""
     dataset, data = prepare(config)
     with parent_run("mlp", config, dataset) as recorder:
         outcomes = train_all(recorder, "mlp", config, data)
-        table = log_architecture_summary_task(recorder, "mlp", outcomes)
+        result = log_architecture_summary_task(recorder, "mlp", outcomes)
         log_mlp_vs_cnn_task(recorder, "mlp")
-    return table.to_dict(orient="records")
+    return result.summary.to_dict(orient="records")

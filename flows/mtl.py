@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flows.common import parent_run, part_flow
 from studyflow.config.parts import MtlConfig
+from studyflow.errors import TrainingDivergedError
 from studyflow.steps import run_step
 from tasks.data import load_dataset, subset
 from tasks.mtl.compute import mtl_data, variants
@@ -13,13 +14,20 @@ from tasks.mtl.tasks import log_mtl_summary_task, train_variant_task
 
 @part_flow("mtl", MtlConfig)
 def mtl_flow(config: MtlConfig) -> list[dict]:
-    """The two single-task models and one MTL model per lambda, each in its own child run."""
+    """The two single-task models and one MTL model per lambda, each seed in its own child run."""
     dataset = subset(load_dataset("fashion-mnist"), config.train_size, config.test_size, config.seed)
     data = mtl_data(dataset, config.group_mapping, config.validation_fraction, config.seed)
-    settings = config.train_settings()
     with parent_run("mtl", config, dataset) as recorder:
-        outcomes = [run_step(train_variant_task, variant, data, settings, config.log_models, parent=recorder,
-                             force=config.force)
-                    for variant in variants(config.lambdas, config.include_single_task)]
+        outcomes = []
+        for seed in config.replicate_seeds():
+            settings = config.train_settings().model_copy(update={"seed": seed})
+            for variant in variants(config.lambdas, config.include_single_task):
+                try:
+                    outcomes.append(run_step(train_variant_task, variant, data, settings, config.log_models,
+                                             parent=recorder, force=config.force))
+                except TrainingDivergedError as exc:
+                    print(f"{variant.label} seed {seed}: run FAILED, the part goes on without it: {exc}")
+        if not outcomes:
+            raise TrainingDivergedError("every multi-task training diverged")
         table = log_mtl_summary_task(recorder, outcomes, len(config.group_mapping))
     return table.to_dict(orient="records")

@@ -14,9 +14,10 @@ def study_flow(config: StudyConfig) -> dict:
     results = {}
     for name, part in PARTS.items():  # study order, whatever order the caller listed them in
         if name in config.parts:
-            # The parts that train networks take the precision; the others have no such parameter.
-            training = {"precision": config.precision} if "precision" in part.config.model_fields else {}
-            results[name] = part.flow(profile=config.profile, seed=config.seed, force=config.force, **training)
+            # Only the parts that have them take the precision (the networks) and the seeds (the replicated).
+            shared = {key: value for key, value in {"precision": config.precision, "seeds": config.seeds}.items()
+                      if key in part.config.model_fields}
+            results[name] = part.flow(profile=config.profile, seed=config.seed, force=config.force, **shared)
     if config.report:
         results["report"] = report_flow(profile=config.profile, seed=config.seed)
     return results

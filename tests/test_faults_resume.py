@@ -57,12 +57,12 @@ def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlf
     mlp_flow(architectures=architectures, **tiny)
 
     first, second = _parents(mlflow_client, "mlp")
-    trained = {run.info.run_name: run for run in _children(mlflow_client, "mlp", first.info.run_id)}
+    trained = {run.data.tags[Tag.ARCHITECTURE]: run for run in _children(mlflow_client, "mlp", first.info.run_id)}
     assert set(trained) == set(architectures)
     assert _children(mlflow_client, "mlp", second.info.run_id) == [], "the rerun trained again"
     assert set(second.data.tags[tracking.Tag.REUSED_RUN_IDS].split(",")) == {run.info.run_id for run in trained.values()}
     states = _task_states(second.data.tags[Tag.PREFECT_FLOW_RUN_ID])
-    assert states["train-MLP-a"] == states["train-MLP-b"] == "Cached"
+    assert states["train-MLP-a-seed-0"] == states["train-MLP-b-seed-0"] == "Cached"
     table = download(mlflow_client, second.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in table[1:]) == ["MLP-a", "MLP-b"]  # each model once
     assert len(list((studyflow_home / "mlruns" / "step-results").iterdir())) >= 2
@@ -70,7 +70,7 @@ def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlf
     mlp_flow(architectures=architectures, force=True, **tiny)
     third = _parents(mlflow_client, "mlp")[-1]
     retrained = _children(mlflow_client, "mlp", third.info.run_id)
-    assert sorted(run.info.run_name for run in retrained) == ["MLP-a", "MLP-b"]
+    assert sorted(run.info.run_name for run in retrained) == ["MLP-a-seed-0", "MLP-b-seed-0"]
     assert all(run.info.status == "FINISHED" for run in retrained)
     assert tracking.Tag.REUSED_RUN_IDS not in third.data.tags
 
@@ -159,7 +159,7 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     assert result.returncode == 0, result.stderr[-3000:]
     third = _parents(mlflow_client, "mlp")[-1]
     retrained = _children(mlflow_client, "mlp", third.info.run_id)
-    assert [run.info.run_name for run in retrained] == ["MLP-a"] and retrained[0].info.status == "FINISHED"
+    assert [run.info.run_name for run in retrained] == ["MLP-a-seed-0"] and retrained[0].info.status == "FINISHED"
 
 
 # ------------------------------------------------------------------- kill -9 mid-training
@@ -177,7 +177,7 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     study = start_held("cnn_2", f"from studyflow import cli; sys.exit(cli.main({argv!r}))", log_path, env)
     try:
         killed_run_id = wait_until_epoch_1_logged(
-            mlflow_client, lambda: [run for run in runs_of(mlflow_client, "cnn") if run.info.run_name == "CNN-2"],
+            mlflow_client, lambda: [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == "CNN-2"],
             "CNN-2", study, log_path)
     finally:
         kill_9(study)
@@ -193,7 +193,7 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert runs_of(mlflow_client, "cnn", "attributes.status = 'RUNNING'") == []
     by_name: dict[str, list] = {}
     for run in runs_of(mlflow_client, "cnn"):
-        by_name.setdefault(run.info.run_name, []).append(run)
+        by_name.setdefault(run.data.tags.get(Tag.ARCHITECTURE, run.info.run_name), []).append(run)
     assert [run.info.status for run in by_name["CNN-1"]] == ["FINISHED"]
     assert sorted(run.info.status for run in by_name["CNN-2"]) == ["FINISHED", "KILLED"]
     killed = mlflow_client.get_run(killed_run_id)

@@ -213,12 +213,12 @@ def test_server_restarted_mid_training_loses_no_epoch(tracked_by, prefect_server
     assert times["down"] < times["epoch_2_trained"] < times["back"] <= times["epoch_2_logged"], times
     client = MlflowClient(tracked_by.url)
     runs = _runs_of_flow_run(client, "mlp", flow_run_id)
-    assert set(runs) == {"mlp-quick", "MLP-a"}
+    assert set(runs) == {"mlp-quick", "MLP-a-seed-0"}
     assert {run.info.status for run in runs.values()} == {"FINISHED"}
     for metric in PER_EPOCH:
-        assert _steps(client, runs["MLP-a"].info.run_id, metric) == [1, 2, 3], metric
-    assert runs["MLP-a"].data.metrics["epochs_run"] == 3
-    assert runs["MLP-a"].outputs.model_outputs, "the model was logged after the restart"
+        assert _steps(client, runs["MLP-a-seed-0"].info.run_id, metric) == [1, 2, 3], metric
+    assert runs["MLP-a-seed-0"].data.metrics["epochs_run"] == 3
+    assert runs["MLP-a-seed-0"].outputs.model_outputs, "the model was logged after the restart"
 
 
 LONG_OUTAGE_CHILD = r"""
@@ -306,9 +306,9 @@ def test_server_gone_for_good_stops_training_naming_the_url_and_keeps_the_unlogg
     tracked_by.start()
     client = MlflowClient(tracked_by.url)
     runs = _runs_of_flow_run(client, "mlp", flow_run_id)
-    assert set(runs) == {"mlp-quick", "MLP-a"}
+    assert set(runs) == {"mlp-quick", "MLP-a-seed-0"}
     assert {run.info.status for run in runs.values()} == {"RUNNING"}
-    child_run_id = runs["MLP-a"].info.run_id
+    child_run_id = runs["MLP-a-seed-0"].info.run_id
     assert {item["run_id"] for item in unlogged} == {child_run_id}
     for metric in PER_EPOCH:  # epoch 1 in the store, epoch 2 in the file: no gap
         assert _steps(client, child_run_id, metric) == [1], metric

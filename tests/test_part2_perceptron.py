@@ -14,9 +14,9 @@ def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_c
     runs = runs_of(mlflow_client, "perceptron")
     parent = next(run for run in runs if "mlflow.parentRunId" not in run.data.tags)
     children = {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert set(children) == {"perceptron-1-vs-0", "perceptron-4-vs-9"}
+    assert set(children) == {"perceptron-1-vs-0-seed-0", "perceptron-4-vs-9-seed-0"}
     assert all(run.info.status == "FINISHED" for run in runs)
-    one_zero = children["perceptron-1-vs-0"]
+    one_zero = children["perceptron-1-vs-0-seed-0"]
     assert one_zero.data.metrics["test_accuracy"] > 0.98
     epochs = int(one_zero.data.metrics["epochs_run"])
     history = mlflow_client.get_metric_history(one_zero.info.run_id, "train_error")
@@ -28,9 +28,10 @@ def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_c
         assert_png(download(mlflow_client, child.info.run_id, "figures/weights.png"))
     for figure in ("train_test_gap.png", "training_error.png"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
-    table = download(mlflow_client, parent.info.run_id, "tables/perceptron_summary.csv").read_text()
-    assert table.splitlines()[0] == "pair,train_accuracy,test_accuracy,train_test_gap,epochs_run"
-    assert [row["pair"] for row in summary] == ["1 vs 0", "4 vs 9"]
+    table = download(mlflow_client, parent.info.run_id, "tables/perceptron_pairs.csv").read_text()
+    assert table.splitlines()[0] == "model,seed,train_accuracy,test_accuracy,train_test_gap,epochs_run,run_id"
+    assert [row["model"] for row in summary] == ["1 vs 0", "4 vs 9"]
+    assert [row["seeds"] for row in summary] == [1, 1]
 
 
 def test_pair_with_digit_outside_range_fails_before_any_run(prefect_server, mlflow_client):

@@ -25,7 +25,8 @@ FINAL = ["test_accuracy", "test_loss", "param_count", "train_time_s", "epoch_tim
 def _children(client, part):
     runs = runs_of(client, part)
     parent = next(run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "parent")
-    return parent, {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    return parent, {run.data.tags[Tag.ARCHITECTURE]: run for run in runs
+                    if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
 
 
 def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client, tiny):
@@ -49,7 +50,7 @@ def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client
     for figure in ("mlp_learning_curves.png", "mlp_accuracy_vs_time.png", "mlp_vs_cnn.png"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
     table = download(mlflow_client, parent.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
-    assert table[0].startswith("name,hidden_widths,train_accuracy") and len(table) == 3
+    assert table[0].startswith("model,seed,hidden_widths,train_accuracy") and len(table) == 3
 
 
 def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, mlflow_client, tiny):
@@ -114,7 +115,7 @@ def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
         with pytest.raises(TrainingDivergedError, match="nan"):
             # A learning rate no config accepts: the weights overflow and the loss turns NaN at once.
             train_architecture(parent, "mlp", "MLP-nan", [16], data, TrainSettings(epochs=3).model_copy(update={"learning_rate": 1e30}))
-    (child,) = [run for run in runs_of(mlflow_client, "mlp") if run.info.run_name == "MLP-nan"]
+    (child,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-nan"]
     assert child.info.status == "FAILED"
     assert "TrainingDivergedError" in child.data.tags[Tag.END_REASON]
     assert len(mlflow_client.get_metric_history(child.info.run_id, "train_loss")) == 1  # stopped in epoch 1

@@ -175,9 +175,9 @@ def test_deployment_run_completes_on_the_worker_and_lands_in_the_postgres_backed
         "filter": f"tags.`studyflow.prefect_flow_run_id` = '{flow_run_id}'",
     })["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}
-    assert set(by_name) == {"perceptron-quick", "perceptron-1-vs-0"}, sorted(by_name)
+    assert set(by_name) == {"perceptron-quick", "perceptron-1-vs-0-seed-0"}, sorted(by_name)
     assert all(run["info"]["status"] == "FINISHED" for run in runs)
-    parent, child = by_name["perceptron-quick"], by_name["perceptron-1-vs-0"]
+    parent, child = by_name["perceptron-quick"], by_name["perceptron-1-vs-0-seed-0"]
     assert {tag["key"]: tag["value"] for tag in child["data"]["tags"]}["mlflow.parentRunId"] == parent["info"]["run_id"]
     params = {param["key"]: param["value"] for param in parent["data"]["params"]}
     assert params["max_epochs"] == "3" and params["profile"] == "quick"

@@ -82,6 +82,23 @@ def test_pruned_trials_end_finished_with_a_pruned_tag(mlflow_client, tiny):
     assert parent.data.metrics["trials_pruned"] == 2 and parent.data.metrics["epochs_trained"] == 2
 
 
+def test_seeds_per_trial_scores_each_trial_by_the_mean_over_its_seeds(mlflow_client, tiny):
+    config = sweep_config("mlp", trials=2, seeds_per_trial=2, **tiny, search_space=SMALL_MLP,
+                          pruner={"kind": "none"})
+    run_sweep(config)
+    study = sweep_study(config.resolved_study_name)
+    (parent,), children = sweep_runs(mlflow_client, "mlp")
+    by_number = {int(run.data.tags[Tag.TRIAL_NUMBER]): run for run in children}
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE
+        metrics = by_number[trial.number].data.metrics
+        per_seed = [metrics["val_accuracy_seed_0"], metrics["val_accuracy_seed_1"]]
+        assert metrics["val_accuracy_seed_0"] == pytest.approx(metrics["val_accuracy"])  # the curves are seed 0's
+        assert trial.value == pytest.approx(sum(per_seed) / 2) == pytest.approx(metrics["val_accuracy_mean_over_seeds"])
+        assert by_number[trial.number].data.tags[Tag.TRIAL_SEEDS] == "0,1"
+        assert trial.user_attrs["studyflow.epochs_run"] == 2 * tiny["epochs"]  # both seeds' epochs are counted
+
+
 @pytest.mark.slow  # three or more sweeps in a row: out of test-fast
 def test_resume_runs_only_the_missing_trials(mlflow_client, tiny):
     settings = dict(tiny, search_space=SMALL_MLP, study_name="resume")

@@ -7,6 +7,7 @@ from studyflow.config.base import (
                                    PartConfig,
                                    Precision,
                                    Profile,
+                                   Replicated,
                                    Seeded,
                                    StepConfig,
                                    StrictModel,
@@ -16,5 +17,5 @@ from studyflow.config.base import (
 )
 from studyflow.errors import ConfigError
 
-__all__ = ["PROFILES", "ConfigError", "PartConfig", "Precision", "Profile", "Seeded", "StepConfig", "StrictModel",
+__all__ = ["PROFILES", "ConfigError", "PartConfig", "Precision", "Profile", "Replicated", "Seeded", "StepConfig", "StrictModel",
            "TrainSettings", "TrainingConfig", "parse_set_options"]

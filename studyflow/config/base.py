@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import Any, ClassVar, Literal, Optional, Self
+from typing import Annotated, Any, ClassVar, Literal, Optional, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from studyflow.errors import ConfigError
 
@@ -36,6 +36,35 @@ class StrictModel(BaseModel):
 
 class Seeded(StrictModel):
     seed: int = Field(0, ge=0, description="seeds sampling, splits and weight initialisation")
+
+
+Seed = Annotated[int, Field(ge=0)]
+
+
+class Replicated(StrictModel):
+    """A part whose models can be trained over several seeds (replicates), to tell a real difference
+    between models from seed noise. The data (subsets, validation split) stay drawn with `seed`: the
+    replicates differ only in the training's randomness (initial weights, shuffling order), so two
+    models trained with the same seed saw the same data in the same order and pair up by seed."""
+
+    seeds: list[Seed] | None = Field(
+        None, description="train every model once per seed (replicates: means and 95 % intervals); "
+                          "None: once, with `seed`")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds):
+        if seeds is None:
+            return seeds
+        if not seeds:
+            raise ValueError("give at least one seed, or leave seeds unset to train once with `seed`")
+        duplicates = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if duplicates:
+            raise ValueError(f"seeds must be distinct; repeated: {duplicates}")
+        return seeds
+
+    def replicate_seeds(self) -> list[int]:
+        return list(self.seeds) if self.seeds is not None else [self.seed]  # type: ignore[attr-defined]
 
 
 class PartConfig(Seeded):

@@ -128,6 +128,9 @@ class SweepConfig(TrainingConfig):
     study_name: str | None = Field(None, description="Optuna study name (None: sweep-<kind>-<profile>)")
     storage: str | None = Field(None, description="SQLAlchemy URL of the Optuna storage (None: SQLite under mlruns/)")
     workers: int = Field(1, ge=1, le=64, description="trials run at once, each in its own process")
+    seeds_per_trial: int = Field(1, ge=1, le=10, description=(
+        "train each trial's model with this many seeds (seed, seed+1, ...) and score it by their mean, so "
+        "that the sweep does not pick a lucky seed; pruning acts on the first seed (1: one seed, off)"))
     pruner: PrunerSettings = PrunerSettings()
     heartbeat_interval_s: int = Field(20, ge=1, le=3600, description="how often a running trial says it is alive")
     heartbeat_grace_s: int = Field(60, ge=2, le=86_400, description="silence after which a trial counts as dead")

@@ -40,6 +40,7 @@ class Tag:
     PROMOTED = PREFIX + "promoted"
     PROMOTION_REASON = PREFIX + "promotion_reason"
     EASIEST_PAIRS = PREFIX + "easiest_pairs"
+    REPLICATE_SEEDS = PREFIX + "replicate_seeds"  # the seeds every model was trained with, comma-separated
     HARDEST_PAIRS = PREFIX + "hardest_pairs"
     # child runs: what the run trained
     ARCHITECTURE = PREFIX + "architecture"
@@ -62,6 +63,7 @@ class Tag:
     RETRY_OF = PREFIX + "optuna_retry_of"
     TRIAL_STATE = PREFIX + "trial_state"
     PRUNED = PREFIX + "pruned"
+    TRIAL_SEEDS = PREFIX + "trial_seeds"  # the seeds a trial's objective is the mean over
     PRUNED_AFTER_EPOCH = PREFIX + "pruned_after_epoch"
     RESUMED = PREFIX + "resumed"
     TARGET_TRIALS = PREFIX + "target_trials"
@@ -96,6 +98,11 @@ def experiment_name(part: str) -> str:
 
 def parent_run_name(part: str, profile: str) -> str:
     return f"{part}-{profile}"
+
+
+def replicate_run_name(model_run_name: str, seed: int) -> str:
+    """A model's run name with its seed: every (model, seed) is its own run ("MLP-1-seed-0")."""
+    return f"{model_run_name}-seed-{seed}"
 
 
 def pair_run_name(pair: tuple[int, int]) -> str:

@@ -59,10 +59,13 @@ class RunRecorder:
         self.context = context  # part, profile, seed, dataset_digest: inherited by child runs
 
     @contextmanager
-    def child(self, run_name: str, tags: dict[str, Any] | None = None) -> Iterator["RunRecorder"]:
-        """A nested run (one model, pair or trial) under this one, with the same conventions."""
+    def child(self, run_name: str, tags: dict[str, Any] | None = None,
+              seed: int | None = None) -> Iterator["RunRecorder"]:
+        """A nested run (one model, pair or trial) under this one, with the same conventions; `seed`:
+        the replicate's own seed (tag `studyflow.seed`), when it is not the parent's."""
+        context = {**self.context, **({"seed": seed} if seed is not None else {})}
         with tracked_run(self.client, run_name=run_name, parent_run_id=self.run_id, tags=tags,
-                         **self.context) as recorder:
+                         **context) as recorder:
             yield recorder
 
     def log_params(self, params: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ class ArchitectureOutcome:
     name: str
     kind: str
     widths: list[int]
+    seed: int
     run_id: str
     model_uri: str
     final_metrics: dict[str, float]

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from tasks.figures import new_figure
+from tasks.replicates.figures import plot_band
 
 
-def learning_curves_figure(histories: dict[str, dict[str, list[float]]], kind: str):
-    """Accuracy and loss per epoch of every architecture, train (solid) and test (dashed)."""
+def learning_curves_figure(histories: dict[str, list[dict[str, list[float]]]], kind: str):
+    """Accuracy and loss per epoch of every architecture, train (solid, circles) and test (dashed,
+    squares): the mean over its seeds, with the 95 % interval as a band when it has several.
+    Markers on both, so that a one-epoch run still shows its two points."""
     figure, (accuracy_axes, loss_axes) = new_figure(13, 5, ncols=2)
-    for index, (name, history) in enumerate(histories.items()):
+    for index, (name, seed_histories) in enumerate(histories.items()):
         colour = f"C{index}"
-        epochs = np.arange(1, len(history["train_accuracy"]) + 1)
+        epochs = np.arange(1, max(len(history["train_accuracy"]) for history in seed_histories) + 1)
         for axes, metric in ((accuracy_axes, "accuracy"), (loss_axes, "loss")):
-            axes.plot(epochs, history[f"train_{metric}"], "-o", ms=3, color=colour, label=f"{name} train")
-            axes.plot(epochs, history[f"test_{metric}"], "--", color=colour, label=f"{name} test")
+            for split, style in (("train", "-o"), ("test", "--s")):
+                plot_band(axes, epochs, [history[f"{split}_{metric}"] for history in seed_histories], colour,
+                          f"{name} {split}", style)
     accuracy_axes.set_title(f"{kind.upper()} learning curves: accuracy")
     accuracy_axes.set_ylabel("accuracy")
     loss_axes.set_title(f"{kind.upper()} learning curves: loss")
     loss_axes.set_ylabel("sparse categorical cross-entropy")
     for axes in (accuracy_axes, loss_axes):
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes.legend(fontsize="x-small", ncol=2)
     return figure
 

@@ -1,12 +1,19 @@
 """The Model Registry step: register the best CNN, move the `champion` alias only on a win.
 
-The challenger and the current champion are both scored on the same test set (the one of this
-run), so a champion from a full-data run is never compared with a number from a subset. Both are
-scored as loaded back from the store, never from memory: what is registered is what was checked.
+What counts as a win depends on what is known about both models:
+- both trained over several seeds (their versions carry the mean test accuracy over the seeds and
+  its 95 % interval): the challenger wins only if its mean is higher and the two intervals do not
+  overlap, so seed noise never moves the alias;
+- otherwise (either has one seed, or the champion predates replicates): the challenger and the
+  champion are both scored on the same test set (this run's), and the higher accuracy wins, so a
+  champion from a full-data run is never compared with a number from a subset.
+Both models are scored as loaded back from the store, never from memory: what is registered is
+what was checked. Every version's description states the rule that was applied to it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import mlflow
@@ -15,8 +22,46 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from tasks.replicates.compute import intervals_overlap
+
 REGISTERED_CNN = "mnist-cnn"
 CHAMPION_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class ReplicateStats:
+    """The challenger architecture's test accuracy over its seeds."""
+
+    seeds: int
+    mean: float
+    low: float  # 95 % interval of the mean; NaN with one seed
+    high: float
+    val_mean: float
+
+    @property
+    def has_interval(self) -> bool:
+        return self.seeds >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
+
+    def tags(self) -> dict[str, str]:
+        return {"replicate_seeds": str(self.seeds), "test_accuracy_mean": f"{self.mean:.6f}",
+                "test_accuracy_ci95_low": f"{self.low:.6f}" if self.has_interval else "none",
+                "test_accuracy_ci95_high": f"{self.high:.6f}" if self.has_interval else "none",
+                "val_accuracy_mean": f"{self.val_mean:.6f}"}
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> "ReplicateStats | None":
+        try:
+            return cls(int(tags["replicate_seeds"]), float(tags["test_accuracy_mean"]),
+                       float(tags["test_accuracy_ci95_low"]), float(tags["test_accuracy_ci95_high"]),
+                       float(tags["val_accuracy_mean"]))
+        except (KeyError, ValueError):  # a version from before replicates, or with one seed
+            return None
+
+
+INTERVAL_RULE = ("interval rule: a challenger replaces the champion only if its mean test accuracy over seeds is "
+                 "higher and the two 95 % intervals do not overlap")
+SAME_TEST_SET_RULE = ("one-seed rule (no interval on one side): the challenger replaces the champion if it scores "
+                      "higher on the same test set")
 
 
 @dataclass(frozen=True)
@@ -26,6 +71,7 @@ class PromotionDecision:
     reason: str
     challenger_accuracy: float
     champion_accuracy: float | None  # on the same test set; None when there was no champion
+    rule: str = ""
 
 
 def accuracy_of(model, images: np.ndarray, labels: np.ndarray) -> float:
@@ -47,21 +93,39 @@ def _version_of_logged_model(client: MlflowClient, name: str, model_uri: str):
     return None
 
 
+def _interval_text(stats: ReplicateStats) -> str:
+    return f"mean {stats.mean:.4f}, 95 % interval [{stats.low:.4f}, {stats.high:.4f}] over {stats.seeds} seeds"
+
+
 def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: str,
                          test_images: np.ndarray, test_labels: np.ndarray, test_set: str,
-                         name: str = REGISTERED_CNN) -> PromotionDecision:
-    """Register `model_uri` (once) and give it the champion alias if it beats the champion."""
+                         name: str = REGISTERED_CNN, replicates: ReplicateStats | None = None) -> PromotionDecision:
+    """Register `model_uri` (once) and give it the champion alias if it beats the champion.
+
+    `replicates`: the challenger architecture's test accuracy over its seeds (the registered model is
+    its best-validation seed); with intervals on both sides the interval rule decides."""
     challenger_accuracy = accuracy_of(mlflow.keras.load_model(model_uri), test_images, test_labels)
     version = _version_of_logged_model(client, name, model_uri)
     if version is None:
         version = mlflow.register_model(model_uri, name, tags={"source_run_id": source_run_id})
     champion = _current_champion(client, name)
-    champion_accuracy = None
+    champion_accuracy, rule = None, ""
+    champion_stats = ReplicateStats.from_tags(champion.tags) if champion is not None else None
     if champion is not None and champion.version == version.version:
         promoted, reason = False, f"version {version.version} is already the champion"
     elif champion is None:
         promoted, reason = True, "no champion yet"
+    elif replicates is not None and replicates.has_interval and champion_stats is not None and champion_stats.has_interval:
+        rule = INTERVAL_RULE
+        higher = replicates.mean > champion_stats.mean
+        separate = not intervals_overlap((replicates.low, replicates.high), (champion_stats.low, champion_stats.high))
+        promoted = higher and separate
+        verdict = ("beats" if promoted else "does not beat" if not higher
+                   else "is higher than, but within the interval of,")
+        reason = (f"version {version.version} ({_interval_text(replicates)}) {verdict} champion version "
+                  f"{champion.version} ({_interval_text(champion_stats)})")
     else:
+        rule = SAME_TEST_SET_RULE
         champion_model = mlflow.keras.load_model(f"models:/{name}@{CHAMPION_ALIAS}")
         champion_accuracy = accuracy_of(champion_model, test_images, test_labels)
         promoted = challenger_accuracy > champion_accuracy
@@ -74,12 +138,18 @@ def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: st
         "champion_version_compared": champion.version if champion is not None else "none",
         "champion_test_accuracy_same_set": f"{champion_accuracy:.6f}" if champion_accuracy is not None else "none",
         "promotion_decision": reason,
+        "promotion_rule": rule or "none (no comparison)",
+        **(replicates.tags() if replicates is not None else {}),
     }.items():
         client.set_model_version_tag(name, version.version, key, value)
+    summary = (f"test accuracy {_interval_text(replicates)} (this version: its best-validation seed, "
+               f"{challenger_accuracy:.4f})" if replicates is not None and replicates.has_interval
+               else f"test accuracy {challenger_accuracy:.4f}")
+    status = "Champion" if promoted else "Not promoted"
+    client.update_model_version(name, version.version, description=(
+        f"{status}: {summary} on {test_set}. Decision: {reason}." + (f" Rule applied: {rule}." if rule else "")))
     if promoted:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
-        client.update_model_version(name, version.version,
-                                    description=f"Champion: test accuracy {challenger_accuracy:.4f} on {test_set}.")
     print(f"model registry: {name} version {version.version}: "
           + ("now the champion" if promoted else "not promoted") + f" ({reason})")
-    return PromotionDecision(version.version, promoted, reason, challenger_accuracy, champion_accuracy)
+    return PromotionDecision(version.version, promoted, reason, challenger_accuracy, champion_accuracy, rule)

@@ -125,3 +125,4 @@ class VariantOutcome:
     final_metrics: dict[str, float]  # the shared routine's final metrics plus task<n>_test_accuracy
     history: dict[str, list[float]]
     model_uri: str | None  # None when models are not logged
+    seed: int = 0  # the seed it was trained with (replicates)

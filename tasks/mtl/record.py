@@ -3,6 +3,9 @@ MTL model against the single-task models, and the figures across lambda."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pandas as pd
 
 from models.multitask import build_multitask
@@ -11,8 +14,12 @@ from studyflow.config import TrainSettings
 from studyflow.tracking import RunRecorder
 from tasks.mtl import figures as mtl_figures
 from tasks.mtl.compute import MtlData, Variant, VariantOutcome
+from tasks.replicates.compute import MODEL, SEED
+from tasks.replicates.record import log_replicates
 from tasks.training import TrainingData
 
+REPLICATE_METRICS = {"task1_test_accuracy": "task 1 (item) test", "task2_test_accuracy": "task 2 (group) test",
+                     "train_time_s": "training time (s)"}
 ABSENT = "-"  # a model without a head for a task: no accuracy, not 0
 NOT_IN_ORIGINAL = "n/a"  # a lambda the original study did not train
 TABLE_CAPTION = (
@@ -122,25 +129,56 @@ def comparison_table(values: dict[str, float]) -> pd.DataFrame:
                           "meaning": COMPARISON_UNITS[name][0]} for name, value in values.items()])
 
 
+def runs_table(outcomes: list[VariantOutcome]) -> pd.DataFrame:
+    """One row per trained (model, seed): its run and final task accuracies."""
+    return pd.DataFrame([{MODEL: o.variant.label, SEED: o.seed, "lambda": o.variant.mtl_lambda,
+                          **{metric: o.final_metrics.get(metric) for metric in REPLICATE_METRICS},
+                          "run_id": o.run_id} for o in outcomes])
+
+
+def seed_means(outcomes: list[VariantOutcome]) -> list[VariantOutcome]:
+    """One outcome per model whose final metrics are the means over its seeds (the original's table
+    and the comparison are about models, not seeds); its history is its first seed's."""
+    by_label: dict[str, list[VariantOutcome]] = {}
+    for outcome in outcomes:
+        by_label.setdefault(outcome.variant.label, []).append(outcome)
+    means = []
+    for group in by_label.values():
+        keys = set.intersection(*(set(o.final_metrics) for o in group))
+        metrics = {key: float(np.mean([o.final_metrics[key] for o in group])) for key in keys}
+        means.append(dataclasses.replace(group[0], final_metrics=metrics))
+    return means
+
+
 def log_mtl_summary(parent: RunRecorder, outcomes: list[VariantOutcome], group_count: int) -> pd.DataFrame:
-    table = results_table(outcomes)
-    parent.log_table(table, "tables/mtl_results", TABLE_CAPTION)
-    values = comparison(outcomes, model_parameter_counts(group_count))
+    log_replicates(parent, "mtl", runs_table(outcomes), REPLICATE_METRICS,
+                   compared=["task1_test_accuracy", "task2_test_accuracy"])
+    models = seed_means(outcomes)
+    table = results_table(models)
+    seeds = sorted({o.seed for o in outcomes})
+    parent.log_table(table, "tables/mtl_results", TABLE_CAPTION + (
+        f" Our figures are means over {len(seeds)} seeds ({', '.join(map(str, seeds))}); their intervals are in "
+        "tables/mtl_summary." if len(seeds) > 1 else ""))
+    values = comparison(models, model_parameter_counts(group_count))
     parent.log_metrics(values)
     parent.log_table(comparison_table(values), "tables/mtl_comparison",
-                     "Parameter saving and the best MTL model against the single-task models.")
-    mtl = {o.variant.mtl_lambda: o for o in outcomes if o.variant.mtl_lambda is not None}
-    single = {o.variant.tasks[0]: o for o in outcomes if o.variant.mtl_lambda is None}
+                     "Parameter saving and the best MTL model against the single-task models (means over seeds).")
+    mtl: dict[float, list[VariantOutcome]] = {}
+    single: dict[str, list[VariantOutcome]] = {}
+    for o in outcomes:
+        if o.variant.mtl_lambda is not None:
+            mtl.setdefault(o.variant.mtl_lambda, []).append(o)
+        else:
+            single.setdefault(o.variant.tasks[0], []).append(o)
     if mtl:
         parent.log_figure(mtl_figures.final_accuracy_figure(
-            {lam: {task: o.final_metrics[f"test_{task}_accuracy"] for task in ("item", "group")}
-             for lam, o in mtl.items()},
-            {task: o.final_metrics[f"test_{task}_accuracy"] for task, o in single.items()}),
+            {lam: {task: [o.final_metrics[f"test_{task}_accuracy"] for o in group] for task in ("item", "group")}
+             for lam, group in mtl.items()},
+            {task: [o.final_metrics[f"test_{task}_accuracy"] for o in group] for task, group in single.items()}),
             "figures/mtl_final_accuracy_vs_lambda.png")
         parent.log_figure(mtl_figures.per_epoch_accuracy_figure(
-            {lam: o.history for lam, o in mtl.items()}, {task: o.history for task, o in single.items()}),
+            {lam: [o.history for o in group] for lam, group in mtl.items()},
+            {task: [o.history for o in group] for task, group in single.items()}),
             "figures/mtl_accuracy_per_epoch.png")
     print(table.to_string(index=False))
     return table
-
-

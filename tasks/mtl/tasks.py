@@ -8,6 +8,7 @@ import keras
 from models.multitask import build_multitask
 from studyflow.config import TrainSettings
 from studyflow.tracking import RunRecorder, Tag
+from studyflow.tracking.names import replicate_run_name
 from tasks.model_store import log_keras_model, verify_round_trip
 from tasks.mtl.compute import CROSS_ENTROPY, MtlData, Variant, VariantOutcome, final_task_metrics, task_metrics
 from tasks.mtl.record import log_mtl_summary, variant_params
@@ -23,7 +24,7 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
     if variant.mtl_lambda is not None:
         tags[Tag.MTL_LAMBDA] = variant.mtl_lambda
     training = data.for_tasks(variant.tasks)
-    with parent.child(variant.name, tags=tags) as run:
+    with parent.child(replicate_run_name(variant.name, settings.seed), tags=tags, seed=settings.seed) as run:
         model = fresh_model(lambda: build_multitask(variant.tasks, group_count=len(data.group_names),
                                                     name=variant.name.replace("-", "_")), settings)
         compile_model(model, settings, loss={task: CROSS_ENTROPY for task in variant.tasks},
@@ -37,15 +38,15 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
             model_uri = log_keras_model(run, model, training.test_inputs)
             verify_round_trip(model_uri, model, training.test_inputs[:256])
             run.set_tags({Tag.MODEL_URI: model_uri})
-        print(f"{variant.label}: " + ", ".join(f"{name} {value:.4f}" for name, value in task_accuracies.items())
+        print(f"{variant.label} seed {settings.seed}: " + ", ".join(f"{name} {value:.4f}" for name, value in task_accuracies.items())
               + f", {result.final_metrics['train_time_s']:.1f} s")
     outcome = VariantOutcome(variant, run.run_id, result.param_count, {**result.final_metrics, **task_accuracies},
-                             result.history, model_uri)
+                             result.history, model_uri, settings.seed)
     del model, result
     keras.backend.clear_session()  # 26 M parameters and their Adam state: free them before the next model
     return outcome
 
 
 # A step: rerun with the same inputs, code and data, it reuses this run instead of training again.
-train_variant_task = step_task(train_variant, name="train-mtl-variant", task_run_name="train-{variant.name}")
+train_variant_task = step_task(train_variant, name="train-mtl-variant", task_run_name="train-{variant.name}-seed-{settings.seed}")
 log_mtl_summary_task = studyflow_task(log_mtl_summary, name="log-mtl-summary")

@@ -31,6 +31,7 @@ class PerceptronResult:
     weights: np.ndarray  # (784,)
     intercept: float
     run_id: str | None = None  # the MLflow run that recorded it
+    seed: int | None = None  # the seed it was trained with (replicates)
 
 
 def pair_data(dataset: Dataset, pair: tuple[int, int]) -> PairData:

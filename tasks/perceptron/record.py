@@ -7,6 +7,10 @@ import pandas as pd
 from studyflow.tracking import RunRecorder
 from tasks.perceptron import figures as perceptron_figures
 from tasks.perceptron.compute import PairData, PerceptronResult
+from tasks.replicates.compute import MODEL, SEED
+from tasks.replicates.record import log_replicates
+
+REPLICATE_METRICS = {"test_accuracy": "test", "train_accuracy": "train", "epochs_run": "epochs run"}
 
 
 def log_pair(run: RunRecorder, data: PairData, result: PerceptronResult, settings: dict) -> None:
@@ -19,21 +23,31 @@ def log_pair(run: RunRecorder, data: PairData, result: PerceptronResult, setting
     run.log_figure(perceptron_figures.weight_heatmap_figure(result), "figures/weights.png")
 
 
-def summary_table(results: list[PerceptronResult]) -> pd.DataFrame:
+def pairs_table(results: list[PerceptronResult]) -> pd.DataFrame:
+    """One row per trained (pair, seed)."""
     return pd.DataFrame([
-        {"pair": f"{r.pair[0]} vs {r.pair[1]}", "train_accuracy": r.train_accuracy, "test_accuracy": r.test_accuracy,
-         "train_test_gap": r.train_accuracy - r.test_accuracy, "epochs_run": r.epochs_run}
+        {MODEL: f"{r.pair[0]} vs {r.pair[1]}", SEED: r.seed, "train_accuracy": r.train_accuracy,
+         "test_accuracy": r.test_accuracy, "train_test_gap": r.train_accuracy - r.test_accuracy,
+         "epochs_run": r.epochs_run, "run_id": r.run_id}
         for r in results
     ])
 
 
 def log_perceptron_summary(parent: RunRecorder, results: list[PerceptronResult]) -> pd.DataFrame:
-    summary = summary_table(results)
-    parent.log_table(summary.round(4), "tables/perceptron_summary",
-                     "Accuracy as a fraction of correct predictions; gap = train - test; epochs run.")
-    parent.log_metrics({"mean_test_accuracy": float(summary["test_accuracy"].mean()),
-                        "mean_train_test_gap": float(summary["train_test_gap"].mean()),
-                        "max_train_test_gap": float(summary["train_test_gap"].max())})
-    parent.log_figure(perceptron_figures.train_test_gap_figure(summary), "figures/train_test_gap.png")
-    parent.log_figure(perceptron_figures.training_error_figure(results), "figures/training_error.png")
+    """The pairs' table (per seed), their summary over seeds, and the figures (means over seeds;
+    the error curves of the first seed, each seed's own being on its run)."""
+    pairs = pairs_table(results)
+    parent.log_table(pairs.round(4), "tables/perceptron_pairs",
+                     "One row per pair and seed. Accuracy as a fraction of correct predictions; gap = train - test; "
+                     "epochs run.")
+    summary = log_replicates(parent, "perceptron", pairs, REPLICATE_METRICS, compared=["test_accuracy"])
+    means = pairs.groupby(MODEL, sort=False)[["train_accuracy", "test_accuracy", "train_test_gap"]].mean()
+    parent.log_metrics({"mean_test_accuracy": float(means["test_accuracy"].mean()),
+                        "mean_train_test_gap": float(means["train_test_gap"].mean()),
+                        "max_train_test_gap": float(means["train_test_gap"].max())})
+    parent.log_figure(perceptron_figures.train_test_gap_figure(means.reset_index().rename(columns={MODEL: "pair"})),
+                      "figures/train_test_gap.png")
+    first_seed = results[0].seed
+    parent.log_figure(perceptron_figures.training_error_figure([r for r in results if r.seed == first_seed]),
+                      "figures/training_error.png")
     return summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from studyflow.tracking import RunRecorder, Tag
-from studyflow.tracking.names import pair_run_name, pair_tag
+from studyflow.tracking.names import pair_run_name, pair_tag, replicate_run_name
 from tasks.perceptron.compute import PairData, PerceptronResult, train_perceptron
 from tasks.perceptron.record import log_pair, log_perceptron_summary
 from tasks.prefect_task import step_task, studyflow_task
@@ -16,16 +16,17 @@ def train_pair(parent: RunRecorder, data: PairData, learning_rate: float,
     """One pair in its own child run: train, then record it.
 
     Takes the pair's images, not the whole dataset: the step's cache key hashes only what it uses."""
-    with parent.child(pair_run_name(data.pair), tags={Tag.PAIR: pair_tag(data.pair)}) as run:
+    with parent.child(replicate_run_name(pair_run_name(data.pair), seed), tags={Tag.PAIR: pair_tag(data.pair)},
+                      seed=seed) as run:
         result = train_perceptron(data, learning_rate, max_epochs, tolerance, patience, seed)
         log_pair(run, data, result, {"learning_rate": learning_rate, "max_epochs": max_epochs,
                                      "tolerance": tolerance, "patience": patience})
-        print(f"{pair_run_name(data.pair)}: train {result.train_accuracy:.4f}, test {result.test_accuracy:.4f}, "
+        print(f"{pair_run_name(data.pair)} seed {seed}: train {result.train_accuracy:.4f}, test {result.test_accuracy:.4f}, "
               f"{result.epochs_run} epochs")
-    return dataclasses.replace(result, run_id=run.run_id)
+    return dataclasses.replace(result, run_id=run.run_id, seed=seed)
 
 
 # A step: rerun with the same inputs, code and data, it reuses this pair's run instead of training again.
 train_pair_task = step_task(train_pair, name="perceptron-pair",
-                            task_run_name="perceptron-{data.pair[0]}-vs-{data.pair[1]}")
+                            task_run_name="perceptron-{data.pair[0]}-vs-{data.pair[1]}-seed-{seed}")
 log_perceptron_summary_task = studyflow_task(log_perceptron_summary, name="log-perceptron-summary")

@@ -12,6 +12,14 @@ from mlflow.entities import Run
 
 from studyflow import reference, tracking
 from studyflow.tracking.names import Tag, mtl_label, pair_label
+from tasks.report.replicates import (
+    INTERVAL_NOTE,
+    ONE_SEED_NOTE,
+    differences_table,
+    most_seeds,
+    replicate_accuracy_cells,
+    summary_rows,
+)
 from tasks.report.tables import (
     Cell,
     Table,
@@ -162,45 +170,70 @@ MTL_FIGURES = [("parameters", "param_count", "param_count", count_cells),
 
 
 def comparison_table(caption: str, row_title: str, originals: dict[str, dict], children: dict[str, Run],
-                     figures: list) -> Table:
-    """One row per model (the original's, then any extra of ours), each figure original vs ours."""
+                     figures: list, summary: dict[str, dict] | None = None, parent: Run | None = None) -> Table:
+    """One row per model (the original's, then any extra of ours), each figure original vs ours.
+
+    With a summary over seeds (`summary`: model -> its row), ours are the means over seeds, linked to
+    the parent run that holds the summary; accuracies are judged against our 95 % interval."""
+    summary = summary or {}
     table = Table(caption, [row_title] + comparison_columns([figure[0] for figure in figures]))
-    for name in list(originals) + sorted(set(children) - set(originals)):
-        entry, child = originals.get(name, {}), children.get(name)
+    for name in list(originals) + sorted((set(children) | set(summary)) - set(originals)):
+        entry, child, replicate = originals.get(name, {}), children.get(name), summary.get(name)
         metrics = child.data.metrics if child else {}
-        link = run_link(child) if child else None
+        link = run_link(parent) if replicate and parent else run_link(child) if child else None
         row = [Cell(name)]
         for _, original_key, metric, cells in figures:
-            row += cells(entry.get(original_key), metrics.get(metric), link)
+            if replicate is not None and cells is accuracy_cells:
+                row += replicate_accuracy_cells(entry.get(original_key), replicate, metric, link)
+            else:
+                mean = replicate.get(f"{metric}_mean") if replicate else None
+                row += cells(entry.get(original_key), mean if isinstance(mean, float) else metrics.get(metric), link)
         table.rows.append(row)
     return table
 
 
+def replicate_tables(client: MlflowClient, run: Run, part: str, summary: dict[str, dict]) -> list[Table]:
+    """The differences between models, when the part has replicates."""
+    if most_seeds(summary) < 2:
+        return []
+    differences = differences_table(client, run, part, run_link(run))
+    return [differences] if differences else []
+
+
+def replicate_note(summary: dict[str, dict]) -> str:
+    seeds = most_seeds(summary)
+    return INTERVAL_NOTE.format(seeds=seeds) if seeds >= 2 else ONE_SEED_NOTE
+
+
 def perceptron_tables(client: MlflowClient, run: Run) -> list[Table]:
     children = child_runs(client, "perceptron", run, pair_of)
+    summary = summary_rows(client, run, "perceptron")
     originals = {entry["pair"]: entry for entry in original_results()["perceptron"]["pairs"]}
     return [comparison_table("Perceptron per digit pair (first digit +1)", "pair", originals, children,
-                             PERCEPTRON_FIGURES)]
+                             PERCEPTRON_FIGURES, summary, run), *replicate_tables(client, run, "perceptron", summary)]
 
 
 def architecture_tables(client: MlflowClient, run: Run, kind: str) -> list[Table]:
     originals = {entry["name"]: entry for entry in original_results()[kind]["architectures"]}
+    summary = summary_rows(client, run, kind)
     return [comparison_table(f"{kind.upper()} architectures (time: training wall time on each machine)", "name",
-                             originals, child_runs(client, kind, run, tag_of(Tag.ARCHITECTURE)), ARCHITECTURE_FIGURES)]
+                             originals, child_runs(client, kind, run, tag_of(Tag.ARCHITECTURE)), ARCHITECTURE_FIGURES,
+                             summary, run), *replicate_tables(client, run, kind, summary)]
 
 
 def mtl_tables(client: MlflowClient, run: Run) -> list[Table]:
     original = original_results()["mtl"]
     children = child_runs(client, "mtl", run, mtl_variant_of)
+    summary = summary_rows(client, run, "mtl")
     originals = {entry["name"]: entry for entry in original["models"]}
     table = comparison_table('Multi-task learning on Fashion-MNIST ("-": the model has no head for that task)',
-                             "model", originals, children, MTL_FIGURES)
+                             "model", originals, children, MTL_FIGURES, summary, run)
     saving = Table("Parameters saved by one MTL model over the two single-task models",
                    comparison_columns(["parameters saved", "percent saved"]))
     metrics, link = run.data.metrics, run_link(run)
     saving.rows.append(count_cells(original["parameter_saving"], metrics.get("param_saving"), link)
                        + difference_cells(original["parameter_saving_percent"], metrics.get("param_saving_percent"), link))
-    return [table, saving]
+    return [table, saving, *replicate_tables(client, run, "mtl", summary)]
 
 
 def inspect_tables(client: MlflowClient, run: Run) -> list[Table]:

@@ -26,6 +26,9 @@ TABLE_BUILDERS = {
 }
 
 
+REPLICATED_PARTS = ("perceptron", "mlp", "cnn", "mtl")
+
+
 @dataclass
 class Report:
     created: str
@@ -51,6 +54,8 @@ def build_section(client: MlflowClient, part: str, run_id: str | None = None) ->
     if part == "perceptron":
         for name, child in sorted(sections.child_runs(client, part, section.run, sections.pair_of).items()):
             section.figures += sections.figures_of(client, child, caption_prefix=f"{name}: ")
+    if part in REPLICATED_PARTS:
+        section.notes.append(sections.replicate_note(sections.summary_rows(client, section.run, part)))
     if section.profile == "quick":
         section.notes.append("Quick profile: subsets of the data and few epochs. These numbers are a smoke "
                              "test, not a reproduction; compare only a paper-profile run with the original.")

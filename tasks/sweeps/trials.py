@@ -159,6 +159,31 @@ class TrialObjective:
             trial.set_user_attr(TrialAttr.EPOCHS_RUN, tally.epochs)
             trial.set_user_attr(TrialAttr.TRAIN_TIME_S, round(tally.seconds, 3))
         values = [float(result.final_metrics[metric]) for metric in self.objective.metrics]
+        if self.config.seeds_per_trial > 1:
+            values = self._mean_over_seeds(trial, run, values)
         if any(math.isnan(value) for value in values):
             raise FloatingPointError(f"trial {trial.number}: {self.objective.metrics} = {values} (training diverged)")
         return values
+
+    def _mean_over_seeds(self, trial: optuna.Trial, run: RunRecorder, first: list[float]) -> list[float]:
+        """Train the trial's architecture again with the further seeds (unpruned: the first seed
+        already passed the pruner) and score it by the mean over all its seeds. The trial's run keeps
+        the first seed's curves; each seed's final values and the means are logged beside them."""
+        per_seed = {self.settings.seed: first}
+        for seed in range(self.settings.seed + 1, self.settings.seed + self.config.seeds_per_trial):
+            settings = self.settings.model_copy(update={"seed": seed})
+            model, _ = create_model(self.config, trial, settings)  # the same suggestions: the same architecture
+            tally = EpochTally()
+            result = train(model, self.data, settings, extra_callbacks=[tally],
+                           selection_metric=self.objective.metrics[0])
+            trial.set_user_attr(TrialAttr.EPOCHS_RUN, trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0) + tally.epochs)
+            trial.set_user_attr(TrialAttr.TRAIN_TIME_S,
+                                round(trial.user_attrs.get(TrialAttr.TRAIN_TIME_S, 0.0) + tally.seconds, 3))
+            per_seed[seed] = [float(result.final_metrics[metric]) for metric in self.objective.metrics]
+        means = [float(sum(values[index] for values in per_seed.values()) / len(per_seed))
+                 for index in range(len(self.objective.metrics))]
+        run.log_metrics({**{f"{metric}_seed_{seed}": values[index] for seed, values in per_seed.items()
+                            for index, metric in enumerate(self.objective.metrics)},
+                         **{f"{metric}_mean_over_seeds": mean for metric, mean in zip(self.objective.metrics, means)}})
+        run.set_tags({Tag.TRIAL_SEEDS: ",".join(map(str, per_seed))})
+        return means
