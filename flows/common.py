@@ -18,8 +18,10 @@ from prefect import Flow, flow
 from studyflow import tracking
 from studyflow.config import PartConfig
 from studyflow.tracking import RunRecorder
+from studyflow.tracking.descriptions import DESCRIPTION_TAG, parent_description
 from studyflow.tracking.names import parent_run_name
 from tasks.data import Dataset
+from tasks.prefect_links import publish_run
 
 ConfigT = TypeVar("ConfigT", bound=PartConfig)
 
@@ -48,11 +50,12 @@ def parent_run(part: str, config: PartConfig, dataset: Dataset, run_name: str | 
         client, part, run_name or parent_run_name(part, config.profile), profile=config.profile, seed=config.seed,
         dataset_digest=dataset.digest,
     ) as recorder:
+        recorder.set_tags({DESCRIPTION_TAG: parent_description(part, config.profile, config.model_dump())})
+        recorder.system_metrics = bool(getattr(config, "system_metrics", False))
         recorder.log_params(config.model_dump())
         recorder.log_dataset(dataset, "train")
         recorder.log_dataset(dataset, "test")
+        publish_run(recorder, f"{part} {config.profile}")
         yield recorder
-    print(
-        f"[studyflow] {part}: experiment {tracking.experiment_name(part)} (id {recorder.experiment_id}), "
-        f"run {recorder.run_id}\n[studyflow] see it in the MLflow UI: {tracking.ui_command()}"
-    )
+    print(f"[studyflow] {part}: experiment {tracking.experiment_name(part)} (id {recorder.experiment_id}), "
+          f"run {recorder.run_id}: {tracking.run_url(recorder.experiment_id, recorder.run_id)}")

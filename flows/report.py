@@ -9,6 +9,7 @@ from flows.common import part_flow
 from studyflow import paths, tracking
 from studyflow.config.parts import ReportConfig
 from studyflow.tracking.names import report_run_name
+from tasks.prefect_links import publish_run
 from tasks.report.tasks import write_report_task
 
 
@@ -20,6 +21,7 @@ def report_flow(config: ReportConfig) -> str:
     client = tracking.connect()
     with tracking.tracked_run(client, "report", report_run_name(target.name), profile=config.profile,
                               seed=config.seed, dataset_digest="") as recorder:
+        publish_run(recorder, f"report {target.name}")
         report = write_report_task(client, target, config.run_ids)
         recorder.log_params({"out_dir": str(target), **{f"run_id.{k}": v for k, v in config.run_ids.items()}})
         recorder.log_metrics({"flags": report.flags,

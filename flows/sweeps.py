@@ -14,6 +14,7 @@ from __future__ import annotations
 from flows.common import part_flow
 from studyflow import tracking
 from studyflow.config.sweeps import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
+from tasks.prefect_links import publish_run
 from tasks.sweeps.record import sweep_parent_run, sweep_part
 from tasks.sweeps.tasks import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
 
@@ -25,9 +26,12 @@ def _sweep(config: SweepConfig) -> dict:
     with sweep_parent_run(tracking.connect(), config, study, dataset) as parent:
         run_trials_task(config, study, data, parent, flow_run_id)
         summary = report_sweep_task(parent, config, study)
+        best = summary.get("best")
+        publish_run(parent, f"sweep {config.KIND} {study.study_name}",
+                    {"best trial": best["trial"], "best val_accuracy": best["val_accuracy"]} if best else None)
     print(f"[studyflow] sweep-{config.KIND}: study {study.study_name}, experiment "
           f"{tracking.experiment_name(sweep_part(config.KIND))} (id {parent.experiment_id}), parent run {parent.run_id}\n"
-          f"[studyflow] {_outcome(summary)}\n[studyflow] see it in the MLflow UI: {tracking.ui_command()}")
+          f"[studyflow] {_outcome(summary)}")
     return summary
 
 

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from studyflow.config import PROFILES, PartConfig, parse_set_options
 from studyflow.config.parts import ReportConfig
 from studyflow.config.sweeps import SWEEP_KINDS, SweepConfig, sweep_config
+from studyflow.quiet import import_tensorflow_quietly
 from studyflow.errors import ConfigError, StudyflowError
 
 
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error instead of its one-line message")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's start-up notices (oneDNN, CPU features) on the console")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run", help="run one study part, or the whole study",
@@ -226,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             return _doctor()
         config = command_config(args)
         check_inputs(args, config)  # data, stores and models, before Prefect starts or TensorFlow loads
+        if not args.verbose:
+            import_tensorflow_quietly()
         from studyflow.local_prefect import EarlyLocalServer
 
         prefect_ready = EarlyLocalServer().ready  # boots while the flow's modules import
@@ -248,7 +253,22 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     label = f"sweep {args.kind}" if args.command == "sweep" else args.part
     print(f"[studyflow] {label} ({args.profile}) finished in {time.perf_counter() - started:.1f} s")
+    print(ui_hint(f"sweep-{args.kind}" if args.command == "sweep" else args.part))
     return 0
+
+
+def ui_hint(part: str) -> str:
+    """Where to see the runs, once per command, as a command that works as printed."""
+    from studyflow import tracking
+    from studyflow.config.parts import PART_NAMES
+
+    experiment = tracking.connect().get_experiment_by_name(tracking.experiment_name(part)) \
+        if part in (*PART_NAMES, *(f"sweep-{kind}" for kind in SWEEP_KINDS)) else None
+    page = tracking.experiment_url(experiment.experiment_id) if experiment else tracking.ui_base()
+    command = tracking.ui_command()
+    if command.startswith("open "):
+        return f"[studyflow] MLflow UI: {page}"
+    return f"[studyflow] MLflow UI: start it with\n  {command}\nthen open {page}"
 
 
 if __name__ == "__main__":

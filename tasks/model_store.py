@@ -11,6 +11,7 @@ import numpy as np
 from mlflow.entities import LoggedModelOutput
 from mlflow.models import infer_signature
 
+from studyflow import paths
 from studyflow.errors import ModelIntegrityError
 from studyflow.tracking import RunRecorder
 
@@ -31,20 +32,31 @@ def outputs(model: keras.Model, inputs: np.ndarray):
     return keras.tree.map_structure(keras.ops.convert_to_numpy, model(inputs, training=False))
 
 
+def log_splits(recorder: RunRecorder, data, dataset_name: str) -> None:
+    """The training, validation and test splits a model learns and is scored on, as the run's three
+    dataset inputs (each its own digest and context); the run's metrics of each split link to it."""
+    source = str(paths.data_dir() / dataset_name)
+    for split, context, features, targets in (("train", "train", data.train_inputs, data.train_targets),
+                                              ("val", "validation", data.val_inputs, data.val_targets),
+                                              ("test", "test", data.test_inputs, data.test_targets)):
+        recorder.log_split(f"{dataset_name}-{split}", context, features, targets, source)
+
+
 def log_keras_model(recorder: RunRecorder, model: keras.Model, sample_inputs: np.ndarray) -> str:
-    """Log the model in Keras' native format with a signature; returns its `models:/` URI.
+    """Store the trained model in the run's logged model (created before training, named after the
+    architecture, so it holds the run's metrics and datasets), in Keras' native format with a
+    signature; returns its `models:/` URI.
 
     No input example: with one, MLflow's Keras flavour crashed here and left an empty logged model
     that registered "successfully"; the signature carries the schema instead.
     """
     sample = sample_inputs[:8]
     signature = infer_signature(sample, outputs(model, sample))
+    model_id = recorder.links.model_id or recorder.start_logged_model(model.name)
     # The client-side run id is passed explicitly: no fluent active run, so any thread can log.
-    logged = mlflow.initialize_logged_model(
-        name="model", source_run_id=recorder.run_id, experiment_id=recorder.experiment_id, model_type="keras")
-    info = mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=MODEL_REQUIREMENTS,
-                                  model_id=logged.model_id)
-    recorder.client.log_outputs(recorder.run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
+    info = mlflow.keras.log_model(model, name=recorder.client.get_logged_model(model_id).name, signature=signature,
+                                  pip_requirements=MODEL_REQUIREMENTS, model_id=model_id)
+    recorder.client.log_outputs(recorder.run_id, models=[LoggedModelOutput(model_id, step=0)])
     return info.model_uri
 
 

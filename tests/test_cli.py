@@ -47,7 +47,11 @@ def test_run_perceptron_prints_ids_and_ui_command(studyflow_home):
     # Exactly one temporary Prefect server was started and stopped: the early boot and the flow
     # did not start two, and none was left running.
     assert (result.stdout + result.stderr).count("Stopping temporary server") == 1
-    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    # A quiet console: the UI hint once, as a command that runs as printed; no TensorFlow banners.
+    assert result.stdout.count("MLflow UI: start it with") == 1
+    (command,) = [line.split()[0] for line in result.stdout.splitlines() if "mlflow ui --backend-store-uri" in line]
+    assert Path(command).is_file() and os.access(command, os.X_OK), command
+    assert "oneDNN custom operations" not in result.stderr and "absl::InitializeLog" not in result.stderr
     from studyflow import tracking
 
     (parent,) = [r for r in tracking.find_runs(tracking.connect(), "perceptron") if r.info.run_name == "perceptron-quick"]

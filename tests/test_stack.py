@@ -32,7 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NATIVE = REPO_ROOT / "stack" / "native.py"
 PREFECT = str(Path(sys.executable).parent / "prefect")
-QUICK_RUN = ["-p", "pairs=[[1,0]]", "-p", "max_epochs=3"]  # one pair, three epochs: seconds
+# one pair, three epochs, two seeds (replicates reach a deployment as a parameter like any other): seconds
+QUICK_RUN = ["-p", "pairs=[[1,0]]", "-p", "max_epochs=3", "-p", "seeds=[0,1]"]
 # Set by other test modules or by studyflow itself (mlflow.set_tracking_uri sets MLFLOW_TRACKING_URI,
 # tracking.connect the HTTP retry settings): not passed on, so that the stack is the same whichever
 # test files ran before this one.
@@ -175,12 +176,14 @@ def test_deployment_run_completes_on_the_worker_and_lands_in_the_postgres_backed
         "filter": f"tags.`studyflow.prefect_flow_run_id` = '{flow_run_id}'",
     })["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}
-    assert set(by_name) == {"perceptron-quick", "perceptron-1-vs-0-seed-0"}, sorted(by_name)
+    assert set(by_name) == {"perceptron-quick", "perceptron-1-vs-0-seed-0", "perceptron-1-vs-0-seed-1"}, sorted(by_name)
     assert all(run["info"]["status"] == "FINISHED" for run in runs)
     parent, child = by_name["perceptron-quick"], by_name["perceptron-1-vs-0-seed-0"]
     assert {tag["key"]: tag["value"] for tag in child["data"]["tags"]}["mlflow.parentRunId"] == parent["info"]["run_id"]
     params = {param["key"]: param["value"] for param in parent["data"]["params"]}
-    assert params["max_epochs"] == "3" and params["profile"] == "quick"
+    assert params["max_epochs"] == "3" and params["profile"] == "quick" and params["seeds"] == "[0, 1]"
+    tables = _get(f"{api}/artifacts/list?run_id={parent['info']['run_id']}&path=tables")["files"]
+    assert {"tables/perceptron_summary.csv", "tables/perceptron_differences.csv"} <= {item["path"] for item in tables}
 
     child_id = child["info"]["run_id"]
     history = _get(f"{api}/metrics/get-history?run_id={child_id}&metric_key=train_error")["metrics"]

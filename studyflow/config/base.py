@@ -151,6 +151,8 @@ class TrainingConfig(PartConfig, TrainSettings):
     )
     train_size: int | None = Field(None, ge=100, description="training images drawn (None: all 60,000)")
     test_size: int | None = Field(None, ge=100, description="test images drawn (None: all 10,000)")
+    system_metrics: bool = Field(True, description="sample CPU, memory, disk and network use into each training "
+                                                   "run (MLflow system metrics, every 5 s)")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(**self.model_dump(include=set(TrainSettings.model_fields)))

@@ -22,7 +22,8 @@ SWEEP_KINDS = ("mlp", "cnn", "mtl")
 STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 # Settings that do not change what a trial is, so a resumed study may differ in them.
-RUN_ONLY_FIELDS = ("trials", "workers", "study_name", "storage", "heartbeat_interval_s", "heartbeat_grace_s")
+RUN_ONLY_FIELDS = ("trials", "workers", "study_name", "storage", "heartbeat_interval_s", "heartbeat_grace_s",
+                   "system_metrics")
 
 
 @dataclass(frozen=True)

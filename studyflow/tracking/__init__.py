@@ -29,12 +29,14 @@ from studyflow.tracking.names import (
 )
 
 if TYPE_CHECKING:  # never run; tells readers (and studyflow.steps' code digest) what this package loads
-    from studyflow.tracking import provenance, runs, store  # noqa: F401
+    from studyflow.tracking import descriptions, links, provenance, runs, store  # noqa: F401
 
 _LAZY = {
     "store": ("check_server", "check_writable", "connect", "plain_cause", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",
-              "tracking_uri", "ui_command", "uses_embedded_store", "HTTP_RETRY_DEFAULTS"),
-    "runs": ("RunRecorder", "close_run", "ending", "resumed_run", "run_tags", "stop_reason", "tracked_run"),
+              "tracking_uri", "ui_command", "ui_base", "run_url", "experiment_url", "uses_embedded_store",
+              "HTTP_RETRY_DEFAULTS"),
+    "runs": ("RunRecorder", "close_run", "ending", "resumed_run", "run_tags", "sampled_system_metrics", "stop_reason",
+             "tracked_run"),
     "provenance": ("code_version", "package_versions", "prefect_ids"),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}

@@ -28,6 +28,7 @@ class Tag:
     GIT_DIRTY = PREFIX + "git_dirty"
     PREFECT_FLOW_RUN_ID = PREFIX + "prefect_flow_run_id"
     PREFECT_TASK_RUN_ID = PREFIX + "prefect_task_run_id"
+    PREFECT_FLOW_RUN_URL = PREFIX + "prefect_flow_run_url"  # with a lasting Prefect server
     PROCESS = PREFIX + "process"  # host:pid:start ticks of the process that owns the run while it runs
     RUN_LEVEL = PREFIX + "run_level"  # RunLevel.*
     END_REASON = PREFIX + "end_reason"  # why a run ended FAILED or KILLED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import subprocess
 from functools import lru_cache
 from importlib import metadata
@@ -47,3 +49,28 @@ def prefect_ids() -> tuple[str, str]:
         return str(flow_run.id or ""), str(task_run.id or "")
     except Exception:  # Prefect absent or no run context: nothing to link
         return "", ""
+
+
+def user() -> str:
+    """Who ran it (MLflow's `mlflow.user`): the login name, else $USER, else "unknown"."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry for the uid (containers)
+        return os.environ.get("USER", "unknown")
+
+
+def prefect_flow_run_url() -> str:
+    """The Prefect UI page of the flow run we are inside, when a lasting Prefect server is configured
+    (PREFECT_API_URL); empty in Prefect's temporary local mode, whose pages end with the command."""
+    try:
+        from prefect.runtime import flow_run
+        from prefect.settings import PREFECT_API_URL
+        from prefect.utilities.urls import url_for
+
+        if not PREFECT_API_URL.value() or not flow_run.id:
+            return ""
+        # url_for gives the UI's route (/runs/flow-run/<id>), as the flow's own "View at" log line
+        # does; prefect.runtime's flow_run.ui_url builds /flow-runs/..., which the UI does not serve.
+        return str(url_for("flow-run", obj_id=flow_run.id) or "")
+    except Exception:  # Prefect absent or no run context
+        return ""

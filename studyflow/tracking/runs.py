@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import signal
 import sys
@@ -18,13 +19,14 @@ from typing import Any, Iterator
 
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.entities import LoggedModelStatus, Metric, Param, RunStatus, RunTag
 from mlflow.utils.time import get_current_time_millis
 
 from studyflow import paths, processes
 from studyflow.errors import TrackingError
+from studyflow.tracking.links import MetricLinks, dataset_input
 from studyflow.tracking.names import RunLevel, Tag
-from studyflow.tracking.provenance import code_version, package_versions, prefect_ids
+from studyflow.tracking.provenance import code_version, package_versions, prefect_flow_run_url, prefect_ids, user
 from studyflow.tracking.store import ensure_experiment, server_problem
 
 def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None) -> dict[str, str]:
@@ -40,10 +42,13 @@ def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dic
         Tag.PREFECT_FLOW_RUN_ID: flow_run_id,
         Tag.PREFECT_TASK_RUN_ID: task_run_id,
         Tag.PROCESS: processes.identity(),
+        "mlflow.user": user(),
         "mlflow.source.git.commit": commit,
         "mlflow.source.name": f"studyflow {part}",
         "mlflow.source.type": "JOB",
     }
+    if url := prefect_flow_run_url():
+        tags[Tag.PREFECT_FLOW_RUN_URL] = url
     tags.update({Tag.VERSION_PREFIX + name: version for name, version in package_versions().items()})
     tags.update({key: str(value) for key, value in (extra or {}).items()})
     return tags
@@ -57,6 +62,8 @@ class RunRecorder:
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.context = context  # part, profile, seed, dataset_digest: inherited by child runs
+        self.links = MetricLinks()  # the logged model and datasets this run's metrics describe
+        self.system_metrics = False  # sample CPU, memory, disk and network into each child run
 
     @contextmanager
     def child(self, run_name: str, tags: dict[str, Any] | None = None,
@@ -66,7 +73,11 @@ class RunRecorder:
         context = {**self.context, **({"seed": seed} if seed is not None else {})}
         with tracked_run(self.client, run_name=run_name, parent_run_id=self.run_id, tags=tags,
                          **context) as recorder:
-            yield recorder
+            if not self.system_metrics:
+                yield recorder
+                return
+            with sampled_system_metrics(self.client, recorder.run_id):
+                yield recorder
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [Param(key, _param_text(value)) for key, value in params.items()]
@@ -79,7 +90,7 @@ class RunRecorder:
         MLflow's client retries a failed call (HTTP_RETRY_DEFAULTS); if the store still does not take
         the values, they are written to a local file and a TrackingError says where."""
         now = get_current_time_millis()
-        items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        items = [self.links.metric(key, float(value), now, step) for key, value in metrics.items()]
         for start in range(0, len(items), 1000):
             try:
                 self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
@@ -138,22 +149,26 @@ class RunRecorder:
 
     def log_dataset(self, dataset, context: str) -> None:
         """Record which data the run used (MLflow dataset inputs), by digest, without copying it."""
-        import warnings
+        train = context == "train"
+        self.log_split(f"{dataset.name}-{context}", context, dataset.train_images if train else dataset.test_images,
+                       dataset.train_labels if train else dataset.test_labels, str(paths.data_dir() / dataset.name))
 
-        import mlflow.data
+    def log_split(self, name: str, context: str, features, targets, source: str) -> None:
+        """One split a model is trained or evaluated on, as a dataset input with its own digest; the
+        run's metrics of that split (`train_*`, `val_*`, `test_*`) are linked to it from now on."""
+        entity, digest = dataset_input(name, context, features, targets, source)
+        self.client.log_inputs(self.run_id, datasets=[entity])
+        self.links.datasets[context] = (name, digest)
 
-        images = dataset.train_images if context == "train" else dataset.test_images
-        labels = dataset.train_labels if context == "train" else dataset.test_labels
-        source = str(paths.data_dir() / dataset.name)
-        with warnings.catch_warnings():  # MLflow warns that a local path fits two source types
-            warnings.simplefilter("ignore", UserWarning)
-            logged = mlflow.data.from_numpy(
-                images, targets=labels, name=f"{dataset.name}-{context}", digest=dataset.short_digest, source=source
-            )
-        entity = logged._to_mlflow_entity()
-        self.client.log_inputs(
-            self.run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])]
-        )
+    def start_logged_model(self, name: str, model_type: str = "keras") -> str:
+        """Create the run's logged model (MLflow 3) before training, so that every metric logged from
+        now on is the model's too; `tasks.model_store` stores the trained model into it."""
+        import mlflow
+
+        logged = mlflow.initialize_logged_model(name=name, source_run_id=self.run_id,
+                                                experiment_id=self.experiment_id, model_type=model_type)
+        self.links.model_id = logged.model_id
+        return logged.model_id
 
 
 def _param_text(value: Any) -> str:
@@ -184,8 +199,44 @@ def tracked_run(
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
     context = {"part": part, "profile": profile, "seed": seed, "dataset_digest": dataset_digest}
+    recorder = RunRecorder(client, run.info.run_id, experiment_id, context)
     with ending(client, run.info.run_id):
-        yield RunRecorder(client, run.info.run_id, experiment_id, context)
+        try:
+            yield recorder
+        except BaseException:
+            _fail_pending_model(client, recorder.links.model_id)
+            raise
+
+
+SYSTEM_METRICS_INTERVAL_S = 5  # MLflow's default is 10 s: too coarse for minute-long trainings
+
+
+@contextmanager
+def sampled_system_metrics(client: MlflowClient, run_id: str) -> Iterator[None]:
+    """MLflow's own system metrics (`system/cpu_utilization_percentage`, memory, disk, network; psutil)
+    sampled into the run while the block runs. MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides the
+    interval."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start/stop notices: console noise
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S,
+                                   tracking_uri=client.tracking_uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
+
+
+def _fail_pending_model(client: MlflowClient, model_id: str | None) -> None:
+    """A logged model whose training failed is marked FAILED, not left PENDING (never raises)."""
+    if model_id is None:
+        return
+    try:
+        if client.get_logged_model(model_id).status == LoggedModelStatus.PENDING:
+            client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+    except Exception:  # bookkeeping must not hide the failure that led here
+        pass
 
 
 @contextmanager

@@ -9,15 +9,18 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 
 from studyflow import paths
 from studyflow.errors import TrackingError
+from studyflow.tracking.descriptions import experiment_tags
 from studyflow.tracking.names import RunLevel, Tag, experiment_name
 
 # MLflow's HTTP client retries every failed request (refused connection, timeout, 429/5xx) with
@@ -46,17 +49,34 @@ def uses_embedded_store() -> bool:
     return tracking_uri() == paths.default_tracking_uri()
 
 
+UI_PORT = 5000  # where `ui_command` serves a store that is not a server
+
+
 def ui_command() -> str:
-    """The command (or address) that shows this store in the MLflow UI."""
+    """The command that shows this store in the MLflow UI, runnable as printed (the environment's own
+    `mlflow`, no activation needed); nothing to start for a tracking server."""
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         return f"open {uri}"
-    if uses_embedded_store():
-        return (
-            f"mlflow ui --backend-store-uri {uri} "
-            f"--default-artifact-root {paths.default_artifact_root()} --port 5000"
-        )
-    return f"mlflow ui --backend-store-uri {uri} --port 5000"
+    mlflow_command = str(Path(sys.executable).parent / "mlflow")
+    root = f" --default-artifact-root {paths.default_artifact_root()}" if uses_embedded_store() else ""
+    return f"{mlflow_command} ui --backend-store-uri {uri}{root} --host 127.0.0.1 --port {UI_PORT}"
+
+
+def ui_base() -> str:
+    """Where the MLflow UI for this store is served: the server itself, or `ui_command`'s address."""
+    uri = tracking_uri()
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{UI_PORT}"
+
+
+def run_url(experiment_id: str, run_id: str) -> str:
+    """A run's page in the MLflow UI (its experiment is a model-training one: see descriptions)."""
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def experiment_url(experiment_id: str) -> str:
+    """An experiment's runs table in the MLflow UI."""
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs"
 
 
 def connect() -> MlflowClient:
@@ -124,15 +144,21 @@ def server_problem(uri: str) -> OSError | None:
 
 
 def ensure_experiment(client: MlflowClient, part: str) -> str:
+    """The part's experiment, created with its kind and description (given to an older one that
+    lacks them)."""
     name = experiment_name(part)
+    tags = experiment_tags(part)
     existing = client.get_experiment_by_name(name)
     if existing is not None:
+        for key, value in tags.items():
+            if existing.tags.get(key) != value:
+                client.set_experiment_tag(existing.experiment_id, key, value)
         return existing.experiment_id
     location = None
     if uses_embedded_store():
         location = (paths.default_artifact_root() / name).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=tags)
     except mlflow.exceptions.MlflowException:
         # Another process created it between our look-up and our create.
         return client.get_experiment_by_name(name).experiment_id

@@ -9,9 +9,13 @@ from studyflow.tracking.names import replicate_run_name
 from tasks.architectures.compute import BUILDERS, ArchitectureOutcome, model_name
 from tasks.architectures.record import architecture_params, log_architecture_summary, log_mlp_vs_cnn
 from tasks.architectures.registry import register_and_promote
-from tasks.model_store import log_keras_model, verify_round_trip
+from tasks.model_store import log_keras_model, log_splits, verify_round_trip
+from tasks.prefect_links import publish_run
 from tasks.prefect_task import step_task, studyflow_task
 from tasks.training import TrainingData, compile_model, fresh_model, train
+
+
+PUBLISHED_METRICS = ("train_accuracy", "val_accuracy", "test_accuracy", "train_time_s")
 
 
 def train_architecture(parent: RunRecorder, kind: str, name: str, widths: list[int], data: TrainingData,
@@ -20,6 +24,8 @@ def train_architecture(parent: RunRecorder, kind: str, name: str, widths: list[i
     builder, _ = BUILDERS[kind]
     with parent.child(replicate_run_name(name, settings.seed), tags={Tag.ARCHITECTURE: name, Tag.MODEL_KIND: kind},
                       seed=settings.seed) as run:
+        log_splits(run, data, "mnist")
+        run.start_logged_model(name)  # named after the architecture; it gets every metric logged from now on
         model = compile_model(fresh_model(lambda: builder(widths, name=model_name(name)), settings), settings)
         run.log_params(architecture_params(kind, name, widths, settings, model.count_params(), data))
         result = train(model, data, settings, recorder=run)
@@ -28,6 +34,7 @@ def train_architecture(parent: RunRecorder, kind: str, name: str, widths: list[i
         run.set_tags({Tag.MODEL_URI: model_uri})
         print(f"{name} seed {settings.seed}: test accuracy {result.final_metrics['test_accuracy']:.4f}, "
               f"{result.final_metrics['train_time_s']:.1f} s")
+    publish_run(run, f"{name} seed {settings.seed}", {key: result.final_metrics[key] for key in PUBLISHED_METRICS})
     return ArchitectureOutcome(name, kind, list(widths), settings.seed, run.run_id, model_uri, result.final_metrics,
                                result.history)
 

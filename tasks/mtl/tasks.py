@@ -9,7 +9,8 @@ from models.multitask import build_multitask
 from studyflow.config import TrainSettings
 from studyflow.tracking import RunRecorder, Tag
 from studyflow.tracking.names import replicate_run_name
-from tasks.model_store import log_keras_model, verify_round_trip
+from tasks.model_store import log_keras_model, log_splits, verify_round_trip
+from tasks.prefect_links import publish_run
 from tasks.mtl.compute import CROSS_ENTROPY, MtlData, Variant, VariantOutcome, final_task_metrics, task_metrics
 from tasks.mtl.record import log_mtl_summary, variant_params
 from tasks.prefect_task import step_task, studyflow_task
@@ -25,6 +26,9 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
         tags[Tag.MTL_LAMBDA] = variant.mtl_lambda
     training = data.for_tasks(variant.tasks)
     with parent.child(replicate_run_name(variant.name, settings.seed), tags=tags, seed=settings.seed) as run:
+        log_splits(run, training, "fashion-mnist")
+        if log_model:
+            run.start_logged_model(variant.name)  # it gets every metric logged from now on
         model = fresh_model(lambda: build_multitask(variant.tasks, group_count=len(data.group_names),
                                                     name=variant.name.replace("-", "_")), settings)
         compile_model(model, settings, loss={task: CROSS_ENTROPY for task in variant.tasks},
@@ -40,6 +44,8 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
             run.set_tags({Tag.MODEL_URI: model_uri})
         print(f"{variant.label} seed {settings.seed}: " + ", ".join(f"{name} {value:.4f}" for name, value in task_accuracies.items())
               + f", {result.final_metrics['train_time_s']:.1f} s")
+    publish_run(run, f"{variant.label} seed {settings.seed}", {**task_accuracies,
+                                                               "train_time_s": result.final_metrics["train_time_s"]})
     outcome = VariantOutcome(variant, run.run_id, result.param_count, {**result.final_metrics, **task_accuracies},
                              result.history, model_uri, settings.seed)
     del model, result

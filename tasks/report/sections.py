@@ -72,13 +72,11 @@ def original_results() -> dict:
 
 
 def ui_base() -> str:
-    """Where the MLflow UI for this store is served: the server itself, or `make ui`'s address."""
-    uri = tracking.tracking_uri()
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return tracking.ui_base()
 
 
 def run_link(run: Run) -> str:
-    return f"{ui_base()}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return tracking.run_url(run.info.experiment_id, run.info.run_id)
 
 
 def child_runs(client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]) -> dict[str, Run]:

@@ -20,6 +20,7 @@ import optuna
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from studyflow.tracking.descriptions import DESCRIPTION_TAG, parent_description
 from studyflow import processes, tracking
 from studyflow.config.sweeps import SweepConfig
 from studyflow.errors import SweepBusyError
@@ -108,7 +109,9 @@ def sweep_parent_run(client: MlflowClient, config: SweepConfig, study: optuna.St
         context = {"part": part, "profile": config.profile, "seed": config.seed, "dataset_digest": dataset.digest}
         opened = tracking.resumed_run(client, existing, context)
     with opened as recorder:
+        recorder.system_metrics = config.system_metrics
         if existing is None:
+            recorder.set_tags({DESCRIPTION_TAG: parent_description(part, config.profile, _flat_params(config))})
             recorder.log_params(_flat_params(config))
             recorder.log_dataset(dataset, "train")
             recorder.log_dataset(dataset, "test")

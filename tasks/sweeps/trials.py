@@ -23,6 +23,7 @@ from studyflow.tracking import RunRecorder, Tag, TrialAttr
 from studyflow.tracking.names import trial_run_name
 from tasks.architectures.compute import training_data
 from tasks.data import Dataset, load_dataset, subset
+from tasks.model_store import log_splits
 from tasks.sweeps.record import trial_tags
 from tasks.training import TrainingData, compile_model, precision_policy, train
 
@@ -147,6 +148,7 @@ class TrialObjective:
         if layers is not None:
             params["architecture"] = "x".join(str(size) for size in layers)
         run.log_params(params)
+        log_splits(run, self.data, self.config.DATASET)
         trial.set_user_attr(TrialAttr.PARAM_COUNT, model.count_params())
         tally = EpochTally()
         callbacks = [tally]
