@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the tracking store, the Prefect API, the datasets and disk space; close as KILLED "
                     "every run left RUNNING by a process that no longer exists, and say what was fixed.")
     _add_sweep_parser(commands)
+    dashboard = commands.add_parser(
+        "dashboard", help="optuna-dashboard over the sweeps' Optuna storage, on 127.0.0.1",
+        description="Serve Optuna's dashboard (studies, trials, intermediate values, importances) over the "
+                    "sweeps' storage: SQLite mlruns/optuna.db unless --storage names another.")
+    dashboard.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the Optuna storage")
+    dashboard.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     return parser
 
 
@@ -227,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "doctor":
             return _doctor()
+        if args.command == "dashboard":
+            from studyflow.dashboard import run_dashboard
+
+            return run_dashboard(args.storage, args.port)
         config = command_config(args)
         check_inputs(args, config)  # data, stores and models, before Prefect starts or TensorFlow loads
         if not args.verbose:

@@ -159,3 +159,40 @@ def test_cli_sweep_resumes_and_prints_the_parent_run(prefect_server, mlflow_clie
     (parent,), children = sweep_runs(mlflow_client, "mlp")
     assert f"parent run {parent.info.run_id}" in out and "experiment studyflow-sweep-mlp" in out
     assert len(children) == 2 and len(sweep_study("cli").trials) == 2
+
+
+def test_dashboard_serves_the_sweeps_studies_on_localhost(studyflow_home):
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import optuna
+
+    from studyflow.paths import default_optuna_storage_url, mlruns_dir
+
+    assert cli.main(["dashboard"]) == 2  # no sweep yet: one line, nothing started
+    mlruns_dir().mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name="sweep-mlp-quick", storage=default_optuna_storage_url(),
+                                direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
+    port = free_port()
+    env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home)}
+    server = subprocess.Popen([sys.executable, "-m", "studyflow.cli", "dashboard", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
+                    studies = json.loads(response.read())["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
+                time.sleep(0.5)
+        (listed,) = studies
+        assert listed["study_name"] == "sweep-mlp-quick"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
