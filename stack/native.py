@@ -4,6 +4,7 @@
     .venv/bin/python stack/native.py status   # what runs, where, and the UIs' addresses
     eval "$(.venv/bin/python stack/native.py env)"   # point this shell at the stack
     .venv/bin/python stack/native.py worker start    # one more worker (scale out); `worker stop` stops them
+    .venv/bin/python stack/native.py serve start     # serve the champion (again: a newer one); `serve stop`
     .venv/bin/python stack/native.py down     # stop exactly what `up` and `worker start` started
 
 It is the docker-compose stack (docker-compose.yml) made of the machine's own programs, for machines
@@ -12,7 +13,7 @@ as its own cluster under the stack folder, MLflow and Prefect come from the proj
 
 Everything is under one folder, STUDYFLOW_STACK_DIR (default `.stack/` in the checkout):
     stack.json           ports and addresses of the running stack
-    logs/<name>.log      one log per process (postgres, mlflow, prefect-server, register, worker-N)
+    logs/<name>.log      one log per process (postgres, mlflow, prefect-server, register, worker-N, serve)
     pids/<name>.json     pid and start time of each process started, so that `down` stops exactly
                          those (and their children), never a process that merely reused the pid
     postgres/data        the PostgreSQL cluster (databases `mlflow` and `prefect`); its password is
@@ -22,7 +23,8 @@ Everything is under one folder, STUDYFLOW_STACK_DIR (default `.stack/` in the ch
 Data survives `down`; delete the folder to start afresh.
 
 Ports (127.0.0.1 only): STUDYFLOW_PG_PORT (5433, beside a system cluster on 5432),
-STUDYFLOW_MLFLOW_PORT (5000), STUDYFLOW_PREFECT_PORT (4200).
+STUDYFLOW_MLFLOW_PORT (5000), STUDYFLOW_PREFECT_PORT (4200), STUDYFLOW_SERVE_PORT (5050: the champion's
+scoring server, `studyflow serve`, started by `up` when the stack's registry has a champion).
 PostgreSQL refuses to run as root: as root, its programs run as the OS user `postgres` (made by the
 Debian package), which must be able to reach the stack folder.
 """
@@ -90,6 +92,7 @@ def requested_settings() -> dict:
         "postgres": int(os.environ.get("STUDYFLOW_PG_PORT", "5433")),
         "mlflow": int(os.environ.get("STUDYFLOW_MLFLOW_PORT", "5000")),
         "prefect": int(os.environ.get("STUDYFLOW_PREFECT_PORT", "4200")),
+        "serve": int(os.environ.get("STUDYFLOW_SERVE_PORT", "5050")),
     }
     return {
         "ports": ports,
@@ -421,6 +424,32 @@ def _wait_worker_online(name: str, worker_name: str, process: subprocess.Popen, 
     raise StackError(f"{name} did not come online; its log ends:\n{_tail(name)}")
 
 
+def serve_port(settings: dict) -> int:
+    return settings["ports"].get("serve", 5050)  # a stack.json written before serving has no entry
+
+
+def start_serve(settings: dict) -> bool:
+    """`studyflow serve` for the stack's champion; False (and why) if it does not come up, e.g. no champion yet."""
+    env = base_env(settings)
+    env["MLFLOW_TRACKING_URI"] = settings["mlflow_url"]
+    port = serve_port(settings)
+    # The checkout's code, as the worker runs it; `studyflow serve` execs MLflow's scoring server.
+    process = spawn("serve", [sys.executable, "-m", "studyflow.cli", "serve", "--port", str(port)], env)
+    try:
+        _wait_http("serve", f"http://{HOST}:{port}/ping", process, time.monotonic() + SERVER_START_TIMEOUT_S)
+    except StackError:
+        if process.poll() is None:
+            stop("serve")
+        else:  # it stopped by itself: said why in one line (e.g. no champion yet)
+            (pids_dir() / "serve.json").unlink(missing_ok=True)
+        reason = next((line for line in reversed(_tail("serve").splitlines()) if "error" in line), _tail("serve", 3))
+        print(f"serve       not started: {reason.strip()}\n            (once a champion exists: "
+              f"{Path(sys.executable)} {Path(__file__)} serve start; log {logs_dir() / 'serve.log'})")
+        return False
+    print(f"serve       http://{HOST}:{port}/invocations (the champion of {settings['mlflow_url']})")
+    return True
+
+
 # ---------------------------------------------------------------- commands
 
 def up() -> None:
@@ -457,6 +486,8 @@ def up() -> None:
         print("stack did not come up; stopping what was started", file=sys.stderr)
         down()
         raise
+    if not running("serve"):
+        start_serve(settings)  # optional: the stack is up without it (no champion yet)
     print(f"stack up in {time.monotonic() - started:.0f} s; logs in {logs_dir()}\n"
           f'point a shell at it: eval "$({Path(sys.executable)} {Path(__file__)} env)"')
 
@@ -464,6 +495,7 @@ def up() -> None:
 def down() -> None:
     if not stack_dir().exists():
         return
+    stop("serve")
     for name in reversed(worker_names()):
         stop(name, signal.SIGINT)  # a worker ignores SIGTERM for a while; SIGINT stops it at once
     stop("prefect-server")
@@ -477,6 +509,8 @@ def status() -> int:
             ("mlflow", running("mlflow"), settings["mlflow_url"]),
             ("prefect-server", running("prefect-server"), settings["prefect_ui_url"])]
     rows += [(name, running(name), f"work pool {WORK_POOL}") for name in worker_names()]
+    if record("serve") is not None:  # started (it is not while there is no champion)
+        rows.append(("serve", running("serve"), f"http://{HOST}:{serve_port(settings)}/invocations"))
     for name, alive, where in rows:
         print(f"{name:<15} {'running' if alive else 'stopped':<8} {where}")
     return 0 if all(alive for _, alive, _ in rows) else 1
@@ -499,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("action", choices=("start", "stop"))
     worker.add_argument("--tracking-uri", help="MLflow tracking server for this worker's flow runs "
                                                "(default: the stack's)")
+    serve = commands.add_parser("serve", help="serve the stack's champion (start: again, for a newer one), or stop")
+    serve.add_argument("action", choices=("start", "stop"))
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -509,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
             return status()
         elif args.command == "env":
             print_env()
+        elif args.command == "serve":
+            stop("serve")
+            if args.action == "start" and not start_serve(saved_settings()):
+                return 1
         elif args.action == "start":
             start_worker(saved_settings(), tracking_uri=args.tracking_uri)
         else:

@@ -1,4 +1,4 @@
-"""The `studyflow` command line: run a study part or the whole study."""
+"""The `studyflow` command line: run a study part or the whole study, or serve the champion."""
 
 from __future__ import annotations
 
@@ -89,8 +89,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve Optuna's dashboard (studies, trials, intermediate values, importances) over the "
                     "sweeps' storage: SQLite mlruns/optuna.db unless --storage names another.")
     dashboard.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the Optuna storage")
-    dashboard.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    dashboard.add_argument("--port", type=_port, default=8080, help="port on 127.0.0.1 (default 8080)")
+    _add_serve_parser(commands)
     return parser
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535)")
+    return port
+
+
+def _add_serve_parser(commands) -> None:
+    from studyflow.serve import DEFAULT_HOST, DEFAULT_MODEL_URI, DEFAULT_PORT  # no MLflow imported
+
+    serve = commands.add_parser(
+        "serve", help="serve the champion (or any model) with MLflow's scoring server",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run MLflow's scoring server (`mlflow models serve --env-manager local`) from this "
+                    "environment for a model of the tracking store; the model is checked first.",
+        epilog="example:\n  studyflow serve\n  curl -s http://127.0.0.1:5050/invocations -H 'Content-Type: "
+               "application/json' -d '{\"inputs\": [<28 rows of 28 pixels 0-255>]}'\n(see README, Serving)")
+    serve.add_argument("--model-uri", default=DEFAULT_MODEL_URI,
+                       help=f"the model to serve (default {DEFAULT_MODEL_URI})")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    serve.add_argument("--host", default=DEFAULT_HOST,
+                       help=f"interface to listen on (default {DEFAULT_HOST}; 0.0.0.0 only inside a container)")
 
 
 def _add_sweep_parser(commands) -> None:
@@ -237,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             from studyflow.dashboard import run_dashboard
 
             return run_dashboard(args.storage, args.port)
+        if args.command == "serve":
+            from studyflow.serve import serve
+
+            serve(args.model_uri, args.host, args.port)  # becomes the server: returns only by an error
+            return 1
         config = command_config(args)
         check_inputs(args, config)  # data, stores and models, before Prefect starts or TensorFlow loads
         if not args.verbose:

@@ -41,7 +41,7 @@ class ModelIntegrityError(StudyflowError, RuntimeError):
 
 
 class ModelSourceError(StudyflowError, RuntimeError):
-    """The model to inspect cannot be found or loaded; nothing was run or logged."""
+    """The model to inspect or serve cannot be found or loaded; nothing was run or logged."""
 
 
 class NotAStudyCnnError(StudyflowError, ValueError):
@@ -58,3 +58,7 @@ class SweepBusyError(StudyflowError, RuntimeError):
 
 class SweepWorkerError(StudyflowError, RuntimeError):
     """A sweep worker process failed."""
+
+
+class ServingError(StudyflowError, RuntimeError):
+    """The model server cannot start as asked (e.g. its port is taken)."""

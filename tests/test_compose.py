@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 VENV_BIN = Path(sys.executable).parent
-LONG_RUNNING = ("postgres", "mlflow", "prefect-server", "worker")
+LONG_RUNNING = ("postgres", "mlflow", "prefect-server", "worker", "serve")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
 REFERENCE = re.compile(r"\$\{(\w+)[^}]*\}")
 
@@ -41,7 +41,7 @@ def test_compose_file_follows_the_compose_specification():
 
 
 def test_every_service_of_the_stack_is_there(compose):
-    assert set(compose["services"]) == {"postgres", "mlflow", "prefect-server", "deploy", "worker"}
+    assert set(compose["services"]) == {"postgres", "mlflow", "prefect-server", "deploy", "worker", "serve"}
     assert set(compose["volumes"]) >= {"postgres-data", "mlflow-artifacts"}
 
 
@@ -51,7 +51,7 @@ def test_published_ports_are_bound_to_loopback_only(compose):
         for port in service.get("ports", []):
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name} publishes {port!r}"
             published.append(name)
-    assert sorted(published) == ["mlflow", "prefect-server"]  # PostgreSQL stays inside the stack
+    assert sorted(published) == ["mlflow", "prefect-server", "serve"]  # PostgreSQL stays inside the stack
 
 
 def test_services_come_up_in_order_on_healthchecks(compose):
@@ -68,6 +68,14 @@ def test_services_come_up_in_order_on_healthchecks(compose):
     assert condition("worker", "mlflow") == "service_healthy"
     assert condition("worker", "prefect-server") == "service_healthy"
     assert condition("worker", "deploy") == "service_completed_successfully"
+    assert condition("serve", "mlflow") == "service_healthy"
+
+
+def test_serve_runs_the_champion_from_the_stacks_tracking_server(compose):
+    serve = compose["services"]["serve"]
+    assert serve["command"][:2] == ["studyflow", "serve"] and "--host" in serve["command"]
+    assert serve["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert serve["build"]["dockerfile"] == "Dockerfile"  # the same image: the study's code and environment
 
 
 def test_servers_use_postgresql_and_named_volumes(compose):

@@ -73,7 +73,7 @@ def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, m
     recorded = float(champion.tags["test_accuracy"])
     dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
     model = mlflow.pyfunc.load_model("models:/mnist-cnn@champion")
-    predictions = np.argmax(np.asarray(model.predict(dataset.test_images)), axis=-1)
+    predictions = model.predict(dataset.test_images)["label"].to_numpy()  # the serving contract: label + probabilities
     assert np.mean(predictions == dataset.test_labels) == pytest.approx(recorded, abs=1e-6)
     comparison = download(mlflow_client, parent.info.run_id, "tables/mlp_vs_cnn.csv").read_text()
     assert "CNN-a" in comparison

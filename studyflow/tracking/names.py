@@ -14,6 +14,9 @@ EXPERIMENT_PREFIX = "studyflow-"
 REGISTERED_CNN = "mnist-cnn"
 CHAMPION_ALIAS = "champion"
 CHAMPION_URI = f"models:/{REGISTERED_CNN}@{CHAMPION_ALIAS}"
+# On a registered version: the trained Keras model it packages for serving (tasks/serving/package.py).
+# A version without it was registered before packaging: a plain Keras model, without the serving contract.
+KERAS_MODEL_VERSION_TAG = "keras_model_uri"
 
 
 class Tag:

@@ -9,6 +9,11 @@ What counts as a win depends on what is known about both models:
   champion from a full-data run is never compared with a number from a subset.
 Both models are scored as loaded back from the store, never from memory: what is registered is
 what was checked. Every version's description states the rule that was applied to it.
+
+What is registered is the trained Keras model packaged for serving (tasks/serving/package.py): its
+pyfunc flavor takes 28x28 images (uint8 or [0, 1] floats) and returns the label with the 10
+probabilities, its keras flavor is the network itself. The version's description and tags state
+that contract and how to serve and call the model, so the registry entry is usable on its own.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from studyflow.tracking.names import KERAS_MODEL_VERSION_TAG
 from tasks.replicates.compute import intervals_overlap
+from tasks.serving import classifier
+from tasks.serving.package import log_digit_classifier
 
 REGISTERED_CNN = "mnist-cnn"
 CHAMPION_ALIAS = "champion"
@@ -87,10 +95,31 @@ def _current_champion(client: MlflowClient, name: str):
 
 
 def _version_of_logged_model(client: MlflowClient, name: str, model_uri: str):
+    """The version that packages the Keras model `model_uri` (or, registered before packaging, is it)."""
     for version in client.search_model_versions(f"name='{name}'"):
-        if version.source == model_uri:
+        if version.tags.get(KERAS_MODEL_VERSION_TAG) == model_uri or version.source == model_uri:
             return version
     return None
+
+
+def contract_tags(name: str, version: str) -> dict[str, str]:
+    """What a packaged version takes and returns, and how to serve and call it."""
+    return {
+        "input": classifier.INPUT_CONTRACT,
+        "output": classifier.OUTPUT_CONTRACT,
+        "classes": classifier.CLASSES_TEXT,
+        "request": classifier.REQUEST_FORMAT,
+        "serve": f"studyflow serve --model-uri models:/{name}/{version} (the champion: studyflow serve), "
+                 "then POST to http://127.0.0.1:5050/invocations; see README, Serving",
+    }
+
+
+def _contract_description(name: str, version: str) -> str:
+    tags = contract_tags(name, version)
+    return (f"Input: {tags['input']}. Request: {tags['request']}. Output: {tags['output']}. "
+            f"Classes: {tags['classes']}. Serve: {tags['serve']}. Load in Python: "
+            f"mlflow.pyfunc.load_model('models:/{name}/{version}') (this contract) or "
+            f"mlflow.keras.load_model(...) (the Keras network).")
 
 
 def _interval_text(stats: ReplicateStats) -> str:
@@ -106,8 +135,11 @@ def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: st
     its best-validation seed); with intervals on both sides the interval rule decides."""
     challenger_accuracy = accuracy_of(mlflow.keras.load_model(model_uri), test_images, test_labels)
     version = _version_of_logged_model(client, name, model_uri)
+    packaged = version is None or version.tags.get(KERAS_MODEL_VERSION_TAG) == model_uri  # else registered before packaging
     if version is None:
-        version = mlflow.register_model(model_uri, name, tags={"source_run_id": source_run_id})
+        served_uri = log_digit_classifier(client, source_run_id, model_uri, test_images)
+        version = mlflow.register_model(served_uri, name,
+                                        tags={"source_run_id": source_run_id, KERAS_MODEL_VERSION_TAG: model_uri})
     champion = _current_champion(client, name)
     champion_accuracy, rule = None, ""
     champion_stats = ReplicateStats.from_tags(champion.tags) if champion is not None else None
@@ -140,6 +172,7 @@ def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: st
         "promotion_decision": reason,
         "promotion_rule": rule or "none (no comparison)",
         **(replicates.tags() if replicates is not None else {}),
+        **(contract_tags(name, version.version) if packaged else {}),
     }.items():
         client.set_model_version_tag(name, version.version, key, value)
     summary = (f"test accuracy {_interval_text(replicates)} (this version: its best-validation seed, "
@@ -147,7 +180,8 @@ def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: st
                else f"test accuracy {challenger_accuracy:.4f}")
     status = "Champion" if promoted else "Not promoted"
     client.update_model_version(name, version.version, description=(
-        f"{status}: {summary} on {test_set}. Decision: {reason}." + (f" Rule applied: {rule}." if rule else "")))
+        f"{status}: {summary} on {test_set}. Decision: {reason}." + (f" Rule applied: {rule}." if rule else "")
+        + (f"\n\n{_contract_description(name, version.version)}" if packaged else "")))
     if promoted:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
     print(f"model registry: {name} version {version.version}: "

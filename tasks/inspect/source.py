@@ -1,15 +1,16 @@
 """Which CNN part 5 inspects: a model URI resolved to the run and logged model behind it, then loaded.
 
 Resolved and loaded before the part's run is created, so a wrong URI or a missing champion stops
-with a message and leaves no run behind.
+with a message and leaves no run behind. Resolving imports no TensorFlow: `studyflow serve` uses it
+to refuse a model that does not exist before its server starts.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -17,7 +18,9 @@ from studyflow import tracking
 from studyflow.config.parts import MODEL_URI_FORMS
 from studyflow.errors import ModelSourceError, NotAStudyCnnError
 from studyflow.tracking.names import CHAMPION_ALIAS, REGISTERED_CNN
-from tasks.inspect.compute import conv_layers
+
+if TYPE_CHECKING:
+    import keras
 
 NO_CHAMPION = "no champion yet: run `studyflow run cnn` first"
 _LOGGED_MODEL = re.compile(r"^models:/(m-[0-9a-f]{32})/?$")
@@ -64,6 +67,8 @@ def resolve_model_source(client: MlflowClient, uri: str) -> ModelSource:
 def load_inspected_model(source: ModelSource) -> keras.Model:
     """The CNN behind the URI, checked to have what part 5 looks at."""
     import mlflow.keras
+
+    from tasks.inspect.compute import conv_layers  # TensorFlow: imported only to load
 
     try:
         model = mlflow.keras.load_model(source.uri)

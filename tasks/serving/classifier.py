@@ -1,0 +1,109 @@
+"""The registered digit classifier's serving contract: a self-contained MLflow model from code.
+
+MLflow copies this file into every packaged classifier (tasks/serving/package.py) and runs it
+when the model is loaded, so the registered model needs numpy, pandas, Keras and MLflow, not
+studyflow. Keep it importing nothing from the project.
+
+Input: a batch of 28x28 images, shape (n, 28, 28) or (n, 784), as a NumPy array, a DataFrame of
+784 columns, or JSON `{"inputs": [...]}` through the scoring server. Integers are 0-255 pixel
+values (MNIST's uint8 files); floats are intensities in [0, 1] (what the network was trained on).
+A float above 1 is refused, not guessed: it is most likely a 0-255 image, and scaling it silently
+would hide a client's mistake; the message says to send integers or divide by 255. (Over JSON,
+integers stay integers: the model declares no input schema, so MLflow does not cast them.)
+Output: one row per image, `label` (the predicted digit) and `probability_0` .. `probability_9`.
+A request outside the contract raises MlflowException(INVALID_PARAMETER_VALUE): the scoring
+server answers 400 with the message.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+SIDE = 28
+CLASSES = tuple(range(10))
+LABEL_COLUMN = "label"
+PROBABILITY_COLUMNS = tuple(f"probability_{digit}" for digit in CLASSES)
+BATCH = 1024  # images per call of the network: bounds memory for large requests
+
+INPUT_CONTRACT = ("a batch of 28x28 grey images, white digit on black as in MNIST: shape (n, 28, 28) or (n, 784); "
+                  "integers are 0-255 pixel values (uint8), floats are intensities in [0, 1]; a float above 1, a "
+                  "negative or non-finite value, an integer above 255 or any other shape is refused (HTTP 400)")
+OUTPUT_CONTRACT = ("one row per image: label (the predicted digit, int) and probability_0 .. probability_9 "
+                   "(float32 softmax probabilities of digits 0-9, summing to 1)")
+CLASSES_TEXT = "digits 0-9 (probability_k is the probability of digit k)"
+REQUEST_FORMAT = ('POST /invocations, Content-Type: application/json, body {"inputs": [<image>, ...]} with each '
+                  "image 28 rows of 28 values (or 784 values)")
+
+
+def _refuse(message: str) -> MlflowException:
+    return MlflowException.invalid_parameter_value(f"{message}. Expected {INPUT_CONTRACT}.")
+
+
+def images_from(data) -> np.ndarray:
+    """The batch as float32 intensities in [0, 1], shape (n, 28, 28); MlflowException if outside the contract."""
+    if isinstance(data, pd.DataFrame):
+        data = data.to_numpy()
+    try:
+        images = np.asarray(data)
+    except (ValueError, TypeError) as exc:  # ragged nesting, e.g. rows of different lengths
+        raise _refuse(f"the images are not a rectangular array ({exc})") from None
+    if images.dtype == object:  # e.g. a DataFrame whose columns differ in type
+        try:
+            images = images.astype(np.float64)
+        except (ValueError, TypeError):
+            raise _refuse("pixel values must be numbers") from None
+    if images.dtype.kind not in "iuf":
+        raise _refuse(f"pixel values must be integers or floats, got {images.dtype}")
+    if images.ndim == 2 and images.shape[1] == SIDE * SIDE:
+        images = images.reshape(-1, SIDE, SIDE)
+    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
+        hint = " (one image: send a batch of one, [image])" if images.shape in ((SIDE, SIDE), (SIDE * SIDE,)) else ""
+        raise _refuse(f"got an array of shape {images.shape}{hint}")
+    if len(images) == 0:
+        raise _refuse("got no image")
+    low, high = images.min(), images.max()
+    if images.dtype.kind in "iu":
+        if low < 0 or high > 255:
+            raise _refuse(f"integer pixels must be 0-255, got values from {low} to {high}")
+        return images.astype(np.float32) * np.float32(1.0 / 255.0)  # as the training data was scaled
+    if not np.all(np.isfinite(images)):
+        raise _refuse("got NaN or infinite pixel values")
+    if low < 0 or high > 1:
+        advice = " (a 0-255 image: send integers, or divide by 255)" if high <= 255 and low >= 0 else ""
+        raise _refuse(f"float pixels must be in [0, 1], got values from {low:g} to {high:g}{advice}")
+    return images.astype(np.float32)
+
+
+class DigitClassifier(PythonModel):
+    """The Keras CNN (artifact `keras_model`) behind the input contract above."""
+
+    def load_context(self, context):
+        import keras
+
+        self.network = keras.saving.load_model(context.artifacts["keras_model"])
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        images = images_from(model_input)
+        import keras
+
+        # A direct call, not network.predict: no progress bar on the server's output, no tf.data pipeline.
+        probabilities = np.concatenate([
+            keras.ops.convert_to_numpy(self.network(images[start:start + BATCH], training=False))
+            for start in range(0, len(images), BATCH)]).astype(np.float32)
+        table = pd.DataFrame(probabilities, columns=list(PROBABILITY_COLUMNS))
+        table.insert(0, LABEL_COLUMN, probabilities.argmax(axis=1).astype(np.int64))
+        return table
+
+
+# MLflow warns, as the model is made, that `predict` has no type hints: hints would replace the checks
+# above with its own (no hint says "(n, 28, 28) or (n, 784), integers or floats") and change how
+# JSON reaches the model.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
+    set_model(DigitClassifier())  # what MLflow loads from this file (models from code)
