@@ -12,7 +12,6 @@ from flows.common import part_flow
 from studyflow import tracking
 from studyflow.config.parts import InspectConfig
 from studyflow.steps import run_step
-from studyflow.tracking.descriptions import DESCRIPTION_TAG, parent_description
 from tasks.data import load_dataset
 from tasks.inspect.record import inspection_run
 from tasks.prefect_links import publish_run
@@ -35,7 +34,6 @@ def inspect_flow(config: InspectConfig) -> dict[str, float]:
     model = load_inspected_model_task(source)
     dataset = load_dataset("mnist")
     with inspection_run(client, config.model_dump(), config.profile, config.seed, dataset, source) as recorder:
-        recorder.set_tags({DESCRIPTION_TAG: parent_description("inspect", config.profile, config.model_dump())})
         publish_run(recorder, f"inspect {config.profile}")
         chosen = log_digit_choice_task(recorder, model, dataset, config.digits)
         log_filters_task(recorder, model)

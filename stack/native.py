@@ -51,7 +51,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's bin/, where mlflow and prefect are
 HOST = "127.0.0.1"
 PG_USER = "studyflow"
-DATABASES = ("mlflow", "prefect")
+DATABASES = ("mlflow", "prefect", "optuna")
 WORK_POOL = "studyflow"
 SERVER_START_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 20
@@ -93,6 +93,7 @@ def requested_settings() -> dict:
         "mlflow": int(os.environ.get("STUDYFLOW_MLFLOW_PORT", "5000")),
         "prefect": int(os.environ.get("STUDYFLOW_PREFECT_PORT", "4200")),
         "serve": int(os.environ.get("STUDYFLOW_SERVE_PORT", "5050")),
+        "dashboard": int(os.environ.get("STUDYFLOW_DASHBOARD_PORT", "8080")),
     }
     return {
         "ports": ports,
@@ -382,6 +383,7 @@ def start_worker(settings: dict, tracking_uri: str | None = None, wait: bool = T
     env.update({
         "MLFLOW_TRACKING_URI": tracking_uri or settings["mlflow_url"],
         "STUDYFLOW_CODE_DIR": str(REPO_ROOT),  # the pull step of prefect.yaml runs the code from here
+        "STUDYFLOW_OPTUNA_STORAGE": optuna_storage(settings),  # sweeps' studies where optuna-dashboard reads them
         "PREFECT_WORKER_QUERY_SECONDS": os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
     })
     worker_name = f"{socket.gethostname()}-{name}-{os.getpid()}"
@@ -422,6 +424,24 @@ def _wait_worker_online(name: str, worker_name: str, process: subprocess.Popen, 
             pass
         time.sleep(0.5)
     raise StackError(f"{name} did not come online; its log ends:\n{_tail(name)}")
+
+
+def optuna_storage(settings: dict) -> str:
+    return database_url("psycopg", "optuna", settings)
+
+
+def start_dashboard(settings: dict) -> None:
+    """optuna-dashboard over the stack's Optuna database (the sweeps' studies when the shell points at
+    the stack: `env` exports STUDYFLOW_OPTUNA_STORAGE)."""
+    port = settings["ports"].get("dashboard", 8080)  # a stack.json written before the dashboard has none
+    if not _port_free(port):
+        print(f"optuna-dashboard not started: port {port} is in use (STUDYFLOW_DASHBOARD_PORT)")
+        return
+    process = spawn("optuna-dashboard", [str(VENV_BIN / "optuna-dashboard"), optuna_storage(settings),
+                                         "--host", HOST, "--port", str(port)], base_env(settings))
+    _wait_http("optuna-dashboard", f"http://{HOST}:{port}/api/studies", process,
+               time.monotonic() + SERVER_START_TIMEOUT_S)
+    print(f"optuna      http://{HOST}:{port} (optuna-dashboard over the PostgreSQL database optuna)")
 
 
 def serve_port(settings: dict) -> int:
@@ -482,6 +502,8 @@ def up() -> None:
         register_deployments(settings)
         if not any(running(name) for name in worker_names()):
             start_worker(settings)
+        if not running("optuna-dashboard"):
+            start_dashboard(settings)
     except BaseException:
         print("stack did not come up; stopping what was started", file=sys.stderr)
         down()
@@ -496,6 +518,7 @@ def down() -> None:
     if not stack_dir().exists():
         return
     stop("serve")
+    stop("optuna-dashboard")
     for name in reversed(worker_names()):
         stop(name, signal.SIGINT)  # a worker ignores SIGTERM for a while; SIGINT stops it at once
     stop("prefect-server")
@@ -509,6 +532,9 @@ def status() -> int:
             ("mlflow", running("mlflow"), settings["mlflow_url"]),
             ("prefect-server", running("prefect-server"), settings["prefect_ui_url"])]
     rows += [(name, running(name), f"work pool {WORK_POOL}") for name in worker_names()]
+    if record("optuna-dashboard") is not None:
+        rows.append(("optuna-dashboard", running("optuna-dashboard"),
+                     f"http://{HOST}:{settings['ports'].get('dashboard', 8080)}"))
     if record("serve") is not None:  # started (it is not while there is no champion)
         rows.append(("serve", running("serve"), f"http://{HOST}:{serve_port(settings)}/invocations"))
     for name, alive, where in rows:
@@ -520,6 +546,7 @@ def print_env() -> None:
     settings = saved_settings()
     print(f"export MLFLOW_TRACKING_URI={settings['mlflow_url']}")
     print(f"export PREFECT_API_URL={settings['prefect_api_url']}")
+    print(f"export STUDYFLOW_OPTUNA_STORAGE='{optuna_storage(settings)}'")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,8 +44,9 @@ def default_tracking_uri() -> str:
 
 
 def default_optuna_storage_url() -> str:
-    """The sweeps' Optuna database when no storage is given: SQLite beside the tracking store."""
-    return "sqlite:///" + str(mlruns_dir() / "optuna.db")
+    """The sweeps' Optuna database when no storage is given: STUDYFLOW_OPTUNA_STORAGE (the stacks set
+    it to their PostgreSQL database), else SQLite beside the tracking store."""
+    return os.environ.get("STUDYFLOW_OPTUNA_STORAGE") or "sqlite:///" + str(mlruns_dir() / "optuna.db")
 
 
 def unlogged_metrics_dir() -> Path:

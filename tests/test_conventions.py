@@ -5,7 +5,6 @@ both ways between the Prefect flow/task runs and the MLflow runs."""
 
 import asyncio
 
-import pytest
 from mlflow.entities import LoggedModelStatus
 
 from studyflow.tracking.descriptions import DESCRIPTION_TAG, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
@@ -57,7 +56,7 @@ def test_mlp_runs_follow_mlflow_and_prefect_conventions(prefect_server, mlflow_c
     # Prefect stores a link artifact as Markdown: "[text](url)".
     links = {artifact.key: artifact for artifact in artifacts if not artifact.key.endswith("-metrics")}
     for run in (parent, child):
-        url = f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id})"
+        url = f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning)"
         assert any(url in artifact.data for artifact in links.values()), [a.data for a in artifacts]
     (child_link,) = [a for a in links.values() if child.info.run_id in a.data]
     assert child_link.key == "mlflow-mlp-a-seed-0"

@@ -55,6 +55,8 @@ def test_the_registered_version_states_its_contract_and_applies_it(champion, tes
         assert champion.tags.get(tag), tag
     assert "(n, 28, 28) or (n, 784)" in champion.tags["input"] and "digits 0-9" in champion.tags["classes"]
     assert "Input:" in champion.description and "studyflow serve" in champion.description
+    registered = mlflow.MlflowClient().get_registered_model("mnist-cnn")
+    assert "(n, 28, 28) or (n, 784)" in registered.description  # the model's own page, before any version
     model = mlflow.pyfunc.load_model(CHAMPION)
     assert model.metadata.get_output_schema().input_names() == ["label", *PROBABILITIES]
     example = np.asarray(json.loads(Path(mlflow.artifacts.download_artifacts(

@@ -79,6 +79,8 @@ def stack_home(tmp_path_factory):
         "STUDYFLOW_PG_PORT": str(free_port()),
         "STUDYFLOW_MLFLOW_PORT": str(free_port()),
         "STUDYFLOW_PREFECT_PORT": str(free_port()),
+        "STUDYFLOW_SERVE_PORT": str(free_port()),
+        "STUDYFLOW_DASHBOARD_PORT": str(free_port()),
     })
     try:
         yield {"env": env, "dir": folder / "stack", "worker_swapped": False}
@@ -157,6 +159,8 @@ def test_up_serves_both_uis_and_registers_every_deployment(stack):
         assert name in registered, sorted(registered)
         assert registered[name]["work_pool_name"] == "studyflow"
         assert registered[name]["parameters"] == {"profile": "quick"}
+    studies = _get(f"http://127.0.0.1:{settings['ports']['dashboard']}/api/studies")  # optuna-dashboard
+    assert studies["study_summaries"] == []  # the stack's own (empty) Optuna database
     status = _native(stack["env"], "status")
     assert status.returncode == 0, status.stdout + status.stderr
     print(f"\nstack up in {stack['up_seconds']:.0f} s")

@@ -160,8 +160,9 @@ class SweepConfig(TrainingConfig):
     @field_validator("workers")
     @classmethod
     def _workers_need_a_shared_database(cls, workers, info: ValidationInfo):
-        storage = info.data.get("storage")  # declared before `workers`, so already validated
-        if workers > 1 and (storage is None or storage.startswith("sqlite")):
+        # `storage` is declared before `workers`, so already validated; unset, it is the default one
+        storage = info.data.get("storage") or paths.default_optuna_storage_url()
+        if workers > 1 and storage.startswith("sqlite"):
             raise ValueError(
                 f"{workers} workers need a storage that several processes can write at once; SQLite "
                 "locks the whole database. Give a PostgreSQL storage, e.g. --storage "

@@ -69,14 +69,24 @@ def ui_base() -> str:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{UI_PORT}"
 
 
+# MLflow 3.17's UI opens every page in its GenAI view unless the address asks for the model-training
+# one (its workflow switch, remembered per browser, defaults to GenAI; the experiments' kind tag is
+# read only where the switch is off). Every link studyflow prints or publishes asks for it.
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
 def run_url(experiment_id: str, run_id: str) -> str:
-    """A run's page in the MLflow UI (its experiment is a model-training one: see descriptions)."""
-    return f"{ui_base()}/#/experiments/{experiment_id}/runs/{run_id}"
+    """A run's page in the MLflow UI's model-training view."""
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs/{run_id}{TRAINING_VIEW}"
 
 
 def experiment_url(experiment_id: str) -> str:
-    """An experiment's runs table in the MLflow UI."""
-    return f"{ui_base()}/#/experiments/{experiment_id}/runs"
+    """An experiment's runs table in the MLflow UI's model-training view."""
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs{TRAINING_VIEW}"
+
+
+def registered_model_url(name: str) -> str:
+    return f"{ui_base()}/#/models/{name}{TRAINING_VIEW}"
 
 
 def connect() -> MlflowClient:

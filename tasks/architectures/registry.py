@@ -27,13 +27,11 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from studyflow.tracking.names import KERAS_MODEL_VERSION_TAG
+from studyflow.tracking.names import CHAMPION_ALIAS, KERAS_MODEL_VERSION_TAG, REGISTERED_CNN
 from tasks.replicates.compute import intervals_overlap
 from tasks.serving import classifier
 from tasks.serving.package import log_digit_classifier
 
-REGISTERED_CNN = "mnist-cnn"
-CHAMPION_ALIAS = "champion"
 
 
 @dataclass(frozen=True)
@@ -140,6 +138,10 @@ def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: st
         served_uri = log_digit_classifier(client, source_run_id, model_uri, test_images)
         version = mlflow.register_model(served_uri, name,
                                         tags={"source_run_id": source_run_id, KERAS_MODEL_VERSION_TAG: model_uri})
+        # The registered model's own page says what every version is, before one is opened.
+        client.update_registered_model(name, description=(
+            f"The study's best CNN on MNIST (part 4), as a digit classifier. {_contract_description(name, '<version>')} "
+            "The alias `champion` marks the version that won the promotion rule in its description."))
     champion = _current_champion(client, name)
     champion_accuracy, rule = None, ""
     champion_stats = ReplicateStats.from_tags(champion.tags) if champion is not None else None

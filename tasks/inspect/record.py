@@ -17,6 +17,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelInput
 
+from studyflow.tracking.descriptions import DESCRIPTION_TAG, PART_DESCRIPTIONS
+from studyflow.tracking.store import TRAINING_VIEW
 from studyflow import tracking
 from studyflow.config.parts import DreamSettings
 from studyflow.tracking import RunRecorder, Tag
@@ -37,9 +39,9 @@ def source_tags(client: MlflowClient, source: ModelSource) -> dict[str, str]:
         tags[Tag.SOURCE_MODEL_VERSION] = source.registered_version
     experiment_id = client.get_run(source.run_id).info.experiment_id
     # The run description is Markdown in the MLflow UI: a click leads to the run that trained the model.
-    tags["mlflow.note.content"] = (
-        f"Inside the CNN `{source.uri}`, trained and logged by run "
-        f"[{source.run_id}](#/experiments/{experiment_id}/runs/{source.run_id}).")
+    tags[DESCRIPTION_TAG] = (
+        f"{PART_DESCRIPTIONS['inspect']}\n\nInside the CNN `{source.uri}`, trained and logged by run "
+        f"[{source.run_id}](#/experiments/{experiment_id}/runs/{source.run_id}{TRAINING_VIEW}).")
     return tags
 
 
