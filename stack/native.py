@@ -437,6 +437,10 @@ def start_dashboard(settings: dict) -> None:
     if not _port_free(port):
         print(f"optuna-dashboard not started: port {port} is in use (STUDYFLOW_DASHBOARD_PORT)")
         return
+    import optuna
+
+    # optuna-dashboard reads an existing schema only (it never creates tables): Optuna creates it.
+    optuna.storages.RDBStorage(optuna_storage(settings)).engine.dispose()
     process = spawn("optuna-dashboard", [str(VENV_BIN / "optuna-dashboard"), optuna_storage(settings),
                                          "--host", HOST, "--port", str(port)], base_env(settings))
     _wait_http("optuna-dashboard", f"http://{HOST}:{port}/api/studies", process,
@@ -504,8 +508,8 @@ def up() -> None:
             start_worker(settings)
         if not running("optuna-dashboard"):
             start_dashboard(settings)
-    except BaseException:
-        print("stack did not come up; stopping what was started", file=sys.stderr)
+    except BaseException as exc:
+        print(f"stack did not come up ({type(exc).__name__}: {exc}); stopping what was started", file=sys.stderr)
         down()
         raise
     if not running("serve"):

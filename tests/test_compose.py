@@ -41,7 +41,8 @@ def test_compose_file_follows_the_compose_specification():
 
 
 def test_every_service_of_the_stack_is_there(compose):
-    assert set(compose["services"]) == {"postgres", "mlflow", "prefect-server", "deploy", "worker", "serve"}
+    assert set(compose["services"]) == {"postgres", "mlflow", "prefect-server", "deploy", "worker", "serve",
+                                        "optuna-dashboard"}
     assert set(compose["volumes"]) >= {"postgres-data", "mlflow-artifacts"}
 
 
@@ -51,7 +52,7 @@ def test_published_ports_are_bound_to_loopback_only(compose):
         for port in service.get("ports", []):
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name} publishes {port!r}"
             published.append(name)
-    assert sorted(published) == ["mlflow", "prefect-server", "serve"]  # PostgreSQL stays inside the stack
+    assert sorted(published) == ["mlflow", "optuna-dashboard", "prefect-server", "serve"]  # PostgreSQL stays inside the stack
 
 
 def test_services_come_up_in_order_on_healthchecks(compose):

@@ -60,7 +60,7 @@ def _inspect_run(client):
 
 
 def test_inspect_flow_logs_every_figure_and_raises_both_classes(prefect_server, mlflow_client, logged_cnn, tiny_cnn,
-                                                                mnist):
+                                                                mnist, tmp_path):
     model_uri, source_run_id = logged_cnn
     assert model_uri.startswith("models:/m-")
     metrics = inspect_flow(profile="quick", model_uri=model_uri, **FAST_DREAM)
@@ -93,6 +93,15 @@ def test_inspect_flow_logs_every_figure_and_raises_both_classes(prefect_server, 
         assert_png(path, min_side=200)
         with Image.open(path) as image:
             assert max(image.size) < 4000, f"{artifact} is {image.size}"
+    # The study report shows every one of them in part 5's section, each in its own file.
+    from tasks.report.write import write_report
+
+    write_report(mlflow_client, tmp_path / "report")
+    section = (tmp_path / "report" / "report.md").read_text().split("## 5.")[1].split("## 6.")[0]
+    for artifact in figures:
+        flat = "-".join(artifact.split("/")[1:])
+        assert f"(figures/inspect/{run.info.run_id[:8]}-{flat})" in section, artifact
+        assert_png(tmp_path / "report" / "figures" / "inspect" / f"{run.info.run_id[:8]}-{flat}")
     table = download(mlflow_client, run.info.run_id, "tables/dream_scores.csv").read_text().splitlines()
     assert table[0] == "class,start,logit_before,logit_after,probability_before,probability_after"
     assert len(table) == 5

@@ -63,7 +63,7 @@ def test_bad_seeds_are_a_config_error_naming_them(config_class, seeds, message):
     assert config_class.for_profile("quick", seed=4).replicate_seeds() == [4]  # default: once, with `seed`
 
 
-def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlflow_client, tiny):
+def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlflow_client, tiny, tmp_path):
     from flows.mlp import mlp_flow
 
     architectures = {"MLP-a": [24], "MLP-b": [8]}
@@ -98,6 +98,16 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
     assert download(mlflow_client, parent.info.run_id, "tables/mlp_summary.md").read_text().count("| MLP-") == 2
     for figure in ("mlp_replicates.png", "mlp_learning_curves.png"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
+
+    # The report: ours as mean ± half-width beside the original, judged by the interval, and the differences.
+    from tasks.report.write import write_report
+
+    write_report(mlflow_client, tmp_path / "report")
+    section = (tmp_path / "report" / "report.md").read_text().split("## 3. MLP")[1].split("## 4.")[0]
+    row = summary.loc["MLP-a"]
+    half = (row["test_accuracy_ci95_high"] - row["test_accuracy_ci95_low"]) / 2
+    assert f"{row['test_accuracy_mean']:.4f} ± {half:.4f} (3 seeds)" in section
+    assert "Ours: mean over 3 seeds" in section and "| test_accuracy | MLP-a | MLP-b |" in section
 
     # A longer list of seeds trains only the new one; the rest is reused.
     mlp_flow(profile="quick", architectures=architectures, seeds=[0, 1, 2, 3], **tiny)

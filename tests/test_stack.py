@@ -187,7 +187,7 @@ def test_deployment_run_completes_on_the_worker_and_lands_in_the_postgres_backed
     params = {param["key"]: param["value"] for param in parent["data"]["params"]}
     assert params["max_epochs"] == "3" and params["profile"] == "quick" and params["seeds"] == "[0, 1]"
     tables = _get(f"{api}/artifacts/list?run_id={parent['info']['run_id']}&path=tables")["files"]
-    assert {"tables/perceptron_summary.csv", "tables/perceptron_differences.csv"} <= {item["path"] for item in tables}
+    assert "tables/perceptron_summary.csv" in {item["path"] for item in tables}  # one pair: no differences
 
     child_id = child["info"]["run_id"]
     history = _get(f"{api}/metrics/get-history?run_id={child_id}&metric_key=train_error")["metrics"]

@@ -64,7 +64,11 @@ def ui_command() -> str:
 
 
 def ui_base() -> str:
-    """Where the MLflow UI for this store is served: the server itself, or `ui_command`'s address."""
+    """Where the MLflow UI for this store is served, as a browser reaches it: STUDYFLOW_MLFLOW_UI_URL
+    (the compose stack's workers reach the server as http://mlflow:5000, a browser as 127.0.0.1),
+    else the server itself, else `ui_command`'s address."""
+    if override := os.environ.get("STUDYFLOW_MLFLOW_UI_URL"):
+        return override.rstrip("/")
     uri = tracking_uri()
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{UI_PORT}"
 

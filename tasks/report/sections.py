@@ -111,9 +111,18 @@ def trial_of(run: Run) -> str | None:
     return f"trial {number}" if number is not None else None
 
 
-def figures_of(client: MlflowClient, run: Run, caption_prefix: str = "") -> list[Figure]:
-    return [Figure(run.info.run_id, item.path, caption_prefix + Path(item.path).stem.replace("_", " "))
-            for item in client.list_artifacts(run.info.run_id, "figures") if item.path.endswith(".png")]
+def figures_of(client: MlflowClient, run: Run, caption_prefix: str = "", folder: str = "figures") -> list[Figure]:
+    """Every PNG under the run's `figures/`, sub-folders included (part 5 keeps its filters,
+    activation maps and dreams in figures/filters, figures/activations and figures/dreams)."""
+    found = []
+    for item in client.list_artifacts(run.info.run_id, folder):
+        if item.is_dir:
+            found += figures_of(client, run, caption_prefix, item.path)
+        elif item.path.endswith(".png"):
+            where = Path(item.path).relative_to("figures")
+            caption = " ".join([*where.parent.parts, where.stem]).replace("_", " ")
+            found.append(Figure(run.info.run_id, item.path, caption_prefix + caption))
+    return found
 
 
 def _csv_rows(client: MlflowClient, run: Run, artifact: str) -> list[dict]:

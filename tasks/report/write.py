@@ -76,7 +76,9 @@ def _collect_figures(client: MlflowClient, report: Report, out_dir: Path) -> dic
     local = {}
     for section in report.sections:
         for figure in section.figures:
-            target = out_dir / "figures" / section.part / f"{figure.run_id[:8]}-{Path(figure.artifact_path).name}"
+            # figures/filters/conv_1.png and figures/activations/conv_1.png must not meet in one file
+            flat = "-".join(Path(figure.artifact_path).parts[1:])
+            target = out_dir / "figures" / section.part / f"{figure.run_id[:8]}-{flat}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(client.download_artifacts(figure.run_id, figure.artifact_path), target)
             local[(figure.run_id, figure.artifact_path)] = target.relative_to(out_dir).as_posix()
