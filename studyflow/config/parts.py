@@ -10,7 +10,7 @@ import itertools
 import math
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
 
 from studyflow import reference
 from studyflow.config.base import PartConfig, Precision, Seeded, StepConfig, TrainingConfig
@@ -19,6 +19,19 @@ from studyflow.tracking.names import CHAMPION_URI, REGISTERED_CNN
 Digit = Annotated[int, Field(ge=0, le=9)]
 Width = Annotated[int, Field(ge=1, le=100_000)]
 Lambda = Annotated[float, Field(ge=0.0, le=1.0)]
+# The interval [0, 1] pixels are mapped onto, linearly. The original study does not state its scaling;
+# its PCA digit table (centroids, variances) is reproduced by [-1, 1] (see docs/study.md, part 1).
+ORIGINAL_PIXEL_RANGE = (-1.0, 1.0)
+
+
+def _check_pixel_range(pixel_range: tuple[float, float]) -> tuple[float, float]:
+    low, high = pixel_range
+    if not low < high:
+        raise ValueError(f"give [low, high] with low < high, got [{low}, {high}]")
+    return pixel_range
+
+
+PixelRange = Annotated[tuple[FiniteFloat, FiniteFloat], AfterValidator(_check_pixel_range)]
 
 DEFAULT_PAIRS = [(1, 0), (8, 3), (4, 9), (8, 7), (2, 9)]
 ALL_PAIRS = [tuple(pair) for pair in itertools.combinations(range(10), 2)]
@@ -34,6 +47,9 @@ class PcaConfig(StepConfig):
     svc_max_iter: int = Field(10_000, ge=1, description="LinearSVC max_iter")
     dimensions: list[Annotated[int, Field(ge=2, le=784)]] = Field(
         [10, 50], description="further PCA dimensions in which the pair accuracies are computed")
+    pixel_range: PixelRange = Field(
+        ORIGINAL_PIXEL_RANGE, description="[low, high] the pixels are scaled to before the PCA ([-1, 1] reproduces "
+                                          "the original's centroids and variances; [0, 1] halves them)")
 
     PROFILE_DEFAULTS: ClassVar = {"quick": {"sample_size": 5_000}, "paper": {}}
 
