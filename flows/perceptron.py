@@ -14,10 +14,11 @@ from tasks.perceptron.tasks import log_perceptron_summary_task, train_pair_task
 def perceptron_flow(config: PerceptronConfig) -> list[dict]:
     """A perceptron per digit pair, each in its own child run; the train-test gap across pairs."""
     dataset = subset(load_dataset("mnist"), config.train_size, config.test_size, config.seed)
+    settings = config.perceptron_settings()
     with parent_run("perceptron", config, dataset) as recorder:
         results = [
-            run_step(train_pair_task, pair_data(dataset, pair), config.learning_rate, config.max_epochs,
-                     config.tolerance, config.patience, config.seed, parent=recorder, force=config.force)
+            run_step(train_pair_task, pair_data(dataset, pair, config.pixel_range), settings, parent=recorder,
+                     force=config.force)
             for pair in config.resolved_pairs()
         ]
         summary = log_perceptron_summary_task(recorder, results)

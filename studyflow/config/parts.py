@@ -54,13 +54,24 @@ class PcaConfig(StepConfig):
     PROFILE_DEFAULTS: ClassVar = {"quick": {"sample_size": 5_000}, "paper": {}}
 
 
-class PerceptronConfig(StepConfig):
+class PerceptronSettings(Seeded):
+    """How one pair's perceptron is trained: the object that reaches `train_perceptron`, logged as it is."""
+
+    learning_rate: float = Field(0.01, gt=0.0, description="the perceptron's learning rate")
+    max_epochs: int = Field(1000, ge=1, le=100_000,
+                            description="iterations at most: batch updates, each one pass over the pair's "
+                                        "training images (the original's 1000 iterations)")
+    tolerance: float = Field(1e-3, ge=0.0, lt=1.0,
+                             description="training stops once the training misclassification error is below this")
+    init_scale: float = Field(0.5, ge=0.0, le=100.0,
+                              description="initial weights and bias are drawn uniformly from [-init_scale, init_scale]")
+
+
+class PerceptronConfig(StepConfig, PerceptronSettings):
     pairs: list[tuple[Digit, Digit]] | Literal["all"] = Field(
         DEFAULT_PAIRS, description='digit pairs (first digit +1, second -1), or "all" for the 45 pairs')
-    learning_rate: float = Field(0.01, gt=0.0, description="the perceptron's learning rate")
-    max_epochs: int = Field(1000, ge=1, le=100_000, description="passes over the pair's training images, at most")
-    tolerance: float = Field(1e-3, ge=0.0, description="minimum improvement of the mean loss that counts")
-    patience: int = Field(5, ge=1, description="epochs without such improvement before stopping")
+    pixel_range: PixelRange = Field(ORIGINAL_PIXEL_RANGE,
+                                    description="[low, high] the pixels are scaled to (as in part 1)")
     train_size: int | None = Field(None, ge=100, description="training images drawn from MNIST (None: all)")
     test_size: int | None = Field(None, ge=100, description="test images drawn from MNIST (None: all)")
 
@@ -83,6 +94,9 @@ class PerceptronConfig(StepConfig):
 
     def resolved_pairs(self) -> list[tuple[int, int]]:
         return ALL_PAIRS if self.pairs == "all" else [tuple(pair) for pair in self.pairs]
+
+    def perceptron_settings(self) -> PerceptronSettings:
+        return PerceptronSettings(**self.model_dump(include=set(PerceptronSettings.model_fields)))
 
 
 class ArchitectureConfig(TrainingConfig, StepConfig):

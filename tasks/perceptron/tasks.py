@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from studyflow.config.parts import PerceptronSettings
 from studyflow.tracking import RunRecorder, Tag
 from studyflow.tracking.names import pair_run_name, pair_tag
 from tasks.perceptron.compute import PairData, PerceptronResult, train_perceptron
@@ -11,17 +12,15 @@ from tasks.perceptron.record import log_pair, log_perceptron_summary
 from tasks.prefect_task import step_task, studyflow_task
 
 
-def train_pair(parent: RunRecorder, data: PairData, learning_rate: float,
-               max_epochs: int, tolerance: float, patience: int, seed: int) -> PerceptronResult:
+def train_pair(parent: RunRecorder, data: PairData, settings: PerceptronSettings) -> PerceptronResult:
     """One pair in its own child run: train, then record it.
 
     Takes the pair's images, not the whole dataset: the step's cache key hashes only what it uses."""
     with parent.child(pair_run_name(data.pair), tags={Tag.PAIR: pair_tag(data.pair)}) as run:
-        result = train_perceptron(data, learning_rate, max_epochs, tolerance, patience, seed)
-        log_pair(run, data, result, {"learning_rate": learning_rate, "max_epochs": max_epochs,
-                                     "tolerance": tolerance, "patience": patience})
+        result = train_perceptron(data, settings)
+        log_pair(run, data, result, settings)
         print(f"{pair_run_name(data.pair)}: train {result.train_accuracy:.4f}, test {result.test_accuracy:.4f}, "
-              f"{result.epochs_run} epochs")
+              f"{result.epochs_run} iterations")
     return dataclasses.replace(result, run_id=run.run_id)
 
 
