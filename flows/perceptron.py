@@ -14,12 +14,13 @@ from tasks.perceptron.tasks import log_perceptron_summary_task, train_pair_task
 def perceptron_flow(config: PerceptronConfig) -> list[dict]:
     """A perceptron per digit pair and seed, each in its own child run; the train-test gap across pairs."""
     dataset = subset(load_dataset("mnist"), config.train_size, config.test_size, config.seed)
+    settings = config.perceptron_settings()
     with parent_run("perceptron", config, dataset) as recorder:
         # A pair's images are selected when it is trained, not all at once: 45 pairs' float64 copies
         # would hold gigabytes.
         results = [
-            run_step(train_pair_task, pair_data(dataset, pair), config.learning_rate, config.max_epochs,
-                     config.tolerance, config.patience, seed, parent=recorder, force=config.force)
+            run_step(train_pair_task, pair_data(dataset, pair, config.pixel_range),
+                     settings.model_copy(update={"seed": seed}), parent=recorder, force=config.force)
             for seed in config.replicate_seeds() for pair in config.resolved_pairs()
         ]
         summary = log_perceptron_summary_task(recorder, results)

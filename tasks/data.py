@@ -161,6 +161,14 @@ def _scaled(pixels: np.ndarray) -> np.ndarray:
     return scaled
 
 
+def rescaled(images: np.ndarray, pixel_range: tuple[float, float]) -> np.ndarray:
+    """Images in [0, 1] mapped linearly onto [low, high], in the images' float dtype.
+
+    A part scales only the images it uses (a sample, a digit pair), not the whole dataset."""
+    low, high = pixel_range
+    return images * images.dtype.type(high - low) + images.dtype.type(low)
+
+
 def check_dataset(name: str) -> None:
     """Every file of the dataset present and matching its manifest checksum (a DatasetError naming
     the file if not), without loading it: once verified, the cache's stamp (source size and mtime)

@@ -19,6 +19,11 @@ def test_profile_fills_unset_values_and_overrides_win():
     assert quick.max_epochs == 100 and paper.max_epochs == 1000
     assert paper.resolved_pairs() == [(3, 5)]
     assert PerceptronConfig.for_profile("paper", pairs="all").resolved_pairs()[-1] == (8, 9)
+    # The original's pixel scale in both profiles of parts 1 and 2; [0, 1] stays one --set away.
+    assert paper.pixel_range == quick.pixel_range == PcaConfig.for_profile("paper").pixel_range == (-1.0, 1.0)
+    assert PcaConfig.for_profile("paper", pixel_range=[0, 1]).pixel_range == (0.0, 1.0)
+    settings = paper.perceptron_settings()
+    assert (settings.learning_rate, settings.max_epochs, settings.tolerance) == (0.01, 1000, 1e-3)
 
 
 @pytest.mark.parametrize(
@@ -28,6 +33,9 @@ def test_profile_fills_unset_values_and_overrides_win():
         ({"pairs": [[2, 2]]}, "pairs"),
         ({"max_epochs": 0}, "max_epochs"),
         ({"learning_rate": -0.1}, "learning_rate"),
+        ({"tolerance": 1.0}, "tolerance"),
+        ({"pixel_range": [1, 0]}, "pixel_range"),
+        ({"pixel_range": [0, "inf"]}, "pixel_range"),
         ({"seed": -1}, "seed"),
     ],
 )

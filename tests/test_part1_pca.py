@@ -1,10 +1,14 @@
 """Study part 1 end to end on a small sample, against a real MLflow store and Prefect server."""
 
+import numpy as np
 import pytest
 
 from flows.pca import pca_flow
+from studyflow import reference
 from studyflow.errors import ConfigError
 from studyflow.tracking.names import Tag
+from tasks.data import load_dataset
+from tasks.pca.compute import build_pca_map
 
 from conftest import assert_png, download, runs_of
 
@@ -29,7 +33,9 @@ def test_pca_flow_logs_metrics_tables_and_figures(prefect_server, mlflow_client)
     for figure in FIGURES:
         assert_png(download(mlflow_client, run.info.run_id, f"figures/{figure}"))
     table = download(mlflow_client, run.info.run_id, "tables/digit_statistics.csv").read_text().splitlines()
-    assert table[0] == "digit,centroid_pc1,centroid_pc2,variance_pc1,variance_pc2,count" and len(table) == 11
+    assert table[0] == "digit,centroid_pc1,centroid_pc2,variance_pc1,variance_pc2,count"
+    assert [int(line.split(",")[0]) for line in table[1:]] == list(range(10))
+    assert sum(int(line.split(",")[-1]) for line in table[1:]) == 3000
     assert "|   digit |" in download(mlflow_client, run.info.run_id, "tables/digit_statistics.md").read_text()
     pairs = download(mlflow_client, run.info.run_id, "tables/pair_accuracies.csv").read_text().splitlines()
     assert pairs[0] == "digit_a,digit_b,accuracy_2d,accuracy_10d" and len(pairs) == 46
@@ -48,3 +54,22 @@ def test_failure_inside_the_flow_leaves_the_run_failed(prefect_server, mlflow_cl
     (run,) = runs_of(mlflow_client, "pca")
     assert run.info.status == "FAILED"
     assert "n_components" in run.data.tags[Tag.END_REASON]
+
+
+def test_digit_table_reproduces_the_original_at_its_pixel_scale():
+    """Pixels in [-1, 1] (the default) give the original's centroids and variances within sampling
+    noise; [0, 1] halves the centroids and quarters the variances: what issue #21 measured."""
+    dataset = load_dataset("mnist")
+    original = {entry["digit"]: entry for entry in reference.original_study()["pca"]["centroids"]}
+    paper = build_pca_map(dataset.train_images, dataset.train_labels, 10_000, 0, (-1.0, 1.0)).digit_table
+    unit = build_pca_map(dataset.train_images, dataset.train_labels, 10_000, 0, (0.0, 1.0)).digit_table
+    for digit, entry in original.items():
+        ours = paper.set_index("digit").loc[digit]
+        # Our sign convention (largest loading positive) orients the map like the original's. The
+        # bounds are about two standard deviations of a 10,000-image sample's figures (docs/study.md).
+        assert ours["centroid_pc1"] == pytest.approx(entry["centroid_pc1"], abs=0.4)
+        assert ours["centroid_pc2"] == pytest.approx(entry["centroid_pc2"], abs=0.6)
+        assert ours["variance_pc1"] == pytest.approx(entry["variance_pc1"], rel=0.12)
+    columns = ["centroid_pc1", "centroid_pc2"]
+    np.testing.assert_allclose(paper[columns], 2 * unit[columns], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(paper["variance_pc1"], 4 * unit["variance_pc1"], rtol=1e-3)

@@ -47,6 +47,9 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     assert "mean pair accuracy (original) | mean pair accuracy (ours)" in markdown
     original = reference.original_study()["pca"]["mean_pair_accuracy"]
     assert f"| {original:.4f} |" in markdown  # the original's figure, read from the reference data file
+    # All ten digits of the PCA table; the original's centroids beside ours where it gives them (0 and 1).
+    assert "variance PC2 (ours)" in markdown and "\n| 1 | -6.71 | [" in markdown and "\n| 0 | 7.77 | [" in markdown
+    assert all(f"\n| {digit} | - | [" in markdown for digit in range(2, 10))
     assert "train accuracy (original)" in markdown and "| 1 vs 0 |" in markdown
     for part in ("mlp", "cnn", "inspect", "mtl"):
         assert f"`studyflow run {part} --profile paper`" in markdown

@@ -10,7 +10,7 @@ import itertools
 import math
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
 
 from studyflow import reference
 from studyflow.config.base import PartConfig, Precision, Replicated, Seeded, StepConfig, TrainingConfig
@@ -19,6 +19,19 @@ from studyflow.tracking.names import CHAMPION_URI, REGISTERED_CNN
 Digit = Annotated[int, Field(ge=0, le=9)]
 Width = Annotated[int, Field(ge=1, le=100_000)]
 Lambda = Annotated[float, Field(ge=0.0, le=1.0)]
+# The interval [0, 1] pixels are mapped onto, linearly. The original study does not state its scaling;
+# its PCA digit table (centroids, variances) is reproduced by [-1, 1] (see docs/study.md, part 1).
+ORIGINAL_PIXEL_RANGE = (-1.0, 1.0)
+
+
+def _check_pixel_range(pixel_range: tuple[float, float]) -> tuple[float, float]:
+    low, high = pixel_range
+    if not low < high:
+        raise ValueError(f"give [low, high] with low < high, got [{low}, {high}]")
+    return pixel_range
+
+
+PixelRange = Annotated[tuple[FiniteFloat, FiniteFloat], AfterValidator(_check_pixel_range)]
 
 DEFAULT_PAIRS = [(1, 0), (8, 3), (4, 9), (8, 7), (2, 9)]
 ALL_PAIRS = [tuple(pair) for pair in itertools.combinations(range(10), 2)]
@@ -34,17 +47,31 @@ class PcaConfig(StepConfig):
     svc_max_iter: int = Field(10_000, ge=1, description="LinearSVC max_iter")
     dimensions: list[Annotated[int, Field(ge=2, le=784)]] = Field(
         [10, 50], description="further PCA dimensions in which the pair accuracies are computed")
+    pixel_range: PixelRange = Field(
+        ORIGINAL_PIXEL_RANGE, description="[low, high] the pixels are scaled to before the PCA ([-1, 1] reproduces "
+                                          "the original's centroids and variances; [0, 1] halves them)")
 
     PROFILE_DEFAULTS: ClassVar = {"quick": {"sample_size": 5_000}, "paper": {}}
 
 
-class PerceptronConfig(StepConfig, Replicated):
+class PerceptronSettings(Seeded):
+    """How one pair's perceptron is trained: the object that reaches `train_perceptron`, logged as it is."""
+
+    learning_rate: float = Field(0.01, gt=0.0, description="the perceptron's learning rate")
+    max_epochs: int = Field(1000, ge=1, le=100_000,
+                            description="iterations at most: batch updates, each one pass over the pair's "
+                                        "training images (the original's 1000 iterations)")
+    tolerance: float = Field(1e-3, ge=0.0, lt=1.0,
+                             description="training stops once the training misclassification error is below this")
+    init_scale: float = Field(0.5, ge=0.0, le=100.0,
+                              description="initial weights and bias are drawn uniformly from [-init_scale, init_scale]")
+
+
+class PerceptronConfig(StepConfig, PerceptronSettings, Replicated):
     pairs: list[tuple[Digit, Digit]] | Literal["all"] = Field(
         DEFAULT_PAIRS, description='digit pairs (first digit +1, second -1), or "all" for the 45 pairs')
-    learning_rate: float = Field(0.01, gt=0.0, description="the perceptron's learning rate")
-    max_epochs: int = Field(1000, ge=1, le=100_000, description="passes over the pair's training images, at most")
-    tolerance: float = Field(1e-3, ge=0.0, description="minimum improvement of the mean loss that counts")
-    patience: int = Field(5, ge=1, description="epochs without such improvement before stopping")
+    pixel_range: PixelRange = Field(ORIGINAL_PIXEL_RANGE,
+                                    description="[low, high] the pixels are scaled to (as in part 1)")
     train_size: int | None = Field(None, ge=100, description="training images drawn from MNIST (None: all)")
     test_size: int | None = Field(None, ge=100, description="test images drawn from MNIST (None: all)")
 
@@ -67,6 +94,9 @@ class PerceptronConfig(StepConfig, Replicated):
 
     def resolved_pairs(self) -> list[tuple[int, int]]:
         return ALL_PAIRS if self.pairs == "all" else [tuple(pair) for pair in self.pairs]
+
+    def perceptron_settings(self) -> PerceptronSettings:
+        return PerceptronSettings(**self.model_dump(include=set(PerceptronSettings.model_fields)))
 
 
 class ArchitectureConfig(TrainingConfig, StepConfig, Replicated):

@@ -115,9 +115,12 @@ class RunRecorder:
             f"again when the run ends; if not, it stays RUNNING until `studyflow doctor` (or the next "
             f"`studyflow run`) closes it as KILLED, once the store is back and this process has ended.")
 
-    def log_metric_history(self, name: str, values: list[float], first_step: int = 1) -> None:
+    def log_metric_history(self, name: str, values: list[float], first_step: int = 1,
+                           steps: list[int] | None = None) -> None:
+        """The values at consecutive steps from `first_step`, or at the given `steps`."""
         now = get_current_time_millis()
-        items = [Metric(name, float(value), now, first_step + index) for index, value in enumerate(values)]
+        steps = steps if steps is not None else range(first_step, first_step + len(values))
+        items = [Metric(name, float(value), now, int(step)) for step, value in zip(steps, values, strict=True)]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 

@@ -12,24 +12,28 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 
+from tasks.data import rescaled
+
 DIGITS = tuple(range(10))
 ELLIPSE_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
 class PcaMap:
-    sample_images: np.ndarray  # (n, 784) flattened pixels of the seeded sample
+    sample_images: np.ndarray  # (n, 784) flattened pixels of the seeded sample, scaled to pixel_range
     sample_labels: np.ndarray
     projection: np.ndarray  # (n, 2)
     explained_variance_ratio: tuple[float, float]
     digit_table: pd.DataFrame
+    pixel_range: tuple[float, float]
 
 
-def sample_for_pca(images: np.ndarray, labels: np.ndarray, sample_size: int, seed: int):
-    """A seeded random sample of the images, flattened to vectors."""
+def sample_for_pca(images: np.ndarray, labels: np.ndarray, sample_size: int, seed: int,
+                   pixel_range: tuple[float, float]):
+    """A seeded random sample of the images, flattened to vectors, pixels scaled to `pixel_range`."""
     rng = np.random.default_rng(seed)
     index = rng.choice(len(labels), size=min(sample_size, len(labels)), replace=False)
-    return images[index].reshape(len(index), -1), labels[index]
+    return rescaled(images[index].reshape(len(index), -1), pixel_range), labels[index]
 
 
 def project(sample_images: np.ndarray, n_components: int, seed: int) -> np.ndarray:
@@ -66,14 +70,24 @@ def confidence_ellipse(points: np.ndarray, level: float = ELLIPSE_LEVEL) -> tupl
     return float(width), float(height), float(angle)
 
 
-def build_pca_map(images: np.ndarray, labels: np.ndarray, sample_size: int, seed: int) -> PcaMap:
-    sample_images, sample_labels = sample_for_pca(images, labels, sample_size, seed)
+def oriented(pca: PCA, projection: np.ndarray) -> np.ndarray:
+    """The projection with each component's sign fixed: its largest loading (by magnitude) positive.
+
+    A component's sign is arbitrary; this convention (scikit-learn's own since 1.5) does not depend on
+    the sample or the solver, so the map's orientation does not change between versions or runs."""
+    largest = pca.components_[np.arange(len(pca.components_)), np.abs(pca.components_).argmax(axis=1)]
+    return projection * np.sign(largest)
+
+
+def build_pca_map(images: np.ndarray, labels: np.ndarray, sample_size: int, seed: int,
+                  pixel_range: tuple[float, float]) -> PcaMap:
+    sample_images, sample_labels = sample_for_pca(images, labels, sample_size, seed, pixel_range)
     pca = PCA(n_components=2, random_state=seed)
-    projection = pca.fit_transform(sample_images)
+    projection = oriented(pca, pca.fit_transform(sample_images))
     ratio = pca.explained_variance_ratio_
     return PcaMap(
         sample_images, sample_labels, projection, (float(ratio[0]), float(ratio[1])),
-        digit_table(projection, sample_labels),
+        digit_table(projection, sample_labels), tuple(pixel_range),
     )
 
 

@@ -36,8 +36,11 @@ def log_pca_results(recorder: RunRecorder, pca_map: PcaMap, by_dimension: dict[i
     metrics = summary_metrics(pca_map, by_dimension)
     recorder.log_metrics(metrics)
     digits = pca_map.digit_table.round(4)
-    recorder.log_table(digits, "tables/digit_statistics",
-                       "Per digit, in PCA units (pixels scaled to [0, 1]): centroid, variance, sample count.")
+    low, high = pca_map.pixel_range
+    caption = (f"Per digit, in PCA units (pixels scaled to [{low:g}, {high:g}]): centroid and variance along "
+               "each principal component, number of sampled images.")
+    recorder.log_table(digits, "tables/digit_statistics", caption)
+    print(f"[studyflow] pca: {caption}\n{digits.to_string(index=False)}")
     pairs = pair_table(by_dimension).round(4)
     recorder.log_table(pairs, "tables/pair_accuracies",
                        "LinearSVC held-out accuracy (fraction correct) per digit pair and PCA dimension.")

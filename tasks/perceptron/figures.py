@@ -27,11 +27,11 @@ def weight_heatmap_figure(result: PerceptronResult):
 def training_error_figure(results: list[PerceptronResult]):
     figure, axes = new_figure(8, 5)
     for result in results:
-        epochs = np.arange(1, result.epochs_run + 1)
-        axes.plot(epochs, result.train_errors, lw=1.2, label=f"{result.pair[0]} vs {result.pair[1]}")
+        iterations = np.arange(1, result.epochs_run + 1)
+        axes.plot(iterations, result.train_errors, lw=1.2, label=f"{result.pair[0]} vs {result.pair[1]}")
     axes.set_yscale("log")
-    axes.set_title("Perceptron training misclassification error per epoch")
-    axes.set_xlabel("epoch")
+    axes.set_title("Perceptron training misclassification error per iteration")
+    axes.set_xlabel("iteration (one batch update over the pair's training images)")
     axes.set_ylabel("training error (fraction misclassified, log scale)")
     axes.legend(title="pair")
     return figure

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from studyflow.config.parts import PerceptronSettings
 from studyflow.tracking import RunRecorder
 from tasks.perceptron import figures as perceptron_figures
 from tasks.perceptron.compute import PairData, PerceptronResult
@@ -13,11 +15,25 @@ from tasks.replicates.record import log_replicates
 REPLICATE_METRICS = {"test_accuracy": "test", "train_accuracy": "train", "epochs_run": "epochs run"}
 
 
-def log_pair(run: RunRecorder, data: PairData, result: PerceptronResult, settings: dict) -> None:
+# A curve longer than this is logged at evenly spaced iterations (always with the last one): a
+# thousand points draw the curve, and a 100,000-iteration run would be slow to log and to plot.
+MAX_CURVE_POINTS = 1000
+
+
+def curve_points(values: list[float], limit: int = MAX_CURVE_POINTS) -> tuple[list[int], list[float]]:
+    """Steps (1-based iterations) and values of the curve, at most `limit` of them, the last included."""
+    if len(values) <= limit:
+        return list(range(1, len(values) + 1)), list(values)
+    steps = np.unique(np.linspace(1, len(values), limit).round().astype(int)).tolist()
+    return steps, [values[step - 1] for step in steps]
+
+
+def log_pair(run: RunRecorder, data: PairData, result: PerceptronResult, settings: PerceptronSettings) -> None:
     """A pair's child run: its settings, metrics, the error curve and the weights."""
-    run.log_params({"positive_digit": data.pair[0], "negative_digit": data.pair[1], **settings,
+    run.log_params({"positive_digit": data.pair[0], "negative_digit": data.pair[1], **settings.model_dump(),
                     "train_samples": len(data.train_targets), "test_samples": len(data.test_targets)})
-    run.log_metric_history("train_error", result.train_errors, first_step=1)
+    steps, errors = curve_points(result.train_errors)
+    run.log_metric_history("train_error", errors, steps=steps)
     run.log_metrics({"train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
                      "epochs_run": result.epochs_run, "train_test_gap": result.train_accuracy - result.test_accuracy})
     run.log_figure(perceptron_figures.weight_heatmap_figure(result), "figures/weights.png")
@@ -39,7 +55,7 @@ def log_perceptron_summary(parent: RunRecorder, results: list[PerceptronResult])
     pairs = pairs_table(results)
     parent.log_table(pairs.round(4), "tables/perceptron_pairs",
                      "One row per pair and seed. Accuracy as a fraction of correct predictions; gap = train - test; "
-                     "epochs run.")
+                     "epochs run: iterations (batch updates, one pass over the pair's training images each).")
     summary = log_replicates(parent, "perceptron", pairs, REPLICATE_METRICS, compared=["test_accuracy"])
     means = pairs.groupby(MODEL, sort=False)[["train_accuracy", "test_accuracy", "train_test_gap"]].mean()
     parent.log_metrics({"mean_test_accuracy": float(means["test_accuracy"].mean()),

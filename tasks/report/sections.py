@@ -141,19 +141,24 @@ def pca_tables(client: MlflowClient, run: Run) -> list[Table]:
         dimensions = name.removeprefix("mean_pair_accuracy_").removesuffix("d")
         accuracy.rows.append([Cell(dimensions)] + accuracy_cells(None, metrics[name], link))
     ours = {int(row["digit"]): row for row in _csv_rows(client, run, "tables/digit_statistics.csv")}
-    reference = original["centroids"]
+    reference = {entry["digit"]: entry for entry in original["centroids"]}
     # A principal component's sign is arbitrary: orient ours like the original's on its first digit.
-    signs = [1.0 if (float(ours[reference[0]["digit"]][f"centroid_pc{k}"]) >= 0) == (reference[0][f"centroid_pc{k}"] >= 0)
+    first = original["centroids"][0]
+    signs = [1.0 if (float(ours[first["digit"]][f"centroid_pc{k}"]) >= 0) == (first[f"centroid_pc{k}"] >= 0)
              else -1.0 for k in (1, 2)]
-    centroids = Table("Digit centroids and PC1 variance (PCA units; our components oriented like the original's)",
-                      ["digit"] + comparison_columns(["centroid PC1", "centroid PC2", "variance PC1"]))
-    for entry in reference:
-        row = ours[entry["digit"]]
+    centroids = Table("Per digit: centroid and variance along each principal component (PCA units; our components "
+                      "oriented like the original's; the original gives digits 0 and 1 only)",
+                      ["digit"] + comparison_columns(["centroid PC1", "centroid PC2", "variance PC1", "variance PC2"])
+                      + ["images (ours)"])
+    for digit, row in sorted(ours.items()):
+        entry = reference.get(digit, {})
         centroids.rows.append(
-            [Cell(str(entry["digit"]))]
-            + difference_cells(entry["centroid_pc1"], signs[0] * float(row["centroid_pc1"]), link)
-            + difference_cells(entry["centroid_pc2"], signs[1] * float(row["centroid_pc2"]), link)
-            + difference_cells(entry["variance_pc1"], float(row["variance_pc1"]), link))
+            [Cell(str(digit))]
+            + difference_cells(entry.get("centroid_pc1"), signs[0] * float(row["centroid_pc1"]), link)
+            + difference_cells(entry.get("centroid_pc2"), signs[1] * float(row["centroid_pc2"]), link)
+            + difference_cells(entry.get("variance_pc1"), float(row["variance_pc1"]), link)
+            + difference_cells(entry.get("variance_pc2"), float(row["variance_pc2"]), link)
+            + [Cell(row["count"], link)])
     pairs = Table("Easiest and hardest digit pairs in 2-D", ["", "original", "ours"])
     pairs.rows.append([Cell("easiest"), Cell(", ".join(original["easiest_pairs"])),
                        Cell(run.data.tags.get(Tag.EASIEST_PAIRS, "-"), link)])
