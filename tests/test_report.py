@@ -63,7 +63,7 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     for source in parser.images:
         assert_png(out / source)
     (pca_run,) = [run for run in tracking.find_runs(mlflow_client, "pca") if run.info.status == "FINISHED"]
-    assert any(link.endswith(f"/runs/{pca_run.info.run_id}") for link in parser.links)
+    assert any(link.endswith(f"/runs/{pca_run.info.run_id}?workflowType=machine_learning") for link in parser.links)
 
     (report_run,) = tracking.find_runs(mlflow_client, "report")
     assert report_run.info.status == "FINISHED" and report_run.data.metrics["parts_run"] == 2
