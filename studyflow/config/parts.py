@@ -13,7 +13,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from studyflow import reference
-from studyflow.config.base import PartConfig, Precision, Replicated, Seeded, StepConfig, TrainingConfig
+from studyflow.config.base import (FannedOut, PartConfig, Precision, Replicated, Seeded, StepConfig,
+                                   TrainingConfig)
 from studyflow.tracking.names import CHAMPION_URI, REGISTERED_CNN
 
 Digit = Annotated[int, Field(ge=0, le=9)]
@@ -38,7 +39,7 @@ class PcaConfig(StepConfig):
     PROFILE_DEFAULTS: ClassVar = {"quick": {"sample_size": 5_000}, "paper": {}}
 
 
-class PerceptronConfig(StepConfig, Replicated):
+class PerceptronConfig(StepConfig, Replicated, FannedOut):
     pairs: list[tuple[Digit, Digit]] | Literal["all"] = Field(
         DEFAULT_PAIRS, description='digit pairs (first digit +1, second -1), or "all" for the 45 pairs')
     learning_rate: float = Field(0.01, gt=0.0, description="the perceptron's learning rate")
@@ -69,7 +70,7 @@ class PerceptronConfig(StepConfig, Replicated):
         return ALL_PAIRS if self.pairs == "all" else [tuple(pair) for pair in self.pairs]
 
 
-class ArchitectureConfig(TrainingConfig, StepConfig, Replicated):
+class ArchitectureConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     """Parts 3 and 4: named architectures, each trained in its own child run."""
 
     architectures: dict[str, list[Width]] = Field(
@@ -200,7 +201,7 @@ def check_group_mapping(group_mapping: dict[str, list[int]]) -> None:
         raise ValueError(f"class(es) {missing} are in no group")
 
 
-class MtlConfig(TrainingConfig, StepConfig, Replicated):
+class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     """Part 6. The paper profile trains 10 epochs on the full data: the original does not state its
     epoch count; 10 is what it trained its conv nets with in part 4, and with Adam at 1e-3 a CNN of
     this size on Fashion-MNIST is near its test-accuracy plateau by then.
@@ -242,7 +243,7 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated):
 PART_NAMES = ("pca", "perceptron", "mlp", "cnn", "inspect", "mtl")  # study order
 
 
-class StudyConfig(StepConfig, Replicated):
+class StudyConfig(StepConfig, Replicated, FannedOut):
     parts: list[str] = Field(default_factory=lambda: list(PART_NAMES), description="parts to run, in study order")
     report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
     precision: Precision = TrainingConfig.model_fields["precision"]
