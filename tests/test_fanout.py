@@ -140,3 +140,22 @@ def test_a_worker_killed_during_a_training_hands_it_to_another_and_each_model_is
     assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
     (parent,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
     assert parent.info.status == "FINISHED"
+
+
+def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
+    from distributed import LocalCluster
+
+    from studyflow.doctor import run_doctor
+
+    def dask_check():
+        (check,) = [check for check in run_doctor().checks if check[0] == "Dask scheduler"]
+        return check
+
+    monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", f"tcp://127.0.0.1:{free_port()}")
+    _, ok, detail = dask_check()
+    assert not ok and "does not answer" in detail
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", cluster.scheduler_address)
+        _, ok, detail = dask_check()
+    assert ok and "1 workers share the step results and run this code" in detail, detail
