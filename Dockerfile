@@ -37,8 +37,8 @@ RUN uv pip install --system --no-deps -e .
 # that the MLflow server serves artifacts from (a named volume in compose takes its ownership).
 RUN groupadd --gid 10001 studyflow \
     && useradd --uid 10001 --gid 10001 --create-home studyflow \
-    && mkdir -p /home/studyflow/work /srv/mlflow-artifacts \
-    && chown 10001:10001 /home/studyflow/work /srv/mlflow-artifacts
+    && mkdir -p /home/studyflow/work /srv/mlflow-artifacts /srv/step-results \
+    && chown 10001:10001 /home/studyflow/work /srv/mlflow-artifacts /srv/step-results
 USER 10001:10001
 
 # STUDYFLOW_CODE_DIR: where a worker runs the deployments' code from (the pull step of prefect.yaml).

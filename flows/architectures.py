@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from studyflow.config.parts import ArchitectureConfig
 from studyflow.errors import TrainingDivergedError
-from studyflow.steps import run_step
+from studyflow.fanout import fan_out
 from studyflow.tracking import RunRecorder
 from tasks.architectures.compute import ArchitectureOutcome, training_data
 from tasks.architectures.tasks import train_architecture_task
@@ -19,18 +19,22 @@ def prepare(config: ArchitectureConfig) -> tuple[Dataset, TrainingData]:
 
 def train_all(recorder: RunRecorder, kind: str, config: ArchitectureConfig, data: TrainingData) -> list[ArchitectureOutcome]:
     """Train each architecture once per seed, each (architecture, seed) in its child run; one that
-    diverges (NaN loss) fails alone. Seed by seed, so an interrupted run has whole comparisons. A
-    training already done with the same inputs, code and data is reused (unless `force`): a longer
-    list of seeds trains only the new ones."""
+    diverges (NaN loss) fails alone. Seed by seed, so an interrupted run has whole comparisons (with
+    `workers` > 1 or a `dask_address`, all at once on a Dask cluster: studyflow.fanout). A training
+    already done with the same inputs, code and data is reused (unless `force`): a longer list of
+    seeds trains only the new ones."""
+    with fan_out(config, parent=recorder, force=config.force) as steps:
+        for seed in config.replicate_seeds():
+            settings = config.train_settings().model_copy(update={"seed": seed})
+            for name, widths in config.architectures.items():
+                steps.add(f"{name} seed {seed}", train_architecture_task, kind, name, widths, data, settings)
+        finished = steps.gather()
     outcomes = []
-    for seed in config.replicate_seeds():
-        settings = config.train_settings().model_copy(update={"seed": seed})
-        for name, widths in config.architectures.items():
-            try:
-                outcomes.append(run_step(train_architecture_task, kind, name, widths, data, settings,
-                                         parent=recorder, force=config.force))
-            except TrainingDivergedError as exc:
-                print(f"{name} seed {seed}: run FAILED, the study goes on without it: {exc}")
+    for label, outcome in finished:
+        if isinstance(outcome, TrainingDivergedError):
+            print(f"{label}: run FAILED, the study goes on without it: {outcome}")
+        else:
+            outcomes.append(outcome)
     if not outcomes:
         raise TrainingDivergedError(f"every {kind.upper()} training diverged")
     return outcomes

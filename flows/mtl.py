@@ -6,7 +6,7 @@ from __future__ import annotations
 from flows.common import parent_run, part_flow
 from studyflow.config.parts import MtlConfig
 from studyflow.errors import TrainingDivergedError
-from studyflow.steps import run_step
+from studyflow.fanout import fan_out
 from tasks.data import load_dataset, subset
 from tasks.mtl.compute import mtl_data, variants
 from tasks.mtl.tasks import log_mtl_summary_task, train_variant_task
@@ -18,15 +18,19 @@ def mtl_flow(config: MtlConfig) -> list[dict]:
     dataset = subset(load_dataset("fashion-mnist"), config.train_size, config.test_size, config.seed)
     data = mtl_data(dataset, config.group_mapping, config.validation_fraction, config.seed)
     with parent_run("mtl", config, dataset) as recorder:
+        with fan_out(config, parent=recorder, force=config.force) as steps:
+            for seed in config.replicate_seeds():
+                settings = config.train_settings().model_copy(update={"seed": seed})
+                for variant in variants(config.lambdas, config.include_single_task):
+                    steps.add(f"{variant.label} seed {seed}", train_variant_task, variant, data, settings,
+                              config.log_models)
+            finished = steps.gather()
         outcomes = []
-        for seed in config.replicate_seeds():
-            settings = config.train_settings().model_copy(update={"seed": seed})
-            for variant in variants(config.lambdas, config.include_single_task):
-                try:
-                    outcomes.append(run_step(train_variant_task, variant, data, settings, config.log_models,
-                                             parent=recorder, force=config.force))
-                except TrainingDivergedError as exc:
-                    print(f"{variant.label} seed {seed}: run FAILED, the part goes on without it: {exc}")
+        for label, outcome in finished:
+            if isinstance(outcome, TrainingDivergedError):
+                print(f"{label}: run FAILED, the part goes on without it: {outcome}")
+            else:
+                outcomes.append(outcome)
         if not outcomes:
             raise TrainingDivergedError("every multi-task training diverged")
         table = log_mtl_summary_task(recorder, outcomes, len(config.group_mapping))

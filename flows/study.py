@@ -14,8 +14,11 @@ def study_flow(config: StudyConfig) -> dict:
     results = {}
     for name, part in PARTS.items():  # study order, whatever order the caller listed them in
         if name in config.parts:
-            # Only the parts that have them take the precision (the networks) and the seeds (the replicated).
-            shared = {key: value for key, value in {"precision": config.precision, "seeds": config.seeds}.items()
+            # Only the parts that have them take the precision (the networks), the seeds (the replicated)
+            # and the Dask settings (those with several independent trainings).
+            shared = {key: value for key, value in {"precision": config.precision, "seeds": config.seeds,
+                                                    "workers": config.workers,
+                                                    "dask_address": config.dask_address}.items()
                       if key in part.config.model_fields}
             results[name] = part.flow(profile=config.profile, seed=config.seed, force=config.force, **shared)
     if config.report:

@@ -24,7 +24,10 @@ Data survives `down`; delete the folder to start afresh.
 
 Ports (127.0.0.1 only): STUDYFLOW_PG_PORT (5433, beside a system cluster on 5432),
 STUDYFLOW_MLFLOW_PORT (5000), STUDYFLOW_PREFECT_PORT (4200), STUDYFLOW_SERVE_PORT (5050: the champion's
-scoring server, `studyflow serve`, started by `up` when the stack's registry has a champion).
+scoring server, `studyflow serve`, started by `up` when the stack's registry has a champion),
+STUDYFLOW_DASK_PORT (8786: the Dask scheduler the workers' flow runs send a part's trainings to;
+its dashboard on STUDYFLOW_DASK_DASHBOARD_PORT, 8787) with STUDYFLOW_DASK_WORKERS Dask workers (2),
+each with its share of the cores for TensorFlow.
 PostgreSQL refuses to run as root: as root, its programs run as the OS user `postgres` (made by the
 Debian package), which must be able to reach the stack folder.
 """
@@ -94,12 +97,16 @@ def requested_settings() -> dict:
         "prefect": int(os.environ.get("STUDYFLOW_PREFECT_PORT", "4200")),
         "serve": int(os.environ.get("STUDYFLOW_SERVE_PORT", "5050")),
         "dashboard": int(os.environ.get("STUDYFLOW_DASHBOARD_PORT", "8080")),
+        "dask": int(os.environ.get("STUDYFLOW_DASK_PORT", "8786")),
+        "dask_dashboard": int(os.environ.get("STUDYFLOW_DASK_DASHBOARD_PORT", "8787")),
     }
     return {
         "ports": ports,
         "mlflow_url": f"http://{HOST}:{ports['mlflow']}",
         "prefect_ui_url": f"http://{HOST}:{ports['prefect']}",
         "prefect_api_url": f"http://{HOST}:{ports['prefect']}/api",
+        "dask_address": f"tcp://{HOST}:{ports['dask']}",
+        "dask_workers": int(os.environ.get("STUDYFLOW_DASK_WORKERS", "2")),
     }
 
 
@@ -384,6 +391,7 @@ def start_worker(settings: dict, tracking_uri: str | None = None, wait: bool = T
         "MLFLOW_TRACKING_URI": tracking_uri or settings["mlflow_url"],
         "STUDYFLOW_CODE_DIR": str(REPO_ROOT),  # the pull step of prefect.yaml runs the code from here
         "STUDYFLOW_OPTUNA_STORAGE": optuna_storage(settings),  # sweeps' studies where optuna-dashboard reads them
+        **({"STUDYFLOW_DASK_ADDRESS": settings["dask_address"]} if settings.get("dask_workers") else {}),
         "PREFECT_WORKER_QUERY_SECONDS": os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
     })
     worker_name = f"{socket.gethostname()}-{name}-{os.getpid()}"
@@ -424,6 +432,35 @@ def _wait_worker_online(name: str, worker_name: str, process: subprocess.Popen, 
             pass
         time.sleep(0.5)
     raise StackError(f"{name} did not come online; its log ends:\n{_tail(name)}")
+
+
+def start_dask(settings: dict) -> None:
+    """A Dask scheduler on 127.0.0.1 and STUDYFLOW_DASK_WORKERS worker processes (one training at a
+    time each, cores / workers TensorFlow threads, the training modules preloaded), logging to the
+    stack's MLflow and Prefect servers. The flow runs of the stack's workers send their trainings there
+    (STUDYFLOW_DASK_ADDRESS); this machine's step-results folder is theirs too."""
+    if "dask_address" not in settings:  # a stack.json written before Dask was part of the stack
+        return
+    ports, workers = settings["ports"], settings["dask_workers"]
+    if not running("dask-scheduler"):
+        if not _port_free(ports["dask"]):
+            print(f"dask not started: port {ports['dask']} is in use (STUDYFLOW_DASK_PORT)")
+            return
+        scheduler = spawn("dask-scheduler", [str(VENV_BIN / "dask"), "scheduler", "--host", HOST,
+                                             "--port", str(ports["dask"]),
+                                             "--dashboard-address", f"{HOST}:{ports['dask_dashboard']}"],
+                          base_env(settings))
+        _wait_http("dask-scheduler", f"http://{HOST}:{ports['dask_dashboard']}/health", scheduler,
+                   time.monotonic() + SERVER_START_TIMEOUT_S)
+    if workers > 0 and not running("dask-workers"):
+        from studyflow.fanout import WORKER_PRELOAD, worker_environment
+
+        env = {**base_env(settings), "MLFLOW_TRACKING_URI": settings["mlflow_url"], **worker_environment(workers)}
+        spawn("dask-workers", [str(VENV_BIN / "dask"), "worker", settings["dask_address"], "--host", HOST,
+                               "--nworkers", str(workers), "--nthreads", "1", "--preload", WORKER_PRELOAD,
+                               "--dashboard-address", f"{HOST}:0"], env)
+    print(f"dask        {settings['dask_address']} ({workers} workers; dashboard "
+          f"http://{HOST}:{ports['dask_dashboard']}/status)")
 
 
 def optuna_storage(settings: dict) -> str:
@@ -504,6 +541,7 @@ def up() -> None:
         _wait_http("prefect-server", settings["prefect_api_url"] + "/health", prefect, deadline)
         print(f"prefect     {settings['prefect_ui_url']} (PostgreSQL database)")
         register_deployments(settings)
+        start_dask(settings)  # before the workers: their flow runs send trainings to it
         if not any(running(name) for name in worker_names()):
             start_worker(settings)
         if not running("optuna-dashboard"):
@@ -525,6 +563,8 @@ def down() -> None:
     stop("optuna-dashboard")
     for name in reversed(worker_names()):
         stop(name, signal.SIGINT)  # a worker ignores SIGTERM for a while; SIGINT stops it at once
+    stop("dask-workers")
+    stop("dask-scheduler")
     stop("prefect-server")
     stop("mlflow")
     stop_postgres()
@@ -539,6 +579,10 @@ def status() -> int:
     if record("optuna-dashboard") is not None:
         rows.append(("optuna-dashboard", running("optuna-dashboard"),
                      f"http://{HOST}:{settings['ports'].get('dashboard', 8080)}"))
+    if record("dask-scheduler") is not None:
+        rows.append(("dask-scheduler", running("dask-scheduler"),
+                     f"{settings['dask_address']} (http://{HOST}:{settings['ports']['dask_dashboard']}/status)"))
+        rows.append(("dask-workers", running("dask-workers"), f"{settings['dask_workers']} worker processes"))
     if record("serve") is not None:  # started (it is not while there is no champion)
         rows.append(("serve", running("serve"), f"http://{HOST}:{serve_port(settings)}/invocations"))
     for name, alive, where in rows:
@@ -551,6 +595,8 @@ def print_env() -> None:
     print(f"export MLFLOW_TRACKING_URI={settings['mlflow_url']}")
     print(f"export PREFECT_API_URL={settings['prefect_api_url']}")
     print(f"export STUDYFLOW_OPTUNA_STORAGE='{optuna_storage(settings)}'")
+    if settings.get("dask_workers"):
+        print(f"export STUDYFLOW_DASK_ADDRESS={settings['dask_address']}")
 
 
 def main(argv: list[str] | None = None) -> int:

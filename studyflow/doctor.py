@@ -108,6 +108,22 @@ def _check_prefect() -> tuple[bool, str]:
         return False, f"{url} unreachable: {exc}"
 
 
+def _check_dask() -> tuple[bool, str]:
+    """The configured Dask scheduler (STUDYFLOW_DASK_ADDRESS) answers, has workers, and they share the
+    step-results folder and this code (what a fanned-out run checks before any work)."""
+    from studyflow.config.base import DASK_ADDRESS_VARIABLE
+    from studyflow.errors import DaskClusterError
+    from studyflow.fanout import check_workers, scheduler_client
+
+    address = os.environ[DASK_ADDRESS_VARIABLE]
+    try:
+        with scheduler_client(address) as client:
+            workers = check_workers(client, address)
+    except DaskClusterError as exc:
+        return False, str(exc)
+    return True, f"{address} answers: {workers} workers share the step results and run this code"
+
+
 def _check_datasets() -> list[tuple[str, bool, str]]:
     from tasks.data import DATASET_NAMES, DatasetError, check_dataset, dataset_digest
 
@@ -133,6 +149,8 @@ def run_doctor() -> DoctorReport:
         report.checks.append(("tracking store", *_check_store(client)))
         report.fixed += close_orphaned_runs(client)
     report.checks.append(("Prefect API", *_check_prefect()))
+    if os.environ.get("STUDYFLOW_DASK_ADDRESS"):
+        report.checks.append(("Dask scheduler", *_check_dask()))
     report.checks += _check_datasets()
     free_gb = shutil.disk_usage(paths.project_root()).free / 1e9
     report.checks.append(("disk space", free_gb >= MIN_FREE_DISK_GB, f"{free_gb:.1f} GB free under {paths.project_root()}"))

@@ -62,3 +62,8 @@ class SweepWorkerError(StudyflowError, RuntimeError):
 
 class ServingError(StudyflowError, RuntimeError):
     """The model server cannot start as asked (e.g. its port is taken)."""
+
+
+class DaskClusterError(StudyflowError, RuntimeError):
+    """A Dask cluster cannot be used as asked (unreachable, its workers share nothing with this machine),
+    or it went away during the work."""

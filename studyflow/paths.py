@@ -49,6 +49,13 @@ def default_optuna_storage_url() -> str:
     return os.environ.get("STUDYFLOW_OPTUNA_STORAGE") or "sqlite:///" + str(mlruns_dir() / "optuna.db")
 
 
+def step_results_dir() -> Path:
+    """Reusable steps' results and locks (studyflow.steps): STUDYFLOW_STEP_RESULTS, else beside the
+    tracking store they refer to. A Dask cluster's workers must see it at the same path."""
+    override = os.environ.get("STUDYFLOW_STEP_RESULTS")
+    return Path(override).resolve() if override else mlruns_dir() / "step-results"
+
+
 def unlogged_metrics_dir() -> Path:
     """Metrics a tracking store did not take (it was down), one JSON-lines file per MLflow run."""
     return mlruns_dir() / "unlogged"

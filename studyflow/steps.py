@@ -169,7 +169,7 @@ class StepCachePolicy(CachePolicy):
 
 def step_results_dir() -> Path:
     """Where step results live: beside the tracking store they refer to (mlruns/ by default)."""
-    return paths.mlruns_dir() / "step-results"
+    return paths.step_results_dir()
 
 
 class ProcessAwareLockManager(FileSystemLockManager):
@@ -243,6 +243,11 @@ def step_policy(task) -> CachePolicy:
                                        lock_manager=ProcessAwareLockManager(step_results_dir() / "locks"))
 
 
+def configured_step(task, force: bool = False):
+    """The step task with its persisted result, its serialised cache key, and `force` (redo)."""
+    return task.with_options(refresh_cache=force, result_storage=step_results_dir(), cache_policy=step_policy(task))
+
+
 def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder | None = None, **kwargs: Any):
     """Call a step task: reuse its persisted result, unless `force` or its MLflow run is gone.
 
@@ -251,9 +256,13 @@ def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder
     """
     if parent is not None:
         args = (parent, *args)
-    configured = task.with_options(refresh_cache=force, result_storage=step_results_dir(),
-                                   cache_policy=step_policy(task))
-    result = configured(*args, **kwargs)
+    result = configured_step(task, force)(*args, **kwargs)
+    return checked_result(task, result, parent, force, redo=lambda: configured_step(task, True)(*args, **kwargs))
+
+
+def checked_result(task, result, parent: tracking.RunRecorder | None, force: bool, redo: Callable[[], Any]):
+    """A step's result as run_step returns it: redone (`redo()`) if the MLflow run it names is not
+    FINISHED in this store, linked from `parent` if it was reused from an earlier flow run."""
     run_id = getattr(result, "run_id", None)
     if parent is None or not run_id or force:
         return result
@@ -261,8 +270,7 @@ def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder
     if run is None:
         print(f"[studyflow] {task.name}: the cached result names run {run_id}, which is not FINISHED in "
               f"{tracking.tracking_uri()}; redoing the step")
-        result = task.with_options(refresh_cache=True, result_storage=step_results_dir(),
-                                   cache_policy=step_policy(task))(*args, **kwargs)
+        result = redo()
     elif run.data.tags.get("mlflow.parentRunId") != parent.run_id:
         link_reused_run(parent, run_id)
         print(f"[studyflow] {run.info.run_name}: reused finished run {run_id} (same inputs, code and "

@@ -18,7 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 VENV_BIN = Path(sys.executable).parent
-LONG_RUNNING = ("postgres", "mlflow", "prefect-server", "worker", "serve")
+LONG_RUNNING = ("postgres", "mlflow", "prefect-server", "worker", "serve", "optuna-dashboard", "dask-scheduler",
+                "dask-worker")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
 REFERENCE = re.compile(r"\$\{(\w+)[^}]*\}")
 
@@ -42,8 +43,8 @@ def test_compose_file_follows_the_compose_specification():
 
 def test_every_service_of_the_stack_is_there(compose):
     assert set(compose["services"]) == {"postgres", "mlflow", "prefect-server", "deploy", "worker", "serve",
-                                        "optuna-dashboard"}
-    assert set(compose["volumes"]) >= {"postgres-data", "mlflow-artifacts"}
+                                        "optuna-dashboard", "dask-scheduler", "dask-worker"}
+    assert set(compose["volumes"]) >= {"postgres-data", "mlflow-artifacts", "step-results"}
 
 
 def test_published_ports_are_bound_to_loopback_only(compose):
@@ -52,7 +53,9 @@ def test_published_ports_are_bound_to_loopback_only(compose):
         for port in service.get("ports", []):
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name} publishes {port!r}"
             published.append(name)
-    assert sorted(published) == ["mlflow", "optuna-dashboard", "prefect-server", "serve"]  # PostgreSQL stays inside the stack
+    # PostgreSQL stays inside the stack; the scheduler publishes its port and its dashboard
+    assert sorted(published) == ["dask-scheduler", "dask-scheduler", "mlflow", "optuna-dashboard", "prefect-server",
+                                 "serve"]
 
 
 def test_services_come_up_in_order_on_healthchecks(compose):
@@ -103,6 +106,23 @@ def test_worker_points_at_the_services_and_can_scale(compose):
     assert "container_name" not in worker and "ports" not in worker
     assert worker["build"]["dockerfile"] == "Dockerfile"
     assert compose["services"]["deploy"]["command"] == ["bash", "stack/register.sh"]
+
+
+def test_dask_workers_scale_and_share_the_stores_with_the_flow_runs(compose):
+    services = compose["services"]
+    scheduler, dask_worker, worker = services["dask-scheduler"], services["dask-worker"], services["worker"]
+    assert scheduler["command"][:2] == ["dask", "scheduler"] and "--dashboard-address" in scheduler["command"]
+    assert dask_worker["command"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert "--preload" in dask_worker["command"] and "studyflow.dask_worker" in dask_worker["command"]
+    assert "container_name" not in dask_worker and "ports" not in dask_worker  # --scale dask-worker=N
+    assert worker["environment"]["STUDYFLOW_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
+    for service in (worker, dask_worker):  # the same stores, at the same paths
+        assert service["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        assert service["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+        assert service["environment"]["STUDYFLOW_STEP_RESULTS"] == "/srv/step-results"
+        assert "step-results:/srv/step-results" in service["volumes"]
+    assert dask_worker["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
+    assert dask_worker["build"]["dockerfile"] == "Dockerfile"
 
 
 def _strings(node, path=""):

@@ -4,6 +4,7 @@ command's parameters with it before TensorFlow, MLflow or Prefect is imported.""
 
 from studyflow.config.base import (
                                    PROFILES,
+                                   FannedOut,
                                    PartConfig,
                                    Precision,
                                    Profile,
@@ -17,5 +18,5 @@ from studyflow.config.base import (
 )
 from studyflow.errors import ConfigError
 
-__all__ = ["PROFILES", "ConfigError", "PartConfig", "Precision", "Profile", "Replicated", "Seeded", "StepConfig", "StrictModel",
+__all__ = ["PROFILES", "ConfigError", "FannedOut", "PartConfig", "Precision", "Profile", "Replicated", "Seeded", "StepConfig", "StrictModel",
            "TrainSettings", "TrainingConfig", "parse_set_options"]

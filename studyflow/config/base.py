@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from typing import Annotated, Any, ClassVar, Literal, Optional, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -65,6 +66,42 @@ class Replicated(StrictModel):
 
     def replicate_seeds(self) -> list[int]:
         return list(self.seeds) if self.seeds is not None else [self.seed]  # type: ignore[attr-defined]
+
+
+DASK_ADDRESS_VARIABLE = "STUDYFLOW_DASK_ADDRESS"  # the default scheduler of `dask_address` (set by the stacks)
+
+
+class FannedOut(StrictModel):
+    """A part whose independent trainings can run at once, on a Dask cluster (prefect-dask's
+    DaskTaskRunner; studyflow.fanout). `workers=1` and no address: one after another in this process,
+    as always."""
+
+    workers: int = Field(1, ge=1, le=1024, description="trainings at once: 1 runs them one after another in "
+                                                       "this process; N > 1 starts a local Dask cluster of N "
+                                                       "worker processes, each with its share of the cores")
+    dask_address: str | None = Field(
+        default_factory=lambda: os.environ.get(DASK_ADDRESS_VARIABLE) or None,
+        description="a Dask scheduler (tcp://host:8786) to send the trainings to instead (default: "
+                    f"${DASK_ADDRESS_VARIABLE}, else none); needs an MLflow server, a Prefect server and a "
+                    "step-results folder that every worker shares")
+
+    @field_validator("dask_address")
+    @classmethod
+    def _scheduler_address(cls, address):
+        if address is None or not address.strip():
+            return None
+        address = address.strip()
+        scheme, sep, rest = address.partition("://")
+        if not sep:
+            address, scheme, rest = f"tcp://{address}", "tcp", address
+        host, _, port = rest.rpartition(":")
+        if scheme not in ("tcp", "tls") or not host or not port.isdigit():
+            raise ValueError(f"a Dask scheduler address is tcp://HOST:PORT (or tls://), got {address!r}")
+        return address
+
+    def fans_out(self) -> bool:
+        """True when the trainings go to a Dask cluster (local or given)."""
+        return self.workers > 1 or self.dask_address is not None
 
 
 class PartConfig(Seeded):

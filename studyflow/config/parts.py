@@ -13,7 +13,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
 
 from studyflow import reference
-from studyflow.config.base import PartConfig, Precision, Replicated, Seeded, StepConfig, TrainingConfig
+from studyflow.config.base import (FannedOut, PartConfig, Precision, Replicated, Seeded, StepConfig,
+                                   TrainingConfig)
 from studyflow.tracking.names import CHAMPION_URI, REGISTERED_CNN
 
 Digit = Annotated[int, Field(ge=0, le=9)]
@@ -67,7 +68,7 @@ class PerceptronSettings(Seeded):
                               description="initial weights and bias are drawn uniformly from [-init_scale, init_scale]")
 
 
-class PerceptronConfig(StepConfig, PerceptronSettings, Replicated):
+class PerceptronConfig(StepConfig, PerceptronSettings, Replicated, FannedOut):
     pairs: list[tuple[Digit, Digit]] | Literal["all"] = Field(
         DEFAULT_PAIRS, description='digit pairs (first digit +1, second -1), or "all" for the 45 pairs')
     pixel_range: PixelRange = Field(ORIGINAL_PIXEL_RANGE,
@@ -99,7 +100,7 @@ class PerceptronConfig(StepConfig, PerceptronSettings, Replicated):
         return PerceptronSettings(**self.model_dump(include=set(PerceptronSettings.model_fields)))
 
 
-class ArchitectureConfig(TrainingConfig, StepConfig, Replicated):
+class ArchitectureConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     """Parts 3 and 4: named architectures, each trained in its own child run."""
 
     architectures: dict[str, list[Width]] = Field(
@@ -230,7 +231,7 @@ def check_group_mapping(group_mapping: dict[str, list[int]]) -> None:
         raise ValueError(f"class(es) {missing} are in no group")
 
 
-class MtlConfig(TrainingConfig, StepConfig, Replicated):
+class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     """Part 6. The paper profile trains 10 epochs on the full data: the original does not state its
     epoch count; 10 is what it trained its conv nets with in part 4, and with Adam at 1e-3 a CNN of
     this size on Fashion-MNIST is near its test-accuracy plateau by then.
@@ -272,7 +273,7 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated):
 PART_NAMES = ("pca", "perceptron", "mlp", "cnn", "inspect", "mtl")  # study order
 
 
-class StudyConfig(StepConfig, Replicated):
+class StudyConfig(StepConfig, Replicated, FannedOut):
     parts: list[str] = Field(default_factory=lambda: list(PART_NAMES), description="parts to run, in study order")
     report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
     precision: Precision = TrainingConfig.model_fields["precision"]

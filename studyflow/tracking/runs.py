@@ -27,7 +27,7 @@ from studyflow.errors import TrackingError
 from studyflow.tracking.links import MetricLinks, dataset_input
 from studyflow.tracking.names import RunLevel, Tag
 from studyflow.tracking.provenance import code_version, package_versions, prefect_flow_run_url, prefect_ids, user
-from studyflow.tracking.store import ensure_experiment, server_problem
+from studyflow.tracking.store import attach, ensure_experiment, server_problem
 
 def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None) -> dict[str, str]:
     commit, dirty = code_version()
@@ -64,6 +64,19 @@ class RunRecorder:
         self.context = context  # part, profile, seed, dataset_digest: inherited by child runs
         self.links = MetricLinks()  # the logged model and datasets this run's metrics describe
         self.system_metrics = False  # sample CPU, memory, disk and network into each child run
+
+    # A recorder travels to a Dask worker with the training it records (studyflow.fanout): by its
+    # store's address and run ids; the worker makes its own client of that store.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        client = state.pop("client")
+        state["store_uris"] = (client.tracking_uri, client._registry_uri)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        tracking_uri, registry_uri = state.pop("store_uris")
+        self.__dict__.update(state)
+        self.client = attach(tracking_uri, registry_uri)
 
     @contextmanager
     def child(self, run_name: str, tags: dict[str, Any] | None = None,

@@ -100,11 +100,18 @@ def connect() -> MlflowClient:
         paths.mlruns_dir().mkdir(parents=True, exist_ok=True)
     elif uri.startswith(("http://", "https://")):
         check_server()
+    return attach(uri, uri)
+
+
+def attach(uri: str, registry_uri: str) -> MlflowClient:
+    """A client of the store `uri`, with MLflow's own calls (logged models) pointed at it too: what a
+    process that did not connect itself (a Dask worker handed a run) needs to log into that store."""
+    if uri.startswith(("http://", "https://")):
         for name, value in HTTP_RETRY_DEFAULTS.items():
             os.environ.setdefault(name, value)  # read by MLflow at each request; inherited by workers
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mlflow.set_registry_uri(registry_uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
 
 
 def check_server() -> None:

@@ -1,0 +1,161 @@
+"""Fanning a part's trainings out on a Dask cluster (studyflow.fanout): the parameters, what is refused
+before any work, a real local cluster on 127.0.0.1 through the command line, and a worker killed
+during a training."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, runs_of
+from holding import REPO, kill_9, tail, wait_until_epoch_1_logged
+from studyflow.config import ConfigError
+from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig, StudyConfig
+from studyflow.tracking.names import Tag
+
+THREE_MLPS = '{"MLP-a": [16], "MLP-b": [16], "MLP-c": [32]}'
+
+
+def test_every_part_with_several_trainings_takes_workers_and_a_scheduler(monkeypatch):
+    for config in (MlpConfig, CnnConfig, MtlConfig, PerceptronConfig, StudyConfig):
+        default = config.for_profile("quick")
+        assert default.workers == 1 and default.dask_address is None and not default.fans_out()
+    assert MlpConfig.for_profile("quick", workers=2).fans_out()
+    assert MlpConfig.for_profile("quick", dask_address="10.0.0.5:8786").dask_address == "tcp://10.0.0.5:8786"
+    monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", "tcp://127.0.0.1:8786")
+    assert MlpConfig.for_profile("quick").dask_address == "tcp://127.0.0.1:8786"  # the stacks' default
+    for bad in ({"workers": 0}, {"dask_address": "http://host:8786"}, {"dask_address": "tcp://host"}):
+        with pytest.raises(ConfigError, match=f"parameter '{next(iter(bad))}'"):
+            MlpConfig.for_profile("quick", **bad)
+
+
+def _refusal(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studyflow.cli", *argv], cwd=REPO, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_cluster_that_cannot_work_is_refused_in_one_line_before_any_work(studyflow_home):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    embedded = _refusal(["run", "mlp", "--set", f"dask_address={address}"], {})
+    assert embedded.returncode == 1, embedded.stderr
+    assert embedded.stderr.count("\n") == 1 and "MLFLOW_TRACKING_URI" in embedded.stderr, embedded.stderr
+    no_prefect = _refusal(["run", "cnn", "--set", f"dask_address={address}"],
+                          {"MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:1/mlflow"})
+    assert no_prefect.returncode == 1 and "PREFECT_API_URL" in no_prefect.stderr, no_prefect.stderr
+    gone = _refusal(["run", "study", "--set", f"dask_address={address}"],
+                    {"MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:1/mlflow",
+                     "PREFECT_API_URL": "http://127.0.0.1:1/api"})
+    assert gone.returncode == 1, gone.stderr
+    assert gone.stderr.count("\n") == 1 and f"the Dask scheduler {address} does not answer" in gone.stderr
+    for result in (embedded, no_prefect, gone):
+        assert "Traceback" not in result.stderr and "temporary server" not in result.stdout + result.stderr
+    assert not (studyflow_home / "mlruns" / "step-results").exists()  # nothing started
+
+
+def _argv(tiny, *extra: str) -> list[str]:
+    return ["run", "mlp", "--set", f"architectures={THREE_MLPS}",
+            *[f"--set={name}={value}" for name, value in dict(tiny, epochs=2).items()], *extra]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict:
+    return {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _children(client):
+    return [run for run in runs_of(client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "child"]
+
+
+def _test_accuracy(runs) -> dict[str, float]:
+    return {run.data.tags[Tag.ARCHITECTURE]: run.data.metrics["test_accuracy"] for run in runs}
+
+
+@pytest.mark.slow
+def test_two_workers_train_in_two_processes_as_one_process_would(tmp_path, mlflow_client, tiny):
+    mlflow_client.search_experiments()
+    started = time.monotonic()
+    fanned = subprocess.run([sys.executable, "-m", "studyflow.cli", *_argv(tiny, "--set", "workers=2")], cwd=REPO,
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    print(f"workers=2: {time.monotonic() - started:.1f} s")
+    assert fanned.returncode == 0, fanned.stderr[-3000:]
+    assert "trainings on the Dask cluster tcp://127.0.0.1:" in fanned.stdout
+    children = _children(mlflow_client)
+    assert sorted(run.data.tags[Tag.ARCHITECTURE] for run in children) == ["MLP-a", "MLP-b", "MLP-c"]
+    assert {run.info.status for run in children} == {"FINISHED"}
+    processes = {run.data.tags[Tag.PROCESS] for run in children}
+    assert len(processes) == 2, processes  # both workers trained, neither is the command's process
+    assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
+    fanned_accuracy = _test_accuracy(children)
+
+    sequential = subprocess.run([sys.executable, "-m", "studyflow.cli", *_argv(tiny, "--force")], cwd=REPO,
+                                env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert sequential.returncode == 0, sequential.stderr[-3000:]
+    again = [run for run in _children(mlflow_client) if run.data.tags[Tag.PROCESS] not in processes]
+    assert len({run.data.tags[Tag.PROCESS] for run in again}) == 1 and len(again) == 3
+    sequential_accuracy = _test_accuracy(again)
+    print(f"test accuracy, 2 workers: {fanned_accuracy}; one process: {sequential_accuracy}")
+    # Seeded: the same numbers whichever process trained them, up to float round-off (2 of 200 images).
+    assert fanned_accuracy == pytest.approx(sequential_accuracy, abs=0.01)
+
+
+@pytest.mark.faults
+@pytest.mark.slow
+def test_a_worker_killed_during_a_training_hands_it_to_another_and_each_model_is_trained_once(
+        tmp_path, mlflow_client, tiny):
+    log_path = tmp_path / "fanned.log"
+    preload = Path(__file__).with_name("dask_hold.py")
+    env = _env(tmp_path, DASK_DISTRIBUTED__WORKER__PRELOAD=f'["{preload}"]', STUDYFLOW_TEST_HOLD_MODEL="mlp_b",
+               STUDYFLOW_TEST_HOLD_ONCE=str(tmp_path / "held-once"))
+    mlflow_client.search_experiments()
+    with open(log_path, "w") as log:
+        command = subprocess.Popen([sys.executable, "-m", "studyflow.cli", *_argv(tiny, "--set", "workers=2")],
+                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def mlp_b():
+            return [run for run in _children(mlflow_client) if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-b"]
+
+        held_run_id = wait_until_epoch_1_logged(mlflow_client, mlp_b, "MLP-b", command, log_path)
+        owner = mlflow_client.get_run(held_run_id).data.tags[Tag.PROCESS]
+        worker_pid = int(owner.split(":")[1])
+        assert worker_pid != command.pid
+        os.kill(worker_pid, signal.SIGKILL)  # the worker process, mid-training
+        code = command.wait(timeout=300)
+    except BaseException:
+        kill_9(command)
+        raise
+    assert code == 0, tail(log_path)
+    children = _children(mlflow_client)
+    finished = [run for run in children if run.info.status == "FINISHED"]
+    assert sorted(run.data.tags[Tag.ARCHITECTURE] for run in finished) == ["MLP-a", "MLP-b", "MLP-c"]
+    killed = mlflow_client.get_run(held_run_id)
+    assert killed.info.status == "KILLED" and "Dask worker died" in killed.data.tags[Tag.END_REASON]
+    (again,) = [run for run in finished if run.data.tags[Tag.ARCHITECTURE] == "MLP-b"]
+    assert again.data.tags[Tag.PROCESS] != owner  # trained again by another worker process
+    assert len(children) == 4  # the three models, and the one killed run
+    assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
+    (parent,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
+    assert parent.info.status == "FINISHED"
+
+
+def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
+    from distributed import LocalCluster
+
+    from studyflow.doctor import run_doctor
+
+    def dask_check():
+        (check,) = [check for check in run_doctor().checks if check[0] == "Dask scheduler"]
+        return check
+
+    monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", f"tcp://127.0.0.1:{free_port()}")
+    _, ok, detail = dask_check()
+    assert not ok and "does not answer" in detail
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", cluster.scheduler_address)
+        _, ok, detail = dask_check()
+    assert ok and "1 workers share the step results and run this code" in detail, detail
