@@ -71,8 +71,8 @@ def _children(client):
     return [run for run in runs_of(client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "child"]
 
 
-def _test_accuracy(runs) -> dict[str, float]:
-    return {run.data.tags[Tag.ARCHITECTURE]: run.data.metrics["test_accuracy"] for run in runs}
+def _train_loss(runs) -> dict[str, float]:
+    return {run.data.tags[Tag.ARCHITECTURE]: run.data.metrics["train_loss"] for run in runs}
 
 
 @pytest.mark.slow
@@ -90,17 +90,21 @@ def test_two_workers_train_in_two_processes_as_one_process_would(tmp_path, mlflo
     processes = {run.data.tags[Tag.PROCESS] for run in children}
     assert len(processes) == 2, processes  # both workers trained, neither is the command's process
     assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
-    fanned_accuracy = _test_accuracy(children)
+    fanned_loss = _train_loss(children)
+    # MLP-a and MLP-b are the same network with the same seed: the same numbers whichever worker trained them.
+    assert fanned_loss["MLP-a"] == fanned_loss["MLP-b"]
 
     sequential = subprocess.run([sys.executable, "-m", "studyflow.cli", *_argv(tiny, "--force")], cwd=REPO,
                                 env=_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert sequential.returncode == 0, sequential.stderr[-3000:]
     again = [run for run in _children(mlflow_client) if run.data.tags[Tag.PROCESS] not in processes]
     assert len({run.data.tags[Tag.PROCESS] for run in again}) == 1 and len(again) == 3
-    sequential_accuracy = _test_accuracy(again)
-    print(f"test accuracy, 2 workers: {fanned_accuracy}; one process: {sequential_accuracy}")
-    # Seeded: the same numbers whichever process trained them, up to float round-off (2 of 200 images).
-    assert fanned_accuracy == pytest.approx(sequential_accuracy, abs=0.01)
+    sequential_loss = _train_loss(again)
+    print(f"final train loss, 2 workers: {fanned_loss}; one process: {sequential_loss}")
+    # One process computes with 2 TensorFlow threads, a worker with 1: the sums are ordered differently,
+    # and the round-off grows over the steps of training; close, not equal (a test accuracy of a model
+    # this barely trained can move by several points on such a difference).
+    assert fanned_loss == pytest.approx(sequential_loss, rel=0.05)
 
 
 @pytest.mark.faults
