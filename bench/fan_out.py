@@ -24,7 +24,8 @@ then takes its time outside the trainings (measured) + the makespan of its train
 under longest-processing-time-first list scheduling (the longest training first, each to the worker
 free first); parts run one after another, as the study runs them. The parts without trainings at
 once (pca, inspect, report) are taken from the committed bench/results/study_quick.json (the quick
-profile). Each worker is assumed to train at the measured one-process speed: workers with the cores
+profile). The paper's MTL runs also log their models (a few hundred MB each), which the quick
+sizes do not: not counted. Each worker is assumed to train at the measured one-process speed: workers with the cores
 of this machine each (on 2 cores, 2 workers are what the ratio above measures).
 --quick: 600 training images, 1 epoch, 2 MLPs x 2 seeds and 2 CNNs: the same path, its figures no
 measurement.
@@ -209,8 +210,9 @@ def project(sizes: dict[str, int]) -> dict:
     unfanned_s = sum(unfanned.values())
     walls = {str(workers): projected_wall_s(parts, unfanned_s, workers) for workers in PROJECTED_WORKERS}
     print(f"paper study projected (LPT list scheduling per part, parts in turn, {unfanned_s:.0f} s of pca, inspect "
-          "and report from study_quick.json): " + ", ".join(
-              f"{workers} worker{'s' if workers != '1' else ''} {seconds / 60:.1f} min" for workers, seconds in walls.items())
+          "and report from study_quick.json): "
+          + ", ".join(f"{workers} worker{'s' if workers != '1' else ''} {seconds / 60:.1f} min"
+                      for workers, seconds in walls.items())
           + f"; 1 / 16 workers: x{walls['1'] / walls['16']:.1f}")
     return {"scheduling": "longest processing time first list scheduling, per part; parts one after another",
             "parts": parts, "unfanned_s": unfanned, "wall_s": walls}
@@ -219,7 +221,8 @@ def project(sizes: dict[str, int]) -> dict:
 def main() -> None:
     parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
                                                              formatter_class=argparse.RawDescriptionHelpFormatter))
-    parser.add_argument("--mlps", default="MLP-1,MLP-2,MLP-3,MLP-4", help="MLPs of the comparison, each with seeds 0 and 1")
+    parser.add_argument("--mlps", default="MLP-1,MLP-2,MLP-3,MLP-4",
+                        help="MLPs of the comparison, each with seeds 0 and 1")
     parser.add_argument("--cnns", default="CNN-1,CNN-2,CNN-3,CNN-4", help="CNNs of the comparison, seed 0")
     parser.add_argument("--train-size", type=int, help="training images (default: each part's quick profile)")
     parser.add_argument("--test-size", type=int, help="test images (default: each part's quick profile)")

@@ -190,10 +190,11 @@ def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_n
         return started[-1]
 
     try:
-        scheduler = start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-                                        "--no-dashboard"])
+        port = address.rsplit(":", 1)[1]
+        scheduler = start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"])
+        hold = str(Path(__file__).with_name("dask_hold.py"))
         start("worker", [DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                         "--preload", "studyflow.dask_worker", "--preload", str(Path(__file__).with_name("dask_hold.py"))])
+                         "--preload", "studyflow.dask_worker", "--preload", hold])
         server.wait_until_up()
         client = MlflowClient(server.url)
         log_path, stderr_path = tmp_path / "command.log", tmp_path / "command.err"
