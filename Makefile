@@ -53,6 +53,7 @@ bench: setup  ## run every benchmark under bench/ (JSON in bench/results/); BENC
 	$(BIN)/python -m bench.study_quick $(BENCH_ARGS)
 	$(BIN)/python -m bench.sweep_pruning $(BENCH_ARGS)
 	$(BIN)/python -m bench.tuning $(BENCH_ARGS)
+	$(BIN)/python -m bench.fan_out $(BENCH_ARGS)
 
 clean-runs:  ## delete the embedded tracking store (every run under mlruns/)
 	find mlruns -mindepth 1 ! -name .gitkeep -delete

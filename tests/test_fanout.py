@@ -163,3 +163,71 @@ def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
         monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", cluster.scheduler_address)
         _, ok, detail = dask_check()
     assert ok and "1 workers share the step results and run this code" in detail, detail
+
+
+DASK = str(Path(sys.executable).parent / "dask")
+
+
+@pytest.mark.faults
+@pytest.mark.slow
+def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_no_run_running(
+        tmp_path, prefect_server, tiny):
+    """A scheduler (and a worker holding MLP-b after epoch 1) of our own, an MLflow server and the test
+    Prefect server, as a dask_address needs them; the scheduler is killed mid-training."""
+    from mlflow import MlflowClient
+    from prefect.settings import PREFECT_API_URL
+
+    from test_faults_servers import MlflowServer
+
+    server = MlflowServer(tmp_path)
+    server.start(wait=False)  # boots while the scheduler and the worker start
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = _env(tmp_path, MLFLOW_TRACKING_URI=server.url, PREFECT_API_URL=PREFECT_API_URL.value(),
+               PYTHONPATH=str(REPO),  # the worker runs this checkout's code, as the command does
+               STUDYFLOW_TEST_HOLD_MODEL="mlp_b", STUDYFLOW_TEST_HOLD_ONCE=str(tmp_path / "held-once"))
+    started: list[subprocess.Popen] = []
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen:
+        with open(tmp_path / f"{name}.log", "w") as log:
+            started.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True))
+        return started[-1]
+
+    try:
+        port = address.rsplit(":", 1)[1]
+        scheduler = start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"])
+        hold = str(Path(__file__).with_name("dask_hold.py"))
+        start("worker", [DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                         "--preload", "studyflow.dask_worker", "--preload", hold])
+        server.wait_until_up()
+        client = MlflowClient(server.url)
+        log_path, stderr_path = tmp_path / "command.log", tmp_path / "command.err"
+        with open(log_path, "w") as log, open(stderr_path, "w") as errors:
+            command = subprocess.Popen([sys.executable, "-m", "studyflow.cli",
+                                        *_argv(tiny, "--set", f"dask_address={address}")],
+                                       cwd=REPO, env=env, stdout=log, stderr=errors, start_new_session=True)
+        started.append(command)
+
+        def mlp_b():
+            return [run for run in _children(client) if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-b"]
+
+        held_run_id = wait_until_epoch_1_logged(client, mlp_b, "MLP-b", command, log_path, timeout_s=120)
+        os.killpg(scheduler.pid, signal.SIGKILL)  # the scheduler, mid-training
+        code = command.wait(timeout=120)
+        stderr = stderr_path.read_text()
+        assert code != 0, tail(log_path)
+        # The command's own word is one line, its last: above it are the logs of Prefect (the failed
+        # flow run's exception, with its traceback, as for any flow that fails) and of Dask's client.
+        said = [line for line in stderr.splitlines() if line.startswith("studyflow:")]
+        assert len(said) == 1 and f"studyflow: error: the Dask scheduler {address} is gone" in said[0], stderr[-3000:]
+        assert stderr.splitlines()[-1] == said[0], stderr[-3000:]
+        assert runs_of(client, "mlp", "attributes.status = 'RUNNING'") == []  # nothing left RUNNING
+        assert client.get_run(held_run_id).info.status == "KILLED"
+        (parent,) = [run for run in runs_of(client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
+        assert parent.info.status in ("FAILED", "KILLED")
+    finally:
+        for process in reversed(started):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+        server.stop()
