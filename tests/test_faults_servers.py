@@ -347,17 +347,17 @@ def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, m
     flow_run_id = state.state_details.flow_run_id
     assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
     task_states = _task_run_states(flow_run_id)
-    assert [name for name, value in task_states.items() if value == "FAILED"] == ["train-MLP-nan"], task_states
-    assert task_states["train-MLP-ok"] == "COMPLETED"
+    assert [name for name, value in task_states.items() if value == "FAILED"] == ["train-MLP-nan-seed-0"], task_states
+    assert task_states["train-MLP-ok-seed-0"] == "COMPLETED"
     runs = _runs_of_flow_run(mlflow_client, "mlp", flow_run_id)
-    assert set(runs) == {"mlp-quick", "MLP-nan", "MLP-ok"}
-    assert runs["mlp-quick"].info.status == "FINISHED" and runs["MLP-ok"].info.status == "FINISHED"
-    diverged = runs["MLP-nan"]
+    assert set(runs) == {"mlp-quick", "MLP-nan-seed-0", "MLP-ok-seed-0"}
+    assert runs["mlp-quick"].info.status == "FINISHED" and runs["MLP-ok-seed-0"].info.status == "FINISHED"
+    diverged = runs["MLP-nan-seed-0"]
     assert diverged.info.status == "FAILED"
     assert "TrainingDivergedError" in diverged.data.tags[Tag.END_REASON]
     assert "nan" in diverged.data.tags[Tag.END_REASON]
     assert _steps(mlflow_client, diverged.info.run_id, "train_loss") == [1]  # stopped in epoch 1
-    assert _steps(mlflow_client, runs["MLP-ok"].info.run_id, "val_accuracy") == [1, 2]
+    assert _steps(mlflow_client, runs["MLP-ok-seed-0"].info.run_id, "val_accuracy") == [1, 2]
     table = mlflow_client.download_artifacts(runs["mlp-quick"].info.run_id, "tables/mlp_architectures.csv")
     rows = Path(table).read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("MLP-ok,")
