@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.entities import LoggedModelStatus, Metric, Param, RunStatus, RunTag
 from mlflow.utils.time import get_current_time_millis
 
@@ -173,7 +174,15 @@ class RunRecorder:
         """One split a model is trained or evaluated on, as a dataset input with its own digest; the
         run's metrics of that split (`train_*`, `val_*`, `test_*`) are linked to it from now on."""
         entity, digest = dataset_input(name, context, features, targets, source)
-        self.client.log_inputs(self.run_id, datasets=[entity])
+        try:
+            self.client.log_inputs(self.run_id, datasets=[entity])
+        except MlflowException as exc:
+            # The store records a dataset once per experiment: two processes logging the same split at
+            # once (trainings fanned out on Dask) race to insert it, and the loser is told it exists.
+            # Its second call finds the dataset and only links it.
+            if "unique" not in str(exc).lower() and "duplicate" not in str(exc).lower():
+                raise
+            self.client.log_inputs(self.run_id, datasets=[entity])
         self.links.datasets[context] = (name, digest)
 
     def start_logged_model(self, name: str, model_type: str = "keras") -> str:
