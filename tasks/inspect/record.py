@@ -58,8 +58,8 @@ def inspection_run(client: MlflowClient, params: dict, profile: str, seed: int, 
             client.log_inputs(recorder.run_id, models=[LoggedModelInput(source.model_id)])
         yield recorder
     print(f"[studyflow] {PART}: experiment {tracking.experiment_name(PART)} (id {recorder.experiment_id}), "
-          f"run {recorder.run_id}, model {source.uri} from run {source.run_id}\n"
-          f"[studyflow] see it in the MLflow UI: {tracking.ui_command()}")
+          f"run {recorder.run_id}, model {source.uri} from run {source.run_id}: "
+          f"{tracking.run_url(recorder.experiment_id, recorder.run_id)}")
 
 
 def log_digit_choice(recorder: RunRecorder, model: keras.Model, dataset: Dataset, digits: list[int]) -> list[DigitImage]:
