@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from studyflow.config.parts import ArchitectureConfig
-from studyflow.errors import TrainingDivergedError
-from studyflow.fanout import fan_out
+from studyflow.fanout import fan_out, trained_outcomes
 from studyflow.tracking import RunRecorder
 from tasks.architectures.compute import ArchitectureOutcome, training_data
 from tasks.architectures.tasks import train_architecture_task
@@ -29,12 +28,4 @@ def train_all(recorder: RunRecorder, kind: str, config: ArchitectureConfig, data
             for name, widths in config.architectures.items():
                 steps.add(f"{name} seed {seed}", train_architecture_task, kind, name, widths, data, settings)
         finished = steps.gather()
-    outcomes = []
-    for label, outcome in finished:
-        if isinstance(outcome, TrainingDivergedError):
-            print(f"{label}: run FAILED, the study goes on without it: {outcome}")
-        else:
-            outcomes.append(outcome)
-    if not outcomes:
-        raise TrainingDivergedError(f"every {kind.upper()} training diverged")
-    return outcomes
+    return trained_outcomes(finished, kind.upper())

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from flows.common import parent_run, part_flow
 from studyflow.config.parts import MtlConfig
-from studyflow.errors import TrainingDivergedError
-from studyflow.fanout import fan_out
+from studyflow.fanout import fan_out, trained_outcomes
 from tasks.data import load_dataset, subset
 from tasks.mtl.compute import mtl_data, variants
 from tasks.mtl.tasks import log_mtl_summary_task, train_variant_task
@@ -25,13 +24,6 @@ def mtl_flow(config: MtlConfig) -> list[dict]:
                     steps.add(f"{variant.label} seed {seed}", train_variant_task, variant, data, settings,
                               config.log_models)
             finished = steps.gather()
-        outcomes = []
-        for label, outcome in finished:
-            if isinstance(outcome, TrainingDivergedError):
-                print(f"{label}: run FAILED, the part goes on without it: {outcome}")
-            else:
-                outcomes.append(outcome)
-        if not outcomes:
-            raise TrainingDivergedError("every multi-task training diverged")
+        outcomes = trained_outcomes(finished, "multi-task")
         table = log_mtl_summary_task(recorder, outcomes, len(config.group_mapping))
     return table.to_dict(orient="records")

@@ -240,6 +240,20 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
             "dashboard_address": None, "env": environment, "preload": preload}
 
 
+def trained_outcomes(finished: list[tuple[str, Any]], what: str) -> list[Any]:
+    """The outcomes of the steps that finished; a training that diverged is reported and left out
+    (it failed its own run only). TrainingDivergedError if every one diverged."""
+    outcomes = []
+    for label, outcome in finished:
+        if isinstance(outcome, TrainingDivergedError):
+            print(f"{label}: run FAILED, the part goes on without it: {outcome}")
+        else:
+            outcomes.append(outcome)
+    if not outcomes:
+        raise TrainingDivergedError(f"every {what} training diverged")
+    return outcomes
+
+
 @contextmanager
 def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) -> Iterator[SequentialSteps | DaskSteps]:
     """Steps that run one after another here (workers=1), or on a Dask cluster; see the module."""

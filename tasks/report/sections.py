@@ -71,10 +71,6 @@ def original_results() -> dict:
     return reference.original_study()
 
 
-def ui_base() -> str:
-    return tracking.ui_base()
-
-
 def run_link(run: Run) -> str:
     return tracking.run_url(run.info.experiment_id, run.info.run_id)
 

@@ -68,7 +68,7 @@ def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None) ->
     named = {section.part: section.run for section in built}
     sweeps = [table for kind in ("mlp", "cnn") if (table := sections.sweep_table(client, kind, named.get(kind)))]
     return Report(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tracking.tracking_uri(),
-                  sections.ui_base(), built, sweeps)
+                  tracking.ui_base(), built, sweeps)
 
 
 def _collect_figures(client: MlflowClient, report: Report, out_dir: Path) -> dict[tuple[str, str], str]:
