@@ -49,6 +49,7 @@ deployments: setup  ## create the work pool and register prefect.yaml's deployme
 bench: setup  ## run every benchmark under bench/ (JSON in bench/results/); BENCH_ARGS=--quick: a smoke test
 	$(BIN)/python -m bench.data_loading $(BENCH_ARGS)
 	$(BIN)/python -m bench.training_efficiency $(BENCH_ARGS)
+	$(BIN)/python -m bench.training_speed $(BENCH_ARGS)
 	$(BIN)/python -m bench.tracking_overhead $(BENCH_ARGS)
 	$(BIN)/python -m bench.study_quick $(BENCH_ARGS)
 	$(BIN)/python -m bench.sweep_pruning $(BENCH_ARGS)

@@ -26,6 +26,18 @@ from studyflow.errors import TrainingDivergedError
 # What "best epoch" means unless a caller says otherwise (recorded, not restored).
 DEFAULT_SELECTION_METRIC = "val_accuracy"
 
+# Training steps run per call into TensorFlow (Keras' steps_per_execution). With one, Keras returns
+# to Python after every batch (its callbacks, TerminateOnNaN's check of the loss): at MLP-1's size
+# that is a large share of the step. Sixteen steps per call trains the same batches in the same order
+# to the same weights (tests/test_part34_architectures.py checks it) while the per-epoch
+# metrics, callbacks and logging stay exact: Keras still ends every epoch at its last batch.
+# bench.training_speed measures it; 64 was no faster than 16 on the 2-core machines measured.
+STEPS_PER_EXECUTION = 16
+
+# Evaluation (validation each epoch, the test set for the curves) needs no gradients, so it takes
+# bigger batches than training: fewer steps, same accuracy, the loss equal up to float round-off.
+EVALUATION_BATCH_FACTOR = 4
+
 
 class MetricsSink(Protocol):
     """Where a training's per-epoch metrics go (a studyflow.tracking.RunRecorder), if anywhere."""
@@ -102,7 +114,8 @@ class EpochMetricsLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         metrics = {(key if key.startswith("val_") else f"train_{key}"): float(value)
                    for key, value in (logs or {}).items() if key != "learning_rate"}
-        test = self.model.evaluate(self.test_inputs, self.test_targets, batch_size=self.batch_size * 4,
+        test = self.model.evaluate(self.test_inputs, self.test_targets,
+                                   batch_size=self.batch_size * EVALUATION_BATCH_FACTOR,
                                    verbose=0, return_dict=True)
         metrics.update({f"test_{key}": float(value) for key, value in test.items()})
         for key, value in metrics.items():
@@ -150,10 +163,12 @@ def fresh_model(build: Callable[[], keras.Model], settings: TrainSettings) -> ke
 
 
 def compile_model(model: keras.Model, settings: TrainSettings, loss="sparse_categorical_crossentropy",
-                  metrics=("accuracy",), loss_weights=None) -> keras.Model:
+                  metrics=("accuracy",), loss_weights=None,
+                  steps_per_execution: int = STEPS_PER_EXECUTION) -> keras.Model:
     optimizer = keras.optimizers.Adam(settings.learning_rate, weight_decay=settings.weight_decay or None)
     model.compile(optimizer=optimizer, loss=loss,
-                  metrics=list(metrics) if not isinstance(metrics, dict) else metrics, loss_weights=loss_weights)
+                  metrics=list(metrics) if not isinstance(metrics, dict) else metrics, loss_weights=loss_weights,
+                  steps_per_execution=steps_per_execution)
     return model
 
 
@@ -165,6 +180,7 @@ def train(model: keras.Model, data: TrainingData, settings: TrainSettings, recor
     model.fit(
         data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
         epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
+        validation_batch_size=settings.batch_size * EVALUATION_BATCH_FACTOR,
         callbacks=[timer, logger, keras.callbacks.TerminateOnNaN(), StopOnDivergence(settings),
                    *(extra_callbacks or [])],
         verbose=1 if sys.stdout.isatty() else 2,

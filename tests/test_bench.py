@@ -34,6 +34,8 @@ EXPECTED = {
                           "MLP-1/served_over_bare_test", "MLP-1/bare_test_over_bare", "MLP-1/profile_s/*",
                           "MLP-1/extra_s", "MLP-1/tracked_over_bare_test_at_20_full_epochs",
                           "MLP-1/served_over_bare_test_at_20_full_epochs"],
+    "training_speed": ["steps_per_execution", "MLP-1/epoch_seconds/keras/*", "MLP-1/epoch_seconds/studyflow/*",
+                       "MLP-1/median_epoch_s/*", "MLP-1/speedup_over_keras_defaults"],
     "study_quick": ["float32/wall_s", "float32/peak_rss_mb", "float32/parts_s/perceptron"],
     "fan_out": ["comparison/process/workers_1_s", "comparison/process/workers_2_s", "comparison/process/ratio",
                 "comparison/mlp/workers_1/part_s", "comparison/mlp/workers_2/part_s", "comparison/mlp/ratio",
@@ -50,7 +52,8 @@ EXPECTED = {
                "startup/studyflow run pca --profile quick/flow_started_s"],
 }
 # Where a zero would mean that nothing was measured: every profiled step of a tracked run is called.
-POSITIVE = {"tracking_overhead": ["MLP-1/profile_s/*", "MLP-1/medians_s/*"],
+POSITIVE = {"training_speed": ["MLP-1/median_epoch_s/*"],
+            "tracking_overhead": ["MLP-1/profile_s/*", "MLP-1/medians_s/*"],
             "tuning": ["rows/*/samples_per_s", "logging/modes/*/fit_s_median"],
             "fan_out": ["comparison/mlp/workers_2/trainings", "comparison/cnn/workers_2/trainings",
                         "projection/parts/*/trainings_s/*", "projection/wall_s/*"]}

@@ -156,3 +156,39 @@ def test_round_trip_check_catches_a_logged_model_that_predicts_differently(mlflo
     verify_round_trip(model_uri, logged, images)  # the logged model reproduces its predictions
     with pytest.raises(ModelIntegrityError, match="predicts differently"):
         verify_round_trip(model_uri, other, images)
+
+
+def test_steps_per_execution_trains_the_same_weights_and_logs_every_epoch(tiny):
+    """Several steps per call into TensorFlow is a speed setting only: against one step per call,
+    the same batches in the same order give the same weights and the same per-epoch metrics, and a
+    metrics sink still gets each epoch once (an epoch whose step count is no multiple of it included)."""
+    from models.architectures import build_mlp
+    from tasks.training import STEPS_PER_EXECUTION, compile_model, fresh_model, train
+
+    assert STEPS_PER_EXECUTION > 1
+    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
+    data = training_data(dataset, 0.1, seed=0)
+    settings = TrainSettings(epochs=3, batch_size=32)
+    steps_per_epoch = -(-len(data.train_inputs) // settings.batch_size)
+    assert steps_per_epoch % STEPS_PER_EXECUTION != 0, "the last call of an epoch should run fewer steps"
+
+    class Sink:
+        def __init__(self):
+            self.steps = []
+
+        def log_metrics(self, metrics, step=0):
+            self.steps.append(step)
+
+    results, sinks = {}, {}
+    for steps in (1, STEPS_PER_EXECUTION):
+        sinks[steps] = Sink()
+        model = compile_model(fresh_model(lambda: build_mlp([32]), settings), settings, steps_per_execution=steps)
+        results[steps] = train(model, data, settings, recorder=sinks[steps])
+    one, many = results[1], results[STEPS_PER_EXECUTION]
+    for single, batched in zip(one.model.get_weights(), many.model.get_weights()):
+        np.testing.assert_array_equal(single, batched)
+    assert set(one.history) == set(many.history)
+    for metric, values in one.history.items():
+        assert len(values) == settings.epochs
+        np.testing.assert_allclose(many.history[metric], values, rtol=1e-6, err_msg=metric)
+    assert sinks[STEPS_PER_EXECUTION].steps == sinks[1].steps == [1, 2, 3, 0]  # each epoch, then the summary
