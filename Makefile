@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PROFILE ?= quick
 
-.PHONY: help setup study test test-fast ui clean-runs bench stack-up stack-down stack-status deployments
+.PHONY: help setup study paper-report test test-fast ui clean-runs bench stack-up stack-down stack-status deployments
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 study: setup  ## run the whole study (PROFILE=quick|paper) on the embedded store under mlruns/
 	$(BIN)/studyflow run study --profile $(PROFILE)
+
+# The published results (docs/results/, linked from the README): the whole study in the paper profile,
+# in float32 as the original, on the default store, then its report with run ids instead of local UI
+# links. About 2 hours on 2 cores; the report is regenerated, never edited.
+paper-report: setup  ## run the paper-profile study and publish its report in docs/results/ (hours)
+	$(BIN)/studyflow run study --profile paper --set precision=float32 --set report=false
+	$(BIN)/studyflow report --published --out docs/results
 
 test: setup  ## run every test (real training on subsets, real servers on 127.0.0.1)
 	$(BIN)/python -m pytest

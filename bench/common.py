@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from studyflow.machine import cpuinfo
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = RESULTS_DIR.parent.parent
 
@@ -52,23 +54,6 @@ def isolated_home(prefix: str) -> Path:
     os.environ["STUDYFLOW_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     return home
-
-
-def cpuinfo(field: str) -> str | None:
-    """The value of the first `field` line of /proc/cpuinfo (None where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(field):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's vector and matrix extensions that decide which kernels TensorFlow can use."""
-    return sorted(flag for flag in (cpuinfo("flags") or "").split()
-                  if flag.startswith(("avx512", "amx")) or flag in ("avx2", "fma"))
 
 
 def machine() -> dict:

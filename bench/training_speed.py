@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 from bench.common import (REPO_ROOT, add_benchmark_arguments, isolated_home, median, parse_arguments,
                           recorded_options, write_results)
@@ -53,7 +54,7 @@ def keras_default_epochs(kind: str, widths: list[int], data, epochs: int, batch_
 
     model.fit(data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
               epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[TestPassThenClock()])
-    return [later - earlier for earlier, later in zip(ends, ends[1:])]
+    return [later - earlier for earlier, later in pairwise(ends)]
 
 
 def studyflow_epochs(name: str, kind: str, widths: list[int], args: argparse.Namespace, repeat: int) -> list[float]:
@@ -77,7 +78,7 @@ def studyflow_epochs(name: str, kind: str, widths: list[int], args: argparse.Nam
     ends = [metric.timestamp / 1000 for metric in history]
     if len(ends) != args.epochs:
         raise RuntimeError(f"{name}, repeat {repeat}: {len(ends)} epochs logged, {args.epochs} expected")
-    return [later - earlier for earlier, later in zip(ends, ends[1:])]
+    return [later - earlier for earlier, later in pairwise(ends)]
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from studyflow.config.parts import ReportConfig
 from studyflow.tracking.names import report_run_name
 from tasks.prefect_links import publish_run
 from tasks.report.tasks import write_report_task
+from tasks.report.write import check_publishable
 
 
 @part_flow("report", ReportConfig)
@@ -19,10 +20,12 @@ def report_flow(config: ReportConfig) -> str:
     target = Path(config.out_dir) if config.out_dir else (
         paths.reports_dir() / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
     client = tracking.connect()
+    if config.published:  # before the report's own run opens: a refused report leaves nothing behind
+        check_publishable(client, config.run_ids)
     with tracking.tracked_run(client, "report", report_run_name(target.name), profile=config.profile,
                               seed=config.seed, dataset_digest="") as recorder:
         publish_run(recorder, f"report {target.name}")
-        report = write_report_task(client, target, config.run_ids)
+        report = write_report_task(client, target, config.run_ids, config.published)
         recorder.log_params({"out_dir": str(target), **{f"run_id.{k}": v for k, v in config.run_ids.items()}})
         recorder.log_metrics({"flags": report.flags,
                               "parts_run": sum(section.has_run for section in report.sections)})

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="DIR", help="output folder (default: reports/<timestamp>/)")
     report.add_argument("--run", dest="run_assignments", action="append", default=[], metavar="PART=RUN_ID",
                         help="report this parent run for a part instead of its latest; repeatable")
+    report.add_argument("--published", action="store_true",
+                        help="a report to commit (make paper-report): every part's run paper-profile, run ids "
+                             "instead of links to a local MLflow UI")
     commands.add_parser(
         "doctor", help="check the stack and close runs left RUNNING by dead processes",
         description="Check the tracking store, the Prefect API, the datasets and disk space; close as KILLED "
@@ -148,7 +151,7 @@ def command_config(args: argparse.Namespace) -> PartConfig:
     TensorFlow, MLflow or Prefect is imported and before any store or server is touched."""
     if args.command == "report":
         run_ids = {key: str(value) for key, value in parse_set_options(args.run_assignments).items()}
-        return ReportConfig.for_profile("quick", out_dir=args.out, run_ids=run_ids)
+        return ReportConfig.for_profile("quick", out_dir=args.out, run_ids=run_ids, published=args.published)
     overrides = parse_set_options(args.assignments)
     if args.command == "sweep":
         options = {"trials": args.trials, "study_name": args.study_name, "storage": args.storage,

@@ -3,10 +3,14 @@
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 from flows.pca import pca_flow
 from flows.perceptron import perceptron_flow
 from flows.report import report_flow
 from studyflow import reference, tracking
+from studyflow.tracking.names import Tag
+from tasks.report.write import UnpublishableReportError, build_report, render
 
 from conftest import assert_png
 
@@ -70,3 +74,29 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     logged = {item.path for item in mlflow_client.list_artifacts(report_run.info.run_id)}
     assert {"report.md", "report.html", "figures"} <= logged
     assert Path(out / "figures" / "pca").is_dir()
+
+    # Each part's section says how to rerun it as it ran: its profile and the settings it changed.
+    assert "Reproduce: `studyflow run pca --profile quick --set sample_size=2000 --set 'dimensions=[10]'`" in markdown
+    # Provenance, from the runs themselves: each run's id, commit and wall time.
+    assert "## Where these numbers come from" in markdown
+    commit = pca_run.data.tags[Tag.GIT_COMMIT][:10]
+    assert f"| pca | `{pca_run.info.run_id}` | `{commit}" in markdown
+
+    # A published report needs a whole paper-profile study: refused, naming what is missing, before
+    # the report's own run opens.
+    with pytest.raises(UnpublishableReportError, match=r"not run: mlp, cnn, inspect, mtl.*pca \(quick\)"):
+        report_flow(out_dir=str(tmp_path / "published"), published=True)
+    assert len(tracking.find_runs(mlflow_client, "report")) == 1
+    assert not (tmp_path / "published").exists()
+
+    # Published, a report links to no local MLflow UI (its readers have none) and names run ids.
+    report = build_report(mlflow_client)
+    report.links = False
+    (tmp_path / "offline").mkdir()
+    render(report, {(f.run_id, f.artifact_path): "x.png" for s in report.sections for f in s.figures},
+           tmp_path / "offline")
+    offline = StrictHtml()
+    offline.feed((tmp_path / "offline" / "report.html").read_text())
+    assert offline.links == [link for link in offline.links if link.startswith("#")]
+    offline_markdown = (tmp_path / "offline" / "report.md").read_text()
+    assert "](http" not in offline_markdown and f"`{pca_run.info.run_id}`" in offline_markdown

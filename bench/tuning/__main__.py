@@ -12,6 +12,7 @@ from pathlib import Path
 import bench.tuning
 import studyflow  # noqa: F401  (sets the libraries' environment defaults, inherited by every child process)
 from bench import common
+from studyflow.machine import cpu_flags
 from bench.tuning.mlflow_logging import logging_section, run_logging_worker
 from bench.tuning.plan import QUICK, SECTIONS, TRAINING_SECTIONS, Plan
 from bench.tuning.startup import startup_section
@@ -49,7 +50,7 @@ def main() -> None:
         print("--quick: a smoke test with tiny step counts; its figures are not measurements")
     started = time.perf_counter()
     results = {"quick": args.quick, "sections": sorted(selected), "plan": dataclasses.asdict(plan),
-               "cpu_flags": common.cpu_flags()}
+               "cpu_flags": cpu_flags()}
     parts = []
     if selected & TRAINING_SECTIONS:
         parts.append(("training", lambda: training_sections(selected, plan, workdir, results)))

@@ -273,6 +273,11 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
 PART_NAMES = ("pca", "perceptron", "mlp", "cnn", "inspect", "mtl")  # study order
 
 
+# Each part's config, by the part's name (what its runs are tagged with).
+PART_CONFIGS: dict[str, type[PartConfig]] = {"pca": PcaConfig, "perceptron": PerceptronConfig, "mlp": MlpConfig,
+                                             "cnn": CnnConfig, "inspect": InspectConfig, "mtl": MtlConfig}
+
+
 class StudyConfig(StepConfig, Replicated, FannedOut):
     parts: list[str] = Field(default_factory=lambda: list(PART_NAMES), description="parts to run, in study order")
     report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
@@ -292,6 +297,8 @@ class StudyConfig(StepConfig, Replicated, FannedOut):
 class ReportConfig(PartConfig):
     out_dir: str | None = Field(None, description="folder to write into (default: reports/<timestamp>/)")
     run_ids: dict[str, str] = Field(default_factory=dict, description="part -> parent run id to report (default: latest)")
+    published: bool = Field(False, description="a report to commit: every part's run must be paper-profile; run ids "
+                                               "instead of links to a local MLflow UI; the folder's old figures go")
 
     @field_validator("run_ids")
     @classmethod

@@ -94,7 +94,7 @@ class RunRecorder:
                 yield recorder
 
     def log_params(self, params: dict[str, Any]) -> None:
-        items = [Param(key, _param_text(value)) for key, value in params.items()]
+        items = [Param(key, param_text(value)) for key, value in params.items()]
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
@@ -196,7 +196,7 @@ class RunRecorder:
         return logged.model_id
 
 
-def _param_text(value: Any) -> str:
+def param_text(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
 

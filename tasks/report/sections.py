@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from studyflow import reference, tracking
+from studyflow.config.base import PROFILES
+from studyflow.config.parts import PART_CONFIGS
+from studyflow.tracking.runs import param_text
 from studyflow.tracking.names import Tag, mtl_label, pair_label
 from tasks.report.replicates import (
     INTERVAL_NOTE,
@@ -69,6 +73,26 @@ class Section:
 
 def original_results() -> dict:
     return reference.original_study()
+
+
+# Settings that change how a part runs, not what it computes: a reproducing command leaves them out.
+EXECUTION_SETTINGS = {"profile", "force", "workers", "dask_address", "system_metrics"}
+
+
+def reproducing_command(part: str, run: Run) -> str:
+    """The command that reruns a part as this run ran it: its profile, and every scientific setting
+    whose logged value differs from that profile's default (`--set NAME=VALUE`)."""
+    profile = run.data.tags.get(Tag.PROFILE, "paper")
+    command = f"studyflow run {part} --profile {profile}"
+    config = PART_CONFIGS.get(part)
+    if config is None or profile not in PROFILES:
+        return command
+    defaults = config.for_profile(profile).model_dump()
+    for name, default in defaults.items():
+        logged = run.data.params.get(name)
+        if name not in EXECUTION_SETTINGS and logged is not None and logged != param_text(default):
+            command += f" --set {shlex.quote(f'{name}={logged}')}"
+    return command
 
 
 def run_link(run: Run) -> str:

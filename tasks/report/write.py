@@ -10,8 +10,11 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mlflow import MlflowClient
 
-from studyflow import tracking
+from studyflow import machine, tracking
+from studyflow.errors import StudyflowError
+from studyflow.tracking.names import Tag
 from tasks.report import sections
+from tasks.report.provenance import Provenance, duration, provenance
 from tasks.report.sections import PART_TITLES, Section
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -29,6 +32,10 @@ TABLE_BUILDERS = {
 REPLICATED_PARTS = ("perceptron", "mlp", "cnn", "mtl")
 
 
+class UnpublishableReportError(StudyflowError, RuntimeError):
+    """A published report would not show one paper-profile study: a part is missing or is not paper."""
+
+
 @dataclass
 class Report:
     created: str
@@ -36,6 +43,10 @@ class Report:
     ui_base: str
     sections: list[Section]
     sweep_tables: list
+    provenance: Provenance | None = None
+    # A published report (committed, read on GitHub) links no number to a local MLflow UI that its
+    # readers do not have; it names each run's id instead.
+    links: bool = True
 
     @property
     def flags(self) -> int:
@@ -47,6 +58,7 @@ def build_section(client: MlflowClient, part: str, run_id: str | None = None) ->
     section.run = tracking.latest_parent(client, part, run_id)
     if section.run is None:
         return section
+    section.command = sections.reproducing_command(part, section.run)
     section.link = sections.run_link(section.run)
     if part in TABLE_BUILDERS:
         section.tables = TABLE_BUILDERS[part](client, section.run)
@@ -62,13 +74,30 @@ def build_section(client: MlflowClient, part: str, run_id: str | None = None) ->
     return section
 
 
-def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None) -> Report:
+def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None, published: bool = False) -> Report:
     run_ids = run_ids or {}
+    if published:
+        check_publishable(client, run_ids)
     built = [build_section(client, part, run_ids.get(part)) for part in PART_TITLES]
     named = {section.part: section.run for section in built}
     sweeps = [table for kind in ("mlp", "cnn") if (table := sections.sweep_table(client, kind, named.get(kind)))]
+    runs = {section.part: section.run for section in built if section.has_run}
     return Report(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tracking.tracking_uri(),
-                  tracking.ui_base(), built, sweeps)
+                  tracking.ui_base(), built, sweeps, provenance(runs, machine.description()), links=not published)
+
+
+def check_publishable(client: MlflowClient, run_ids: dict[str, str] | None = None) -> None:
+    """A published report shows a whole paper-profile study: every part run, every run paper."""
+    runs = {part: tracking.latest_parent(client, part, (run_ids or {}).get(part)) for part in PART_TITLES}
+    missing = [part for part, run in runs.items() if run is None]
+    other = [f"{part} ({run.data.tags.get(Tag.PROFILE)})" for part, run in runs.items()
+             if run is not None and run.data.tags.get(Tag.PROFILE) != "paper"]
+    if missing or other:
+        problems = ([f"not run: {', '.join(missing)}"] if missing else []) + (
+            [f"latest run not paper-profile: {', '.join(other)}"] if other else [])
+        raise UnpublishableReportError(
+            f"a published report needs every part's latest run in the paper profile ({'; '.join(problems)}); "
+            "run `studyflow run study --profile paper` first, or name the runs with --run PART=RUN_ID")
 
 
 def _collect_figures(client: MlflowClient, report: Report, out_dir: Path) -> dict[tuple[str, str], str]:
@@ -88,7 +117,7 @@ def _collect_figures(client: MlflowClient, report: Report, out_dir: Path) -> dic
 def render(report: Report, figure_paths: dict, out_dir: Path) -> tuple[Path, Path]:
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                               trim_blocks=True, lstrip_blocks=True)
-    context = {"report": report, "figure_paths": figure_paths}
+    context = {"report": report, "figure_paths": figure_paths, "duration": duration}
     markdown = out_dir / "report.md"
     html = out_dir / "report.html"
     markdown.write_text(environment.get_template("report.md.j2").render(**context))
@@ -96,9 +125,12 @@ def render(report: Report, figure_paths: dict, out_dir: Path) -> tuple[Path, Pat
     return markdown, html
 
 
-def write_report(client: MlflowClient, out_dir: Path, run_ids: dict[str, str] | None = None) -> Report:
+def write_report(client: MlflowClient, out_dir: Path, run_ids: dict[str, str] | None = None,
+                 published: bool = False) -> Report:
+    report = build_report(client, run_ids, published)  # a report that cannot be published fails before writing
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build_report(client, run_ids)
+    if published:  # the folder holds this report only: no figure of an earlier one stays behind
+        shutil.rmtree(out_dir / "figures", ignore_errors=True)
     render(report, _collect_figures(client, report, out_dir), out_dir)
     return report
 
