@@ -121,3 +121,18 @@ def test_each_part_names_the_datasets_it_reads_and_part_5_checks_its_model_first
     assert datasets_needed("study", StudyConfig.for_profile("quick", parts=["pca", "mtl"])) == ["fashion-mnist",
                                                                                                 "mnist"]
     assert PARTS["inspect"].preflight_path == "tasks.inspect.source:check_model_exists"
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively():
+    from studyflow.config.base import resolve_precision
+    from studyflow.machine import cpu_flags
+
+    assert resolve_precision("auto", ["avx2", "avx512f"]) == "float32"  # bfloat16 would be emulated: slower
+    assert resolve_precision("auto", ["avx512f", "avx512_bf16"]) == "mixed_bfloat16"
+    assert resolve_precision("auto", ["amx_bf16", "amx_tile"]) == "mixed_bfloat16"
+    assert resolve_precision("float32", ["amx_bf16"]) == "float32"  # a named policy is kept as asked
+    # Resolved in the config, so the params, step keys and models carry the policy that was used.
+    config = MlpConfig.for_profile("quick", precision="auto")
+    native = any(flag in cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
+    assert config.precision == config.train_settings().precision == ("mixed_bfloat16" if native else "float32")
+    assert config.as_params()["precision"] == config.precision

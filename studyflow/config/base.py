@@ -27,6 +27,22 @@ Profile = Literal["quick", "paper"]
 PROFILES: tuple[str, ...] = ("quick", "paper")
 # Keras dtype policies a model can be trained in (see tasks.training.precision_policy).
 Precision = Literal["float32", "mixed_bfloat16"]
+# What a user may ask for: a policy, or "auto", resolved on the machine that builds the config.
+PrecisionChoice = Literal["auto", "float32", "mixed_bfloat16"]
+# CPU flags of native bfloat16 arithmetic; without them TensorFlow emulates bfloat16, slower than float32.
+NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def resolve_precision(choice: str, cpu_flags: list[str] | None = None) -> str:
+    """"auto" -> mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), else
+    float32; a named policy stays itself. `cpu_flags` defaults to this machine's."""
+    if choice != "auto":
+        return choice
+    if cpu_flags is None:
+        from studyflow.machine import cpu_flags as machine_flags
+
+        cpu_flags = machine_flags()
+    return "mixed_bfloat16" if any(flag in cpu_flags for flag in NATIVE_BFLOAT16_FLAGS) else "float32"
 
 
 class StrictModel(BaseModel):
@@ -172,9 +188,16 @@ class TrainSettings(Seeded):
     batch_size: int = Field(128, ge=1, le=60_000, description="images per gradient step")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam's learning rate")
     weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="Adam's decoupled weight decay (0: none, as the original)")
-    precision: Precision = Field(
+    precision: PrecisionChoice = Field(
         "float32", description="Keras dtype policy: mixed_bfloat16 computes in bfloat16 with float32 weights, "
-                               "faster on CPUs with native bf16 (AVX512-BF16, AMX), emulated and slower elsewhere")
+                               "faster on CPUs with native bf16 (AVX512-BF16, AMX), emulated and slower elsewhere; "
+                               "auto: mixed_bfloat16 on such CPUs, float32 elsewhere (runs log the policy used)")
+
+    @field_validator("precision")
+    @classmethod
+    def _resolve_auto(cls, precision: str) -> str:
+        # Resolved once, here: the params, the step keys and the models all carry the policy used.
+        return resolve_precision(precision)
 
     def as_params(self) -> dict[str, Any]:
         return {**self.model_dump(), "optimizer": "adam"}

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
 
 from studyflow import reference
-from studyflow.config.base import (FannedOut, PartConfig, Precision, Replicated, Seeded, StepConfig,
+from studyflow.config.base import (FannedOut, PartConfig, PrecisionChoice, Replicated, Seeded, StepConfig,
                                    TrainingConfig)
 from studyflow.tracking.names import CHAMPION_URI, REGISTERED_CNN
 
@@ -281,7 +281,7 @@ PART_CONFIGS: dict[str, type[PartConfig]] = {"pca": PcaConfig, "perceptron": Per
 class StudyConfig(StepConfig, Replicated, FannedOut):
     parts: list[str] = Field(default_factory=lambda: list(PART_NAMES), description="parts to run, in study order")
     report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
-    precision: Precision = TrainingConfig.model_fields["precision"]
+    precision: PrecisionChoice = TrainingConfig.model_fields["precision"]
 
     @field_validator("parts")
     @classmethod

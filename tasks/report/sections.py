@@ -70,6 +70,11 @@ class Section:
     def profile(self) -> str | None:
         return self.run.data.tags.get(Tag.PROFILE) if self.run else None
 
+    @property
+    def precision(self) -> str | None:
+        """The Keras dtype policy its networks trained in (parts without networks have none)."""
+        return self.run.data.params.get("precision") if self.run else None
+
 
 def original_results() -> dict:
     return reference.original_study()
