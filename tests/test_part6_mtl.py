@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from mlflow.entities import LoggedModelStatus
 
 from flows.mtl import MtlConfig, mtl_flow
 from models.multitask import build_multitask
@@ -94,6 +95,17 @@ def test_dict_output_model_round_trips_through_mlflow(mlflow_client):
     inputs = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32)
     with tracking.tracked_run(mlflow_client, "mtl", "round-trip", profile="quick", seed=0, dataset_digest="x") as run:
         verify_round_trip(log_keras_model(run, model, inputs), model, inputs)
+
+
+def test_logged_models_of_lambdas_are_named_as_mlflow_accepts(prefect_server, mlflow_client, tiny):
+    """The paper profile logs every model: a lambda's decimal point must not fail the training."""
+    mtl_flow(profile="quick", lambdas=[0.25], include_single_task=False, log_models=True, **tiny)
+    (child,) = [run for run in runs_of(mlflow_client, "mtl") if run.data.tags.get(Tag.RUN_LEVEL) == "child"]
+    assert child.info.run_name == "mtl-lambda-0.25-seed-0" and child.info.status == "FINISHED"
+    (output,) = child.outputs.model_outputs
+    logged = mlflow_client.get_logged_model(output.model_id)
+    assert logged.name == "mtl-lambda-0_25" and logged.status == LoggedModelStatus.READY
+    assert child.data.tags[Tag.MODEL_URI] == f"models:/{output.model_id}"
 
 
 def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlflow_client, tiny):
