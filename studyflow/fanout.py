@@ -31,6 +31,7 @@ import os
 import sys
 import uuid
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -254,6 +255,29 @@ def trained_outcomes(finished: list[tuple[str, Any]], what: str) -> list[Any]:
     return outcomes
 
 
+# (workers, scheduler address) of the local cluster that a whole study shares (shared_local_cluster).
+_SHARED_LOCAL_CLUSTER: ContextVar[tuple[int, str] | None] = ContextVar("studyflow_shared_local_cluster",
+                                                                      default=None)
+
+
+@contextmanager
+def shared_local_cluster(config: FannedOut) -> Iterator[str | None]:
+    """One local cluster for every part run inside (the study's parts are subflows of one process):
+    its workers start once, instead of once per part, and keep TensorFlow imported between parts.
+    Yields its scheduler's address; nothing is started when the config does not fan out locally."""
+    if not config.fans_out() or config.dask_address is not None:
+        yield None
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(**local_cluster_kwargs(config.workers)) as cluster:
+        token = _SHARED_LOCAL_CLUSTER.set((config.workers, cluster.scheduler_address))
+        try:
+            yield cluster.scheduler_address
+        finally:
+            _SHARED_LOCAL_CLUSTER.reset(token)
+
+
 @contextmanager
 def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) -> Iterator[SequentialSteps | DaskSteps]:
     """Steps that run one after another here (workers=1), or on a Dask cluster; see the module."""
@@ -263,8 +287,11 @@ def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) 
     refuse_unshared_stores(config)  # again here: a deployment's run did not pass the command line
     from prefect_dask import DaskTaskRunner
 
+    shared = _SHARED_LOCAL_CLUSTER.get()
     if config.dask_address is not None:
         runner = DaskTaskRunner(address=config.dask_address, client_kwargs={"timeout": CONNECT_TIMEOUT_S})
+    elif shared is not None and shared[0] == config.workers:
+        runner = DaskTaskRunner(address=shared[1], client_kwargs={"timeout": CONNECT_TIMEOUT_S})
     else:
         runner = DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(config.workers))
     reason = "its Dask worker died during the training, which ran again on another worker"

@@ -108,6 +108,25 @@ def test_two_workers_train_in_two_processes_as_one_process_would(tmp_path, mlflo
     assert fanned_loss == pytest.approx(sequential_loss, rel=0.05)
 
 
+@pytest.mark.slow
+def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlflow_client):
+    study = subprocess.run([sys.executable, "-m", "studyflow.cli", "run", "study", "--set", 'parts=["perceptron", "mlp"]',
+                            "--set", "workers=2", "--set", "report=false"], cwd=REPO, env=_env(tmp_path),
+                           capture_output=True, text=True, timeout=900)
+    assert study.returncode == 0, study.stderr[-3000:]
+    addresses = {line.split("cluster ")[1].split()[0] for line in study.stdout.splitlines()
+                 if "trainings on the Dask cluster" in line}
+    assert len(addresses) == 1, study.stdout[-3000:]  # both parts on the one cluster
+    workers = {part: {run.data.tags[Tag.PROCESS] for run in runs_of(mlflow_client, part)
+                      if run.data.tags.get(Tag.RUN_LEVEL) == "child"} for part in ("perceptron", "mlp")}
+    parents = {run.data.tags[Tag.PROCESS] for part in workers for run in runs_of(mlflow_client, part)
+               if run.data.tags.get(Tag.RUN_LEVEL) == "parent"}
+    # The same two worker processes trained both parts' models; none of them is the study's process.
+    assert workers["perceptron"] | workers["mlp"] <= workers["mlp"] and len(workers["mlp"]) == 2, workers
+    assert not (workers["mlp"] & parents)
+    assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
+
+
 @pytest.mark.faults
 @pytest.mark.slow
 def test_a_worker_killed_during_a_training_hands_it_to_another_and_each_model_is_trained_once(
