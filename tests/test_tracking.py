@@ -52,3 +52,11 @@ def test_default_store_is_sqlite_under_mlruns(studyflow_home):
     assert tracking.tracking_uri() == f"sqlite:///{studyflow_home}/mlruns/mlflow.db"
     tracking.connect()
     assert tracking.uses_embedded_store()
+
+
+def test_logged_model_names_keep_only_what_mlflow_accepts():
+    from studyflow.tracking.names import logged_model_name
+
+    assert logged_model_name("mtl-lambda-0.25") == "mtl-lambda-0_25"
+    assert logged_model_name("CNN-1") == "CNN-1"
+    assert logged_model_name("a/b:c%d'e\"f") == "a_b_c_d_e_f"

@@ -122,6 +122,16 @@ def pair_label(pair_tag_value: str) -> str:
     return pair_tag_value.replace("-", " vs ")
 
 
+# MLflow refuses a logged model whose name holds '/', ':', '.', '%' or a quote (MLflow 3.17); each
+# becomes '_', so a lambda's "mtl-lambda-0.25" is logged as "mtl-lambda-0_25" (its run keeps the dot).
+_NOT_IN_LOGGED_MODEL_NAMES = str.maketrans({character: "_" for character in "/:.%\"'"})
+
+
+def logged_model_name(name: str) -> str:
+    """The name MLflow accepts for a logged model named after `name` (an architecture, a variant)."""
+    return name.translate(_NOT_IN_LOGGED_MODEL_NAMES)
+
+
 def mtl_run_name(tasks: tuple[str, ...], mtl_lambda: float | None) -> str:
     if mtl_lambda is not None:
         return f"mtl-lambda-{float(mtl_lambda)}"

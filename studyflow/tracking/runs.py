@@ -26,7 +26,7 @@ from mlflow.utils.time import get_current_time_millis
 from studyflow import paths, processes
 from studyflow.errors import TrackingError
 from studyflow.tracking.links import MetricLinks, dataset_input
-from studyflow.tracking.names import RunLevel, Tag
+from studyflow.tracking.names import RunLevel, Tag, logged_model_name
 from studyflow.tracking.provenance import code_version, package_versions, prefect_flow_run_url, prefect_ids, user
 from studyflow.tracking.store import attach, ensure_experiment, server_problem
 
@@ -190,7 +190,7 @@ class RunRecorder:
         now on is the model's too; `tasks.model_store` stores the trained model into it."""
         import mlflow
 
-        logged = mlflow.initialize_logged_model(name=name, source_run_id=self.run_id,
+        logged = mlflow.initialize_logged_model(name=logged_model_name(name), source_run_id=self.run_id,
                                                 experiment_id=self.experiment_id, model_type=model_type)
         self.links.model_id = logged.model_id
         return logged.model_id

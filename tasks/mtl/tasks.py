@@ -17,15 +17,6 @@ from tasks.prefect_task import step_task, studyflow_task
 from tasks.training import compile_model, fresh_model, train
 
 
-# MLflow refuses a logged model whose name holds '/', ':', '.', '%' or a quote: a lambda's decimal
-# point becomes '_' ("mtl-lambda-0.25" -> "mtl-lambda-0_25"); the run keeps its dotted name.
-_NOT_IN_LOGGED_MODEL_NAMES = str.maketrans({character: "_" for character in "/:.%\"'"})
-
-
-def logged_model_name(name: str) -> str:
-    return name.translate(_NOT_IN_LOGGED_MODEL_NAMES)
-
-
 def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings: TrainSettings,
                   log_model: bool) -> VariantOutcome:
     """Build, train and record one variant in its own child run."""
@@ -37,7 +28,7 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
     with parent.child(replicate_run_name(variant.name, settings.seed), tags=tags, seed=settings.seed) as run:
         log_splits(run, training, "fashion-mnist")
         if log_model:
-            run.start_logged_model(logged_model_name(variant.name))  # it gets every metric logged from now on
+            run.start_logged_model(variant.name)  # it gets every metric logged from now on
         model = fresh_model(lambda: build_multitask(variant.tasks, group_count=len(data.group_names),
                                                     name=variant.name.replace("-", "_")), settings)
         compile_model(model, settings, loss={task: CROSS_ENTROPY for task in variant.tasks},
