@@ -33,6 +33,7 @@ EXPECTED = {
                      "*/own_operations/*/samples_per_s", "*/own_operations/*/mean_samples_per_s",
                      "*/fraction_of_own_operations", "*/mean_fraction_of_own_operations",
                      "*/fraction_of_forward_backward", "*/own_operations_fraction_of_peak",
+                     "*/update_share_of_own_step",
                      "*/layers/*/forward_ms", "*/layers/*/forward_backward_ms")],
     "tracking_overhead": ["MLP-1/medians_s/*", "MLP-1/minimums_s/*", "MLP-1/tracked_over_bare_test",
                           "MLP-1/served_over_bare_test", "MLP-1/bare_test_over_bare", "MLP-1/profile_s/*",
