@@ -1,11 +1,15 @@
 """A network's own operations, alone: the rate its training step could reach at its batch size.
 
-One fixed batch, already in TensorFlow tensors, goes through one tf.function per step in a tight
-loop (Keras' fit also calls its train function once per step): the forward pass, the loss (the
-weighted cross-entropies the product compiles, without Keras' loss and accuracy trackers) and the
-gradients; and, as a second kind, also the optimizer's update (the Adam the product compiles, on
-a model of its own). No data pipeline, no shuffling, no metrics, no callbacks. A training's
-samples/s over this rate is the share of its own operations' speed that the training keeps.
+One fixed batch, already in TensorFlow tensors, goes through a tf.function in a tight loop: the
+forward pass, the loss (the weighted cross-entropies the product compiles, without Keras' loss and
+accuracy trackers) and the gradients; as a second kind, also the optimizer's update (the Adam the
+product compiles, on a model of its own); both one step per call, as Keras' fit calls its train
+function by default. The third kind runs the update's step 16 times per call in a tf.while_loop,
+as Keras does with compile(steps_per_execution=16): one call per step leaves a barrier between
+steps that a loop inside the graph does not have, so a training with steps_per_execution can beat
+the one-step-per-call rate. No data pipeline, no shuffling, no metrics, no callbacks. A training's
+samples/s over the best of the update's kinds is the share of its own operations' speed that the
+training keeps.
 
 `layer_breakdown` times each layer alone, forward and forward+backward, on the activations the
 batch gives it: where a step's time goes, and how close each layer comes to the matmul peak.
@@ -19,7 +23,9 @@ import keras
 
 from bench.flops import layer_forward_flops
 
-KINDS = ("forward_backward", "forward_backward_update")
+STEPS_PER_CALL = 16  # of the looped kind
+KINDS = ("forward_backward", "forward_backward_update", f"forward_backward_update_{STEPS_PER_CALL}_per_call")
+UPDATE_KINDS = KINDS[1:]  # the operations of a whole training step
 
 
 def training_loss(loss_weights: dict[str, float] | None):
@@ -57,22 +63,39 @@ class OwnOperations:
                 value = loss(targets, model(images, training=True))
             return value, tape.gradient(value, variables)  # returned: unused gradients would be pruned
 
-        @tf.function
-        def forward_backward_update(images, targets):
+        def update_step(images, targets):
             with tf.GradientTape() as tape:
                 value = loss(targets, model(images, training=True))
             model.optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
             return value
 
-        self._steps = {"forward_backward": forward_backward, "forward_backward_update": forward_backward_update}
+        @tf.function
+        def forward_backward_update(images, targets, steps):
+            return update_step(images, targets)
+
+        @tf.function
+        def forward_backward_update_looped(images, targets, steps):
+            value = tf.constant(0.0)
+            for _ in tf.range(steps):  # a tf.while_loop, like Keras' steps_per_execution
+                value = update_step(images, targets)
+            return value
+
+        # kind -> (function of images, targets and its steps per call, steps per call)
+        self._steps = {"forward_backward": (lambda images, targets, steps: forward_backward(images, targets), 1),
+                       "forward_backward_update": (forward_backward_update, 1),
+                       KINDS[2]: (forward_backward_update_looped, STEPS_PER_CALL)}
         for kind in KINDS:  # trace, build the optimizer's slots, warm up
             self._run(kind, 1)
 
     def _run(self, kind: str, steps: int) -> float:
-        step = self._steps[kind]
+        import tensorflow as tf
+
+        step, per_call = self._steps[kind]
+        calls = [min(per_call, steps - done) for done in range(0, steps, per_call)]
+        counts = {count: tf.constant(count) for count in set(calls)}  # a tensor: no retracing per count
         started = time.perf_counter()
-        for _ in range(steps):
-            result = step(self.images, self.targets)
+        for count in calls:
+            result = step(self.images, self.targets, counts[count])
         _wait_for(result)
         return time.perf_counter() - started
 

@@ -9,13 +9,15 @@ uses the best epoch (like against like); the fraction at the mean epoch is print
 a shared machine the epochs' times vary with the load of the moment).
 
 Each network's own operations (bench/roofline.py) are its forward pass, loss and gradients, and
-the same with the optimizer's update, on one fixed batch of the same size in a tight loop with no
-data pipeline, metrics or callbacks: a block of each after every epoch, so that the training and
-its own operations alternate under the same load. The training's best epoch over the best block
-with the update (the operations a training step runs) is how much of its own operations' rate the
-training keeps; a per-layer breakdown (each layer alone, forward and backward) shows where a step's
-time goes. Goals (issue #20): every network's training at >= 0.9 of its own operations; CNN-1 at
->= 0.6 of the float32 peak. Whether each is met is printed and recorded from this run's figures.
+the same with the optimizer's update (one step per call, and 16 per call as with
+steps_per_execution=16), on one fixed batch of the same size in a tight loop with no data
+pipeline, metrics or callbacks: a block of each after every epoch, so that the training and its
+own operations alternate under the same load. The training's best epoch over the best block with
+the update (the operations a training step runs; the faster of the two ways of calling them) is
+how much of its own operations' rate the training keeps; a per-layer breakdown (each layer alone,
+forward and backward) shows where a step's time goes. Goals (issue #20): every network's training
+at >= 0.9 of its own operations; CNN-1 at >= 0.6 of the float32 peak. Whether each is met is
+printed and recorded from this run's figures.
 
 The MTL model is part 6's "MTL lambda 0.5", compiled as part 6 compiles it, on Fashion-MNIST
 (every lambda runs the same operations: lambda only weights the two losses). A sample costs it
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 
 from bench.common import add_benchmark_arguments, parse_arguments, write_results
 from bench.flops import matmul_peak_gflops, training_flops_per_sample
-from bench.roofline import KINDS, BetweenEpochs, OwnOperations, layer_breakdown
+from bench.roofline import KINDS, UPDATE_KINDS, BetweenEpochs, OwnOperations, layer_breakdown
 
 # The precision's compute type -> the key of its peak in matmul_peak_gflops.
 PEAK_OF = {"float32": ("tensorflow", "numpy"), "mixed_bfloat16": ("tensorflow_bfloat16",)}
@@ -42,7 +44,7 @@ QUICK = {"train_size": 512, "mtl_train_size": 128, "epochs": 1, "matmul_size": 2
          "layer_calls": 1}
 OWN_OPERATIONS_GOAL = 0.9  # of its own operations' rate, every network
 PEAK_GOAL = ("CNN-1", "float32", 0.6)  # of the float32 peak
-KIND_LABELS = {"forward_backward": "forward+backward", "forward_backward_update": "with the Adam update"}
+KIND_LABELS = dict(zip(KINDS, ("forward+backward", "with the Adam update", "the same 16 steps per call")))
 
 
 @dataclass(frozen=True)
@@ -107,16 +109,19 @@ def throughput(network: Network, images, targets, batch_size: int, epochs: int, 
                 "achieved_gflops": flops * best_samples_per_s / 1e9,
                 "mean_achieved_gflops": flops * mean_samples_per_s / 1e9, "batch_size": batch_size,
                 "train_size": samples, "own_operations": own.summary()}
-    update = measured["own_operations"]["forward_backward_update"]
-    measured["fraction_of_own_operations"] = best_samples_per_s / update["samples_per_s"]
-    measured["mean_fraction_of_own_operations"] = mean_samples_per_s / update["mean_samples_per_s"]
-    measured["fraction_of_forward_backward"] = (
-        best_samples_per_s / measured["own_operations"]["forward_backward"]["samples_per_s"])
+    own = measured["own_operations"]
+    # The ceiling: whichever way of calling the whole step's operations (one step or 16 per call) is faster.
+    ceiling = max(own[kind]["samples_per_s"] for kind in UPDATE_KINDS)
+    measured["fraction_of_own_operations"] = best_samples_per_s / ceiling
+    measured["mean_fraction_of_own_operations"] = (
+        mean_samples_per_s / max(own[kind]["mean_samples_per_s"] for kind in UPDATE_KINDS))
+    measured["fraction_of_one_step_per_call"] = best_samples_per_s / own["forward_backward_update"]["samples_per_s"]
+    measured["fraction_of_forward_backward"] = best_samples_per_s / own["forward_backward"]["samples_per_s"]
     measured["meets_own_operations_goal"] = measured["fraction_of_own_operations"] >= OWN_OPERATIONS_GOAL
-    # Time per step: 1/rate; the update's part is what it adds to forward+backward (best blocks).
+    # Time per step is 1/rate: the update's part is what it adds to forward+backward (one step per call, best blocks).
     measured["update_share_of_own_step"] = (
-        1 - update["samples_per_s"] / measured["own_operations"]["forward_backward"]["samples_per_s"])
-    measured["own_operations_achieved_gflops"] = flops * update["samples_per_s"] / 1e9
+        1 - own["forward_backward_update"]["samples_per_s"] / own["forward_backward"]["samples_per_s"])
+    measured["own_operations_achieved_gflops"] = flops * ceiling / 1e9
     measured["layers"] = layer_breakdown(own_model, images, batch_size, layer_calls)
     return measured
 
@@ -128,10 +133,11 @@ def report_own_operations(measured: dict, precision: str) -> None:
     verdict = "met" if measured["meets_own_operations_goal"] else "NOT met"
     print(f"  own operations (1 fixed batch of {measured['batch_size']}, no pipeline, metrics or callbacks), best "
           f"block: {rates} samples/s = {measured['own_operations_fraction_of_peak']:.2f} of the "
-          f"{precision.removeprefix('mixed_')} peak; the update takes {measured['update_share_of_own_step']:.0%} "
-          f"of a step")
+          f"{precision.removeprefix('mixed_')} peak (the faster update kind); the update takes "
+          f"{measured['update_share_of_own_step']:.0%} of a step")
     print(f"  training {measured['samples_per_s']:,.0f} samples/s = {measured['fraction_of_own_operations']:.2f} of "
           f"its own operations (mean epoch and blocks: {measured['mean_fraction_of_own_operations']:.2f}; "
+          f"{measured['fraction_of_one_step_per_call']:.2f} of one step per call; "
           f"{measured['fraction_of_forward_backward']:.2f} of forward+backward alone): goal >= "
           f"{OWN_OPERATIONS_GOAL} {verdict}")
     layers = measured["layers"]
