@@ -10,16 +10,20 @@ import numpy as np
 TRAINING_OVER_FORWARD = 3
 
 
+def layer_forward_flops(layer: keras.layers.Layer) -> int:
+    """One sample's multiply-adds of a Dense or Conv2D layer, x2; 0 for any other layer (their
+    elementwise work is not counted)."""
+    if isinstance(layer, keras.layers.Dense):
+        return 2 * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    if isinstance(layer, keras.layers.Conv2D):
+        kernel_h, kernel_w, channels_in, channels_out = (int(size) for size in layer.kernel.shape)
+        _, out_h, out_w, _ = layer.output.shape
+        return 2 * kernel_h * kernel_w * channels_in * channels_out * int(out_h) * int(out_w)
+    return 0
+
+
 def forward_flops_per_sample(model: keras.Model) -> int:
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            total += 2 * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
-        elif isinstance(layer, keras.layers.Conv2D):
-            kernel_h, kernel_w, channels_in, channels_out = (int(size) for size in layer.kernel.shape)
-            _, out_h, out_w, _ = layer.output.shape
-            total += 2 * kernel_h * kernel_w * channels_in * channels_out * int(out_h) * int(out_w)
-    return total
+    return sum(layer_forward_flops(layer) for layer in model.layers)
 
 
 def training_flops_per_sample(model: keras.Model) -> int:

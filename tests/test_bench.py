@@ -26,10 +26,16 @@ BENCH = ROOT / "bench"
 EXPECTED = {
     "data_loading": ["mnist/cold_s", "mnist/warm_s", "mnist/cold_over_warm",
                      "fashion-mnist/cold_s", "fashion-mnist/warm_s", "fashion-mnist/cold_over_warm"],
-    "training_efficiency": ["matmul_peak_gflops/*"] + [
-        f"{model}/{path}" for model in ("CNN-1", "MLP-1")
+    "training_efficiency": ["matmul_peak_gflops/*", "goals/own_operations_fraction"] + [
+        f"{model}/{path}" for model in ("CNN-1", "MLP-1", "MTL lambda 0.5")
         for path in ("float32/training_flops_per_sample", "*/samples_per_s", "*/epoch_times_s/*", "*/achieved_gflops",
-                     "*/fraction_of_peak", "*/mean_fraction_of_peak", "mixed_bfloat16/speedup_over_float32")],
+                     "*/fraction_of_peak", "*/mean_fraction_of_peak", "mixed_bfloat16/speedup_over_float32",
+                     "*/own_operations/*/samples_per_s", "*/own_operations/*/mean_samples_per_s",
+                     "*/fraction_of_own_operations", "*/mean_fraction_of_own_operations",
+                     "*/fraction_of_forward_backward", "*/fraction_of_one_step_per_call",
+                     "*/own_operations_fraction_of_peak",
+                     "*/update_share_of_own_step",
+                     "*/layers/*/forward_ms", "*/layers/*/forward_backward_ms")],
     "tracking_overhead": ["MLP-1/medians_s/*", "MLP-1/minimums_s/*", "MLP-1/tracked_over_bare_test",
                           "MLP-1/served_over_bare_test", "MLP-1/bare_test_over_bare", "MLP-1/profile_s/*",
                           "MLP-1/extra_s", "MLP-1/tracked_over_bare_test_at_20_full_epochs",
@@ -54,6 +60,8 @@ EXPECTED = {
 # Where a zero would mean that nothing was measured: every profiled step of a tracked run is called.
 POSITIVE = {"training_speed": ["MLP-1/median_epoch_s/*"],
             "tracking_overhead": ["MLP-1/profile_s/*", "MLP-1/medians_s/*"],
+            "training_efficiency": [f"{model}/*/own_operations/*/samples_per_s"
+                                    for model in ("CNN-1", "MLP-1", "MTL lambda 0.5")],
             "tuning": ["rows/*/samples_per_s", "logging/modes/*/fit_s_median"],
             "fan_out": ["comparison/mlp/workers_2/trainings", "comparison/cnn/workers_2/trainings",
                         "projection/parts/*/trainings_s/*", "projection/wall_s/*"]}
