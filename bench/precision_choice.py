@@ -1,0 +1,103 @@
+"""Does bfloat16 cost accuracy? CNN-1 and one MTL model at paper length, float32 against mixed_bfloat16.
+
+Each model is trained with `studyflow run` as a user would, over the same seeds in both precisions
+(`--set seeds=[0,1,2]`), so each precision gets its replicate summary (mean and 95 % Student's t
+interval over seeds, tables/<part>_summary on the part's parent run). The rule for making
+`precision="auto"` the default: for every test accuracy, mixed_bfloat16's mean lies inside
+float32's interval. Also printed: the mean training time per model in each precision (their ratio
+is the speed-up a user sees; on a loaded machine it follows the load, the accuracies do not).
+
+The models: CNN-1 (part 4's reference CNN, 10 epochs on all of MNIST) and the MTL model at lambda
+0.5 (part 6, both heads, 10 epochs on all of Fashion-MNIST); lambda 0.5 weighs both tasks' losses
+alike, so both heads' accuracies are tested.
+--quick: CNN-1 only, 600 images, 1 epoch, seeds [0, 1]: the same path in a minute or two (its verdict means nothing).
+Run: .venv/bin/python -m bench.precision_choice [--seeds 0,1,2] [--quick] [--out DIR]   (about 75 min on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from bench.common import REPO_ROOT, add_benchmark_arguments, isolated_home, parse_arguments, recorded_options, write_results
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+# part -> (settings for `studyflow run <part> --profile paper`, the test accuracies compared)
+MODELS = {
+    "cnn": ({"architectures": {"CNN-1": [32, 64, 128]}}, ["test_accuracy"]),
+    "mtl": ({"lambdas": [0.5], "include_single_task": False, "log_models": False},
+            ["task1_test_accuracy", "task2_test_accuracy"]),
+}
+QUICK = {"train_size": 600, "test_size": 200, "epochs": 1, "seeds": "0,1", "parts": "cnn"}
+
+
+def run_part(part: str, settings: dict, precision: str, args: argparse.Namespace) -> dict:
+    """Train the part's model over the seeds in `precision`; its replicate summary row."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from studyflow import tracking
+    from studyflow.paths import default_tracking_uri
+
+    overrides = {**settings, "precision": precision, "seeds": [int(seed) for seed in args.seeds.split(",")],
+                 **{key: getattr(args, key) for key in ("epochs", "train_size", "test_size") if getattr(args, key)}}
+    command = [sys.executable, "-m", "studyflow.cli", "run", part, "--profile", "paper",
+               *(f"--set={key}={json.dumps(value)}" for key, value in overrides.items())]
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=os.environ)
+    if finished.returncode != 0:
+        raise RuntimeError(f"studyflow run {part} ({precision}) failed: {finished.stderr[-2000:]}")
+    client = MlflowClient(default_tracking_uri())
+    parent = tracking.latest_parent(client, part)
+    if parent.data.params.get("precision") != precision:
+        raise RuntimeError(f"the latest {part} run trained in {parent.data.params.get('precision')}, not {precision}")
+    summary = pd.read_csv(client.download_artifacts(parent.info.run_id, f"tables/{part}_summary.csv"))
+    (row,) = summary.to_dict(orient="records")
+    return {"run_id": parent.info.run_id, **row}
+
+
+def main() -> None:
+    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
+                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated; the same in both precisions")
+    parser.add_argument("--epochs", type=int, help="default: the paper profile's (10)")
+    parser.add_argument("--train-size", type=int, help="default: all training images")
+    parser.add_argument("--test-size", type=int, help="default: all test images")
+    parser.add_argument("--parts", default="cnn,mtl", help="comma-separated, of cnn, mtl")
+    args = parse_arguments(parser, QUICK)
+    if not set(args.parts.split(",")) <= set(MODELS):
+        parser.error("--parts: choose from cnn, mtl")
+    isolated_home("bench-precision-")
+    results: dict = {"models": {}}
+    verdicts = []
+    for part in args.parts.split(","):
+        settings, compared = MODELS[part]
+        rows = {precision: run_part(part, settings, precision, args) for precision in PRECISIONS}
+        float32, bfloat16 = rows["float32"], rows["mixed_bfloat16"]
+        checks = {}
+        for metric in compared:
+            low, high = float32[f"{metric}_ci95_low"], float32[f"{metric}_ci95_high"]
+            inside = bool(low <= bfloat16[f"{metric}_mean"] <= high)
+            checks[metric] = {"float32_mean": float32[f"{metric}_mean"], "float32_ci95": [low, high],
+                              "bfloat16_mean": bfloat16[f"{metric}_mean"],
+                              "bfloat16_ci95": [bfloat16[f"{metric}_ci95_low"], bfloat16[f"{metric}_ci95_high"]],
+                              "bfloat16_inside_float32_interval": inside}
+            verdicts.append(inside)
+            print(f"{float32['model']} {metric}: float32 {float32[f'{metric}_mean']:.4f} [{low:.4f}, {high:.4f}], "
+                  f"mixed_bfloat16 {bfloat16[f'{metric}_mean']:.4f} "
+                  f"[{bfloat16[f'{metric}_ci95_low']:.4f}, {bfloat16[f'{metric}_ci95_high']:.4f}]: "
+                  f"{'inside' if inside else 'OUTSIDE'} float32's interval")
+        speedup = float32["train_time_s_mean"] / bfloat16["train_time_s_mean"]
+        print(f"{float32['model']}: training time per model {float32['train_time_s_mean']:.0f} s (float32), "
+              f"{bfloat16['train_time_s_mean']:.0f} s (mixed_bfloat16): x{speedup:.2f}")
+        results["models"][part] = {"rows": rows, "checks": checks, "train_time_speedup": speedup}
+    results["auto_default_supported"] = all(verdicts)
+    print("every bfloat16 mean inside float32's interval: " + ("yes" if all(verdicts) else "no") +
+          " (the rule for precision='auto' as the default)")
+    write_results("precision_choice", {"settings": recorded_options(args), **results}, args)
+
+
+if __name__ == "__main__":
+    main()

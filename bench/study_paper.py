@@ -1,0 +1,141 @@
+"""The paper study's wall time, projected from short runs of every part, per precision.
+
+`studyflow run study --profile paper` takes hours; this measures what it is made of in a fraction of
+that, with the product's own commands (`studyflow run <part> --profile paper`, each in its process):
+
+  pca, perceptron, inspect   run whole (their paper runs are minutes); their wall time is taken as is
+  mlp, cnn, mtl              run with 2 epochs instead of the paper's 20/10/10, per precision; each
+                             training's time is split, from its MLflow run and its per-epoch metrics'
+                             timestamps, into the first epoch (with start-up: data, model, graph
+                             tracing), one steady epoch (training, validation and test passes, logging)
+                             and what follows the last epoch (logging the model); the projection is
+                             (first - steady) + paper epochs x steady + after, plus the part's own overhead
+                             (its process, Prefect, the summary: the part's wall time minus its trainings)
+
+The projected study is the sum over parts (they run one after another). The parts' measured times
+follow the load of the moment: the script says whether another process was busy while it ran.
+--quick: 600 images, float32 only, lighter whole parts: the same path in a few minutes (the projection
+means nothing).
+Run: .venv/bin/python -m bench.study_paper [--precisions float32,mixed_bfloat16] [--train-size N] [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench.common import REPO_ROOT, add_benchmark_arguments, isolated_home, parse_arguments, recorded_options, write_results
+
+WHOLE_PARTS = ("pca", "perceptron")  # run before the networks; inspect runs after the first cnn
+TRAINED_PARTS = ("mlp", "cnn", "mtl")
+SHORT_EPOCHS = 2
+QUICK = {"train_size": 600, "test_size": 200, "precisions": "float32"}
+# --quick also lightens the parts run whole (the same commands, a fraction of their work).
+QUICK_WHOLE_PARTS = {"pca": {"sample_size": 1_000, "dimensions": [10]},
+                     "perceptron": {"train_size": 600, "test_size": 200, "max_epochs": 20},
+                     "inspect": {"dream_steps": 3, "octaves": 1}}
+
+
+def run_part(part: str, overrides: dict) -> float:
+    """Wall seconds of `studyflow run <part> --profile paper` with `overrides`, in its own process."""
+    command = [sys.executable, "-m", "studyflow.cli", "run", part, "--profile", "paper",
+               *(f"--set={key}={json.dumps(value)}" for key, value in overrides.items())]
+    started = time.perf_counter()
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=os.environ)
+    if finished.returncode != 0:
+        raise RuntimeError(f"studyflow run {part} failed ({finished.returncode}): {finished.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def training_parts(client, part: str) -> dict[str, dict]:
+    """Per training of the part's latest run: first epoch (with start-up), steady epoch, after."""
+    from studyflow import tracking
+    from studyflow.tracking.names import Tag
+
+    parent = tracking.latest_parent(client, part)
+    trainings = {}
+    for run in tracking.member_runs(client, part, parent.info.run_id):
+        history = sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda metric: metric.step)
+        if len(history) < 2 or not run.info.end_time:
+            continue
+        ends = [metric.timestamp for metric in history]
+        name = run.data.tags.get(Tag.ARCHITECTURE) or run.info.run_name
+        trainings[name] = {"first_s": (ends[0] - run.info.start_time) / 1000,
+                           "steady_epoch_s": (ends[-1] - ends[-2]) / 1000,
+                           "after_s": (run.info.end_time - ends[-1]) / 1000}
+    return trainings
+
+
+def paper_epochs(part: str) -> int:
+    from studyflow.config.parts import PART_CONFIGS
+
+    return PART_CONFIGS[part].for_profile("paper").epochs
+
+
+def busy_elsewhere() -> float:
+    """The 1-minute load average beyond this benchmark's own process: above ~0.5, something else ran."""
+    return os.getloadavg()[0]
+
+
+def main() -> None:
+    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
+                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser.add_argument("--precisions", default="float32,mixed_bfloat16")
+    parser.add_argument("--train-size", type=int, help="training images of the short runs (default: all; "
+                                                       "the projection scales epoch times to all of them)")
+    parser.add_argument("--test-size", type=int, help="default: all test images")
+    args = parse_arguments(parser, QUICK)
+    isolated_home("bench-study-paper-")
+    from mlflow import MlflowClient
+
+    from studyflow.paths import default_tracking_uri
+
+    client = MlflowClient(default_tracking_uri())
+    sizes = {key: value for key, value in (("train_size", args.train_size), ("test_size", args.test_size)) if value}
+    # Epoch times grow with the training images; a subset's are scaled to all of them (54,000 train).
+    scale = 54_000 / (args.train_size * 0.9) if args.train_size else 1.0
+    whole_overrides = QUICK_WHOLE_PARTS if args.quick else {}
+    whole = {part: run_part(part, whole_overrides.get(part, {})) for part in WHOLE_PARTS}
+    load = {"after_whole_parts": busy_elsewhere()}
+    results = {"whole_parts_s": whole, "precisions": {}}
+    for precision in args.precisions.split(","):
+        parts = {}
+        for part in TRAINED_PARTS:
+            overrides = {"epochs": SHORT_EPOCHS, "precision": precision, "force": True, **sizes}
+            if part == "mtl":
+                overrides["log_models"] = True  # as the paper profile does: its cost is in `after`
+            wall = run_part(part, overrides)
+            trainings = training_parts(client, part)
+            epochs = paper_epochs(part)
+            # start-up (the first epoch's excess over a steady one) + every epoch at the steady rate + after
+            projected = {name: (t["first_s"] - t["steady_epoch_s"]) + epochs * t["steady_epoch_s"] * scale
+                         + t["after_s"] for name, t in trainings.items()}
+            measured = sum(t["first_s"] + (SHORT_EPOCHS - 1) * t["steady_epoch_s"] + t["after_s"]
+                           for t in trainings.values())
+            overhead = max(wall - measured, 0.0)
+            parts[part] = {"wall_s": wall, "trainings": trainings, "paper_epochs": epochs,
+                           "projected_trainings_s": projected, "overhead_s": overhead,
+                           "projected_s": sum(projected.values()) + overhead}
+            if part == "cnn" and "inspect" not in whole:  # part 5 needs the champion CNN just registered
+                whole["inspect"] = run_part("inspect", whole_overrides.get("inspect", {}))
+        load[precision] = busy_elsewhere()
+        total = sum(whole.values()) + sum(part["projected_s"] for part in parts.values())
+        results["precisions"][precision] = {"parts": parts, "projected_study_s": total}
+        print(f"{precision}: projected paper study {total / 60:.1f} min = "
+              + ", ".join([f"{name} {seconds / 60:.1f}" for name, seconds in whole.items()]
+                          + [f"{name} {part['projected_s'] / 60:.1f}" for name, part in parts.items()]) + " (min)")
+        for name, part in parts.items():
+            print(f"  {name}: " + "; ".join(f"{model} {t['steady_epoch_s'] * scale:.1f} s/epoch x {part['paper_epochs']}"
+                                            for model, t in part["trainings"].items()))
+    results["load_average_1min"] = load
+    print("load average (1 min) during the runs: " + ", ".join(f"{key} {value:.2f}" for key, value in load.items())
+          + " (about 1-2 is this benchmark alone on 2 cores; more: other work shared the machine)")
+    write_results("study_paper", {"settings": recorded_options(args), **results}, args)
+
+
+if __name__ == "__main__":
+    main()
