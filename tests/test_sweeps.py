@@ -82,6 +82,75 @@ def test_pruned_trials_end_finished_with_a_pruned_tag(mlflow_client, tiny):
     assert parent.data.metrics["trials_pruned"] == 2 and parent.data.metrics["epochs_trained"] == 2
 
 
+@pytest.mark.parametrize("pruner", [
+    {"kind": "successive_halving", "min_resource": 1, "reduction_factor": 2},
+    # max_resource = min_resource: one bracket (the most aggressive), so both trials compete in it
+    {"kind": "hyperband", "min_resource": 1, "reduction_factor": 2, "max_resource": 1},
+])
+def test_successive_halving_prunes_the_worse_trial_at_its_first_rung(mlflow_client, tiny, pruner):
+    """Two trials queued in order: a good MLP (width 64), then a hopeless one (width 1). The first
+    rung is judged after epoch 2 (step min_resource = 1); with reduction factor 2, of two trials there
+    only the better goes on: the first completes, the second is pruned after epoch 2."""
+    from tasks.sweeps.storage import open_storage, open_study
+
+    config = sweep_config("mlp", trials=2, **dict(tiny, epochs=3), pruner=pruner,
+                          search_space={"min_depth": 1, "max_depth": 1, "min_size": 1, "max_size": 64})
+    study = open_study(config, open_storage(config))
+    study.enqueue_trial({"depth": 1, "width_1": 64})
+    study.enqueue_trial({"depth": 1, "width_1": 1})
+    summary = run_sweep(config)
+    study = sweep_study(config.resolved_study_name)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert [trial.params["width_1"] for trial in study.trials] == [64, 1]
+    assert "completed_rung_0" in study.trials[1].system_attrs  # judged by the rung, not by anything else
+    assert summary["trials"]["PRUNED"] == 1 and summary["best"]["trial"] == 0
+    (parent,), children = sweep_runs(mlflow_client, "mlp")
+    assert_trials_linked(study, parent, children)
+    pruned = next(run for run in children if run.data.tags[Tag.TRIAL_NUMBER] == "1")
+    assert pruned.info.status == "FINISHED"
+    assert pruned.data.tags[Tag.TRIAL_STATE] == "PRUNED" and pruned.data.tags[Tag.PRUNED] == "true"
+    assert pruned.data.metrics["epochs_run"] == 2
+    assert len(mlflow_client.get_metric_history(pruned.info.run_id, "val_accuracy")) == 2
+    assert parent.data.metrics["trials_pruned"] == 1 and parent.data.metrics["epochs_trained"] == 3 + 2
+
+
+def test_each_pruner_kind_is_optunas_own_with_its_settings():
+    import optuna
+
+    from tasks.sweeps.storage import make_pruner
+
+    def built(**pruner):
+        return make_pruner(sweep_config("cnn", epochs=8, pruner=pruner))
+
+    halving = built(kind="successive_halving", min_resource=2, reduction_factor=4, min_early_stopping_rate=1)
+    assert type(halving) is optuna.pruners.SuccessiveHalvingPruner
+    assert (halving._min_resource, halving._reduction_factor, halving._min_early_stopping_rate) == (2, 4, 1)
+    hyperband = built(kind="hyperband", min_resource=1, reduction_factor=2)
+    assert type(hyperband) is optuna.pruners.HyperbandPruner
+    assert (hyperband._min_resource, hyperband._max_resource, hyperband._reduction_factor) == (1, 8, 2)
+    assert built(kind="hyperband", max_resource=4)._max_resource == 4
+    assert type(built(kind="median")) is optuna.pruners.MedianPruner
+    assert type(built(kind="none")) is optuna.pruners.NopPruner
+
+
+def test_a_study_made_before_a_setting_existed_resumes_at_its_default():
+    """Settings added to the product later (the pruners' min_resource, ...) ran at their defaults: a
+    study recorded without them still resumes with the defaults, and refuses other values."""
+    from studyflow.tracking import TrialAttr
+    from tasks.sweeps.storage import open_storage, open_study
+
+    config = sweep_config("mlp", study_name="older")
+    study = open_study(config, open_storage(config))
+    older = config.study_settings()
+    older["pruner"] = {key: older["pruner"][key] for key in ("kind", "startup_trials", "warmup_epochs",
+                                                             "min_val_accuracy")}
+    del older["precision"]
+    study.set_user_attr(TrialAttr.SETTINGS, older)
+    open_study(config, open_storage(config))  # accepted
+    with pytest.raises(ConfigError, match=r'pruner: study has .*"reduction_factor": 3.*asked .*"reduction_factor": 4'):
+        open_study(sweep_config("mlp", study_name="older", pruner={"reduction_factor": 4}), open_storage(config))
+
+
 def test_seeds_per_trial_scores_each_trial_by_the_mean_over_its_seeds(mlflow_client, tiny):
     config = sweep_config("mlp", trials=2, seeds_per_trial=2, **tiny, search_space=SMALL_MLP,
                           pruner={"kind": "none"})
@@ -125,6 +194,17 @@ def test_resume_runs_only_the_missing_trials(mlflow_client, tiny):
     (["sweep", "mlp", "--trials", "3", "--set", 'search_space={"widths": [1]}'], "widths"),
     (["sweep", "mlp", "--trials", "3", "--set", "epoch=3"], "unknown parameter(s) epoch"),
     (["sweep", "mtl", "--trials", "3", "--set", 'pruner={"kind": "median"}'], "multi-objective"),
+    (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "halving"}'], "parameter 'pruner.kind'"),
+    (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "successive_halving", "reduction_factor": 1}'],
+     "parameter 'pruner.reduction_factor'"),
+    (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "successive_halving", "min_resource": 0}'],
+     "parameter 'pruner.min_resource'"),
+    (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "successive_halving", "min_early_stopping_rate": -1}'],
+     "parameter 'pruner.min_early_stopping_rate'"),
+    (["sweep", "cnn", "--trials", "3", "--set", "epochs=4", "--set", 'pruner={"kind": "hyperband", "max_resource": 8}'],
+     "max_resource 8 exceeds epochs 4"),
+    (["sweep", "cnn", "--trials", "3", "--set", 'pruner={"kind": "hyperband", "min_resource": 3, "max_resource": 2}'],
+     "max_resource 2 is below min_resource 3"),
     (["sweep", "cnn", "--trials", "4", "--workers", "2"], "PostgreSQL"),
 ])
 def test_bad_inputs_fail_before_any_work(studyflow_home, capsys, argv, message):

@@ -15,6 +15,7 @@ from typing import Callable
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
+from pydantic import BaseModel
 
 from studyflow import paths
 from studyflow.config import ConfigError
@@ -66,12 +67,20 @@ def check_storage(config: SweepConfig) -> None:
 
 
 def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
+    """Optuna's pruner for `config.pruner` (studyflow.config.sweeps.PrunerSettings says what each does)."""
     settings = config.pruner
     if settings.kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
                                            n_warmup_steps=settings.warmup_epochs)
+    if settings.kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=settings.min_resource,
+                                                      reduction_factor=settings.reduction_factor,
+                                                      min_early_stopping_rate=settings.min_early_stopping_rate)
     if settings.kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
+        # A fixed max_resource (Optuna's "auto" waits for a first complete trial before it prunes anything)
+        return optuna.pruners.HyperbandPruner(min_resource=settings.min_resource,
+                                              max_resource=settings.max_resource or config.epochs,
+                                              reduction_factor=settings.reduction_factor)
     if settings.kind == "threshold":
         return optuna.pruners.ThresholdPruner(lower=settings.min_val_accuracy, n_warmup_steps=settings.warmup_epochs)
     return optuna.pruners.NopPruner()
@@ -103,9 +112,7 @@ def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) 
     if recorded is None:
         study.set_user_attr(TrialAttr.SETTINGS, wanted)
         return study
-    # A setting added to the product after the study was made (precision) ran at its default then.
-    fields = type(config).model_fields
-    recorded = {**{key: fields[key].default for key in set(wanted) - set(recorded) if key in fields}, **recorded}
+    recorded = with_later_defaults(recorded, wanted, type(config))
     if recorded != wanted:
         differing = sorted(key for key in set(recorded) | set(wanted) if recorded.get(key) != wanted.get(key))
         details = "; ".join(f"{key}: study has {json.dumps(recorded.get(key))}, asked {json.dumps(wanted.get(key))}"
@@ -113,6 +120,19 @@ def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) 
         raise ConfigError(f"parameter(s) {', '.join(differing)}: study {name!r} in {masked_url(config.storage_url)} "
                           f"was made with other settings ({details}); use them, or a new --study-name")
     return study
+
+
+def with_later_defaults(recorded: dict, wanted: dict, model: type[BaseModel]) -> dict:
+    """A study's recorded settings with the settings added to the product after it was made (precision,
+    a pruner's min_resource), which ran at their defaults then; nested settings too."""
+    fields = model.model_fields
+    filled = {**{key: fields[key].default for key in set(wanted) - set(recorded) if key in fields}, **recorded}
+    for key, value in filled.items():
+        nested = fields[key].annotation if key in fields else None
+        if isinstance(value, dict) and isinstance(wanted.get(key), dict) and isinstance(nested, type) \
+                and issubclass(nested, BaseModel):
+            filled[key] = with_later_defaults(value, wanted[key], nested)
+    return filled
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
