@@ -9,9 +9,26 @@ its scheduler connection (Dask's TCP timeout, 30 s) and the work it held. Import
 before the worker connects; TensorFlow's start-up notices stay off the console, as in a command.
 """
 
+import os
+
 from studyflow.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
+
+
+def _apply_thread_share() -> None:
+    """Set this worker's share of the cores (TF_NUM_INTRAOP_THREADS, from studyflow.fanout) through
+    TensorFlow's API as well, before any operation runs: the environment variable alone once let a
+    worker compute with the machine's 2 threads (its loss matched a 2-thread process, not its twin's)."""
+    import tensorflow as tf
+
+    for variable, setter in (("TF_NUM_INTRAOP_THREADS", tf.config.threading.set_intra_op_parallelism_threads),
+                             ("TF_NUM_INTEROP_THREADS", tf.config.threading.set_inter_op_parallelism_threads)):
+        if os.environ.get(variable, "").isdigit():
+            setter(int(os.environ[variable]))
+
+
+_apply_thread_share()
 
 import tasks.architectures.tasks  # noqa: E402,F401  (the trainings' modules, with Keras and MLflow)
 import tasks.mtl.tasks  # noqa: E402,F401
