@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +78,26 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - started, result
+
+
+def run_studyflow(part: str, overrides: dict, profile: str = "paper") -> float:
+    """`studyflow run <part> --profile <profile> --set NAME=VALUE...` in its own process, as a user runs
+    it (this benchmark's STUDYFLOW_HOME); its wall seconds. A failure raises with the end of its stderr."""
+    command = [sys.executable, "-m", "studyflow.cli", "run", part, "--profile", profile,
+               *(f"--set={key}={json.dumps(value)}" for key, value in overrides.items())]
+    started = time.perf_counter()
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=os.environ)
+    if finished.returncode != 0:
+        raise RuntimeError(f"studyflow run {part} {overrides} failed ({finished.returncode}): "
+                           f"{finished.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def epoch_ends_s(client, run_id: str) -> list[float]:
+    """When each epoch of a training run ended (after its test pass), in seconds: the timestamps of
+    its per-epoch metrics in MLflow, logged once per epoch."""
+    history = sorted(client.get_metric_history(run_id, "train_loss"), key=lambda metric: metric.step)
+    return [metric.timestamp / 1000 for metric in history]
 
 
 def results_dir(args: argparse.Namespace) -> Path:

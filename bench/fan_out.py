@@ -44,7 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import RESULTS_DIR, add_benchmark_arguments, parse_arguments, recorded_options, write_results
+from bench.common import (RESULTS_DIR, add_benchmark_arguments, epoch_ends_s, parse_arguments, recorded_options,
+                          write_results)
 
 QUICK = {"mlps": "MLP-1,MLP-2", "cnns": "CNN-4,CNN-1", "train_size": 600, "test_size": 200, "epochs": 1}
 PROJECTED_WORKERS = (1, 4, 16)
@@ -134,9 +135,9 @@ def _duration_s(run) -> float:
 def _warm_epoch_s(client, run) -> float | None:
     """The time between the run's last two epochs (their logged metrics); the mean epoch if it ran
     one (the first epoch also traces the model's graph); None for a run without epochs (perceptron)."""
-    history = sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda metric: metric.step)
-    if len(history) >= 2:
-        return (history[-1].timestamp - history[-2].timestamp) / 1000
+    ends = epoch_ends_s(client, run.info.run_id)
+    if len(ends) >= 2:
+        return ends[-1] - ends[-2]
     return run.data.metrics.get("epoch_time_s")
 
 

@@ -17,12 +17,9 @@ Run: .venv/bin/python -m bench.precision_choice [--seeds 0,1,2] [--quick] [--out
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 
-from bench.common import REPO_ROOT, add_benchmark_arguments, isolated_home, parse_arguments, recorded_options, write_results
+from bench.common import (add_benchmark_arguments, isolated_home, parse_arguments, recorded_options, run_studyflow,
+                          write_results)
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 # part -> (settings for `studyflow run <part> --profile paper`, the test accuracies compared)
@@ -44,11 +41,7 @@ def run_part(part: str, settings: dict, precision: str, args: argparse.Namespace
 
     overrides = {**settings, "precision": precision, "seeds": [int(seed) for seed in args.seeds.split(",")],
                  **{key: getattr(args, key) for key in ("epochs", "train_size", "test_size") if getattr(args, key)}}
-    command = [sys.executable, "-m", "studyflow.cli", "run", part, "--profile", "paper",
-               *(f"--set={key}={json.dumps(value)}" for key, value in overrides.items())]
-    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=os.environ)
-    if finished.returncode != 0:
-        raise RuntimeError(f"studyflow run {part} ({precision}) failed: {finished.stderr[-2000:]}")
+    run_studyflow(part, overrides)
     client = MlflowClient(default_tracking_uri())
     parent = tracking.latest_parent(client, part)
     if parent.data.params.get("precision") != precision:

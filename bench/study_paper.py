@@ -22,13 +22,10 @@ Run: .venv/bin/python -m bench.study_paper [--precisions float32,mixed_bfloat16]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import time
 
-from bench.common import REPO_ROOT, add_benchmark_arguments, isolated_home, parse_arguments, recorded_options, write_results
+from bench.common import (add_benchmark_arguments, epoch_ends_s, isolated_home, parse_arguments, recorded_options,
+                          run_studyflow, write_results)
 
 WHOLE_PARTS = ("pca", "perceptron")  # run before the networks; inspect runs after the first cnn
 TRAINED_PARTS = ("mlp", "cnn", "mtl")
@@ -40,17 +37,6 @@ QUICK_WHOLE_PARTS = {"pca": {"sample_size": 1_000, "dimensions": [10]},
                      "inspect": {"dream_steps": 3, "octaves": 1}}
 
 
-def run_part(part: str, overrides: dict) -> float:
-    """Wall seconds of `studyflow run <part> --profile paper` with `overrides`, in its own process."""
-    command = [sys.executable, "-m", "studyflow.cli", "run", part, "--profile", "paper",
-               *(f"--set={key}={json.dumps(value)}" for key, value in overrides.items())]
-    started = time.perf_counter()
-    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=os.environ)
-    if finished.returncode != 0:
-        raise RuntimeError(f"studyflow run {part} failed ({finished.returncode}): {finished.stderr[-2000:]}")
-    return time.perf_counter() - started
-
-
 def training_parts(client, part: str) -> dict[str, dict]:
     """Per training of the part's latest run: first epoch (with start-up), steady epoch, after."""
     from studyflow import tracking
@@ -59,14 +45,12 @@ def training_parts(client, part: str) -> dict[str, dict]:
     parent = tracking.latest_parent(client, part)
     trainings = {}
     for run in tracking.member_runs(client, part, parent.info.run_id):
-        history = sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda metric: metric.step)
-        if len(history) < 2 or not run.info.end_time:
+        ends = epoch_ends_s(client, run.info.run_id)
+        if len(ends) < 2 or not run.info.end_time:
             continue
-        ends = [metric.timestamp for metric in history]
         name = run.data.tags.get(Tag.ARCHITECTURE) or run.info.run_name
-        trainings[name] = {"first_s": (ends[0] - run.info.start_time) / 1000,
-                           "steady_epoch_s": (ends[-1] - ends[-2]) / 1000,
-                           "after_s": (run.info.end_time - ends[-1]) / 1000}
+        trainings[name] = {"first_s": ends[0] - run.info.start_time / 1000, "steady_epoch_s": ends[-1] - ends[-2],
+                           "after_s": run.info.end_time / 1000 - ends[-1]}
     return trainings
 
 
@@ -99,7 +83,7 @@ def main() -> None:
     # Epoch times grow with the training images; a subset's are scaled to all of them (54,000 train).
     scale = 54_000 / (args.train_size * 0.9) if args.train_size else 1.0
     whole_overrides = QUICK_WHOLE_PARTS if args.quick else {}
-    whole = {part: run_part(part, whole_overrides.get(part, {})) for part in WHOLE_PARTS}
+    whole = {part: run_studyflow(part, whole_overrides.get(part, {})) for part in WHOLE_PARTS}
     load = {"after_whole_parts": busy_elsewhere()}
     results = {"whole_parts_s": whole, "precisions": {}}
     for precision in args.precisions.split(","):
@@ -108,7 +92,7 @@ def main() -> None:
             overrides = {"epochs": SHORT_EPOCHS, "precision": precision, "force": True, **sizes}
             if part == "mtl":
                 overrides["log_models"] = True  # as the paper profile does: its cost is in `after`
-            wall = run_part(part, overrides)
+            wall = run_studyflow(part, overrides)
             trainings = training_parts(client, part)
             epochs = paper_epochs(part)
             # start-up (the first epoch's excess over a steady one) + every epoch at the steady rate + after
@@ -121,7 +105,7 @@ def main() -> None:
                            "projected_trainings_s": projected, "overhead_s": overhead,
                            "projected_s": sum(projected.values()) + overhead}
             if part == "cnn" and "inspect" not in whole:  # part 5 needs the champion CNN just registered
-                whole["inspect"] = run_part("inspect", whole_overrides.get("inspect", {}))
+                whole["inspect"] = run_studyflow("inspect", whole_overrides.get("inspect", {}))
         load[precision] = busy_elsewhere()
         total = sum(whole.values()) + sum(part["projected_s"] for part in parts.values())
         results["precisions"][precision] = {"parts": parts, "projected_study_s": total}

@@ -20,15 +20,11 @@ Run: .venv/bin/python -m bench.training_speed [--train-size 60000] [--epochs 4] 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import time
 from itertools import pairwise
 
-from bench.common import (REPO_ROOT, add_benchmark_arguments, isolated_home, median, parse_arguments,
-                          recorded_options, write_results)
+from bench.common import (add_benchmark_arguments, epoch_ends_s, isolated_home, median, parse_arguments,
+                          recorded_options, run_studyflow, write_results)
 
 MODELS = {"MLP-1": ("mlp", [1000, 1000]), "CNN-1": ("cnn", [32, 64, 128])}
 QUICK = {"train_size": 2_000, "test_size": 500, "epochs": 2, "repeats": 1}
@@ -63,19 +59,13 @@ def studyflow_epochs(name: str, kind: str, widths: list[int], args: argparse.Nam
 
     from studyflow.paths import default_tracking_uri
 
-    settings = {"architectures": {name: widths}, "epochs": args.epochs, "train_size": args.train_size,
-                "test_size": args.test_size, "seed": 0, "force": True}
-    command = [sys.executable, "-m", "studyflow.cli", "run", kind, "--profile", "paper",
-               *(f"--set={key}={json.dumps(value)}" for key, value in settings.items())]
-    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=os.environ)
-    if finished.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[2:5])} failed ({finished.returncode}): {finished.stderr[-2000:]}")
+    run_studyflow(kind, {"architectures": {name: widths}, "epochs": args.epochs, "train_size": args.train_size,
+                         "test_size": args.test_size, "seed": 0, "force": True})
     client = MlflowClient(default_tracking_uri())
     runs = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()],
                               filter_string=f"tags.`mlflow.runName` LIKE '{name}%'", order_by=["start_time DESC"],
                               max_results=1)
-    history = sorted(client.get_metric_history(runs[0].info.run_id, "train_loss"), key=lambda metric: metric.step)
-    ends = [metric.timestamp / 1000 for metric in history]
+    ends = epoch_ends_s(client, runs[0].info.run_id)
     if len(ends) != args.epochs:
         raise RuntimeError(f"{name}, repeat {repeat}: {len(ends)} epochs logged, {args.epochs} expected")
     return [later - earlier for earlier, later in pairwise(ends)]

@@ -67,3 +67,7 @@ class ServingError(StudyflowError, RuntimeError):
 class DaskClusterError(StudyflowError, RuntimeError):
     """A Dask cluster cannot be used as asked (unreachable, its workers share nothing with this machine),
     or it went away during the work."""
+
+
+class UnpublishableReportError(StudyflowError, RuntimeError):
+    """A published report would not show one paper-profile study: a part is missing or is not paper."""

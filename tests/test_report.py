@@ -10,7 +10,8 @@ from flows.perceptron import perceptron_flow
 from flows.report import report_flow
 from studyflow import reference, tracking
 from studyflow.tracking.names import Tag
-from tasks.report.write import UnpublishableReportError, build_report, render
+from studyflow.errors import UnpublishableReportError
+from tasks.report.write import build_report, render
 
 from conftest import assert_png
 

@@ -270,12 +270,10 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
         return group_mapping
 
 
-PART_NAMES = ("pca", "perceptron", "mlp", "cnn", "inspect", "mtl")  # study order
-
-
-# Each part's config, by the part's name (what its runs are tagged with).
+# Each part's config, by the part's name (what its runs are tagged with), in study order.
 PART_CONFIGS: dict[str, type[PartConfig]] = {"pca": PcaConfig, "perceptron": PerceptronConfig, "mlp": MlpConfig,
                                              "cnn": CnnConfig, "inspect": InspectConfig, "mtl": MtlConfig}
+PART_NAMES = tuple(PART_CONFIGS)  # study order
 
 
 class StudyConfig(StepConfig, Replicated, FannedOut):

@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mlflow import MlflowClient
 
 from studyflow import machine, tracking
-from studyflow.errors import StudyflowError
+from studyflow.errors import UnpublishableReportError
 from studyflow.tracking.names import Tag
 from tasks.report import sections
 from tasks.report.provenance import Provenance, duration, provenance
@@ -30,10 +30,6 @@ TABLE_BUILDERS = {
 
 
 REPLICATED_PARTS = ("perceptron", "mlp", "cnn", "mtl")
-
-
-class UnpublishableReportError(StudyflowError, RuntimeError):
-    """A published report would not show one paper-profile study: a part is missing or is not paper."""
 
 
 @dataclass
@@ -76,8 +72,6 @@ def build_section(client: MlflowClient, part: str, run_id: str | None = None) ->
 
 def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None, published: bool = False) -> Report:
     run_ids = run_ids or {}
-    if published:
-        check_publishable(client, run_ids)
     built = [build_section(client, part, run_ids.get(part)) for part in PART_TITLES]
     named = {section.part: section.run for section in built}
     sweeps = [table for kind in ("mlp", "cnn") if (table := sections.sweep_table(client, kind, named.get(kind)))]
@@ -127,7 +121,9 @@ def render(report: Report, figure_paths: dict, out_dir: Path) -> tuple[Path, Pat
 
 def write_report(client: MlflowClient, out_dir: Path, run_ids: dict[str, str] | None = None,
                  published: bool = False) -> Report:
-    report = build_report(client, run_ids, published)  # a report that cannot be published fails before writing
+    """The report in `out_dir`; `published`: run ids instead of UI links, the folder's old figures gone
+    (report_flow has refused, with check_publishable, anything but a whole paper-profile study)."""
+    report = build_report(client, run_ids, published)
     out_dir.mkdir(parents=True, exist_ok=True)
     if published:  # the folder holds this report only: no figure of an earlier one stays behind
         shutil.rmtree(out_dir / "figures", ignore_errors=True)
