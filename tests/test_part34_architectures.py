@@ -192,3 +192,35 @@ def test_steps_per_execution_trains_the_same_weights_and_logs_every_epoch(tiny):
         assert len(values) == settings.epochs
         np.testing.assert_allclose(many.history[metric], values, rtol=1e-6, err_msg=metric)
     assert sinks[STEPS_PER_EXECUTION].steps == sinks[1].steps == [1, 2, 3, 0]  # each epoch, then the summary
+
+
+@pytest.mark.parametrize("weight_decay", [None, 0.01])
+def test_fused_adam_moves_the_weights_as_keras_adam_and_saves_as_it(tmp_path, weight_decay):
+    """The fused update is a speed setting only: two steps from the same weights on the same batches
+    give Keras' Adam's weights to float round-off (a wrong step count or bias correction would be off
+    by about the learning rate), weight decay included; the model saves as a plain Keras Adam, its
+    moments included, so it loads without studyflow."""
+    from models.architectures import build_mlp
+    from tasks.training import fused_adam
+
+    rng = np.random.default_rng(0)
+    inputs, targets = rng.random((64, 28, 28), dtype=np.float32), rng.integers(0, 10, 64)
+    trained = {}
+    for name, optimizer in (("keras", keras.optimizers.Adam(1e-3, weight_decay=weight_decay)),
+                            ("fused", fused_adam(1e-3, weight_decay))):
+        keras.utils.set_random_seed(0)
+        model = build_mlp([32])
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        for batch in (slice(0, 32), slice(32, 64)):
+            model.train_on_batch(inputs[batch], targets[batch])
+        trained[name] = model
+    for keras_weight, fused_weight in zip(trained["keras"].get_weights(), trained["fused"].get_weights()):
+        np.testing.assert_allclose(fused_weight, keras_weight, rtol=0, atol=1e-6)
+
+    path = tmp_path / "fused.keras"
+    trained["fused"].save(path)
+    assert trained["fused"].get_compile_config()["optimizer"]["class_name"] == "Adam"
+    loaded = keras.saving.load_model(path)
+    assert type(loaded.optimizer) is keras.optimizers.Adam
+    for saved, restored in zip(trained["fused"].optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(restored), np.asarray(saved))
