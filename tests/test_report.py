@@ -101,3 +101,25 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     assert offline.links == [link for link in offline.links if link.startswith("#")]
     offline_markdown = (tmp_path / "offline" / "report.md").read_text()
     assert "](http" not in offline_markdown and f"`{pca_run.info.run_id}`" in offline_markdown
+
+    # Rerun, the part reuses its finished training instead of redoing it (a resumed study): the
+    # provenance counts that run as reused and sums the work's own time, and the report says that
+    # the part's wall time covers only the rerun.
+    assert "Resumed:" not in markdown
+    first = tracking.latest_parent(mlflow_client, "perceptron")
+    first_members = tracking.member_runs(mlflow_client, "perceptron", first.info.run_id)
+    perceptron_flow(profile="quick", pairs=[[1, 0]], max_epochs=5, train_size=3000)
+    rerun = tracking.latest_parent(mlflow_client, "perceptron")
+    assert rerun.info.run_id != first.info.run_id
+    resumed = build_report(mlflow_client)
+    (part,) = [part for part in resumed.provenance.parts if part.part == "perceptron"]
+    assert part.run_id == rerun.info.run_id
+    assert (part.member_runs, part.reused_runs) == (len(first_members), len(first_members)) and part.member_runs >= 1
+    assert part.member_s == pytest.approx(sum((run.info.end_time - run.info.start_time) / 1000 for run in first_members))
+    (tmp_path / "resumed").mkdir()
+    render(resumed, {(f.run_id, f.artifact_path): "x.png" for s in resumed.sections for f in s.figures},
+           tmp_path / "resumed")
+    resumed_markdown = (tmp_path / "resumed" / "report.md").read_text()
+    assert "Resumed:" in resumed_markdown
+    assert f"| perceptron | `{rerun.info.run_id}` |" in resumed_markdown
+    assert f"| {len(first_members)} ({len(first_members)}) |" in resumed_markdown

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from mlflow.entities import Run
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from studyflow.tracking.names import Tag
 
@@ -23,6 +24,12 @@ class PartProvenance:
     commit: str  # the commit's first 10 characters, "+ changes" when the checkout differed from it
     started: str
     wall_s: float | None  # None while the run has no end time
+    # The runs the part is made of (its trainings, fits, figures' runs), reused ones included, and
+    # their own time summed: what the part's work took even when a resumed command reused most of it
+    # and its own wall time is only the last stretch.
+    member_runs: int = 0
+    reused_runs: int = 0
+    member_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,15 @@ class Provenance:
     first_start: str
     last_end: str | None
     span_s: float | None  # first start to last end: the study's wall time when its parts ran together
+
+    @property
+    def resumed(self) -> bool:
+        """Some part reused runs of an earlier command: its wall time and the span are not the work's."""
+        return any(part.reused_runs for part in self.parts)
+
+    @property
+    def member_s(self) -> float:
+        return sum(part.member_s for part in self.parts)
     versions: dict[str, str]
     machine: str
 
@@ -57,13 +73,23 @@ def commit_of(run: Run) -> str:
     return commit + (" + changes" if run.data.tags.get(Tag.GIT_DIRTY) == "true" else "")
 
 
-def provenance(runs: dict[str, Run], machine: str) -> Provenance | None:
-    """The provenance of the parts' parent runs (part -> run), None when no part has a run."""
+def _seconds(run: Run) -> float | None:
+    return (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None
+
+
+def provenance(runs: dict[str, Run], machine: str, members: dict[str, list[Run]] | None = None) -> Provenance | None:
+    """The provenance of the parts' parent runs (part -> run), None when no part has a run.
+
+    `members`: part -> the runs its parent is made of (tracking.member_runs), reused ones included."""
     if not runs:
         return None
-    parts = [PartProvenance(part, run.info.run_id, commit_of(run), _when(run.info.start_time),
-                            (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None)
-             for part, run in runs.items()]
+    members = members or {}
+    parts = []
+    for part, run in runs.items():
+        own = [member for member in members.get(part, []) if member.info.run_id != run.info.run_id]
+        reused = [member for member in own if member.data.tags.get(MLFLOW_PARENT_RUN_ID) != run.info.run_id]
+        parts.append(PartProvenance(part, run.info.run_id, commit_of(run), _when(run.info.start_time), _seconds(run),
+                                    len(own), len(reused), sum(_seconds(member) or 0.0 for member in own)))
     starts = [run.info.start_time for run in runs.values()]
     ends = [run.info.end_time for run in runs.values()]
     finished = all(ends)

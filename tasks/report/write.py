@@ -76,8 +76,10 @@ def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None, pu
     named = {section.part: section.run for section in built}
     sweeps = [table for kind in ("mlp", "cnn") if (table := sections.sweep_table(client, kind, named.get(kind)))]
     runs = {section.part: section.run for section in built if section.has_run}
+    members = {part: tracking.member_runs(client, part, run.info.run_id) for part, run in runs.items()}
     return Report(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tracking.tracking_uri(),
-                  tracking.ui_base(), built, sweeps, provenance(runs, machine.description()), links=not published)
+                  tracking.ui_base(), built, sweeps, provenance(runs, machine.description(), members),
+                  links=not published)
 
 
 def check_publishable(client: MlflowClient, run_ids: dict[str, str] | None = None) -> None:
