@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from studyflow import steps, tracking
 from studyflow.tracking.names import Tag
 
 from conftest import download, runs_of, sweep_runs, sweep_study
-from holding import kill_9, prefect_flow_runs, start_held, wait_until_epoch_1_logged
+from holding import descendants, kill_9, prefect_flow_runs, start_held, wait_gone, wait_until_epoch_1_logged
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -179,8 +180,14 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
         killed_run_id = wait_until_epoch_1_logged(
             mlflow_client, lambda: [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == "CNN-2"],
             "CNN-2", study, log_path)
+        started = descendants(study.pid)  # Prefect's temporary server
+        study.send_signal(signal.SIGKILL)  # the command only, as `kill -9 <pid>` does
+        study.wait(timeout=30)
+        left = wait_gone(started, 10)
     finally:
-        kill_9(study)
+        kill_9(study)  # and whatever of its process group is left
+    assert started, "the command started no Prefect server of its own"
+    assert left == [], "a process the command started outlived it by 10 s"
     first_parent = _parents(mlflow_client, "cnn")[0]
     assert mlflow_client.get_run(killed_run_id).info.status == "RUNNING"  # what kill -9 leaves behind
     assert [point.step for point in mlflow_client.get_metric_history(killed_run_id, "val_accuracy")] == [1]
