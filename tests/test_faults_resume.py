@@ -135,7 +135,8 @@ def _studyflow(cwd: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_client, studyflow_home, tiny):
     """The same command from two checkouts: identical code reuses, a one-line change in a helper
-    function of tasks/training.py (not the task itself) retrains."""
+    function of tasks/training.py (not the task itself) retrains. The first command's console is also
+    what a user sees of any `studyflow run` (test_cli.py's commands all stop before any work)."""
     checkout = _copy_of_repo(tmp_path / "checkout")
     env = {**os.environ, "PYTHONPATH": str(checkout), "STUDYFLOW_DATA_DIR": str(REPO / "data"),
            "PREFECT_HOME": str(tmp_path / "prefect")}
@@ -148,6 +149,8 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     for attempt in range(2):
         result = _studyflow(checkout, *command, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
+        if attempt == 0:
+            _assert_a_quiet_console_with_the_run_and_the_ui(result, mlflow_client)
     first, second = _parents(mlflow_client, "mlp")
     assert len(_children(mlflow_client, "mlp", first.info.run_id)) == 1
     assert _children(mlflow_client, "mlp", second.info.run_id) == [], "identical code must reuse"
@@ -161,6 +164,21 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     third = _parents(mlflow_client, "mlp")[-1]
     retrained = _children(mlflow_client, "mlp", third.info.run_id)
     assert [run.info.run_name for run in retrained] == ["MLP-a-seed-0"] and retrained[0].info.status == "FINISHED"
+
+
+def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.CompletedProcess, client) -> None:
+    """What `studyflow run mlp` prints: its experiment and parent run, the MLflow UI command once."""
+    assert "experiment studyflow-mlp" in result.stdout
+    # Exactly one temporary Prefect server was started and stopped: the early boot and the flow
+    # did not start two, and none was left running.
+    assert (result.stdout + result.stderr).count("Stopping temporary server") == 1
+    # A quiet console: the UI hint once, as a command that runs as printed; no TensorFlow banners.
+    assert result.stdout.count("MLflow UI: start it with") == 1
+    (command,) = [line.split()[0] for line in result.stdout.splitlines() if "mlflow ui --backend-store-uri" in line]
+    assert Path(command).is_file() and os.access(command, os.X_OK), command
+    assert "oneDNN custom operations" not in result.stderr and "absl::InitializeLog" not in result.stderr
+    (parent,) = [run for run in _parents(client, "mlp") if run.info.run_name == "mlp-quick"]
+    assert parent.info.run_id in result.stdout and parent.info.status == "FINISHED"
 
 
 # ------------------------------------------------------------------- kill -9 mid-training
