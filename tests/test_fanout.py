@@ -4,6 +4,7 @@ during a training."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -96,7 +97,7 @@ def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlf
 @pytest.mark.faults
 @pytest.mark.slow
 def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training_hands_it_to_another(
-        tmp_path, mlflow_client, tiny):
+        tmp_path, prefect_server, mlflow_client, tiny):
     """One fanned command (workers=2) proves both: the trainings run in the Dask workers, not in the
     command, and give what one process gives; and a worker killed during a training (MLP-b, held after
     its epoch 1) hands it to another worker, so that each model is trained once. (That both workers of a
@@ -142,9 +143,10 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     # trained them (seen: equal in most runs; once 2.1386 against 2.1329, as a 2-thread process gives).
     assert fanned_loss["MLP-a"] == pytest.approx(fanned_loss["MLP-b"], rel=0.05)
 
-    sequential = subprocess.run([sys.executable, "-m", "studyflow.cli", *_argv(tiny, "--force")], cwd=REPO,
-                                env=_env(tmp_path), capture_output=True, text=True, timeout=600)
-    assert sequential.returncode == 0, sequential.stderr[-3000:]
+    from flows.mlp import mlp_flow
+
+    # The same models in one process, this one (a command's process differs from it only by its start-up).
+    mlp_flow(profile="quick", architectures=json.loads(THREE_MLPS), force=True, **dict(tiny, epochs=2))
     again = [run for run in _children(mlflow_client) if run.data.tags[Tag.PROCESS] not in processes]
     assert len({run.data.tags[Tag.PROCESS] for run in again}) == 1 and len(again) == 3
     sequential_loss = _train_loss(again)
