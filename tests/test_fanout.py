@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, runs_of
+from conftest import free_port, prefect_home, runs_of
 from holding import REPO, kill_9, tail, wait_until_epoch_1_logged
 from studyflow.config import ConfigError
 from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig, StudyConfig
@@ -64,7 +64,8 @@ def _argv(tiny, *extra: str) -> list[str]:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict:
-    return {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONUNBUFFERED": "1", **extra}
+    home = prefect_home(tmp_path / "prefect")
+    return {**os.environ, "PREFECT_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
 
 
 def _children(client):

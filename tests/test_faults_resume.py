@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from studyflow import steps, tracking
 from studyflow.tracking.names import Tag
 
-from conftest import download, runs_of, sweep_runs, sweep_study
+from conftest import download, prefect_home, runs_of, sweep_runs, sweep_study
 from holding import descendants, kill_9, prefect_flow_runs, start_held, wait_gone, wait_until_epoch_1_logged
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     what a user sees of any `studyflow run` (test_cli.py's commands all stop before any work)."""
     checkout = _copy_of_repo(tmp_path / "checkout")
     env = {**os.environ, "PYTHONPATH": str(checkout), "STUDYFLOW_DATA_DIR": str(REPO / "data"),
-           "PREFECT_HOME": str(tmp_path / "prefect")}
+           "PREFECT_HOME": str(prefect_home(tmp_path / "prefect"))}
     where = subprocess.run([sys.executable, "-c", "import tasks.training as t; print(t.__file__)"], cwd=checkout,
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(checkout)), "the subprocess must run the copied code"
@@ -186,8 +186,7 @@ def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.Completed
 @pytest.mark.slow
 def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(tmp_path,
                                                                                              mlflow_client):
-    prefect_home = tmp_path / "prefect"
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
     argv = ["run", "study", "--set", 'parts=["pca", "cnn"]', "--set", "report=false"]
     command = [sys.executable, "-m", "studyflow.cli", *argv]
     mlflow_client.search_experiments()  # the store exists before the study writes to it
@@ -238,7 +237,7 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert mlflow_client.get_run(champion.run_id).info.status == "FINISHED"
     # Prefect (local mode keeps its database under PREFECT_HOME): the killed study and its cnn
     # subflow were marked Crashed by the rerun's reconciliation; the rerun completed.
-    flow_runs = prefect_flow_runs(prefect_home)
+    flow_runs = prefect_flow_runs(tmp_path / "prefect")
     assert [state for name, state in flow_runs if name == "study"] == ["CRASHED", "COMPLETED"]
     assert [state for name, state in flow_runs if name == "cnn"] == ["CRASHED", "COMPLETED"]
     assert [state for name, state in flow_runs if name == "pca"] == ["COMPLETED", "COMPLETED"]

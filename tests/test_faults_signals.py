@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from mlflow.entities import ViewType
 
-from conftest import runs_of
+from conftest import prefect_home, runs_of
 from holding import (REPO, cli_statement, descendants, kill_9, prefect_flow_runs, start_held, tail,
                      wait_gone, wait_until_epoch_1_logged)
 from studyflow.tracking.names import Tag
@@ -36,7 +36,7 @@ def _mlp_argv(tiny) -> list[str]:
 
 
 def _env(tmp_path: Path) -> dict:
-    return {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
 
 
 def _mlp_b(client):
