@@ -22,8 +22,9 @@ from optuna.trial import TrialState
 from studyflow import steps, tracking
 from studyflow.tracking.names import Tag
 
-from conftest import download, prefect_home, runs_of, sweep_runs, sweep_study
-from holding import descendants, kill_9, prefect_flow_runs, start_held, wait_gone, wait_until_epoch_1_logged
+from conftest import TINY, download, prefect_home, runs_of, sweep_runs, sweep_study
+from holding import (cli_statement, descendants, kill_9, prefect_flow_runs, start_held, wait_gone,
+                     wait_until_epoch_1_logged)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,11 +189,14 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
                                                                                              mlflow_client):
     env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
     argv = ["run", "study", "--set", 'parts=["pca", "cnn"]', "--set", "report=false"]
-    command = [sys.executable, "-m", "studyflow.cli", *argv]
+    # `studyflow run study` on tiny data: the quick profile's CNNs (their 2 epochs: CNN-2 is held after
+    # its first) on conftest's tiny subsets, the PCA on a smaller sample; both commands the same.
+    statement = cli_statement(argv, {"pca": {"sample_size": 1_000},
+                                     "cnn": {"train_size": TINY["train_size"], "test_size": TINY["test_size"]}})
     mlflow_client.search_experiments()  # the store exists before the study writes to it
     log_path = tmp_path / "killed-study.log"
     # CNN-2's Keras model (cnn_2) is held after its epoch 1; CNN-1 and the PCA part run as usual.
-    study = start_held("cnn_2", f"from studyflow import cli; sys.exit(cli.main({argv!r}))", log_path, env)
+    study = start_held("cnn_2", statement, log_path, env)
     try:
         killed_run_id = wait_until_epoch_1_logged(
             mlflow_client, lambda: [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == "CNN-2"],
@@ -209,7 +213,8 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert mlflow_client.get_run(killed_run_id).info.status == "RUNNING"  # what kill -9 leaves behind
     assert [point.step for point in mlflow_client.get_metric_history(killed_run_id, "val_accuracy")] == [1]
 
-    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    rerun = subprocess.run([sys.executable, "-c", statement], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "RUNNING -> KILLED" in rerun.stdout and "reused finished run" in rerun.stdout
 
