@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, prefect_home, runs_of
-from holding import REPO, kill_9, tail, wait_until_epoch_1_logged
+from conftest import TINY, free_port, prefect_home, runs_of
+from holding import REPO, cli_statement, kill_9, tail, wait_until_epoch_1_logged
 from studyflow.config import ConfigError
 from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig, StudyConfig
 from studyflow.tracking.names import Tag
@@ -78,9 +78,10 @@ def _train_loss(runs) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlflow_client):
-    study = subprocess.run([sys.executable, "-m", "studyflow.cli", "run", "study", "--set", 'parts=["perceptron", "mlp"]',
-                            "--set", "workers=2", "--set", "report=false"], cwd=REPO, env=_env(tmp_path),
-                           capture_output=True, text=True, timeout=900)
+    argv = ["run", "study", "--set", 'parts=["perceptron", "mlp"]', "--set", "workers=2", "--set", "report=false"]
+    tiny_data = {"train_size": TINY["train_size"], "test_size": TINY["test_size"]}  # the quick profile's models
+    study = subprocess.run([sys.executable, "-c", cli_statement(argv, {"perceptron": tiny_data, "mlp": tiny_data})],
+                           cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert study.returncode == 0, study.stderr[-3000:]
     addresses = {line.split("cluster ")[1].split()[0] for line in study.stdout.splitlines()
                  if "trainings on the Dask cluster" in line}
