@@ -27,8 +27,8 @@ once (pca, inspect, report) are taken from the committed bench/results/study_qui
 profile). The paper's MTL runs also log their models (a few hundred MB each), which the quick
 sizes do not: not counted. Each worker is assumed to train at the measured one-process speed: workers with the cores
 of this machine each (on 2 cores, 2 workers are what the ratio above measures).
---quick: 600 training images, 1 epoch, 2 MLPs x 2 seeds and 2 CNNs: the same path, its figures no
-measurement.
+--quick: 600 training images, 1 epoch, 1 MLP x 2 seeds and 2 CNNs; the projection from two models of
+each part (one MTL model): the same path, its figures no measurement.
 Run: .venv/bin/python -m bench.fan_out [--train-size N] [--epochs N] [--quick] [--out DIR]
 """
 
@@ -47,7 +47,12 @@ from pathlib import Path
 from bench.common import (RESULTS_DIR, add_benchmark_arguments, epoch_ends_s, parse_arguments, recorded_options,
                           write_results)
 
-QUICK = {"mlps": "MLP-1,MLP-2", "cnns": "CNN-4,CNN-1", "train_size": 600, "test_size": 200, "epochs": 1}
+QUICK = {"mlps": "MLP-1", "cnns": "CNN-4,CNN-1", "train_size": 600, "test_size": 200, "epochs": 1}
+# --quick projects from these models of each part instead of all of its paper models: two trainings to
+# schedule per part, except the MTL part's one (its trainings cost the most).
+QUICK_PROJECTION = {"perceptron": {"pairs": [[1, 0], [8, 3]]}, "mlp": {"architectures": ("MLP-1", "MLP-4")},
+                    "cnn": {"architectures": ("CNN-4", "CNN-1")},
+                    "mtl": {"lambdas": [0.5], "include_single_task": False}}
 PROJECTED_WORKERS = (1, 4, 16)
 FANNED_PARTS = ("perceptron", "mlp", "cnn", "mtl")  # study order
 UNFANNED_PARTS = ("pca", "inspect", "report")
@@ -189,10 +194,13 @@ def paper_training_s(training: dict, images_ratio: float, epochs: float) -> floa
     return outside_epochs_s + training["warm_epoch_s"] * images_ratio * epochs
 
 
-def project(sizes: dict[str, int]) -> dict:
-    """Each fanned part with its paper models, workers=1; the paper study's projected wall times."""
+def project(sizes: dict[str, int], models: dict[str, dict] | None = None) -> dict:
+    """Each fanned part with its paper models (or `models`' settings of the part), workers=1; the paper
+    study's projected wall times."""
     measured = {part: dict(sizes) if part != "perceptron" else {k: v for k, v in sizes.items() if k != "epochs"}
                 for part in FANNED_PARTS}
+    for part, settings in (models or {}).items():
+        measured[part].update(settings)
     ran = run_commands(list(measured.items()), "the projection's parts")
     parts = {}
     for part in FANNED_PARTS:
@@ -219,6 +227,17 @@ def project(sizes: dict[str, int]) -> dict:
             "parts": parts, "unfanned_s": unfanned, "wall_s": walls}
 
 
+def quick_projection_models() -> dict[str, dict]:
+    """QUICK_PROJECTION, each architecture named with its widths (the study's reference)."""
+    from studyflow import reference
+
+    models = {part: dict(settings) for part, settings in QUICK_PROJECTION.items()}
+    for part in ("mlp", "cnn"):
+        named = reference.named_architectures(part)
+        models[part]["architectures"] = {name: named[name] for name in QUICK_PROJECTION[part]["architectures"]}
+    return models
+
+
 def main() -> None:
     parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
                                                              formatter_class=argparse.RawDescriptionHelpFormatter))
@@ -237,7 +256,7 @@ def main() -> None:
     comparison = compare({
         "mlp": {"architectures": {name: mlps[name] for name in args.mlps.split(",")}, "seeds": [0, 1], **sizes},
         "cnn": {"architectures": {name: cnns[name] for name in args.cnns.split(",")}, **sizes}})
-    projection = project(sizes)
+    projection = project(sizes, quick_projection_models() if args.quick else None)
     write_results("fan_out", {"settings": recorded_options(args), "comparison": comparison,
                               "projection": projection}, args)
 

@@ -14,8 +14,10 @@ that, with the product's own commands (`studyflow run <part> --profile paper`, e
 
 The projected study is the sum over parts (they run one after another). The parts' measured times
 follow the load of the moment: the script says whether another process was busy while it ran.
---quick: 600 images, float32 only, lighter whole parts: the same path in a few minutes (the projection
-means nothing).
+--quick: 600 images, float32 only, and one part of each kind, each as light as it goes: perceptron run
+whole (one pair), cnn (one network, then inspect on it, lighter) and mtl (one lambda, its model logged as the
+paper's are); pca and mlp take the same paths as perceptron and cnn and are left out. The same code in
+about two minutes (the projection means nothing).
 Run: .venv/bin/python -m bench.study_paper [--precisions float32,mixed_bfloat16] [--train-size N] [--quick] [--out DIR]
 """
 
@@ -31,10 +33,13 @@ WHOLE_PARTS = ("pca", "perceptron")  # run before the networks; inspect runs aft
 TRAINED_PARTS = ("mlp", "cnn", "mtl")
 SHORT_EPOCHS = 2
 QUICK = {"train_size": 600, "test_size": 200, "precisions": "float32"}
-# --quick also lightens the parts run whole (the same commands, a fraction of their work).
-QUICK_WHOLE_PARTS = {"pca": {"sample_size": 1_000, "dimensions": [10]},
-                     "perceptron": {"train_size": 600, "test_size": 200, "max_epochs": 20},
-                     "inspect": {"dream_steps": 3, "octaves": 1}}
+# --quick runs only these parts, each lightened (the same commands, a fraction of their work): one whole
+# part, the cnn part with the inspect part after it, and the mtl part, whose model logging the loop
+# handles apart. Each of its studyflow commands is a process that starts Python, TensorFlow and Prefect.
+QUICK_PARTS = {"perceptron": {"pairs": [[1, 0]], "train_size": 600, "test_size": 200, "max_epochs": 20},
+               "cnn": {"architectures": {"CNN-4": [16, 32]}},  # the cheapest of the study's CNNs
+               "inspect": {"dream_steps": 3, "octaves": 1},
+               "mtl": {"lambdas": [0.5], "include_single_task": False}}
 
 
 def training_parts(client, part: str) -> dict[str, dict]:
@@ -82,14 +87,16 @@ def main() -> None:
     sizes = {key: value for key, value in (("train_size", args.train_size), ("test_size", args.test_size)) if value}
     # Epoch times grow with the training images; a subset's are scaled to all of them (54,000 train).
     scale = 54_000 / (args.train_size * 0.9) if args.train_size else 1.0
-    whole_overrides = QUICK_WHOLE_PARTS if args.quick else {}
-    whole = {part: run_studyflow(part, whole_overrides.get(part, {})) for part in WHOLE_PARTS}
+    quick_parts = QUICK_PARTS if args.quick else {}
+    chosen = [part for part in (*WHOLE_PARTS, *TRAINED_PARTS) if not args.quick or part in quick_parts]
+    whole = {part: run_studyflow(part, quick_parts.get(part, {})) for part in WHOLE_PARTS if part in chosen}
     load = {"after_whole_parts": busy_elsewhere()}
     results = {"whole_parts_s": whole, "precisions": {}}
     for precision in args.precisions.split(","):
         parts = {}
-        for part in TRAINED_PARTS:
-            overrides = {"epochs": SHORT_EPOCHS, "precision": precision, "force": True, **sizes}
+        for part in (part for part in TRAINED_PARTS if part in chosen):
+            overrides = {"epochs": SHORT_EPOCHS, "precision": precision, "force": True, **sizes,
+                         **quick_parts.get(part, {})}
             if part == "mtl":
                 overrides["log_models"] = True  # as the paper profile does: its cost is in `after`
             wall = run_studyflow(part, overrides)
@@ -105,7 +112,7 @@ def main() -> None:
                            "projected_trainings_s": projected, "overhead_s": overhead,
                            "projected_s": sum(projected.values()) + overhead}
             if part == "cnn" and "inspect" not in whole:  # part 5 needs the champion CNN just registered
-                whole["inspect"] = run_studyflow("inspect", whole_overrides.get("inspect", {}))
+                whole["inspect"] = run_studyflow("inspect", quick_parts.get("inspect", {}))
         load[precision] = busy_elsewhere()
         total = sum(whole.values()) + sum(part["projected_s"] for part in parts.values())
         results["precisions"][precision] = {"parts": parts, "projected_study_s": total}

@@ -6,10 +6,14 @@ Prefect server and database), the real datasets shipped in data/ (subsets keep i
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -130,6 +134,46 @@ def mlflow_client(studyflow_home, empty_tracking_store):
     (studyflow_home / "mlruns").mkdir()
     shutil.copyfile(empty_tracking_store, studyflow_home / "mlruns" / "mlflow.db")
     return tracking.connect()
+
+
+# Boots Prefect's temporary server in a Prefect home as a command does, and stops it: its database is then
+# migrated, with Prefect's block types registered.
+BOOT_PREFECT_SERVER = """
+from studyflow.local_prefect import EarlyLocalServer
+
+with EarlyLocalServer().ready():
+    pass
+"""
+
+
+@functools.cache
+def _booted_prefect_database() -> Path:
+    """The database of a Prefect home whose temporary server has started once, made once per session."""
+    home = Path(tempfile.mkdtemp(prefix="studyflow-tests-prefect-template-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    subprocess.run([sys.executable, "-c", BOOT_PREFECT_SERVER], env={**os.environ, "PREFECT_HOME": str(home)},
+                   check=True, capture_output=True, timeout=300)
+    database = home / "prefect.db"
+    connection = sqlite3.connect(database)
+    try:  # the write-ahead log into the file itself: one file to copy
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
+    return database
+
+
+def prefect_home(folder: Path) -> Path:
+    """`folder` as the PREFECT_HOME of a test's commands, with the database their temporary server
+    would create (kept if a command made it already).
+
+    An empty home costs the first command some seconds of migrating that database before its server
+    answers; a test's home starts instead from one booted once per session (no flow run in it). The
+    homes that benchmarks make for themselves (bench.fan_out, bench.study_quick, bench.tuning) still
+    start empty, as on a user's first run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "prefect.db").exists():
+        shutil.copyfile(_booted_prefect_database(), folder / "prefect.db")
+    return folder
 
 
 def assert_png(path: Path, min_side: int = 100) -> None:

@@ -68,9 +68,18 @@ def start_held(held_model: str, statement: str, log_path: Path, env: dict,
                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def cli_statement(argv: list[str]) -> str:
-    """The statement that runs `studyflow ARGV` in the held process."""
-    return f"from studyflow import cli; sys.exit(cli.main({argv!r}))"
+def cli_statement(argv: list[str], quick_profile: dict[str, dict] | None = None) -> str:
+    """The statement that runs `studyflow ARGV`, in the held process or with `python -c`.
+
+    `quick_profile` (part -> settings) gives those parts' quick profile these settings first: a study's
+    command takes no sizes for its parts, and a test of what a study does needs the quick profile's
+    code, not its data."""
+    lines = ["import sys", "from studyflow import cli"]
+    if quick_profile:
+        lines.append("from studyflow.config.parts import PART_CONFIGS")
+        lines += [f"PART_CONFIGS[{part!r}].PROFILE_DEFAULTS['quick'].update({settings!r})"
+                  for part, settings in quick_profile.items()]
+    return "\n".join([*lines, f"sys.exit(cli.main({argv!r}))"])
 
 
 def descendants(pid: int) -> list[tuple[int, str]]:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import prefect_home
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 
@@ -107,8 +109,9 @@ def test_every_benchmark_is_tested_and_run_by_make_bench():
 def test_quick_benchmark_writes_its_result(benchmark, tmp_path):
     out, scratch = tmp_path / "results", tmp_path / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "STUDYFLOW_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect"),
-           "TMPDIR": str(scratch)}  # the benchmarks' own stores and work folders go there too
+    # The benchmarks' own stores and work folders go there too.
+    env = {**os.environ, "STUDYFLOW_HOME": str(tmp_path / "home"),
+           "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "TMPDIR": str(scratch)}
     for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
         env.pop(name, None)
     committed = {path: path.stat().st_mtime_ns for path in (BENCH / "results").glob("*.json")}

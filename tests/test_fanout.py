@@ -4,17 +4,17 @@ during a training."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, runs_of
-from holding import REPO, kill_9, tail, wait_until_epoch_1_logged
+from conftest import TINY, free_port, prefect_home, runs_of
+from holding import REPO, cli_statement, kill_9, tail, wait_until_epoch_1_logged
 from studyflow.config import ConfigError
 from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig, StudyConfig
 from studyflow.tracking.names import Tag
@@ -64,7 +64,8 @@ def _argv(tiny, *extra: str) -> list[str]:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict:
-    return {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONUNBUFFERED": "1", **extra}
+    home = prefect_home(tmp_path / "prefect")
+    return {**os.environ, "PREFECT_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
 
 
 def _children(client):
@@ -76,43 +77,11 @@ def _train_loss(runs) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_two_workers_train_in_two_processes_as_one_process_would(tmp_path, mlflow_client, tiny):
-    mlflow_client.search_experiments()
-    started = time.monotonic()
-    fanned = subprocess.run([sys.executable, "-m", "studyflow.cli", *_argv(tiny, "--set", "workers=2")], cwd=REPO,
-                            env=_env(tmp_path), capture_output=True, text=True, timeout=600)
-    print(f"workers=2: {time.monotonic() - started:.1f} s")
-    assert fanned.returncode == 0, fanned.stderr[-3000:]
-    assert "trainings on the Dask cluster tcp://127.0.0.1:" in fanned.stdout
-    children = _children(mlflow_client)
-    assert sorted(run.data.tags[Tag.ARCHITECTURE] for run in children) == ["MLP-a", "MLP-b", "MLP-c"]
-    assert {run.info.status for run in children} == {"FINISHED"}
-    processes = {run.data.tags[Tag.PROCESS] for run in children}
-    assert len(processes) == 2, processes  # both workers trained, neither is the command's process
-    assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
-    fanned_loss = _train_loss(children)
-    # MLP-a and MLP-b are the same network with the same seed: equal up to round-off, whichever worker
-    # trained them (seen: equal in most runs; once 2.1386 against 2.1329, as a 2-thread process gives).
-    assert fanned_loss["MLP-a"] == pytest.approx(fanned_loss["MLP-b"], rel=0.05)
-
-    sequential = subprocess.run([sys.executable, "-m", "studyflow.cli", *_argv(tiny, "--force")], cwd=REPO,
-                                env=_env(tmp_path), capture_output=True, text=True, timeout=600)
-    assert sequential.returncode == 0, sequential.stderr[-3000:]
-    again = [run for run in _children(mlflow_client) if run.data.tags[Tag.PROCESS] not in processes]
-    assert len({run.data.tags[Tag.PROCESS] for run in again}) == 1 and len(again) == 3
-    sequential_loss = _train_loss(again)
-    print(f"final train loss, 2 workers: {fanned_loss}; one process: {sequential_loss}")
-    # One process computes with 2 TensorFlow threads, a worker with 1: the sums are ordered differently,
-    # and the round-off grows over the steps of training; close, not equal (a test accuracy of a model
-    # this barely trained can move by several points on such a difference).
-    assert fanned_loss == pytest.approx(sequential_loss, rel=0.05)
-
-
-@pytest.mark.slow
 def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlflow_client):
-    study = subprocess.run([sys.executable, "-m", "studyflow.cli", "run", "study", "--set", 'parts=["perceptron", "mlp"]',
-                            "--set", "workers=2", "--set", "report=false"], cwd=REPO, env=_env(tmp_path),
-                           capture_output=True, text=True, timeout=900)
+    argv = ["run", "study", "--set", 'parts=["perceptron", "mlp"]', "--set", "workers=2", "--set", "report=false"]
+    tiny_data = {"train_size": TINY["train_size"], "test_size": TINY["test_size"]}  # the quick profile's models
+    study = subprocess.run([sys.executable, "-c", cli_statement(argv, {"perceptron": tiny_data, "mlp": tiny_data})],
+                           cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert study.returncode == 0, study.stderr[-3000:]
     addresses = {line.split("cluster ")[1].split()[0] for line in study.stdout.splitlines()
                  if "trainings on the Dask cluster" in line}
@@ -129,8 +98,12 @@ def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlf
 
 @pytest.mark.faults
 @pytest.mark.slow
-def test_a_worker_killed_during_a_training_hands_it_to_another_and_each_model_is_trained_once(
-        tmp_path, mlflow_client, tiny):
+def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training_hands_it_to_another(
+        tmp_path, prefect_server, mlflow_client, tiny):
+    """One fanned command (workers=2) proves both: the trainings run in the Dask workers, not in the
+    command, and give what one process gives; and a worker killed during a training (MLP-b, held after
+    its epoch 1) hands it to another worker, so that each model is trained once. (That both workers of a
+    cluster train is test_a_study_with_workers_starts_one_cluster_for_all_its_parts'.)"""
     log_path = tmp_path / "fanned.log"
     preload = Path(__file__).with_name("dask_hold.py")
     env = _env(tmp_path, DASK_DISTRIBUTED__WORKER__PRELOAD=f'["{preload}"]', STUDYFLOW_TEST_HOLD_MODEL="mlp_b",
@@ -153,6 +126,7 @@ def test_a_worker_killed_during_a_training_hands_it_to_another_and_each_model_is
         kill_9(command)
         raise
     assert code == 0, tail(log_path)
+    assert "trainings on the Dask cluster tcp://127.0.0.1:" in log_path.read_text()
     children = _children(mlflow_client)
     finished = [run for run in children if run.info.status == "FINISHED"]
     assert sorted(run.data.tags[Tag.ARCHITECTURE] for run in finished) == ["MLP-a", "MLP-b", "MLP-c"]
@@ -164,6 +138,25 @@ def test_a_worker_killed_during_a_training_hands_it_to_another_and_each_model_is
     assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
     (parent,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
     assert parent.info.status == "FINISHED"
+    processes = {run.data.tags[Tag.PROCESS] for run in children}
+    assert parent.data.tags[Tag.PROCESS] not in processes  # every training ran in a worker, none in the command
+    fanned_loss = _train_loss(finished)
+    # MLP-a and MLP-b are the same network with the same seed: equal up to round-off, whichever worker
+    # trained them (seen: equal in most runs; once 2.1386 against 2.1329, as a 2-thread process gives).
+    assert fanned_loss["MLP-a"] == pytest.approx(fanned_loss["MLP-b"], rel=0.05)
+
+    from flows.mlp import mlp_flow
+
+    # The same models in one process, this one (a command's process differs from it only by its start-up).
+    mlp_flow(profile="quick", architectures=json.loads(THREE_MLPS), force=True, **dict(tiny, epochs=2))
+    again = [run for run in _children(mlflow_client) if run.data.tags[Tag.PROCESS] not in processes]
+    assert len({run.data.tags[Tag.PROCESS] for run in again}) == 1 and len(again) == 3
+    sequential_loss = _train_loss(again)
+    print(f"final train loss, 2 workers: {fanned_loss}; one process: {sequential_loss}")
+    # One process computes with 2 TensorFlow threads, a worker with 1: the sums are ordered differently,
+    # and the round-off grows over the steps of training; close, not equal (a test accuracy of a model
+    # this barely trained can move by several points on such a difference).
+    assert fanned_loss == pytest.approx(sequential_loss, rel=0.05)
 
 
 def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):

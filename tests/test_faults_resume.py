@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,8 +22,9 @@ from optuna.trial import TrialState
 from studyflow import steps, tracking
 from studyflow.tracking.names import Tag
 
-from conftest import download, runs_of, sweep_runs, sweep_study
-from holding import kill_9, prefect_flow_runs, start_held, wait_until_epoch_1_logged
+from conftest import TINY, download, prefect_home, runs_of, sweep_runs, sweep_study
+from holding import (cli_statement, descendants, kill_9, prefect_flow_runs, start_held, wait_gone,
+                     wait_until_epoch_1_logged)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,10 +136,11 @@ def _studyflow(cwd: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_client, studyflow_home, tiny):
     """The same command from two checkouts: identical code reuses, a one-line change in a helper
-    function of tasks/training.py (not the task itself) retrains."""
+    function of tasks/training.py (not the task itself) retrains. The first command's console is also
+    what a user sees of any `studyflow run` (test_cli.py's commands all stop before any work)."""
     checkout = _copy_of_repo(tmp_path / "checkout")
     env = {**os.environ, "PYTHONPATH": str(checkout), "STUDYFLOW_DATA_DIR": str(REPO / "data"),
-           "PREFECT_HOME": str(tmp_path / "prefect")}
+           "PREFECT_HOME": str(prefect_home(tmp_path / "prefect"))}
     where = subprocess.run([sys.executable, "-c", "import tasks.training as t; print(t.__file__)"], cwd=checkout,
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(checkout)), "the subprocess must run the copied code"
@@ -147,6 +150,8 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     for attempt in range(2):
         result = _studyflow(checkout, *command, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
+        if attempt == 0:
+            _assert_a_quiet_console_with_the_run_and_the_ui(result, mlflow_client)
     first, second = _parents(mlflow_client, "mlp")
     assert len(_children(mlflow_client, "mlp", first.info.run_id)) == 1
     assert _children(mlflow_client, "mlp", second.info.run_id) == [], "identical code must reuse"
@@ -162,30 +167,54 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     assert [run.info.run_name for run in retrained] == ["MLP-a-seed-0"] and retrained[0].info.status == "FINISHED"
 
 
+def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.CompletedProcess, client) -> None:
+    """What `studyflow run mlp` prints: its experiment and parent run, the MLflow UI command once."""
+    assert "experiment studyflow-mlp" in result.stdout
+    # Exactly one temporary Prefect server was started and stopped: the early boot and the flow
+    # did not start two, and none was left running.
+    assert (result.stdout + result.stderr).count("Stopping temporary server") == 1
+    # A quiet console: the UI hint once, as a command that runs as printed; no TensorFlow banners.
+    assert result.stdout.count("MLflow UI: start it with") == 1
+    (command,) = [line.split()[0] for line in result.stdout.splitlines() if "mlflow ui --backend-store-uri" in line]
+    assert Path(command).is_file() and os.access(command, os.X_OK), command
+    assert "oneDNN custom operations" not in result.stderr and "absl::InitializeLog" not in result.stderr
+    (parent,) = [run for run in _parents(client, "mlp") if run.info.run_name == "mlp-quick"]
+    assert parent.info.run_id in result.stdout and parent.info.status == "FINISHED"
+
+
 # ------------------------------------------------------------------- kill -9 mid-training
 
 @pytest.mark.slow
 def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(tmp_path,
                                                                                              mlflow_client):
-    prefect_home = tmp_path / "prefect"
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
     argv = ["run", "study", "--set", 'parts=["pca", "cnn"]', "--set", "report=false"]
-    command = [sys.executable, "-m", "studyflow.cli", *argv]
+    # `studyflow run study` on tiny data: the quick profile's CNNs (their 2 epochs: CNN-2 is held after
+    # its first) on conftest's tiny subsets, the PCA on a smaller sample; both commands the same.
+    statement = cli_statement(argv, {"pca": {"sample_size": 1_000},
+                                     "cnn": {"train_size": TINY["train_size"], "test_size": TINY["test_size"]}})
     mlflow_client.search_experiments()  # the store exists before the study writes to it
     log_path = tmp_path / "killed-study.log"
     # CNN-2's Keras model (cnn_2) is held after its epoch 1; CNN-1 and the PCA part run as usual.
-    study = start_held("cnn_2", f"from studyflow import cli; sys.exit(cli.main({argv!r}))", log_path, env)
+    study = start_held("cnn_2", statement, log_path, env)
     try:
         killed_run_id = wait_until_epoch_1_logged(
             mlflow_client, lambda: [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == "CNN-2"],
             "CNN-2", study, log_path)
+        started = descendants(study.pid)  # Prefect's temporary server
+        study.send_signal(signal.SIGKILL)  # the command only, as `kill -9 <pid>` does
+        study.wait(timeout=30)
+        left = wait_gone(started, 10)
     finally:
-        kill_9(study)
+        kill_9(study)  # and whatever of its process group is left
+    assert started, "the command started no Prefect server of its own"
+    assert left == [], "a process the command started outlived it by 10 s"
     first_parent = _parents(mlflow_client, "cnn")[0]
     assert mlflow_client.get_run(killed_run_id).info.status == "RUNNING"  # what kill -9 leaves behind
     assert [point.step for point in mlflow_client.get_metric_history(killed_run_id, "val_accuracy")] == [1]
 
-    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    rerun = subprocess.run([sys.executable, "-c", statement], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "RUNNING -> KILLED" in rerun.stdout and "reused finished run" in rerun.stdout
 
@@ -213,7 +242,7 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert mlflow_client.get_run(champion.run_id).info.status == "FINISHED"
     # Prefect (local mode keeps its database under PREFECT_HOME): the killed study and its cnn
     # subflow were marked Crashed by the rerun's reconciliation; the rerun completed.
-    flow_runs = prefect_flow_runs(prefect_home)
+    flow_runs = prefect_flow_runs(tmp_path / "prefect")
     assert [state for name, state in flow_runs if name == "study"] == ["CRASHED", "COMPLETED"]
     assert [state for name, state in flow_runs if name == "cnn"] == ["CRASHED", "COMPLETED"]
     assert [state for name, state in flow_runs if name == "pca"] == ["COMPLETED", "COMPLETED"]

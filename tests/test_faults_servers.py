@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from studyflow.doctor import run_doctor
 from studyflow.tracking.names import Tag, TrialAttr
 
-from conftest import assert_trials_linked, free_port, runs_of, sweep_runs, sweep_study
+from conftest import assert_trials_linked, free_port, runs_of, sweep_runs
 
 pytestmark = pytest.mark.faults
 
@@ -399,27 +399,6 @@ def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_clie
 # ---------------------------------------------------------------- item 7: workers share one PostgreSQL study
 
 
-@pytest.mark.integration
-def test_parallel_workers_share_a_postgresql_study(mlflow_client, postgres_url, tiny):
-    from studyflow.config.sweeps import sweep_config
-    from studyflow.processes import identity
-    from tasks.sweeps.run import run_sweep
-
-    name = f"workers-{os.getpid()}-{int(time.time())}"
-    config = sweep_config("mlp", trials=4, workers=2, storage=postgres_url, study_name=name, **tiny,
-                          search_space=SMALL_MLP)
-    summary = run_sweep(config)
-    study = sweep_study(name, postgres_url)
-    finished = [trial for trial in study.trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert 4 <= len(finished) <= 5 and summary["trials"]["FINISHED"] == len(finished)  # at most K - 1 over
-    (parent,), children = sweep_runs(mlflow_client, "mlp")
-    assert len(children) == len(study.trials) and parent.info.status == "FINISHED"
-    assert_trials_linked(study, parent, children)
-    processes = {run.data.tags[Tag.PROCESS] for run in children}
-    assert len(processes) == 2, f"trials ran in {processes}, not in two worker processes"
-    assert identity() not in processes  # not in this process: in the two workers
-
-
 LOCK_TROUBLE = re.compile(r"database is locked|deadlock|lock timeout|could not obtain lock|LockNotAvailable|"
                           r"could not serialize|SerializationFailure|UniqueViolation|IntegrityError|Traceback",
                           re.IGNORECASE)
@@ -443,7 +422,10 @@ def _worker_output_to_files(monkeypatch, folder: Path) -> None:
 @pytest.mark.integration
 def test_three_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, monkeypatch, tmp_path,
                                               tiny):
+    """The sweep's flow with 3 worker processes on one PostgreSQL study: each trial numbered once, run
+    once and linked both ways, no lock trouble in any worker's output, no trial in the flow's process."""
     from flows.sweeps import mlp_sweep_flow
+    from studyflow.processes import identity
 
     _worker_output_to_files(monkeypatch, tmp_path)
     name = f"three-workers-{os.getpid()}-{int(time.time())}"
@@ -463,8 +445,11 @@ def test_three_workers_share_a_postgresql_study(prefect_server, mlflow_client, p
     assert sorted(numbers) == list(range(len(numbers))), numbers  # no duplicates, no holes
     finished = [trial for trial in study.trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 3 <= len(finished) <= 3 + 2 and len(finished) == len(study.trials)  # at most K - 1 over
+    assert state.result()["trials"]["FINISHED"] == len(finished)
     runs = runs_of(mlflow_client, "sweep-mlp")
-    children = [run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "child"]
+    (parent,), children = sweep_runs(mlflow_client, "mlp")
+    assert parent.info.status == "FINISHED"
+    assert_trials_linked(study, parent, children)
     per_trial = Counter(run.data.tags[Tag.TRIAL_NUMBER] for run in children)
     assert per_trial == Counter(str(number) for number in numbers), per_trial  # exactly one run per trial
     by_id = {run.info.run_id: run for run in children}
@@ -476,3 +461,4 @@ def test_three_workers_share_a_postgresql_study(prefect_server, mlflow_client, p
     assert [run.info.run_name for run in runs if run.info.status != "FINISHED"] == []
     processes = {run.data.tags[Tag.PROCESS] for run in children}
     assert len(processes) == 3, f"trials ran in {processes}, not in three worker processes"
+    assert identity() not in processes  # not in this process: in the three workers

@@ -30,8 +30,9 @@ f32 kernel, and the matmul goes through oneDNN's sgemm, which ignores the mode. 
 does compute in bf16 (its variables stay float32).
 
 Run: .venv/bin/python -m bench.tuning [--quick] [--only threads,batch,...] [--out DIR]
-     --quick: MLP-1 only, one setting of each kind, tiny step counts: a smoke test of every path
-     (its JSON goes to a temporary folder unless --out names one). The full run is long: MTL, the
+     --quick: MLP-1 only, one setting of each kind, tiny step counts, the default process once (its
+     figures stand for the end's too: no drift): a smoke test of every path (its JSON goes to a
+     temporary folder unless --out names one). The full run is long: MTL, the
      slowest model per step, gets the fewest steps; `wall_s` in bench/results/tuning.json is the
      last full run's duration.
 

@@ -53,7 +53,8 @@ def main() -> None:
                "cpu_flags": cpu_flags()}
     parts = []
     if selected & TRAINING_SECTIONS:
-        parts.append(("training", lambda: training_sections(selected, plan, workdir, results)))
+        parts.append(("training", lambda: training_sections(selected, plan, workdir, results,
+                                                            default_at_end=not args.quick)))
     if "logging" in selected:
         parts.append(("logging", lambda: logging_section(plan, workdir, results)))
     if "startup" in selected:

@@ -73,7 +73,9 @@ def pick(worker: dict, model: str, kind: str, name: str = "default") -> dict:
 
 
 def run_training_workers(process_settings: list[ProcessSetting], in_process: list[Setting], plan: Plan,
-                         workdir: Path) -> dict:
+                         workdir: Path, default_at_end: bool = True) -> dict:
+    """Every worker process, in turn. Without `default_at_end` (--quick), the start's default process
+    stands for the end's as well: the same worker twice, for a drift a smoke test does not measure."""
     default = IN_PROCESS[:1]
     workers = {}
     if process_settings:  # the default in a process of its own, before and after the settings that need one
@@ -86,7 +88,8 @@ def run_training_workers(process_settings: list[ProcessSetting], in_process: lis
         workers["in-process"] = run_worker("in-process settings", training_spec(plan, default + in_process, accuracy),
                                            {}, workdir)
     if process_settings:
-        workers["default (end)"] = run_worker("default (end)", training_spec(plan, default), {}, workdir)
+        workers["default (end)"] = (run_worker("default (end)", training_spec(plan, default), {}, workdir)
+                                    if default_at_end else workers["default (start)"])
     return workers
 
 
@@ -134,10 +137,12 @@ def in_process_rows(model: str, worker: dict, in_process: list[Setting]) -> list
     return rows
 
 
-def training_sections(selected: set[str], plan: Plan, workdir: Path, results: dict) -> None:
+def training_sections(selected: set[str], plan: Plan, workdir: Path, results: dict,
+                      default_at_end: bool = True) -> None:
     process_settings = plan.chosen(PROCESS_SETTINGS, selected)
     in_process = plan.chosen(IN_PROCESS[1:], selected)  # the default is measured with every one of them
-    workers = results["workers"] = run_training_workers(process_settings, in_process, plan, workdir)
+    workers = results["workers"] = run_training_workers(process_settings, in_process, plan, workdir,
+                                                        default_at_end)
     print("\nsection    setting                                                  model  throughput        ratio")
     rows = results["rows"] = []
     for model in plan.models:
