@@ -11,7 +11,8 @@ The models: CNN-1 (part 4's reference CNN, 10 epochs on all of MNIST) and the MT
 0.5 (part 6, both heads, 10 epochs on all of Fashion-MNIST); lambda 0.5 weighs both tasks' losses
 alike, so both heads' accuracies are tested.
 --quick: CNN-1 only, 600 images, 1 epoch, seeds [0, 1]: the same path in a minute or two (its verdict means nothing).
-Run: .venv/bin/python -m bench.precision_choice [--seeds 0,1,2] [--quick] [--out DIR]   (about 75 min on 2 cores)
+Run: .venv/bin/python -m bench.precision_choice [--seeds 0,1,2] [--quick] [--out DIR]   (about 2 h on 2 cores:
+12 paper-length trainings, each MTL one 15-20 min)
 """
 
 from __future__ import annotations
