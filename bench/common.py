@@ -45,13 +45,19 @@ def parse_arguments(parser: argparse.ArgumentParser, quick_defaults: dict) -> ar
 
 
 def recorded_options(args: argparse.Namespace) -> dict:
-    """The options that set a benchmark's work, for its result (without --quick and --out)."""
-    return {key: value for key, value in vars(args).items() if key not in ("quick", "out")}
+    """The options that set a benchmark's work, for its result (without --quick, --out and where its
+    store was kept)."""
+    return {key: value for key, value in vars(args).items() if key not in ("quick", "out", "home")}
 
 
-def isolated_home(prefix: str) -> Path:
-    """A temporary studyflow home (tracking store, caches) for this process, with no tracking server."""
-    home = Path(tempfile.mkdtemp(prefix=prefix))
+def isolated_home(prefix: str, kept: str | None = None) -> Path:
+    """A studyflow home (tracking store, caches) for this process, with no tracking server: a new
+    temporary one, or `kept`, a folder a benchmark is told to keep (created if missing)."""
+    if kept:
+        home = Path(kept).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+    else:
+        home = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["STUDYFLOW_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     return home

@@ -11,8 +11,11 @@ The models: CNN-1 (part 4's reference CNN, 10 epochs on all of MNIST) and the MT
 0.5 (part 6, both heads, 10 epochs on all of Fashion-MNIST); lambda 0.5 weighs both tasks' losses
 alike, so both heads' accuracies are tested.
 --quick: CNN-1 only, 600 images, 1 epoch, seeds [0, 1]: the same path in a minute or two (its verdict means nothing).
-Run: .venv/bin/python -m bench.precision_choice [--seeds 0,1,2] [--quick] [--out DIR]   (about 2 h on 2 cores:
-12 paper-length trainings, each MTL one 15-20 min)
+Run: .venv/bin/python -m bench.precision_choice [--seeds 0,1,2] [--home DIR] [--quick] [--out DIR]   (about 2 h
+on 2 cores: 12 paper-length trainings, each MTL one 15-20 min)
+--home DIR keeps its store there: a second run with the same DIR, from the same commit, reuses every
+training the first finished (each is a cached step, keyed by its code) and redoes only the rest, so
+the benchmark can be stopped and continued, across machine restarts too.
 """
 
 from __future__ import annotations
@@ -60,10 +63,14 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, help="default: all training images")
     parser.add_argument("--test-size", type=int, help="default: all test images")
     parser.add_argument("--parts", default="cnn,mtl", help="comma-separated, of cnn, mtl")
+    parser.add_argument("--home", metavar="DIR",
+                        help="the studyflow home to train in and keep (default: a new temporary one); "
+                             "run again with the same DIR to continue, reusing finished trainings")
     args = parse_arguments(parser, QUICK)
     if not set(args.parts.split(",")) <= set(MODELS):
         parser.error("--parts: choose from cnn, mtl")
-    isolated_home("bench-precision-")
+    home = isolated_home("bench-precision-", kept=args.home)
+    print(f"studyflow home: {home}", flush=True)
     results: dict = {"models": {}}
     verdicts = []
     for part in args.parts.split(","):

@@ -72,6 +72,8 @@ POSITIVE = {"training_speed": ["MLP-1/median_epoch_s/*"],
             "tuning": ["rows/*/samples_per_s", "logging/modes/*/fit_s_median"],
             "fan_out": ["comparison/mlp/workers_2/trainings", "comparison/cnn/workers_2/trainings",
                         "projection/parts/*/trainings_s/*", "projection/wall_s/*"]}
+# Benchmarks that can keep their store to be continued later: told to keep it in the test's folder.
+KEPT_HOME = {"precision_choice"}
 # The kinds of setting tuning's quick plan measures one of each; a renamed setting would drop out.
 TUNING_QUICK_SECTIONS = {"reference", "threads", "precision", "pipeline", "xla", "batch"}
 
@@ -117,7 +119,8 @@ def test_quick_benchmark_writes_its_result(benchmark, tmp_path):
     committed = {path: path.stat().st_mtime_ns for path in (BENCH / "results").glob("*.json")}
     log = tmp_path / "output.log"  # a file: a server a benchmark leaves behind cannot hold a pipe open
     with log.open("w") as output:
-        completed = subprocess.run([sys.executable, "-m", f"bench.{benchmark}", "--quick", "--out", str(out)],
+        kept = ["--home", str(tmp_path / "kept")] if benchmark in KEPT_HOME else []
+        completed = subprocess.run([sys.executable, "-m", f"bench.{benchmark}", "--quick", "--out", str(out), *kept],
                                    cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=600)
     assert completed.returncode == 0, log.read_text()[-4000:]
     result_file = out / f"{benchmark}.json"
@@ -133,6 +136,13 @@ def test_quick_benchmark_writes_its_result(benchmark, tmp_path):
             assert math.isfinite(value), f"{path}: {value}"
     for path in POSITIVE.get(benchmark, []):
         assert all(value > 0 for value in values(results, path)), f"{path}: {values(results, path)}"
+    if benchmark in KEPT_HOME:  # its trainings were recorded in the kept store, not a temporary one
+        assert "home" not in payload["results"]["settings"]
+        from mlflow import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{tmp_path / 'kept' / 'mlruns' / 'mlflow.db'}")
+        assert [run for experiment in client.search_experiments()
+                for run in client.search_runs([experiment.experiment_id]) if run.info.status == "FINISHED"]
     if benchmark == "tuning":
         assert TUNING_QUICK_SECTIONS <= {row["section"] for row in results["rows"]}
         assert not [row for row in results["rows"] if "error" in row]
