@@ -31,8 +31,13 @@ paper-report: setup  ## run the paper-profile study and publish its report in do
 	$(BIN)/studyflow run study --profile paper --set precision=float32 --set report=false
 	$(BIN)/studyflow report --published --out docs/results
 
+# Two test processes (pytest-xdist), one module each at a time (--dist loadscope: a module's
+# servers and stores are set up once, in one process). Most tests wait on processes they start
+# (studyflow commands, servers, TensorFlow start-up), so one process alone leaves a core idle;
+# every test has its own home, ports and temporary folders, so two run side by side.
+TEST_WORKERS ?= 2
 test: setup  ## run every test (real training on subsets, real servers on 127.0.0.1)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: setup  ## the tests without the slow, fault-injection and server (integration) suites
 	$(BIN)/python -m pytest -m "not slow and not faults and not integration"
