@@ -141,6 +141,15 @@ def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlfl
             assert record[f"original task {number} accuracy"] == ("-" if figure is None else f"{figure:.4f}"), name
         assert record["original time (s)"] == original["train_time_s"], name
     assert by_model["MTL lambda 0.0"]["original task 1 accuracy"] != "-"  # the lambda 0 row has both figures
+    # In the report, lambda 0's task-1 head (loss weight 0, never trained) is labelled, never flagged.
+    from tasks.report.sections import mtl_tables
+
+    report_table = mtl_tables(mlflow_client, parent)[0]
+    rows = {row[0].text: row for row in report_table.rows}
+    task1 = report_table.columns.index("task 1 accuracy (ours)") + 1
+    assert rows["MTL lambda 0.0"][task1].text.endswith(": untrained head (loss weight 0), chance")
+    assert not rows["MTL lambda 0.0"][task1].flag
+    assert "untrained" not in rows["MTL lambda 0.5"][task1].text
     assert by_model["MTL lambda 0.5"]["parameters"] == EXPECTED_PARAMETERS[("item", "group")]
     table = download(mlflow_client, parent.info.run_id, "tables/mtl_results.md").read_text()
     assert "| single task 1" in table and "fraction of test images" in table

@@ -25,6 +25,7 @@ from tasks.report.replicates import (
     summary_rows,
 )
 from tasks.report.tables import (
+    MISSING,
     Cell,
     Table,
     accuracy_cells,
@@ -265,12 +266,32 @@ def mtl_tables(client: MlflowClient, run: Run) -> list[Table]:
     originals = {entry["name"]: entry for entry in original["models"]}
     table = comparison_table('Multi-task learning on Fashion-MNIST ("-": the model has no head for that task)',
                              "model", originals, children, MTL_FIGURES, summary, run)
+    mark_untrained_heads(table, children)
     saving = Table("Parameters saved by one MTL model over the two single-task models",
                    comparison_columns(["parameters saved", "percent saved"]))
     metrics, link = run.data.metrics, run_link(run)
     saving.rows.append(count_cells(original["parameter_saving"], metrics.get("param_saving"), link)
                        + difference_cells(original["parameter_saving_percent"], metrics.get("param_saving_percent"), link))
     return [table, saving, *replicate_tables(client, run, "mtl", summary)]
+
+
+# The task whose head a lambda leaves untrained: the loss is lambda * CE(task 1) + (1 - lambda) * CE(task 2),
+# so at lambda 0 the task-1 head and at lambda 1 the task-2 head never learn.
+UNTRAINED_AT_LAMBDA = {0.0: "task 1 accuracy", 1.0: "task 2 accuracy"}
+
+
+def mark_untrained_heads(table: Table, children: dict[str, Run]) -> None:
+    """An untrained head's accuracy is chance's (as is the original's), so its difference from the
+    original says nothing about the study: it is labelled as such and never flagged."""
+    for row in table.rows:
+        child = children.get(row[0].text)
+        mtl_lambda = child.data.tags.get(Tag.MTL_LAMBDA) if child else None
+        figure = UNTRAINED_AT_LAMBDA.get(float(mtl_lambda)) if mtl_lambda is not None else None
+        if figure is None:
+            continue
+        difference = table.columns.index(f"{figure} (ours)") + 1
+        if row[difference].text != MISSING:
+            row[difference] = Cell(f"{row[difference].text.split(':')[0]}: untrained head (loss weight 0), chance")
 
 
 def inspect_tables(client: MlflowClient, run: Run) -> list[Table]:
