@@ -17,7 +17,7 @@ noisy figure (one image is 0.033 point), and one seed's sweep can find or miss a
 Why an MLP sweep: it is what makes this scale affordable. Over the quick profile's search ranges an
 MLP epoch is many times cheaper than a CNN epoch on 2 cores (the CNN's 3-layer, 64-filter nets
 dominate its cost), so the CNN sweep would have to shrink its data several-fold to fit the same
-time (about 10 minutes per seed on a quiet 2-core machine: 30 for the whole benchmark). The MLP keeps
+time (about 25 minutes per seed on a quiet 2-core machine: 75 for the whole benchmark). The MLP keeps
 3,000 validation images, so that 0.1 point is 3 images, not a fraction of one. The search space is
 the quick profile's (depth 1-3, widths 16-256 on a log scale): wide enough that trials differ by
 points, which is what a pruner can see early. `--kind cnn` runs the same comparison on the CNN sweep
