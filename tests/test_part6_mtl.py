@@ -150,6 +150,8 @@ def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlfl
     assert rows["MTL lambda 0.0"][task1].text.endswith(": untrained head (loss weight 0), chance")
     assert not rows["MTL lambda 0.0"][task1].flag
     assert "untrained" not in rows["MTL lambda 0.5"][task1].text
+    task2 = report_table.columns.index("task 2 accuracy (ours)") + 1  # weight 1 at lambda 0: trained
+    assert "untrained" not in rows["MTL lambda 0.0"][task2].text
     assert by_model["MTL lambda 0.5"]["parameters"] == EXPECTED_PARAMETERS[("item", "group")]
     table = download(mlflow_client, parent.info.run_id, "tables/mtl_results.md").read_text()
     assert "| single task 1" in table and "fraction of test images" in table

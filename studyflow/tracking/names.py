@@ -132,17 +132,21 @@ def logged_model_name(name: str) -> str:
     return name.translate(_NOT_IN_LOGGED_MODEL_NAMES)
 
 
+# Each MTL head's task number, as the original study counts them (task 1: the item, task 2: its group).
+MTL_TASK_NUMBERS = {"item": 1, "group": 2}
+
+
 def mtl_run_name(tasks: tuple[str, ...], mtl_lambda: float | None) -> str:
     if mtl_lambda is not None:
         return f"mtl-lambda-{float(mtl_lambda)}"
-    return "single-task-" + {"item": "1", "group": "2"}[tasks[0]]
+    return f"single-task-{MTL_TASK_NUMBERS[tasks[0]]}"
 
 
 def mtl_label(tasks: tuple[str, ...], mtl_lambda: float | None) -> str:
     """The row label of the original study's table: "single task 1", "MTL lambda 0.25"."""
     if mtl_lambda is not None:
         return f"MTL lambda {float(mtl_lambda)}"
-    return "single task " + {"item": "1", "group": "2"}[tasks[0]]
+    return f"single task {MTL_TASK_NUMBERS[tasks[0]]}"
 
 
 def inspection_run_name(source_label: str) -> str:

@@ -14,13 +14,11 @@ import keras
 import numpy as np
 
 from models.multitask import ITEM_CLASSES
-from studyflow.tracking.names import mtl_label, mtl_run_name
+from studyflow.tracking.names import MTL_TASK_NUMBERS, mtl_label, mtl_run_name
 from tasks.data import Dataset, validation_split
 from tasks.training import TrainingData
 
 CROSS_ENTROPY = "sparse_categorical_crossentropy"
-# Task number (as the original study counts them) of each head, for the final metric names.
-TASK_NUMBERS = {"item": 1, "group": 2}
 
 
 def group_lookup(group_mapping: dict[str, list[int]]) -> np.ndarray:
@@ -114,7 +112,7 @@ def task_metrics(tasks: tuple[str, ...]) -> dict[str, list]:
 
 def final_task_metrics(final_metrics: dict[str, float], tasks: tuple[str, ...]) -> dict[str, float]:
     """`task1_test_accuracy` / `task2_test_accuracy`, only for the heads the model has."""
-    return {f"task{TASK_NUMBERS[task]}_test_accuracy": final_metrics[f"test_{task}_accuracy"] for task in tasks}
+    return {f"task{MTL_TASK_NUMBERS[task]}_test_accuracy": final_metrics[f"test_{task}_accuracy"] for task in tasks}
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from studyflow import reference, tracking
 from studyflow.config.base import PROFILES
 from studyflow.config.parts import PART_CONFIGS
 from studyflow.tracking.runs import param_text
-from studyflow.tracking.names import Tag, mtl_label, pair_label
+from studyflow.tracking.names import MTL_TASK_NUMBERS, Tag, mtl_label, pair_label
 from tasks.report.replicates import (
     INTERVAL_NOTE,
     ONE_SEED_NOTE,
@@ -275,9 +276,12 @@ def mtl_tables(client: MlflowClient, run: Run) -> list[Table]:
     return [table, saving, *replicate_tables(client, run, "mtl", summary)]
 
 
-# The task whose head a lambda leaves untrained: the loss is lambda * CE(task 1) + (1 - lambda) * CE(task 2),
-# so at lambda 0 the task-1 head and at lambda 1 the task-2 head never learn.
-UNTRAINED_AT_LAMBDA = {0.0: "task 1 accuracy", 1.0: "task 2 accuracy"}
+def untrained_head_figures(child: Run) -> list[str]:
+    """The accuracy columns of the heads `child` trained with loss weight 0, from its logged
+    `loss_weights` (at lambda 0 the task-1 head, at lambda 1 the task-2 head): they never learned."""
+    logged = child.data.params.get("loss_weights")
+    weights = json.loads(logged) if logged else {}
+    return [f"task {MTL_TASK_NUMBERS[task]} accuracy" for task, weight in weights.items() if float(weight) == 0.0]
 
 
 def mark_untrained_heads(table: Table, children: dict[str, Run]) -> None:
@@ -285,13 +289,10 @@ def mark_untrained_heads(table: Table, children: dict[str, Run]) -> None:
     original says nothing about the study: it is labelled as such and never flagged."""
     for row in table.rows:
         child = children.get(row[0].text)
-        mtl_lambda = child.data.tags.get(Tag.MTL_LAMBDA) if child else None
-        figure = UNTRAINED_AT_LAMBDA.get(float(mtl_lambda)) if mtl_lambda is not None else None
-        if figure is None:
-            continue
-        difference = table.columns.index(f"{figure} (ours)") + 1
-        if row[difference].text != MISSING:
-            row[difference] = Cell(f"{row[difference].text.split(':')[0]}: untrained head (loss weight 0), chance")
+        for figure in untrained_head_figures(child) if child else []:
+            difference = table.columns.index(f"{figure} (ours)") + 1
+            if row[difference].text != MISSING:
+                row[difference] = Cell(f"{row[difference].text.split(':')[0]}: untrained head (loss weight 0), chance")
 
 
 def inspect_tables(client: MlflowClient, run: Run) -> list[Table]:
