@@ -16,6 +16,9 @@ on 2 cores: 12 paper-length trainings, each MTL one 15-20 min)
 --home DIR keeps its store there: a second run with the same DIR, from the same commit, reuses every
 training the first finished (each is a cached step, keyed by its code) and redoes only the rest, so
 the benchmark can be stopped and continued, across machine restarts too.
+The question is asked for the CPUs where `precision="auto"` picks bfloat16 (AVX512-BF16 or AMX):
+elsewhere TensorFlow emulates bfloat16, several times slower than float32, so the benchmark stops
+before any training unless --allow-emulated-bfloat16 is given (--quick runs anywhere).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 
 from bench.common import (add_benchmark_arguments, isolated_home, parse_arguments, recorded_options, run_studyflow,
                           write_results)
+from studyflow.config.base import NATIVE_BFLOAT16_FLAGS, resolve_precision
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 # part -> (settings for `studyflow run <part> --profile paper`, the test accuracies compared)
@@ -66,9 +70,17 @@ def main() -> None:
     parser.add_argument("--home", metavar="DIR",
                         help="the studyflow home to train in and keep (default: a new temporary one); "
                              "run again with the same DIR to continue, reusing finished trainings")
+    parser.add_argument("--allow-emulated-bfloat16", action="store_true",
+                        help="train mixed_bfloat16 on a CPU without native bfloat16 too (the accuracies still "
+                             "compare; the times do not say what such a CPU gains)")
     args = parse_arguments(parser, QUICK)
     if not set(args.parts.split(",")) <= set(MODELS):
         parser.error("--parts: choose from cnn, mtl")
+    # Checked before any training: in emulation the 2-hour benchmark takes most of a day.
+    if resolve_precision("auto") != "mixed_bfloat16" and not (args.quick or args.allow_emulated_bfloat16):
+        parser.error(f"this CPU has none of {', '.join(NATIVE_BFLOAT16_FLAGS)}: TensorFlow emulates bfloat16 on it, "
+                     "several times slower than float32, and precision='auto' picks float32 here. Run on a CPU "
+                     "with native bfloat16, or pass --allow-emulated-bfloat16")
     home = isolated_home("bench-precision-", kept=args.home)
     print(f"studyflow home: {home}", flush=True)
     results: dict = {"models": {}}

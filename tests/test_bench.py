@@ -165,3 +165,16 @@ def test_the_fan_out_projection_schedules_the_longest_training_first():
     parts = {"mlp": {"overhead_s": 2.0, "trainings_s": [5, 4, 3, 3, 3]}, "cnn": {"overhead_s": 1.0, "trainings_s": [6]}}
     assert projected_wall_s(parts, unfanned_s=10.0, workers=2) == 10 + (2 + 10) + (1 + 6)  # parts in turn
     assert projected_wall_s(parts, unfanned_s=10.0, workers=1) == 10 + (2 + 18) + (1 + 6)
+
+
+def test_the_precision_choice_stops_before_training_on_a_cpu_that_emulates_bfloat16(tmp_path, monkeypatch, capsys):
+    import studyflow.machine
+    from bench import precision_choice
+
+    monkeypatch.setattr(studyflow.machine, "cpu_flags", lambda: ["avx2", "fma"])  # an AVX2-only CPU
+    monkeypatch.setattr(sys, "argv", ["precision_choice", "--home", str(tmp_path / "kept-home")])
+    with pytest.raises(SystemExit) as stopped:
+        precision_choice.main()
+    assert stopped.value.code == 2
+    assert "emulates bfloat16" in capsys.readouterr().err
+    assert not (tmp_path / "kept-home").exists()  # no store made, nothing trained
