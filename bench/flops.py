@@ -49,7 +49,7 @@ def matmul_peak_gflops(size: int = 4096, repeats: int = 5) -> dict[str, float]:
     a @ b
     best = min(_time(lambda: a @ b, time) for _ in range(repeats))
     results["numpy"] = flops / best / 1e9
-    # bfloat16, the compute type of the opt-in mixed_bfloat16 precision (native on AVX512-BF16).
+    # bfloat16, the compute type of the mixed_bfloat16 precision (native on AVX512-BF16).
     a_bf16, b_bf16 = tf.cast(a_tf, tf.bfloat16), tf.cast(b_tf, tf.bfloat16)
     tf.linalg.matmul(a_bf16, b_bf16).numpy()
     best = min(_time(lambda: tf.linalg.matmul(a_bf16, b_bf16).numpy(), time) for _ in range(repeats))

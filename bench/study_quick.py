@@ -1,5 +1,6 @@
 """Wall time and peak memory of `studyflow run study --profile quick`, in total and per part, in
-float32 (the default) and in the opt-in mixed_bfloat16 precision.
+float32 and in mixed_bfloat16 (which the default precision, auto, picks on CPUs with native
+bfloat16).
 
 The study runs as a user runs it (the CLI, in a fresh process, on an empty embedded store); the
 per-part times and the models' mean test accuracies are read back from the runs it recorded in MLflow.

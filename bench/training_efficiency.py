@@ -3,8 +3,8 @@ peak and against its own operations alone, in one run.
 
 FLOPs per training sample are counted analytically from the layer shapes (bench/flops.py);
 samples per second come from `model.fit` with the product's compile settings (a short warm-up fit,
-then timed epochs), in float32 (the default) and in the opt-in mixed_bfloat16 precision, each
-against the peak of its compute type. The peak is the best of 5 matmuls, so the headline fraction
+then timed epochs), in float32 and in mixed_bfloat16 (what the default, auto, picks on CPUs with
+native bfloat16), each against the peak of its compute type. The peak is the best of 5 matmuls, so the headline fraction
 uses the best epoch (like against like); the fraction at the mean epoch is printed beside it (on
 a shared machine the epochs' times vary with the load of the moment).
 

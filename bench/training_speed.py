@@ -6,7 +6,7 @@ that draws the test curve. The two variants alternate, `--repeats` times:
   keras      the same architecture compiled with Keras' defaults (Adam at 1e-3, one step per
              execution) and `model.fit(batch_size=128, validation_data=...)`, with a callback that
              evaluates the test set after each epoch at the training batch size
-  studyflow  `studyflow run mlp --profile paper` with only that architecture, as a user runs it
+  studyflow  `studyflow run mlp --profile paper --set precision=float32` with only that architecture, as a user runs it
              (its own process, Prefect's local mode, the MLflow store, system metrics on)
 
 An epoch's seconds are the time between the ends of two consecutive epochs (after the test pass):
@@ -59,8 +59,10 @@ def studyflow_epochs(name: str, kind: str, widths: list[int], args: argparse.Nam
 
     from studyflow.paths import default_tracking_uri
 
+    # float32, as bare Keras defaults compute: the figure is studyflow's overhead against Keras', not
+    # the bfloat16 that precision="auto" picks on some CPUs.
     run_studyflow(kind, {"architectures": {name: widths}, "epochs": args.epochs, "train_size": args.train_size,
-                         "test_size": args.test_size, "seed": 0, "force": True})
+                         "test_size": args.test_size, "seed": 0, "force": True, "precision": "float32"})
     client = MlflowClient(default_tracking_uri())
     runs = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()],
                               filter_string=f"tags.`mlflow.runName` LIKE '{name}%'", order_by=["start_time DESC"],

@@ -136,3 +136,20 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively():
     native = any(flag in cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
     assert config.precision == config.train_settings().precision == ("mixed_bfloat16" if native else "float32")
     assert config.as_params()["precision"] == config.precision
+
+
+@pytest.mark.parametrize(("flags", "expected"), [(["avx2", "avx512f"], "float32"),
+                                                 (["avx512f", "avx512_bf16"], "mixed_bfloat16"),
+                                                 (["amx_bf16", "amx_tile"], "mixed_bfloat16")])
+def test_the_default_precision_is_auto_resolved_on_the_machine(monkeypatch, flags, expected):
+    """bench.precision_choice found bfloat16 as accurate as float32 where the CPU has it natively: the
+    default is "auto", resolved when the config is built (a study passes "auto" on to its parts)."""
+    import studyflow.machine
+    from studyflow.config.base import TrainSettings
+
+    monkeypatch.setattr(studyflow.machine, "cpu_flags", lambda: flags)
+    assert TrainSettings().precision == expected
+    for part in (MlpConfig, CnnConfig, MtlConfig):
+        config = part.for_profile("paper")
+        assert config.precision == config.train_settings().precision == config.as_params()["precision"] == expected
+    assert StudyConfig.for_profile("quick").precision == "auto"

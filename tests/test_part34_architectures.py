@@ -33,7 +33,7 @@ def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client
     # Two epochs for the per-epoch history; 1,500 images so that MLP-a's accuracy clears the bar below by
     # a wide margin (on the tiny profile's 600 it lands at about 0.33).
     mlp_flow(profile="quick", architectures={"MLP-a": [32, 32], "MLP-b": [16]},
-             **dict(tiny, epochs=2, train_size=1500))
+             precision="float32", **dict(tiny, epochs=2, train_size=1500))
     parent, children = _children(mlflow_client, "mlp")
     assert set(children) == {"MLP-a", "MLP-b"}
     for name, run in children.items():

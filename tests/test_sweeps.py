@@ -135,11 +135,12 @@ def test_each_pruner_kind_is_optunas_own_with_its_settings():
 
 def test_a_study_made_before_a_setting_existed_resumes_at_its_default():
     """Settings added to the product later (the pruners' min_resource, ...) ran at their defaults: a
-    study recorded without them still resumes with the defaults, and refuses other values."""
+    study recorded without them still resumes with the defaults, and refuses other values. Precision
+    ran at float32, its default then, whatever "auto" picks on this CPU today."""
     from studyflow.tracking import TrialAttr
     from tasks.sweeps.storage import open_storage, open_study
 
-    config = sweep_config("mlp", study_name="older")
+    config = sweep_config("mlp", study_name="older", precision="float32")
     study = open_study(config, open_storage(config))
     older = config.study_settings()
     older["pruner"] = {key: older["pruner"][key] for key in ("kind", "startup_trials", "warmup_epochs",
@@ -147,6 +148,8 @@ def test_a_study_made_before_a_setting_existed_resumes_at_its_default():
     del older["precision"]
     study.set_user_attr(TrialAttr.SETTINGS, older)
     open_study(config, open_storage(config))  # accepted
+    with pytest.raises(ConfigError, match=r'precision: study has "float32", asked "mixed_bfloat16"'):
+        open_study(sweep_config("mlp", study_name="older", precision="mixed_bfloat16"), open_storage(config))
     with pytest.raises(ConfigError, match=r'pruner: study has .*"reduction_factor": 3.*asked .*"reduction_factor": 4'):
         open_study(sweep_config("mlp", study_name="older", pruner={"reduction_factor": 4}), open_storage(config))
 

@@ -122,11 +122,17 @@ def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) 
     return study
 
 
+# Settings whose default changed after they were added: a study recorded without one ran at the
+# default of the day it was made, not today's (precision became "auto" after a float32 start).
+DEFAULTS_WHEN_ADDED = {"precision": "float32"}
+
+
 def with_later_defaults(recorded: dict, wanted: dict, model: type[BaseModel]) -> dict:
     """A study's recorded settings with the settings added to the product after it was made (precision,
     a pruner's min_resource), which ran at their defaults then; nested settings too."""
     fields = model.model_fields
-    filled = {**{key: fields[key].default for key in set(wanted) - set(recorded) if key in fields}, **recorded}
+    filled = {**{key: DEFAULTS_WHEN_ADDED.get(key, fields[key].default) for key in set(wanted) - set(recorded)
+                 if key in fields}, **recorded}
     for key, value in filled.items():
         nested = fields[key].annotation if key in fields else None
         if isinstance(value, dict) and isinstance(wanted.get(key), dict) and isinstance(nested, type) \
