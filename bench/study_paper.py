@@ -4,7 +4,8 @@
 that, with the product's own commands (`studyflow run <part> --profile paper`, each in its process):
 
   pca, perceptron, inspect   run whole (their paper runs are minutes); their wall time is taken as is
-  mlp, cnn, mtl              run with 2 epochs instead of the paper's 20/10/10, per precision; each
+  mlp, cnn, mtl              run with 2 epochs instead of the paper's 20/10/10, per precision (with
+                             --train-size, on that fraction of the training and of the test images); each
                              training's time is split, from its MLflow run and its per-epoch metrics'
                              timestamps, into the first epoch (with start-up: data, model, graph
                              tracing), one steady epoch (training, validation and test passes, logging)
@@ -32,6 +33,7 @@ from bench.common import (add_benchmark_arguments, epoch_ends_s, isolated_home, 
 WHOLE_PARTS = ("pca", "perceptron")  # run before the networks; inspect runs after the first cnn
 TRAINED_PARTS = ("mlp", "cnn", "mtl")
 SHORT_EPOCHS = 2
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # MNIST's and Fashion-MNIST's alike
 QUICK = {"train_size": 600, "test_size": 200, "precisions": "float32"}
 # --quick runs only these parts, each lightened (the same commands, a fraction of their work): one whole
 # part, the cnn part with the inspect part after it, and the mtl part, whose model logging the loop
@@ -76,8 +78,19 @@ def main() -> None:
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--train-size", type=int, help="training images of the short runs (default: all; "
                                                        "the projection scales epoch times to all of them)")
-    parser.add_argument("--test-size", type=int, help="default: all test images")
+    parser.add_argument("--test-size", type=int, help="default: all test images, or with --train-size the same "
+                                                      "fraction of the 10,000 as --train-size is of the 60,000")
     args = parse_arguments(parser, QUICK)
+    # An epoch includes the test pass, so a subset's epoch scales to the full data only if the test set
+    # is cut in the same proportion: a full test set scaled with the training images was counted
+    # 60,000/train-size times over (as in the projection of 2026-12-01).
+    if args.train_size and not args.quick:
+        proportional = round(args.train_size * TEST_IMAGES / TRAIN_IMAGES)
+        if args.test_size and abs(args.test_size - proportional) > 0.01 * proportional:
+            parser.error(f"--test-size {args.test_size} is not the fraction of the test images that --train-size "
+                         f"{args.train_size} is of the training images ({proportional}): the projection scales "
+                         "whole epochs, test pass included, by one factor")
+        args.test_size = args.test_size or proportional
     isolated_home("bench-study-paper-")
     from mlflow import MlflowClient
 
@@ -85,8 +98,8 @@ def main() -> None:
 
     client = MlflowClient(default_tracking_uri())
     sizes = {key: value for key, value in (("train_size", args.train_size), ("test_size", args.test_size)) if value}
-    # Epoch times grow with the training images; a subset's are scaled to all of them (54,000 train).
-    scale = 54_000 / (args.train_size * 0.9) if args.train_size else 1.0
+    # Epoch times grow with the images (train, validation and test alike): a subset's are scaled to all of them.
+    scale = TRAIN_IMAGES / args.train_size if args.train_size else 1.0
     quick_parts = QUICK_PARTS if args.quick else {}
     chosen = [part for part in (*WHOLE_PARTS, *TRAINED_PARTS) if not args.quick or part in quick_parts]
     whole = {part: run_studyflow(part, quick_parts.get(part, {})) for part in WHOLE_PARTS if part in chosen}
