@@ -20,6 +20,8 @@ from studyflow.machine import cpuinfo
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = RESULTS_DIR.parent.parent
+# MNIST's and Fashion-MNIST's sets alike: what a paper profile's train_size/test_size None means
+FULL_TRAIN_IMAGES, FULL_TEST_IMAGES = 60_000, 10_000
 
 
 def add_benchmark_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -44,8 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import (RESULTS_DIR, add_benchmark_arguments, epoch_ends_s, parse_arguments, recorded_options,
-                          write_results)
+from bench.common import (FULL_TRAIN_IMAGES, RESULTS_DIR, add_benchmark_arguments, epoch_ends_s, parse_arguments,
+                          recorded_options, write_results)
 
 QUICK = {"mlps": "MLP-1", "cnns": "CNN-4,CNN-1", "train_size": 600, "test_size": 200, "epochs": 1}
 # --quick projects from these models of each part instead of all of its paper models: two trainings to
@@ -56,7 +56,6 @@ QUICK_PROJECTION = {"perceptron": {"pairs": [[1, 0], [8, 3]]}, "mlp": {"architec
 PROJECTED_WORKERS = (1, 4, 16)
 FANNED_PARTS = ("perceptron", "mlp", "cnn", "mtl")  # study order
 UNFANNED_PARTS = ("pca", "inspect", "report")
-FULL_DATA_IMAGES = 60_000  # MNIST's and Fashion-MNIST's training sets: a paper profile's train_size None
 
 
 # ------------------------------------------------------------------------------ the projection
@@ -182,7 +181,7 @@ def paper_scale(part: str, measured: dict[str, object]) -> tuple[float, float]:
 
     config = {"perceptron": PerceptronConfig, "mlp": MlpConfig, "cnn": CnnConfig, "mtl": MtlConfig}[part]
     paper, quick = config.for_profile("paper"), config.for_profile("quick", **measured)
-    images = (paper.train_size or FULL_DATA_IMAGES) / (quick.train_size or FULL_DATA_IMAGES)
+    images = (paper.train_size or FULL_TRAIN_IMAGES) / (quick.train_size or FULL_TRAIN_IMAGES)
     return images, (paper.max_epochs / quick.max_epochs if part == "perceptron" else paper.epochs)
 
 

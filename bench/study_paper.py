@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench.common import (add_benchmark_arguments, epoch_ends_s, isolated_home, parse_arguments, recorded_options,
-                          run_studyflow, write_results)
+from bench.common import (FULL_TEST_IMAGES, FULL_TRAIN_IMAGES, add_benchmark_arguments, epoch_ends_s, isolated_home,
+                          parse_arguments, recorded_options, run_studyflow, write_results)
 
 WHOLE_PARTS = ("pca", "perceptron")  # run before the networks; inspect runs after the first cnn
 TRAINED_PARTS = ("mlp", "cnn", "mtl")
 SHORT_EPOCHS = 2
-TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # MNIST's and Fashion-MNIST's alike
 QUICK = {"train_size": 600, "test_size": 200, "precisions": "float32"}
 # --quick runs only these parts, each lightened (the same commands, a fraction of their work): one whole
 # part, the cnn part with the inspect part after it, and the mtl part, whose model logging the loop
@@ -85,7 +84,7 @@ def main() -> None:
     # is cut in the same proportion: a full test set scaled with the training images was counted
     # 60,000/train-size times over (as in the projection of 2026-12-01).
     if args.train_size and not args.quick:
-        proportional = round(args.train_size * TEST_IMAGES / TRAIN_IMAGES)
+        proportional = round(args.train_size * FULL_TEST_IMAGES / FULL_TRAIN_IMAGES)
         if args.test_size and abs(args.test_size - proportional) > 0.01 * proportional:
             parser.error(f"--test-size {args.test_size} is not the fraction of the test images that --train-size "
                          f"{args.train_size} is of the training images ({proportional}): the projection scales "
@@ -99,7 +98,7 @@ def main() -> None:
     client = MlflowClient(default_tracking_uri())
     sizes = {key: value for key, value in (("train_size", args.train_size), ("test_size", args.test_size)) if value}
     # Epoch times grow with the images (train, validation and test alike): a subset's are scaled to all of them.
-    scale = TRAIN_IMAGES / args.train_size if args.train_size else 1.0
+    scale = FULL_TRAIN_IMAGES / args.train_size if args.train_size else 1.0
     quick_parts = QUICK_PARTS if args.quick else {}
     chosen = [part for part in (*WHOLE_PARTS, *TRAINED_PARTS) if not args.quick or part in quick_parts]
     whole = {part: run_studyflow(part, quick_parts.get(part, {})) for part in WHOLE_PARTS if part in chosen}
