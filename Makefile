@@ -35,16 +35,17 @@ paper-report: setup  ## run the paper-profile study and publish its report in do
 # servers and stores are set up once, in one process). Most tests wait on processes they start
 # (studyflow commands, servers, TensorFlow start-up), so one process alone leaves a core idle;
 # every test has its own home, ports and temporary folders, so two run side by side.
+# The load tests (marker `load`) saturate every core on purpose: they run alone, after the others.
 TEST_WORKERS ?= 2
 test: setup  ## run every test (real training on subsets, real servers on 127.0.0.1)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not load"
+	$(BIN)/python -m pytest -m load
 
 test-fast: setup  ## the tests without the slow, fault-injection and server (integration) suites
 	$(BIN)/python -m pytest -m "not slow and not faults and not integration"
 
-ui: setup  ## open the MLflow UI on the embedded store (http://127.0.0.1:5000)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
-		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+ui: setup  ## the MLflow UI (http://127.0.0.1:5000) and the Prefect UI (:4200) over the local stores
+	$(BIN)/studyflow ui
 
 stack-up: setup  ## start PostgreSQL, MLflow, Prefect and a worker on 127.0.0.1 (logs, PIDs in .stack/)
 	$(BIN)/python stack/native.py up

@@ -4,6 +4,7 @@ medians, and the JSON result file."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from studyflow.machine import cpuinfo
+from studyflow.machine import cpu_flags, cpuinfo
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = RESULTS_DIR.parent.parent
@@ -65,6 +66,31 @@ def isolated_home(prefix: str, kept: str | None = None) -> Path:
     return home
 
 
+# The CPU's extensions that decide training speed here: AVX-512 for float32, native bfloat16
+# (AVX512_BF16, AMX) for mixed_bfloat16 (studyflow's precision=auto uses it only where present).
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_line() -> str:
+    """The CPU named with its speed-relevant flags, for a benchmark's printout."""
+    flags = [flag for flag in cpu_flags() if flag in SPEED_FLAGS]
+    return f"{cpuinfo('model name') or 'unknown CPU'}, {os.cpu_count()} cores, flags: {' '.join(flags) or 'none'}"
+
+
+@contextlib.contextmanager
+def saturated_cores(per_core: int = 2):
+    """Busy processes, `per_core` for each core, as a loaded machine has; stopped however the block ends."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(per_core * (os.cpu_count() or 1))]
+    try:
+        yield hogs
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait(timeout=30)
+
+
 def machine() -> dict:
     versions = {}
     for package in ("tensorflow-cpu", "keras", "numpy", "mlflow", "prefect", "optuna", "scikit-learn"):
@@ -73,7 +99,7 @@ def machine() -> dict:
         except metadata.PackageNotFoundError:
             versions[package] = "absent"
     return {"cores": os.cpu_count(), "cpu_model": cpuinfo("model name") or "unknown",
-            "python": sys.version.split()[0], "platform": platform.platform(), "versions": versions,
+            "cpu_flags": [flag for flag in cpu_flags() if flag in SPEED_FLAGS], "python": sys.version.split()[0], "platform": platform.platform(), "versions": versions,
             "env": {name: os.environ[name] for name in ("OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS")
                     if os.environ.get(name)}}
 
