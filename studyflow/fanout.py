@@ -38,8 +38,10 @@ from typing import Any, Iterator
 from studyflow import paths, tracking
 from studyflow.config import FannedOut
 from studyflow.errors import DaskClusterError, TrainingDivergedError
+from studyflow.startup import ServerStartError, budget_remedy, slow_start_notice, start_budget
 from studyflow.steps import checked_result, code_digest, configured_step, run_step
 from studyflow.tracking import RunRecorder
+from studyflow.tracking.provenance import TEMPORARY_PREFECT_SERVER_ENV
 
 CONNECT_TIMEOUT_S = 10
 WORKER_PRELOAD = "studyflow.dask_worker"  # what a worker imports before it joins (see that module)
@@ -237,8 +239,38 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     preload = [WORKER_PRELOAD, *dask.config.get("distributed.worker.preload", [])]  # and the user's own
     api_url = str(SyncClientContext.get().client.api_url)  # the client this flow run reports with
     environment = {**worker_environment(workers), "PREFECT_API_URL": api_url}
+    if not os.environ.get("PREFECT_API_URL"):  # the command's temporary server
+        environment[TEMPORARY_PREFECT_SERVER_ENV] = "1"
+    # death_timeout: how long a worker (importing TensorFlow in its preload) may take to come up.
     return {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
-            "dashboard_address": None, "env": environment, "preload": preload}
+            "dashboard_address": None, "env": environment, "preload": preload, "death_timeout": start_budget()}
+
+
+def _local_cluster_name(workers: int) -> str:
+    return f"a local Dask cluster of {workers} workers"
+
+
+@contextmanager
+def _started(what: str) -> Iterator[None]:
+    """Around a local cluster's start: a failure (a worker that did not come up within the start-up
+    budget, say) is one line naming the cluster and the remedy."""
+    try:
+        yield
+    except (OSError, TimeoutError) as exc:
+        raise ServerStartError(f"{what} did not start ({_plain(exc)}); {budget_remedy()}") from None
+
+
+def _client(runner, config: FannedOut):
+    """The runner's Dask client. A local cluster starts here (prefect-dask starts it on first use)."""
+    if config.dask_address is not None or _SHARED_LOCAL_CLUSTER.get() is not None:
+        try:
+            return runner.client
+        except (OSError, TimeoutError) as exc:
+            raise DaskClusterError(f"the Dask scheduler {config.dask_address} does not answer ({_plain(exc)}); "
+                                   "start it, or unset dask_address") from None
+    what = _local_cluster_name(config.workers)
+    with slow_start_notice(what), _started(what):
+        return runner.client
 
 
 def trained_outcomes(finished: list[tuple[str, Any]], what: str) -> list[Any]:
@@ -270,7 +302,10 @@ def shared_local_cluster(config: FannedOut) -> Iterator[str | None]:
         return
     from distributed import LocalCluster
 
-    with LocalCluster(**local_cluster_kwargs(config.workers)) as cluster:
+    what = _local_cluster_name(config.workers)
+    with slow_start_notice(what), _started(what):
+        cluster = LocalCluster(**local_cluster_kwargs(config.workers))
+    with cluster:
         token = _SHARED_LOCAL_CLUSTER.set((config.workers, cluster.scheduler_address))
         try:
             yield cluster.scheduler_address
@@ -293,15 +328,12 @@ def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) 
     elif shared is not None and shared[0] == config.workers:
         runner = DaskTaskRunner(address=shared[1], client_kwargs={"timeout": CONNECT_TIMEOUT_S})
     else:
-        runner = DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(config.workers))
+        runner = DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(config.workers),
+                                client_kwargs={"timeout": start_budget()})
     reason = "its Dask worker died during the training, which ran again on another worker"
     try:
         with runner:
-            try:
-                client = runner.client
-            except (OSError, TimeoutError) as exc:
-                raise DaskClusterError(f"the Dask scheduler {config.dask_address} does not answer ({_plain(exc)}); "
-                                       "start it, or unset dask_address") from None
+            client = _client(runner, config)
             address = config.dask_address or client.scheduler.address
             if config.dask_address is not None:
                 check_workers(client, address)

@@ -59,16 +59,26 @@ def user() -> str:
         return os.environ.get("USER", "unknown")
 
 
+# Set in the environment of a local Dask cluster's workers when the flow reports to the command's
+# temporary Prefect server: the workers have its address, but its pages end with the command.
+TEMPORARY_PREFECT_SERVER_ENV = "STUDYFLOW_PREFECT_SERVER_IS_TEMPORARY"
+
+
 def prefect_flow_run_url() -> str:
-    """The Prefect UI page of the flow run we are inside, when a lasting Prefect server is configured
-    (PREFECT_API_URL); empty in Prefect's temporary local mode, whose pages end with the command."""
+    """The Prefect UI page of the flow run we are inside: on the configured Prefect server
+    (PREFECT_API_URL), else on the Prefect UI that `studyflow ui` serves over the local Prefect home
+    once the command's temporary server is gone."""
     try:
         from prefect.runtime import flow_run
         from prefect.settings import PREFECT_API_URL
         from prefect.utilities.urls import url_for
 
-        if not PREFECT_API_URL.value() or not flow_run.id:
+        if not flow_run.id:
             return ""
+        if not PREFECT_API_URL.value() or os.environ.get(TEMPORARY_PREFECT_SERVER_ENV):
+            from studyflow.tracking.store import local_prefect_ui_base
+
+            return f"{local_prefect_ui_base()}/runs/flow-run/{flow_run.id}"
         # url_for gives the UI's route (/runs/flow-run/<id>), as the flow's own "View at" log line
         # does; prefect.runtime's flow_run.ui_url builds /flow-runs/..., which the UI does not serve.
         return str(url_for("flow-run", obj_id=flow_run.id) or "")
