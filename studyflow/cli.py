@@ -9,11 +9,14 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 from studyflow.config import PROFILES, PartConfig, parse_set_options
+from studyflow.config.base import auto_precision_reason
 from studyflow.config.parts import ReportConfig
 from studyflow.config.sweeps import SWEEP_KINDS, SweepConfig, sweep_config
 from studyflow.quiet import import_tensorflow_quietly
+from studyflow.startup import start_budget
 from studyflow.errors import ConfigError, StudyflowError
 
 
@@ -94,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the Optuna storage")
     dashboard.add_argument("--port", type=_port, default=8080, help="port on 127.0.0.1 (default 8080)")
     _add_serve_parser(commands)
+    ui = commands.add_parser(
+        "ui", help="the MLflow UI and a Prefect UI over the local stores, on 127.0.0.1, until Ctrl-C",
+        description="Serve the MLflow UI over the tracking store and a Prefect UI over the Prefect home, so "
+                    "that a finished command's runs and flow runs can be seen, with the links between them. "
+                    "A store or Prefect server that is a server already is only named.")
+    ui.add_argument("--mlflow-port", type=_port,
+                    help="default: the port the links to MLflow point at (5000, or STUDYFLOW_MLFLOW_UI_URL's)")
+    ui.add_argument("--prefect-port", type=_port,
+                    help="default: the port the links to Prefect point at (4200, or STUDYFLOW_PREFECT_UI_URL's)")
     return parser
 
 
@@ -165,6 +177,13 @@ def command_config(args: argparse.Namespace) -> PartConfig:
     if args.force:
         overrides["force"] = True
     return _parts()[args.part].config.for_profile(args.profile, **overrides)
+
+
+def _say_precision(args: argparse.Namespace, config: PartConfig) -> None:
+    """Once per command, when it trains in the precision "auto" chose: which, and why."""
+    if "precision" in type(config).model_fields and \
+            parse_set_options(getattr(args, "assignments", [])).get("precision", "auto") == "auto":
+        print(f"[studyflow] {auto_precision_reason()}", flush=True)
 
 
 def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
@@ -263,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prefect_ready: Callable[[], AbstractContextManager] = nullcontext  # no Prefect server booted early
     try:
+        start_budget()  # a bad STUDYFLOW_START_TIMEOUT: said before any work
         if args.command == "doctor":
             return _doctor()
         if args.command == "dashboard":
@@ -272,12 +292,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from studyflow.serve import serve
 
-            serve(args.model_uri, args.host, args.port)  # becomes the server: returns only by an error
-            return 1
+            return serve(args.model_uri, args.host, args.port)
+        if args.command == "ui":
+            from studyflow.ui import run_ui
+
+            return run_ui(args.mlflow_port, args.prefect_port)
         config = command_config(args)
+        _say_precision(args, config)
         check_inputs(args, config)  # data, stores and models, before Prefect starts or TensorFlow loads
-        if not args.verbose:
-            import_tensorflow_quietly()
+        if args.verbose:
+            import tensorflow  # noqa: F401  (its start-up notices kept)
+        import_tensorflow_quietly()  # and its logger's warnings printed once
         from studyflow.local_prefect import EarlyLocalServer
 
         prefect_ready = EarlyLocalServer().ready  # boots while the flow's modules import
@@ -311,11 +336,12 @@ def ui_hint(part: str) -> str:
 
     experiment = tracking.connect().get_experiment_by_name(tracking.experiment_name(part)) \
         if part in (*PART_NAMES, *(f"sweep-{kind}" for kind in SWEEP_KINDS)) else None
-    page = tracking.experiment_url(experiment.experiment_id) if experiment else tracking.ui_base()
-    command = tracking.ui_command()
-    if command.startswith("open "):
+    page = tracking.experiment_url(experiment.experiment_id) if experiment else tracking.experiments_url()
+    if tracking.ui_command().startswith("open "):
         return f"[studyflow] MLflow UI: {page}"
-    return f"[studyflow] MLflow UI: start it with\n  {command}\nthen open {page}"
+    studyflow = Path(sys.executable).parent / "studyflow"
+    return (f"[studyflow] the runs in MLflow and the flow runs in Prefect: start both UIs with\n  {studyflow} ui\n"
+            f"then open {page}")
 
 
 if __name__ == "__main__":

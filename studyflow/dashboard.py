@@ -8,12 +8,12 @@ environment has to be activated.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 from studyflow import paths
 from studyflow.errors import ConfigError
+from studyflow.foreground import LocalServer, run_in_foreground
 
 DEFAULT_PORT = 8080
 
@@ -31,6 +31,8 @@ def dashboard_command(storage: str | None, port: int) -> list[str]:
 
 
 def run_dashboard(storage: str | None, port: int) -> int:
+    """optuna-dashboard until Ctrl-C; its exit code."""
     command = dashboard_command(storage, port)
-    print(f"[studyflow] optuna-dashboard on http://127.0.0.1:{port} over {command[1]} (Ctrl-C stops it)", flush=True)
-    return subprocess.run(command).returncode
+    address = f"http://127.0.0.1:{port}"
+    print(f"[studyflow] optuna-dashboard over {command[1]}", flush=True)
+    return run_in_foreground([LocalServer("optuna-dashboard", command, address, address)])

@@ -3,8 +3,9 @@
 The model URI is resolved against the configured tracking store first (MLFLOW_TRACKING_URI, else
 the embedded store), so a missing champion, an unknown model or a taken port is one line before any
 server starts. The alias is resolved once: the server serves that version until it is restarted.
-Then this process becomes `mlflow models serve --env-manager local` (exec), with the venv's bin/
-first on PATH: MLflow execs `uvicorn` from PATH, which without this needs an activated venv.
+Then it runs `mlflow models serve --env-manager local` in the foreground (studyflow.foreground: the
+start-up budget, Ctrl-C), with the venv's bin/ first on PATH: MLflow execs `uvicorn` from PATH,
+which without this needs an activated venv.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from studyflow import paths, tracking
 from studyflow.errors import ModelSourceError, ServingError
+from studyflow.foreground import LocalServer, run_in_foreground
 from studyflow.tracking.names import CHAMPION_URI, KERAS_MODEL_VERSION_TAG
 
 DEFAULT_MODEL_URI = CHAMPION_URI
@@ -70,10 +72,12 @@ def environment() -> dict[str, str]:
     return env
 
 
-def serve(model_uri: str = DEFAULT_MODEL_URI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Check everything, then replace this process with the scoring server (returns only on an error)."""
+def serve(model_uri: str = DEFAULT_MODEL_URI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+    """Check everything, then run the scoring server until Ctrl-C; its exit code."""
     _check_port_free(host, port)
     served_uri, what = resolve(model_uri)
-    argv = command(served_uri, host, port)
-    print(f"[studyflow] serving {what} on http://{host}:{port} (POST /invocations, GET /ping)", flush=True)
-    os.execve(argv[0], argv, environment())
+    print(f"[studyflow] serving {what}", flush=True)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where this machine reaches it
+    server = LocalServer("the scoring server", command(served_uri, host, port), f"http://{local}:{port}/ping",
+                         f"http://{host}:{port} (POST /invocations, GET /ping)", environment())
+    return run_in_foreground([server])

@@ -50,6 +50,7 @@ def uses_embedded_store() -> bool:
 
 
 UI_PORT = 5000  # where `ui_command` serves a store that is not a server
+PREFECT_UI_PORT = 4200  # where `studyflow ui` serves the local Prefect home's flow runs
 
 
 def ui_command() -> str:
@@ -87,6 +88,19 @@ def run_url(experiment_id: str, run_id: str) -> str:
 def experiment_url(experiment_id: str) -> str:
     """An experiment's runs table in the MLflow UI's model-training view."""
     return f"{ui_base()}/#/experiments/{experiment_id}/runs{TRAINING_VIEW}"
+
+
+def experiments_url() -> str:
+    """The experiments and their runs in the MLflow UI's model-training view."""
+    return f"{ui_base()}/#/experiments{TRAINING_VIEW}"
+
+
+def local_prefect_ui_base() -> str:
+    """Where `studyflow ui` serves the flow runs of Prefect's temporary local servers, as a browser
+    reaches it: STUDYFLOW_PREFECT_UI_URL, else port 4200 of this machine."""
+    if override := os.environ.get("STUDYFLOW_PREFECT_UI_URL"):
+        return override.rstrip("/")
+    return f"http://127.0.0.1:{PREFECT_UI_PORT}"
 
 
 def registered_model_url(name: str) -> str:
