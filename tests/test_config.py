@@ -123,6 +123,15 @@ def test_each_part_names_the_datasets_it_reads_and_part_5_checks_its_model_first
     assert PARTS["inspect"].preflight_path == "tasks.inspect.source:check_model_exists"
 
 
+def test_auto_precision_says_what_it_picks_and_why():
+    from studyflow.config.base import auto_precision_reason
+
+    assert auto_precision_reason(["avx2", "fma"]) == ("precision auto -> float32: the CPU has no native bfloat16 "
+                                                      "(AVX512_BF16 or AMX), and emulated it is slower than float32")
+    assert auto_precision_reason(["avx512f", "amx_bf16"]) == \
+        "precision auto -> mixed_bfloat16: the CPU computes bfloat16 natively (amx_bf16)"
+
+
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively():
     from studyflow.config.base import resolve_precision
     from studyflow.machine import cpu_flags

@@ -45,6 +45,18 @@ def resolve_precision(choice: str, cpu_flags: list[str] | None = None) -> str:
     return "mixed_bfloat16" if any(flag in cpu_flags for flag in NATIVE_BFLOAT16_FLAGS) else "float32"
 
 
+def auto_precision_reason(cpu_flags: list[str] | None = None) -> str:
+    """What "auto" picks on this CPU (or one with `cpu_flags`), and why, in one line for the console."""
+    if cpu_flags is None:
+        from studyflow.machine import cpu_flags as machine_flags
+
+        cpu_flags = machine_flags()
+    native = [flag for flag in NATIVE_BFLOAT16_FLAGS if flag in cpu_flags]
+    why = f"the CPU computes bfloat16 natively ({', '.join(native)})" if native else \
+        "the CPU has no native bfloat16 (AVX512_BF16 or AMX), and emulated it is slower than float32"
+    return f"precision auto -> {resolve_precision('auto', cpu_flags)}: {why}"
+
+
 class StrictModel(BaseModel):
     """Immutable, and a key it does not know is an error (a typo never passes silently)."""
 
