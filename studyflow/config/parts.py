@@ -123,7 +123,7 @@ class MlpConfig(ArchitectureConfig):
         description="name -> widths of the hidden layers (default MLP-1..5)")
 
     PROFILE_DEFAULTS: ClassVar = {
-        "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000},
+        "quick": {"epochs": 2, "train_size": 1_500, "test_size": 500},
         "paper": {"epochs": 20},
     }
 
@@ -136,9 +136,9 @@ class CnnConfig(ArchitectureConfig):
                                   description="Model Registry name of the best CNN")
 
     PROFILE_DEFAULTS: ClassVar = {
-        # Two epochs, so that every curve has two points; on fewer images, so the quick part costs
-        # what one epoch on 4,000 did.
-        "quick": {"epochs": 2, "train_size": 2_000, "test_size": 1_000},
+        # Two epochs, so that every curve has two points, on few images: the quick profile is a smoke
+        # test of every figure and table, sized for a 2-core AVX2 laptop (bench.study_quick).
+        "quick": {"epochs": 2, "train_size": 600, "test_size": 500},
         "paper": {"epochs": 10},
     }
 
@@ -248,7 +248,8 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     log_models: bool = Field(False, description="log every trained model to MLflow (a few hundred MB each)")
 
     PROFILE_DEFAULTS: ClassVar = {
-        "quick": {"epochs": 2, "train_size": 1_500, "test_size": 1_000},  # two points per curve, same cost as 1 x 3,000
+        # Two points per curve; three lambdas (both ends and the middle) still draw the lambda curve.
+        "quick": {"epochs": 2, "train_size": 600, "test_size": 500, "lambdas": [0.0, 0.5, 1.0]},
         "paper": {"epochs": 10, "log_models": True},
     }
 
