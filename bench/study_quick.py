@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import add_benchmark_arguments, parse_arguments, write_results
+from bench.common import add_benchmark_arguments, cpu_line, parse_arguments, write_results
 
 # Child-run metrics averaged per part, to see what a precision costs in accuracy.
 ACCURACY_METRICS = ("test_accuracy", "task1_test_accuracy", "task2_test_accuracy")
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--parts", help="comma-separated parts to run (default: the whole study)")
     args = parse_arguments(parser, QUICK)
+    print(cpu_line(), flush=True)  # what decides a part's speed: AVX-512 for float32, AVX512_BF16/AMX for bfloat16
     parts = args.parts.split(",") if args.parts else None
     results = {precision: run_study(precision, parts) for precision in args.precisions.split(",")}
     if {"float32", "mixed_bfloat16"} <= set(results):
