@@ -66,6 +66,7 @@ bench: setup  ## run every benchmark under bench/ (JSON in bench/results/); BENC
 	$(BIN)/python -m bench.precision_choice $(BENCH_ARGS)
 	$(BIN)/python -m bench.tracking_overhead $(BENCH_ARGS)
 	$(BIN)/python -m bench.study_quick $(BENCH_ARGS)
+	$(BIN)/python -m bench.server_start $(BENCH_ARGS)
 	$(BIN)/python -m bench.study_paper $(BENCH_ARGS)
 	$(BIN)/python -m bench.sweep_pruning $(BENCH_ARGS)
 	$(BIN)/python -m bench.tuning $(BENCH_ARGS)

@@ -49,6 +49,7 @@ import urllib.request
 from pathlib import Path
 
 from studyflow import processes
+from studyflow.startup import start_budget  # STUDYFLOW_START_TIMEOUT, as for every local server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's bin/, where mlflow and prefect are
@@ -56,7 +57,7 @@ HOST = "127.0.0.1"
 PG_USER = "studyflow"
 DATABASES = ("mlflow", "prefect", "optuna")
 WORK_POOL = "studyflow"
-SERVER_START_TIMEOUT_S = 180
+
 STOP_TIMEOUT_S = 20
 
 
@@ -451,7 +452,7 @@ def start_dask(settings: dict) -> None:
                                              "--dashboard-address", f"{HOST}:{ports['dask_dashboard']}"],
                           base_env(settings))
         _wait_http("dask-scheduler", f"http://{HOST}:{ports['dask_dashboard']}/health", scheduler,
-                   time.monotonic() + SERVER_START_TIMEOUT_S)
+                   time.monotonic() + start_budget())
     if workers > 0 and not running("dask-workers"):
         from studyflow.fanout import WORKER_PRELOAD, worker_environment
 
@@ -481,7 +482,7 @@ def start_dashboard(settings: dict) -> None:
     process = spawn("optuna-dashboard", [str(VENV_BIN / "optuna-dashboard"), optuna_storage(settings),
                                          "--host", HOST, "--port", str(port)], base_env(settings))
     _wait_http("optuna-dashboard", f"http://{HOST}:{port}/api/studies", process,
-               time.monotonic() + SERVER_START_TIMEOUT_S)
+               time.monotonic() + start_budget())
     print(f"optuna      http://{HOST}:{port} (optuna-dashboard over the PostgreSQL database optuna)")
 
 
@@ -497,7 +498,7 @@ def start_serve(settings: dict) -> bool:
     # The checkout's code, as the worker runs it; `studyflow serve` execs MLflow's scoring server.
     process = spawn("serve", [sys.executable, "-m", "studyflow.cli", "serve", "--port", str(port)], env)
     try:
-        _wait_http("serve", f"http://{HOST}:{port}/ping", process, time.monotonic() + SERVER_START_TIMEOUT_S)
+        _wait_http("serve", f"http://{HOST}:{port}/ping", process, time.monotonic() + start_budget())
     except StackError:
         if process.poll() is None:
             stop("serve")
@@ -532,7 +533,7 @@ def up() -> None:
         settings_file().write_text(json.dumps(settings, indent=2))
         if wanted["postgres"]:
             start_postgres(settings)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        deadline = time.monotonic() + start_budget()
         # Both servers start at once: each takes seconds to tens of seconds to answer.
         mlflow = start_mlflow(settings) if wanted["mlflow"] else None
         prefect = start_prefect_server(settings) if wanted["prefect"] else None

@@ -49,6 +49,9 @@ EXPECTED = {
     "study_paper": ["whole_parts_s/*", "precisions/float32/projected_study_s",
                     "precisions/float32/parts/*/projected_s", "precisions/float32/parts/*/trainings/*/steady_epoch_s"],
     "study_quick": ["float32/wall_s", "float32/peak_rss_mb", "float32/parts_s/perceptron"],
+    "server_start": ["quiet/new_database_s/*", "quiet/migrated_database_s/*", "loaded/new_database_s/*",
+                     "loaded/migrated_database_s/*", "new_database_loaded_over_quiet",
+                     "migrated_database_loaded_over_quiet"],
     "fan_out": ["comparison/process/workers_1_s", "comparison/process/workers_2_s", "comparison/process/ratio",
                 "comparison/mlp/workers_1/part_s", "comparison/mlp/workers_2/part_s", "comparison/mlp/ratio",
                 "comparison/cnn/workers_1/part_s", "comparison/cnn/workers_2/part_s", "comparison/cnn/ratio",
@@ -69,6 +72,7 @@ EXPECTED = {
 }
 # Where a zero would mean that nothing was measured: every profiled step of a tracked run is called.
 POSITIVE = {"training_speed": ["MLP-1/median_epoch_s/*"],
+            "server_start": ["quiet/new_database_s/*", "loaded/new_database_s/*"],
             "tracking_overhead": ["MLP-1/profile_s/*", "MLP-1/medians_s/*"],
             "training_efficiency": [f"{model}/*/own_operations/*/samples_per_s"
                                     for model in ("CNN-1", "MLP-1", "MTL lambda 0.5")],

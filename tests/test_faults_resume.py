@@ -9,6 +9,7 @@ and the persisted step results; never only an exit code.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -173,11 +174,20 @@ def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.Completed
     # Exactly one temporary Prefect server was started and stopped: the early boot and the flow
     # did not start two, and none was left running.
     assert (result.stdout + result.stderr).count("Stopping temporary server") == 1
-    # A quiet console: the UI hint once, as a command that runs as printed; no TensorFlow banners.
-    assert result.stdout.count("MLflow UI: start it with") == 1
-    (command,) = [line.split()[0] for line in result.stdout.splitlines() if "mlflow ui --backend-store-uri" in line]
-    assert Path(command).is_file() and os.access(command, os.X_OK), command
-    assert "oneDNN custom operations" not in result.stderr and "absl::InitializeLog" not in result.stderr
+    # A quiet console: the UI hint once, as a command that runs as printed, then the page of the
+    # part's runs in the model-training view; no TensorFlow banners; precision "auto" explained once.
+    assert result.stdout.count("start both UIs with") == 1
+    (command,) = [line.split() for line in result.stdout.splitlines() if line.strip().endswith("studyflow ui")]
+    assert Path(command[0]).is_file() and os.access(command[0], os.X_OK) and command[1:] == ["ui"], command
+    assert re.search(r"then open http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?workflowType=machine_learning",
+                     result.stdout)
+    assert result.stdout.count("[studyflow] precision auto -> ") == 1
+    console = result.stdout + result.stderr
+    assert "oneDNN custom operations" not in console and "absl::InitializeLog" not in console
+    # No library warning the user cannot act on, and none twice (TensorFlow's reached Prefect's handler too).
+    assert "tf.function retracing" not in console and "Add type hints" not in console
+    warnings = [re.sub(r"^.*?WARNING\W+[\w.]+\W+", "", line) for line in console.splitlines() if "WARNING" in line]
+    assert len(warnings) == len(set(warnings)), warnings
     (parent,) = [run for run in _parents(client, "mlp") if run.info.run_name == "mlp-quick"]
     assert parent.info.run_id in result.stdout and parent.info.status == "FINISHED"
 
