@@ -129,6 +129,10 @@ cleanup() {
   done
   local left
   left=$(for kind in container volume network; do ids "$kind"; done)
+  # and no process: podman's conmon names the container it watches on its command line
+  if [ "$engine" = podman ] && pgrep -f -- "-n ${project}_" >/dev/null; then
+    left+=" processes: $(pgrep -f -- "-n ${project}_" | tr '\n' ' ')"
+  fi
   if [ -n "$left" ]; then
     say "FAILED: left behind: $left"
     status=1
