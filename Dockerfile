@@ -4,7 +4,7 @@
 #   docker compose build          # or: docker build -t studyflow .
 # The base is a parameter: the official python image by default, or a stand-in with Debian's
 # python3 (stack/standin_images.sh) where no image registry is reachable; the steps work on both.
-ARG STUDYFLOW_BASE_IMAGE=python:3.11.7-slim-bookworm
+ARG STUDYFLOW_BASE_IMAGE=docker.io/library/python:3.11.7-slim-bookworm
 FROM ${STUDYFLOW_BASE_IMAGE}
 
 # An extra CA bundle (PEM text), for networks whose TLS to PyPI goes through an inspecting proxy:

@@ -55,7 +55,7 @@ compose() { "${compose_command[@]}" -p "$project" -f docker-compose.yml "$@"; }
 say "engine: $engine ($("$engine" --version | head -n 1))"
 
 # ---------------------------------------------------------------- images
-official=(python:3.11.7-slim-bookworm postgres:15-bookworm)
+official=(docker.io/library/python:3.11.7-slim-bookworm docker.io/library/postgres:15-bookworm)
 have_official() {
   local image
   for image in "${official[@]}"; do

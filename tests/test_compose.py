@@ -244,12 +244,12 @@ def test_deployments_run_local_code_from_the_workers_checkout():
 
 def test_images_are_parameters_with_the_official_images_as_defaults(compose):
     services = compose["services"]
-    assert services["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:15-bookworm}"
+    assert services["postgres"]["image"] == "${POSTGRES_IMAGE:-docker.io/library/postgres:15-bookworm}"
     build = services["mlflow"]["build"]
-    assert build["args"]["STUDYFLOW_BASE_IMAGE"] == "${STUDYFLOW_BASE_IMAGE:-python:3.11.7-slim-bookworm}"
+    assert build["args"]["STUDYFLOW_BASE_IMAGE"] == "${STUDYFLOW_BASE_IMAGE:-docker.io/library/python:3.11.7-slim-bookworm}"
     assert "EXTRA_CA_CERTS" in build["args"]
     lines = DOCKERFILE.read_text().splitlines()
-    assert "ARG STUDYFLOW_BASE_IMAGE=python:3.11.7-slim-bookworm" in lines
+    assert "ARG STUDYFLOW_BASE_IMAGE=docker.io/library/python:3.11.7-slim-bookworm" in lines
     assert "FROM ${STUDYFLOW_BASE_IMAGE}" in lines
     assert 'ARG EXTRA_CA_CERTS=""' in lines
 
