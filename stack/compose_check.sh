@@ -59,7 +59,7 @@ official=(docker.io/library/python:3.11.7-slim-bookworm docker.io/library/postgr
 have_official() {
   local image
   for image in "${official[@]}"; do
-    "$engine" image inspect "$image" >/dev/null 2>&1 || timeout 300 "$engine" pull -q "$image" >/dev/null 2>&1 || return 1
+    "$engine" image inspect "$image" >/dev/null 2>&1 || timeout 120 "$engine" pull -q "$image" >/dev/null 2>&1 || return 1
   done
 }
 if [ "$images" = auto ]; then
@@ -70,7 +70,7 @@ case $images in
   standin)
     [ "$engine" = podman ] || fail "the stand-in images are built with podman"
     say "base images: stand-ins from Debian's packages (stack/standin_images.sh)"
-    if [ "$engine" = podman ] && grep -qE '^(STUDYFLOW_BASE_IMAGE|POSTGRES_IMAGE)=' .env 2>/dev/null; then
+    if grep -qE '^(STUDYFLOW_BASE_IMAGE|POSTGRES_IMAGE)=' .env 2>/dev/null; then
       fail ".env sets STUDYFLOW_BASE_IMAGE or POSTGRES_IMAGE, which podman-compose would use over the stand-ins"
     fi
     eval "$(stack/standin_images.sh)"
@@ -194,20 +194,21 @@ start mlflow prefect-server dask-scheduler optuna-dashboard
 say "deploy: registering the deployments"
 deploy=$(container deploy)
 run_container "$deploy"
-status=$("$engine" wait "$deploy" | tail -n 1)
+status=$(timeout 300 "$engine" wait "$deploy" | tail -n 1) || fail "deploy did not finish in 300 s"
 [ "$status" = 0 ] || fail "deploy exited with $status"
 
 start dask-worker worker
 
-# serve: the champion's scoring server. A fresh stack has no champion (part 4 registers it), so it
-# stops with "no champion yet" and its restart policy starts it again until one exists: that state
-# is checked here, or health if a champion is there.
+# serve: the champion's scoring server. A fresh stack has no champion (part 4 registers it): serve
+# says "no champion yet" and tries again every 30 s in its running container. That state is checked
+# here, or health if a champion is there.
 serve=$(container serve)
 run_container "$serve"
 deadline=$((SECONDS + 180))
 until healthy "$serve"; do
-  if "$engine" logs "$serve" 2>&1 | grep -q "no champion yet"; then
-    say "serve up, no champion yet (it retries until part 4 registers one): $("$engine" logs "$serve" 2>&1 | grep -m1 'no champion yet')"
+  if "$engine" logs "$serve" 2>&1 | grep -q "no champion yet" \
+      && [ "$("$engine" inspect -f '{{.State.Running}}' "$serve")" = true ]; then
+    say "serve up, waiting for a champion: $("$engine" logs "$serve" 2>&1 | grep -m1 'no champion yet')"
     break
   fi
   ((SECONDS < deadline)) || fail "serve neither healthy nor waiting for a champion after 180 s"
