@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PROFILE ?= quick
 
-.PHONY: help setup study paper-report test test-fast ui clean-runs bench stack-up stack-down stack-status deployments
+.PHONY: help setup study paper-report test test-fast ui clean-runs bench stack-up stack-down stack-status deployments compose-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ stack-status:  ## what of the native stack runs, and its addresses
 
 deployments: setup  ## create the work pool and register prefect.yaml's deployments on PREFECT_API_URL
 	PATH=$(CURDIR)/$(BIN):$$PATH stack/register.sh
+
+# Needs root where podman is used (Docker absent): it installs podman and debootstrap if missing.
+compose-check:  ## bring the docker-compose stack up (Docker, else podman), run a deployment on it, take it down
+	stack/compose_check.sh
 
 bench: setup  ## run every benchmark under bench/ (JSON in bench/results/); BENCH_ARGS=--quick: a smoke test
 	$(BIN)/python -m bench.data_loading $(BENCH_ARGS)

@@ -1,5 +1,6 @@
--- Run once by the postgres image when its volume is new: the Prefect server's database
--- (POSTGRES_DB creates the MLflow one).
+-- Run once by stack/postgres-start.sh when the data volume is new: the MLflow server's database
+-- (runs and Model Registry) and the Prefect server's.
+CREATE DATABASE mlflow;
 CREATE DATABASE prefect;
 -- The sweeps' Optuna studies (optuna-dashboard reads them).
 CREATE DATABASE optuna;
