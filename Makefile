@@ -16,7 +16,7 @@ setup: $(VENV)/.installed  ## create .venv and install studyflow with its tested
 # Prefect from source again; precompiled, their imports take a fraction of that time (the start-up
 # section of bench.tuning measures them: bench/results/tuning.json).
 $(VENV)/.installed: pyproject.toml Makefile
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uv
 	$(PYTHON) -m uv venv --seed --allow-existing --python $(PYTHON) $(VENV)
 	$(PYTHON) -m uv pip install --compile-bytecode --python $(BIN)/python -e '.[test]'
 	touch $@
