@@ -121,6 +121,30 @@ def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
     assert len(mlflow_client.get_metric_history(child.info.run_id, "train_loss")) == 1  # stopped in epoch 1
 
 
+def test_the_logged_model_holds_the_runs_final_metrics_once(mlflow_client, tiny):
+    from studyflow import tracking
+
+    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
+    data = training_data(dataset, 0.1, seed=0)
+    with tracking.tracked_run(mlflow_client, "cnn", "parent", profile="quick", seed=0,
+                              dataset_digest=dataset.digest) as parent:
+        outcome = train_architecture(parent, "cnn", "CNN-final", [4, 8], data, TrainSettings(epochs=2))
+    run = mlflow_client.get_run(outcome.run_id)
+    first_loss, last_loss = mlflow_client.get_metric_history(run.info.run_id, "train_loss")
+    assert first_loss.value != last_loss.value, "two epochs that differ, so the first cannot pass for the final"
+    (output,) = run.outputs.model_outputs
+    logged = mlflow_client.get_logged_model(output.model_id)
+    values: dict[str, list[float]] = {}
+    for metric in logged.metrics:
+        values.setdefault(metric.key, []).append(metric.value)
+    assert set(PER_EPOCH) | {"param_count", "train_time_s"} <= set(values)
+    assert values == {key: [run.data.metrics[key]] for key in values}  # each once, the run's final value
+    linked = {(metric.key, metric.dataset_name) for metric in logged.metrics}
+    assert {("test_accuracy", "mnist-test"), ("val_accuracy", "mnist-val"), ("train_accuracy", "mnist-train")} <= linked
+    for metric in PER_EPOCH:  # linking them to the model added no point to the run's curves
+        assert [point.step for point in mlflow_client.get_metric_history(run.info.run_id, metric)] == [1, 2]
+
+
 # Same seed, same machine, same process: we observe bitwise-equal metrics (TensorFlow's CPU kernels
 # with one fixed thread pool). The stated tolerance leaves room for a different thread schedule.
 REPRODUCIBILITY_TOLERANCE = 1e-6
