@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _port(text: str) -> int:
     port = int(text)
     if not 1 <= port <= 65535:
@@ -122,7 +128,8 @@ def _port(text: str) -> int:
 
 
 def _add_serve_parser(commands) -> None:
-    from studyflow.serve import DEFAULT_HOST, DEFAULT_MODEL_URI, DEFAULT_PORT  # no MLflow imported
+    from studyflow.serve import (DEFAULT_HOST, DEFAULT_MAX_BATCH, DEFAULT_MODEL_URI, DEFAULT_PORT,  # no MLflow
+                                 MAX_BATCH_VARIABLE)
 
     serve = commands.add_parser(
         "serve", help="serve the champion (or any model) with MLflow's scoring server",
@@ -136,6 +143,9 @@ def _add_serve_parser(commands) -> None:
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     serve.add_argument("--host", default=DEFAULT_HOST,
                        help=f"interface to listen on (default {DEFAULT_HOST}; 0.0.0.0 only inside a container)")
+    serve.add_argument("--max-batch", type=_positive, metavar="N",
+                       help=f"images per request at most, more is answered 413 (default ${MAX_BATCH_VARIABLE}, "
+                            f"else {DEFAULT_MAX_BATCH})")
 
 
 def _add_sweep_parser(commands) -> None:
@@ -299,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from studyflow.serve import serve
 
-            return serve(args.model_uri, args.host, args.port)
+            return serve(args.model_uri, args.host, args.port, args.max_batch)
         if args.command == "ui":
             from studyflow.ui import run_ui
 
