@@ -1,5 +1,7 @@
 """Parts 3 and 4 end to end on tiny subsets: child runs, per-epoch histories, figures, registry."""
 
+import re
+
 import keras
 import mlflow
 import mlflow.keras
@@ -92,6 +94,7 @@ def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_ser
         bad = train_architecture(parent, "cnn", "bad", [1], data, TrainSettings(epochs=1, learning_rate=1e-5))
     test = (data.test_inputs, data.test_targets, "tiny test set")
     first = register_and_promote(mlflow_client, good.model_uri, good.run_id, *test)
+    first_description = mlflow_client.get_model_version("mnist-cnn", first.version).description
     worse = register_and_promote(mlflow_client, bad.model_uri, bad.run_id, *test)
     again = register_and_promote(mlflow_client, good.model_uri, good.run_id, *test)
     assert first.promoted and not worse.promoted and not again.promoted
@@ -102,6 +105,38 @@ def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_ser
     versions = mlflow_client.search_model_versions("name='mnist-cnn'")
     assert sorted(int(version.version) for version in versions) == [1, 2]
     assert "does not beat" in versions[0].tags.get("promotion_decision", "") + versions[1].tags.get("promotion_decision", "")
+    by_number = {version.version: version.description for version in versions}
+    assert_decision_agrees(first_description, is_champion=True, decision="no champion yet")
+    assert_decision_agrees(by_number[first.version], is_champion=True, decision="is already the champion")
+    assert_decision_agrees(by_number[worse.version], is_champion=False, decision="does not beat the champion")
+
+
+def assert_decision_agrees(description: str, is_champion: bool, decision: str) -> None:
+    """The description's status and its decision say the same thing."""
+    status, _, reason = description.partition(" Decision: ")
+    assert status.startswith("Champion:" if is_champion else "Not promoted:"), description
+    assert decision in reason, description
+    if is_champion:
+        assert "does not beat" not in reason and ("became the first" in reason or "already" in reason
+                                                  or "beats the champion" in reason), description
+
+
+def _outside_code_spans(markdown: str) -> str:
+    return re.sub(r"`[^`]*`", "", markdown)
+
+
+def test_registry_descriptions_keep_their_placeholders_in_mlflow_markdown():
+    """MLflow's UI renders descriptions as Markdown and drops what reads as an HTML tag: every `<...>`
+    placeholder sits in a code span, where it is shown as written."""
+    from tasks.architectures.registry import contract_description, registered_model_description
+
+    model_page, version_page = registered_model_description("mnist-cnn"), contract_description("mnist-cnn", "3")
+    for text in (model_page, version_page):
+        assert text.count("`") % 2 == 0, text
+        assert not re.search(r"<[A-Za-z/!]", _outside_code_spans(text)), _outside_code_spans(text)
+    assert '`{"inputs": [<image>, ...]}`' in model_page
+    assert "`studyflow serve --model-uri models:/mnist-cnn/<version>`" in model_page
+    assert "`mlflow.pyfunc.load_model('models:/mnist-cnn/3')`" in version_page
 
 
 def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
