@@ -14,13 +14,15 @@ from pathlib import Path
 from studyflow.config import PROFILES, PartConfig, parse_set_options
 from studyflow.config.base import auto_precision_reason
 from studyflow.config.parts import ReportConfig
-from studyflow.config.sweeps import SWEEP_KINDS, SweepConfig, sweep_config
+from studyflow.config.help import ParametersHelp
+from studyflow.config.sweeps import SWEEP_CONFIGS, SWEEP_KINDS, SweepConfig, sweep_config
 from studyflow.quiet import import_tensorflow_quietly
 from studyflow.startup import start_budget
 from studyflow.errors import ConfigError, StudyflowError
 
 
 _stopping = False  # set by the first Ctrl-C or SIGTERM
+SWEEP_OPTIONS = ("trials", "study_name", "storage", "workers")  # a sweep's fields given as options, not --set
 
 
 def _interrupt(signum, frame):
@@ -67,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a study part as a Prefect flow; every run it makes is an MLflow run.",
         epilog=f"parts:\n{part_lines}\n\nexample: studyflow run perceptron --set pairs='[[1,0],[4,9]]'",
+        add_help=False,
     )
+    run.add_argument("-h", "--help", action=ParametersHelp, configs={name: part.config for name, part in parts.items()},
+                     name="part", help="show this help; after a part (run mlp --help), also its parameters")
     run.add_argument("part", choices=list(parts), metavar="part", help="one of: " + ", ".join(parts))
     run.add_argument("--profile", choices=PROFILES, default="quick",
                      help="quick: subsets and few epochs (minutes); paper: the original settings")
@@ -109,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _port(text: str) -> int:
     port = int(text)
     if not 1 <= port <= 65535:
@@ -117,7 +128,8 @@ def _port(text: str) -> int:
 
 
 def _add_serve_parser(commands) -> None:
-    from studyflow.serve import DEFAULT_HOST, DEFAULT_MODEL_URI, DEFAULT_PORT  # no MLflow imported
+    from studyflow.serve import (DEFAULT_HOST, DEFAULT_MAX_BATCH, DEFAULT_MODEL_URI, DEFAULT_PORT,  # no MLflow
+                                 MAX_BATCH_VARIABLE)
 
     serve = commands.add_parser(
         "serve", help="serve the champion (or any model) with MLflow's scoring server",
@@ -131,6 +143,9 @@ def _add_serve_parser(commands) -> None:
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     serve.add_argument("--host", default=DEFAULT_HOST,
                        help=f"interface to listen on (default {DEFAULT_HOST}; 0.0.0.0 only inside a container)")
+    serve.add_argument("--max-batch", type=_positive, metavar="N",
+                       help=f"images per request at most, more is answered 413 (default ${MAX_BATCH_VARIABLE}, "
+                            f"else {DEFAULT_MAX_BATCH})")
 
 
 def _add_sweep_parser(commands) -> None:
@@ -143,7 +158,10 @@ def _add_sweep_parser(commands) -> None:
         epilog="examples:\n  studyflow sweep cnn --trials 20 --profile paper\n"
                "  studyflow sweep mlp --trials 6 --set search_space='{\"max_depth\": 4}'\n"
                "  studyflow sweep cnn --trials 40 --workers 2 --storage postgresql://user:pw@127.0.0.1/optuna",
+        add_help=False,
     )
+    sweep.add_argument("-h", "--help", action=ParametersHelp, configs=SWEEP_CONFIGS, name="kind", skip=SWEEP_OPTIONS,
+                       help="show this help; after a kind (sweep cnn --help), also its parameters")
     sweep.add_argument("kind", choices=SWEEP_KINDS, help="what to search: " + ", ".join(SWEEP_KINDS))
     sweep.add_argument("--trials", type=int, required=True, metavar="N",
                        help="finished (complete or pruned) trials the study must have in total")
@@ -166,8 +184,7 @@ def command_config(args: argparse.Namespace) -> PartConfig:
         return ReportConfig.for_profile("quick", out_dir=args.out, run_ids=run_ids, published=args.published)
     overrides = parse_set_options(args.assignments)
     if args.command == "sweep":
-        options = {"trials": args.trials, "study_name": args.study_name, "storage": args.storage,
-                   "workers": args.workers}
+        options = {name: getattr(args, name) for name in SWEEP_OPTIONS}
         clash = sorted(set(overrides) & set(options))
         if clash:
             raise ConfigError(f"give {', '.join(clash)} as option(s) (--{clash[0].replace('_', '-')} ...), "
@@ -292,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from studyflow.serve import serve
 
-            return serve(args.model_uri, args.host, args.port)
+            return serve(args.model_uri, args.host, args.port, args.max_batch)
         if args.command == "ui":
             from studyflow.ui import run_ui
 

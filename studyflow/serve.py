@@ -23,6 +23,10 @@ from studyflow.tracking.names import CHAMPION_URI, KERAS_MODEL_VERSION_TAG
 DEFAULT_MODEL_URI = CHAMPION_URI
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5050
+# Read by the served model (tasks/serving/classifier.py, which imports nothing from the project): the
+# most images one request may hold; more is answered 413, so one request cannot hold the server long.
+MAX_BATCH_VARIABLE = "STUDYFLOW_SERVE_MAX_BATCH"
+DEFAULT_MAX_BATCH = 1000
 VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's bin/, where mlflow and uvicorn are
 
 
@@ -61,8 +65,10 @@ def command(model_uri: str, host: str, port: int) -> list[str]:
             "--host", host, "--port", str(port)]
 
 
-def environment() -> dict[str, str]:
+def environment(max_batch: int | None = None) -> dict[str, str]:
+    """The server's environment; `max_batch` (None: STUDYFLOW_SERVE_MAX_BATCH if set, else the default)."""
     env = dict(os.environ)
+    env[MAX_BATCH_VARIABLE] = str(max_batch or env.get(MAX_BATCH_VARIABLE) or DEFAULT_MAX_BATCH)
     env.update({
         "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         "MLFLOW_TRACKING_URI": tracking.tracking_uri(),
@@ -72,12 +78,16 @@ def environment() -> dict[str, str]:
     return env
 
 
-def serve(model_uri: str = DEFAULT_MODEL_URI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+def serve(model_uri: str = DEFAULT_MODEL_URI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          max_batch: int | None = None) -> int:
     """Check everything, then run the scoring server until Ctrl-C; its exit code."""
     _check_port_free(host, port)
+    env = environment(max_batch)
+    if not env[MAX_BATCH_VARIABLE].isdigit() or int(env[MAX_BATCH_VARIABLE]) < 1:
+        raise ServingError(f"{MAX_BATCH_VARIABLE}={env[MAX_BATCH_VARIABLE]!r}: give a whole number of images, at least 1")
     served_uri, what = resolve(model_uri)
-    print(f"[studyflow] serving {what}", flush=True)
+    print(f"[studyflow] serving {what}, at most {env[MAX_BATCH_VARIABLE]} images per request", flush=True)
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where this machine reaches it
     server = LocalServer("the scoring server", command(served_uri, host, port), f"http://{local}:{port}/ping",
-                         f"http://{host}:{port} (POST /invocations, GET /ping)", environment())
+                         f"http://{host}:{port} (POST /invocations, GET /ping)", env)
     return run_in_foreground([server])

@@ -44,7 +44,7 @@ def log_splits(recorder: RunRecorder, data, dataset_name: str) -> None:
 
 def log_keras_model(recorder: RunRecorder, model: keras.Model, sample_inputs: np.ndarray) -> str:
     """Store the trained model in the run's logged model (created before training, named after the
-    architecture, so it holds the run's metrics and datasets), in Keras' native format with a
+    architecture, so it holds the run's final metrics and datasets), in Keras' native format with a
     signature; returns its `models:/` URI.
 
     No input example: with one, MLflow's Keras flavour crashed here and left an empty logged model
@@ -57,6 +57,7 @@ def log_keras_model(recorder: RunRecorder, model: keras.Model, sample_inputs: np
     info = mlflow.keras.log_model(model, name=recorder.client.get_logged_model(model_id).name, signature=signature,
                                   pip_requirements=MODEL_REQUIREMENTS, model_id=model_id)
     recorder.client.log_outputs(recorder.run_id, models=[LoggedModelOutput(model_id, step=0)])
+    recorder.link_final_metrics()  # the model's metrics are the trained weights', not the first epoch's
     return info.model_uri
 
 

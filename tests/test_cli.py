@@ -1,6 +1,7 @@
 """The real command line, as a user types it (slow: each call starts Python, Prefect and MLflow)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,62 @@ def test_help_lists_the_parts(studyflow_home):
     assert result.returncode == 0
     for part in ("pca", "perceptron", "study"):
         assert part in result.stdout
+    assert "run PART --help lists the part's parameters" in result.stdout
+    top = _run(["--help"], studyflow_home)
+    assert top.returncode == 0 and "study parts:" in top.stdout
+
+
+def _parameters(help_text: str) -> dict[str, str]:
+    """Each parameter's entry of a `--help`: its heading line (`  name (type)`) and the lines below it,
+    joined by spaces (a long default wraps)."""
+    entries: dict[str, str] = {}
+    name = None
+    for line in help_text.partition("\nparameters (--set")[2].splitlines()[1:]:
+        heading = re.match(r"  (\w+) \((.+)\)$", line)
+        if heading:
+            name = heading.group(1)
+            entries[name] = line
+        elif name:
+            entries[name] += " " + line.strip()
+    return entries
+
+
+def test_run_part_help_lists_every_parameter_with_each_profiles_default(studyflow_home):
+    from studyflow.config.parts import MlpConfig
+
+    result = _run(["run", "mlp", "--help"], studyflow_home)
+    assert result.returncode == 0, result.stderr
+    assert "--profile" in result.stdout  # the command's own help first
+    entries = _parameters(result.stdout)
+    assert set(entries) == set(MlpConfig.model_fields) - {"profile"}
+    assert entries["epochs"] == "  epochs (int) passes over the training set default: quick 2, paper 20"
+    assert "(int | None)" in entries["train_size"] and "default: quick 1500, paper None" in entries["train_size"]
+    assert "default: auto (every profile)" in entries["precision"] and "Keras dtype policy" in entries["precision"]
+    assert '"MLP-1": [1000, 1000]' in entries["architectures"]
+    assert all("(no description)" not in entry for entry in entries.values()), entries
+
+
+def test_sweep_kind_help_lists_its_parameters_but_those_given_as_options(studyflow_home):
+    result = _run(["sweep", "cnn", "--help"], studyflow_home)
+    assert result.returncode == 0, result.stderr
+    entries = _parameters(result.stdout)
+    assert {"epochs", "search_space", "pruner", "seeds_per_trial"} <= set(entries)
+    assert not {"trials", "storage", "workers", "study_name"} & set(entries)  # --trials, --storage, ...
+    assert "default: quick 2, paper 10" in entries["epochs"]
+    assert '"max_size": 64' in entries["search_space"] and '"max_size": 512' in entries["search_space"]
+    assert all("(no description)" not in entry for entry in entries.values()), entries
+
+
+def test_help_of_a_part_imports_nothing_heavy():
+    probe = ("import sys; from studyflow import cli\n"
+             "for argv in (['run', 'cnn', '--help'], ['sweep', 'mtl', '--help']):\n"
+             "    try:\n        cli.main(argv)\n    except SystemExit as stop:\n        assert stop.code == 0\n"
+             "heavy = [name for name in ('tensorflow', 'mlflow', 'prefect', 'keras', 'optuna') if name in sys.modules]\n"
+             "print('heavy', heavy, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "heavy []" in result.stderr, result.stdout + result.stderr
+    assert "  registered_model (str)" in result.stdout  # the cnn part's own field
+    assert "  search_space (object {min_lambda, max_lambda})" in result.stdout  # the mtl sweep's
 
 
 def test_bad_parameter_is_rejected_with_its_name(studyflow_home):

@@ -1,5 +1,7 @@
 """Parts 3 and 4 end to end on tiny subsets: child runs, per-epoch histories, figures, registry."""
 
+import re
+
 import keras
 import mlflow
 import mlflow.keras
@@ -92,6 +94,7 @@ def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_ser
         bad = train_architecture(parent, "cnn", "bad", [1], data, TrainSettings(epochs=1, learning_rate=1e-5))
     test = (data.test_inputs, data.test_targets, "tiny test set")
     first = register_and_promote(mlflow_client, good.model_uri, good.run_id, *test)
+    first_description = mlflow_client.get_model_version("mnist-cnn", first.version).description
     worse = register_and_promote(mlflow_client, bad.model_uri, bad.run_id, *test)
     again = register_and_promote(mlflow_client, good.model_uri, good.run_id, *test)
     assert first.promoted and not worse.promoted and not again.promoted
@@ -102,6 +105,38 @@ def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_ser
     versions = mlflow_client.search_model_versions("name='mnist-cnn'")
     assert sorted(int(version.version) for version in versions) == [1, 2]
     assert "does not beat" in versions[0].tags.get("promotion_decision", "") + versions[1].tags.get("promotion_decision", "")
+    by_number = {version.version: version.description for version in versions}
+    assert_decision_agrees(first_description, is_champion=True, decision="no champion yet")
+    assert_decision_agrees(by_number[first.version], is_champion=True, decision="is already the champion")
+    assert_decision_agrees(by_number[worse.version], is_champion=False, decision="does not beat the champion")
+
+
+def assert_decision_agrees(description: str, is_champion: bool, decision: str) -> None:
+    """The description's status and its decision say the same thing."""
+    status, _, reason = description.partition(" Decision: ")
+    assert status.startswith("Champion:" if is_champion else "Not promoted:"), description
+    assert decision in reason, description
+    if is_champion:
+        assert "does not beat" not in reason and ("became the first" in reason or "already" in reason
+                                                  or "beats the champion" in reason), description
+
+
+def _outside_code_spans(markdown: str) -> str:
+    return re.sub(r"`[^`]*`", "", markdown)
+
+
+def test_registry_descriptions_keep_their_placeholders_in_mlflow_markdown():
+    """MLflow's UI renders descriptions as Markdown and drops what reads as an HTML tag: every `<...>`
+    placeholder sits in a code span, where it is shown as written."""
+    from tasks.architectures.registry import contract_description, registered_model_description
+
+    model_page, version_page = registered_model_description("mnist-cnn"), contract_description("mnist-cnn", "3")
+    for text in (model_page, version_page):
+        assert text.count("`") % 2 == 0, text
+        assert not re.search(r"<[A-Za-z/!]", _outside_code_spans(text)), _outside_code_spans(text)
+    assert '`{"inputs": [<image>, ...]}`' in model_page
+    assert "`studyflow serve --model-uri models:/mnist-cnn/<version>`" in model_page
+    assert "`mlflow.pyfunc.load_model('models:/mnist-cnn/3')`" in version_page
 
 
 def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
@@ -119,6 +154,30 @@ def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
     assert child.info.status == "FAILED"
     assert "TrainingDivergedError" in child.data.tags[Tag.END_REASON]
     assert len(mlflow_client.get_metric_history(child.info.run_id, "train_loss")) == 1  # stopped in epoch 1
+
+
+def test_the_logged_model_holds_the_runs_final_metrics_once(mlflow_client, tiny):
+    from studyflow import tracking
+
+    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
+    data = training_data(dataset, 0.1, seed=0)
+    with tracking.tracked_run(mlflow_client, "cnn", "parent", profile="quick", seed=0,
+                              dataset_digest=dataset.digest) as parent:
+        outcome = train_architecture(parent, "cnn", "CNN-final", [4, 8], data, TrainSettings(epochs=2))
+    run = mlflow_client.get_run(outcome.run_id)
+    first_loss, last_loss = mlflow_client.get_metric_history(run.info.run_id, "train_loss")
+    assert first_loss.value != last_loss.value, "two epochs that differ, so the first cannot pass for the final"
+    (output,) = run.outputs.model_outputs
+    logged = mlflow_client.get_logged_model(output.model_id)
+    values: dict[str, list[float]] = {}
+    for metric in logged.metrics:
+        values.setdefault(metric.key, []).append(metric.value)
+    assert set(PER_EPOCH) | {"param_count", "train_time_s"} <= set(values)
+    assert values == {key: [run.data.metrics[key]] for key in values}  # each once, the run's final value
+    linked = {(metric.key, metric.dataset_name) for metric in logged.metrics}
+    assert {("test_accuracy", "mnist-test"), ("val_accuracy", "mnist-val"), ("train_accuracy", "mnist-train")} <= linked
+    for metric in PER_EPOCH:  # linking them to the model added no point to the run's curves
+        assert [point.step for point in mlflow_client.get_metric_history(run.info.run_id, metric)] == [1, 2]
 
 
 # Same seed, same machine, same process: we observe bitwise-equal metrics (TensorFlow's CPU kernels

@@ -124,14 +124,15 @@ def _stop_group(server: subprocess.Popen) -> None:
     raise AssertionError("processes of the server were still running 30 s after SIGTERM")
 
 
-def test_studyflow_serve_answers_ping_two_predictions_and_a_malformed_request(champion, test_images, tmp_path):
+def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_oversized_batch(champion, test_images, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"
     environment = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     environment["PATH"] = "/usr/bin:/bin"  # not activated: the command finds its own uvicorn
     with open(log, "wb") as output:
-        server = subprocess.Popen([*STUDYFLOW, "serve", "--port", str(port)], cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, env=environment, start_new_session=True)
+        server = subprocess.Popen([*STUDYFLOW, "serve", "--port", str(port), "--max-batch", "3"], cwd=REPO_ROOT,
+                                  stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
+                                  start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_for_ping(base + "/ping", server, log)
@@ -147,6 +148,17 @@ def test_studyflow_serve_answers_ping_two_predictions_and_a_malformed_request(ch
         status, answer = _post(base + "/invocations", {"inputs": [[0.5] * 100]})
         assert status == 400
         assert answer["error_code"] == "INVALID_PARAMETER_VALUE" and "shape (1, 100)" in answer["message"]
+        # A whole image outside the contract (0-255 sent as floats): the reason first, the request cut short
+        # (MLflow's server echoed all 784 pixels before the reason, about 4 KB).
+        status, answer = _post(base + "/invocations", {"inputs": (test_images[:1] * 255).tolist()})
+        assert status == 400
+        assert answer["message"].startswith("float pixels must be in [0, 1]"), answer["message"][:300]
+        assert len(answer["message"]) < 1000, len(answer["message"])
+        status, answer = _post(base + "/invocations", {"inputs": _uint8(test_images[:4]).tolist()})
+        assert status == 413, answer
+        assert answer["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+        assert answer["message"].startswith("the request holds 4 images; this server takes at most 3")
+        assert len(answer["message"]) < 600, len(answer["message"])
     finally:
         _stop_group(server)
 

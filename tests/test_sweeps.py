@@ -61,6 +61,7 @@ def test_mtl_sweep_has_two_objectives_and_draws_the_pareto_front(prefect_server,
     for run in children:
         assert {"val_item_accuracy", "val_group_accuracy", "test_item_accuracy"} <= set(run.data.metrics)
     assert {row["trial"] for row in summary["pareto_front"]} == {trial.number for trial in study.best_trials}
+    assert study.metric_names == ["val_item_accuracy", "val_group_accuracy"]  # the dashboard's labels
     for figure in ("pareto_front", "accuracy_vs_lambda", "optimization_history", "param_importances"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}.png"))
 
@@ -131,6 +132,25 @@ def test_each_pruner_kind_is_optunas_own_with_its_settings():
     assert built(kind="hyperband", max_resource=4)._max_resource == 4
     assert type(built(kind="median")) is optuna.pruners.MedianPruner
     assert type(built(kind="none")) is optuna.pruners.NopPruner
+
+
+def test_each_sweep_names_its_objectives_for_the_dashboard(studyflow_home):
+    """optuna-dashboard and Optuna's plots label an objective by its metric name ("Objective 0" without
+    one); a study made before the names were set gets them when it is opened again."""
+    import optuna
+
+    from tasks.sweeps.storage import open_storage, open_study
+
+    expected = {"mlp": ["val_accuracy"], "cnn": ["val_accuracy"], "mtl": ["val_item_accuracy", "val_group_accuracy"]}
+    for kind, names in expected.items():
+        config = sweep_config(kind, study_name=f"named-{kind}")
+        open_study(config, open_storage(config))
+        assert sweep_study(config.resolved_study_name).metric_names == names, kind
+    config = sweep_config("mtl", study_name="unnamed")
+    optuna.create_study(storage=config.storage_url, study_name="unnamed", directions=["maximize"] * 2)
+    assert sweep_study("unnamed").metric_names is None
+    open_study(config, open_storage(config))
+    assert sweep_study("unnamed").metric_names == expected["mtl"]
 
 
 def test_a_study_made_before_a_setting_existed_resumes_at_its_default():

@@ -158,7 +158,9 @@ class SweepConfig(TrainingConfig):
     seeds_per_trial: int = Field(1, ge=1, le=10, description=(
         "train each trial's model with this many seeds (seed, seed+1, ...) and score it by their mean, so "
         "that the sweep does not pick a lucky seed; pruning acts on the first seed (1: one seed, off)"))
-    pruner: PrunerSettings = PrunerSettings()
+    pruner: PrunerSettings = Field(PrunerSettings(), description=(
+        "what stops hopeless trials after an epoch: kind median, successive_halving, hyperband, threshold or "
+        "none, and its settings; the keys given replace the profile's"))
     heartbeat_interval_s: int = Field(20, ge=1, le=3600, description="how often a running trial says it is alive")
     heartbeat_grace_s: int = Field(60, ge=2, le=86_400, description="silence after which a trial counts as dead")
 
@@ -243,7 +245,9 @@ class SweepConfig(TrainingConfig):
 
 class MlpSweepConfig(SweepConfig):
     KIND: ClassVar[str] = "mlp"
-    search_space: MlpSearchSpace = MlpSearchSpace()
+    search_space: MlpSearchSpace = Field(MlpSearchSpace(), description=(
+        "hidden layers (min_depth..max_depth) and widths (min_size..max_size, on a log scale if log); the keys "
+        "given replace the profile's"))
 
     PROFILE_DEFAULTS: ClassVar = {
         "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000, "trials": 6,
@@ -258,7 +262,9 @@ class MlpSweepConfig(SweepConfig):
 
 class CnnSweepConfig(SweepConfig):
     KIND: ClassVar[str] = "cnn"
-    search_space: CnnSearchSpace = CnnSearchSpace()
+    search_space: CnnSearchSpace = Field(CnnSearchSpace(), description=(
+        "conv layers (min_depth..max_depth) and filters (min_size..max_size, on a log scale if log); the keys "
+        "given replace the profile's"))
 
     PROFILE_DEFAULTS: ClassVar = {
         "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000, "trials": 6,
@@ -276,8 +282,10 @@ class MtlSweepConfig(SweepConfig):
 
     KIND: ClassVar[str] = "mtl"
     DATASET: ClassVar[str] = "fashion-mnist"
-    search_space: MtlSearchSpace = MtlSearchSpace()
-    pruner: PrunerSettings = PrunerSettings(kind="none")
+    search_space: MtlSearchSpace = Field(MtlSearchSpace(), description="the loss weight lambda's range "
+                                                                       "(min_lambda..max_lambda, within [0, 1])")
+    pruner: PrunerSettings = Field(PrunerSettings(kind="none"),
+                                   description="none: Optuna cannot prune a two-objective study")
 
     PROFILE_DEFAULTS: ClassVar = {
         "quick": {"epochs": 1, "train_size": 2_000, "test_size": 500, "trials": 5},

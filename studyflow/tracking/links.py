@@ -1,9 +1,12 @@
 """What links a run's metrics to the model and the data they describe (MLflow 3's logged models).
 
 A training run logs its three splits as dataset inputs (train, validation, test: each its own
-digest and context) and creates its logged model before the first epoch. From then on every metric
-it logs carries the model's id, and a metric of one split (`train_*`, `val_*`, `test_*`) the
-dataset it was measured on, so the MLflow UI shows the logged model with its metrics and datasets.
+digest and context) and creates its logged model before the first epoch. Its curves (one value per
+epoch) are the run's only: MLflow keeps every value logged with a model's id as one of the model's
+metrics, and its UI shows the first of them, so a model linked to its curves showed its first
+epoch's accuracy. Once trained, the model gets each metric's final value, the run's latest, once; a
+metric of one split (`train_*`, `val_*`, `test_*`) names the dataset it was measured on, so the
+MLflow UI shows the logged model with its metrics and datasets.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class MetricLinks:
     datasets: dict[str, tuple[str, str]] = field(default_factory=dict)  # context -> (name, digest)
 
     def metric(self, key: str, value: float, timestamp: int, step: int) -> Metric:
+        """The value as the model's metric, measured on its split's dataset."""
         context = next((context for prefix, context in SPLIT_CONTEXTS.items() if key.startswith(prefix)), None)
         name, digest = self.datasets.get(context, (None, None)) if context else (None, None)
         return Metric(key, value, timestamp, step, model_id=self.model_id, dataset_name=name, dataset_digest=digest)

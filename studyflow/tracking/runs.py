@@ -63,7 +63,8 @@ class RunRecorder:
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.context = context  # part, profile, seed, dataset_digest: inherited by child runs
-        self.links = MetricLinks()  # the logged model and datasets this run's metrics describe
+        self.links = MetricLinks()  # the logged model and datasets this run's final metrics describe
+        self.latest: dict[str, Metric] = {}  # each metric's latest value: highest step, then latest time
         self.system_metrics = False  # sample CPU, memory, disk and network into each child run
 
     # A recorder travels to a Dask worker with the training it records (studyflow.fanout): by its
@@ -104,12 +105,24 @@ class RunRecorder:
         MLflow's client retries a failed call (HTTP_RETRY_DEFAULTS); if the store still does not take
         the values, they are written to a local file and a TrackingError says where."""
         now = get_current_time_millis()
-        items = [self.links.metric(key, float(value), now, step) for key, value in metrics.items()]
+        items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
         for start in range(0, len(items), 1000):
             try:
                 self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
             except Exception as exc:  # after MLflow's own retries: the store is gone or broken
                 raise self._keep_unlogged(items[start:], step, exc) from exc
+        for item in items:
+            known = self.latest.get(item.key)
+            if known is None or (item.step, item.timestamp) >= (known.step, known.timestamp):
+                self.latest[item.key] = item
+
+    def link_final_metrics(self) -> None:
+        """Give the run's logged model each metric's final value (the run's latest), once, with its
+        dataset. Logged again at its own step and time, a value adds no point to the run's history:
+        MLflow's store keeps one row per key, step, time and value."""
+        items = [self.links.metric(item.key, item.value, item.timestamp, item.step) for item in self.latest.values()]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
     def _keep_unlogged(self, items: list[Metric], step: int, exc: Exception) -> TrackingError:
         """Append metrics the store did not take to a JSON-lines file (one MLflow Metric a line, ready
@@ -186,8 +199,8 @@ class RunRecorder:
         self.links.datasets[context] = (name, digest)
 
     def start_logged_model(self, name: str, model_type: str = "keras") -> str:
-        """Create the run's logged model (MLflow 3) before training, so that every metric logged from
-        now on is the model's too; `tasks.model_store` stores the trained model into it."""
+        """Create the run's logged model (MLflow 3) before training, so that a failed training leaves it
+        FAILED; `tasks.model_store` stores the trained model into it and links the final metrics."""
         import mlflow
 
         logged = mlflow.initialize_logged_model(name=logged_model_name(name), source_run_id=self.run_id,

@@ -112,12 +112,34 @@ def contract_tags(name: str, version: str) -> dict[str, str]:
     }
 
 
-def _contract_description(name: str, version: str) -> str:
-    tags = contract_tags(name, version)
-    return (f"Input: {tags['input']}. Request: {tags['request']}. Output: {tags['output']}. "
-            f"Classes: {tags['classes']}. Serve: {tags['serve']}. Load in Python: "
-            f"mlflow.pyfunc.load_model('models:/{name}/{version}') (this contract) or "
-            f"mlflow.keras.load_model(...) (the Keras network).")
+def code(text: str) -> str:
+    """`text` as a Markdown code span. MLflow's UI renders descriptions as Markdown (Showdown, GitHub
+    flavour, then an HTML sanitizer) and drops whatever reads as an HTML tag, such as `<image>`;
+    inside a code span it is shown as written."""
+    return f"`{text}`"
+
+
+def contract_description(name: str, version: str) -> str:
+    """The contract as the Markdown of a description; `version` may be a placeholder."""
+    tags, uri = contract_tags(name, version), f"models:/{name}/{version}"
+    request = classifier.REQUEST_FORMAT.replace(classifier.REQUEST_BODY, code(classifier.REQUEST_BODY))
+    return (f"Input: {tags['input']}. Request: {request}. Output: {tags['output']}. "
+            f"Classes: {tags['classes']}. Serve: {code(f'studyflow serve --model-uri {uri}')} (the champion: "
+            f"{code('studyflow serve')}), then POST to http://127.0.0.1:5050/invocations; see README, Serving. "
+            f"Load in Python: {code(f'mlflow.pyfunc.load_model({uri!r})')} (this contract) or "
+            f"{code('mlflow.keras.load_model(...)')} (the Keras network).")
+
+
+def registered_model_description(name: str) -> str:
+    return (f"The study's best CNN on MNIST (part 4), as a digit classifier. {contract_description(name, '<version>')} "
+            f"The alias {code(CHAMPION_ALIAS)} marks the version that won the promotion rule in its description.")
+
+
+def version_description(is_champion: bool, summary: str, reason: str, rule: str, contract: str) -> str:
+    """`is_champion`: whether the version holds the alias after the decision (won it now, or had it)."""
+    status = "Champion" if is_champion else "Not promoted"
+    return (f"{status}: {summary}. Decision: {reason}." + (f" Rule applied: {rule}." if rule else "")
+            + (f"\n\n{contract}" if contract else ""))
 
 
 def _interval_text(stats: ReplicateStats) -> str:
@@ -139,32 +161,30 @@ def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: st
         version = mlflow.register_model(served_uri, name,
                                         tags={"source_run_id": source_run_id, KERAS_MODEL_VERSION_TAG: model_uri})
         # The registered model's own page says what every version is, before one is opened.
-        client.update_registered_model(name, description=(
-            f"The study's best CNN on MNIST (part 4), as a digit classifier. {_contract_description(name, '<version>')} "
-            "The alias `champion` marks the version that won the promotion rule in its description."))
+        client.update_registered_model(name, description=registered_model_description(name))
     champion = _current_champion(client, name)
     champion_accuracy, rule = None, ""
     champion_stats = ReplicateStats.from_tags(champion.tags) if champion is not None else None
     if champion is not None and champion.version == version.version:
         promoted, reason = False, f"version {version.version} is already the champion"
     elif champion is None:
-        promoted, reason = True, "no champion yet"
+        promoted, reason = True, f"no champion yet, so version {version.version} became the first"
     elif replicates is not None and replicates.has_interval and champion_stats is not None and champion_stats.has_interval:
         rule = INTERVAL_RULE
         higher = replicates.mean > champion_stats.mean
         separate = not intervals_overlap((replicates.low, replicates.high), (champion_stats.low, champion_stats.high))
         promoted = higher and separate
-        verdict = ("beats" if promoted else "does not beat" if not higher
-                   else "is higher than, but within the interval of,")
-        reason = (f"version {version.version} ({_interval_text(replicates)}) {verdict} champion version "
+        verdict = ("beats the champion," if promoted else "does not beat the champion," if not higher
+                   else "is higher than, but within the interval of, the champion,")
+        reason = (f"version {version.version} ({_interval_text(replicates)}) {verdict} version "
                   f"{champion.version} ({_interval_text(champion_stats)})")
     else:
         rule = SAME_TEST_SET_RULE
         champion_model = mlflow.keras.load_model(f"models:/{name}@{CHAMPION_ALIAS}")
         champion_accuracy = accuracy_of(champion_model, test_images, test_labels)
         promoted = challenger_accuracy > champion_accuracy
-        verdict = "beats" if promoted else "does not beat"
-        reason = (f"version {version.version} ({challenger_accuracy:.4f}) {verdict} champion version "
+        verdict = "beats the champion," if promoted else "does not beat the champion,"
+        reason = (f"version {version.version} ({challenger_accuracy:.4f}) {verdict} version "
                   f"{champion.version} ({champion_accuracy:.4f}) on {test_set}")
     for key, value in {
         "test_accuracy": f"{challenger_accuracy:.6f}",
@@ -180,12 +200,13 @@ def register_and_promote(client: MlflowClient, model_uri: str, source_run_id: st
     summary = (f"test accuracy {_interval_text(replicates)} (this version: its best-validation seed, "
                f"{challenger_accuracy:.4f})" if replicates is not None and replicates.has_interval
                else f"test accuracy {challenger_accuracy:.4f}")
-    status = "Champion" if promoted else "Not promoted"
-    client.update_model_version(name, version.version, description=(
-        f"{status}: {summary} on {test_set}. Decision: {reason}." + (f" Rule applied: {rule}." if rule else "")
-        + (f"\n\n{_contract_description(name, version.version)}" if packaged else "")))
+    was_champion = champion is not None and champion.version == version.version
+    client.update_model_version(name, version.version, description=version_description(
+        promoted or was_champion, f"{summary} on {test_set}", reason, rule,
+        contract_description(name, version.version) if packaged else ""))
     if promoted:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
     print(f"model registry: {name} version {version.version}: "
-          + ("now the champion" if promoted else "not promoted") + f" ({reason})")
+          + ("now the champion" if promoted else "still the champion" if was_champion else "not promoted")
+          + f" ({reason})")
     return PromotionDecision(version.version, promoted, reason, challenger_accuracy, champion_accuracy, rule)

@@ -25,7 +25,7 @@ def train_architecture(parent: RunRecorder, kind: str, name: str, widths: list[i
     with parent.child(replicate_run_name(name, settings.seed), tags={Tag.ARCHITECTURE: name, Tag.MODEL_KIND: kind},
                       seed=settings.seed) as run:
         log_splits(run, data, "mnist")
-        run.start_logged_model(name)  # named after the architecture; it gets every metric logged from now on
+        run.start_logged_model(name)  # named after the architecture
         model = compile_model(fresh_model(lambda: builder(widths, name=model_name(name)), settings), settings)
         run.log_params(architecture_params(kind, name, widths, settings, model.count_params(), data))
         result = train(model, data, settings, recorder=run)

@@ -28,7 +28,7 @@ def train_variant(parent: RunRecorder, variant: Variant, data: MtlData, settings
     with parent.child(replicate_run_name(variant.name, settings.seed), tags=tags, seed=settings.seed) as run:
         log_splits(run, training, "fashion-mnist")
         if log_model:
-            run.start_logged_model(variant.name)  # it gets every metric logged from now on
+            run.start_logged_model(variant.name)
         model = fresh_model(lambda: build_multitask(variant.tasks, group_count=len(data.group_names),
                                                     name=variant.name.replace("-", "_")), settings)
         compile_model(model, settings, loss={task: CROSS_ENTROPY for task in variant.tasks},

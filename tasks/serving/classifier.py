@@ -11,16 +11,20 @@ A float above 1 is refused, not guessed: it is most likely a 0-255 image, and sc
 would hide a client's mistake; the message says to send integers or divide by 255. (Over JSON,
 integers stay integers: the model declares no input schema, so MLflow does not cast them.)
 Output: one row per image, `label` (the predicted digit) and `probability_0` .. `probability_9`.
-A request outside the contract raises MlflowException(INVALID_PARAMETER_VALUE): the scoring
-server answers 400 with the message.
+A request outside the contract raises RequestRefused (an MlflowException, INVALID_PARAMETER_VALUE):
+the scoring server answers 400 with the reason first. A batch of more than STUDYFLOW_SERVE_MAX_BATCH
+images (when set; `studyflow serve --max-batch` sets it) is answered 413 (REQUEST_LIMIT_EXCEEDED).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, REQUEST_LIMIT_EXCEEDED
 from mlflow.pyfunc import PythonModel
 
 SIDE = 28
@@ -35,12 +39,68 @@ INPUT_CONTRACT = ("a batch of 28x28 grey images, white digit on black as in MNIS
 OUTPUT_CONTRACT = ("one row per image: label (the predicted digit, int) and probability_0 .. probability_9 "
                    "(float32 softmax probabilities of digits 0-9, summing to 1)")
 CLASSES_TEXT = "digits 0-9 (probability_k is the probability of digit k)"
-REQUEST_FORMAT = ('POST /invocations, Content-Type: application/json, body {"inputs": [<image>, ...]} with each '
+REQUEST_BODY = '{"inputs": [<image>, ...]}'
+REQUEST_FORMAT = (f"POST /invocations, Content-Type: application/json, body {REQUEST_BODY} with each "
                   "image 28 rows of 28 values (or 784 values)")
 
 
-def _refuse(message: str) -> MlflowException:
-    return MlflowException.invalid_parameter_value(f"{message}. Expected {INPUT_CONTRACT}.")
+MAX_BATCH_VARIABLE = "STUDYFLOW_SERVE_MAX_BATCH"  # images per request at most; unset: no limit
+ECHO_CHARACTERS = 200  # of the request, repeated after the reason of a refusal
+
+
+class RequestRefused(MlflowException):
+    """A request the model does not take: the reason first, the request repeated only in part, and its
+    own HTTP status.
+
+    MLflow's scoring server rewrites the message of a model's MlflowException to "Failed to predict
+    data '<the whole request>'. Error: <reason>": about 3.9 KB of pixels per image before the reason.
+    The rewrite goes through `message`, so the reason is put back first here and the request cut to
+    its start. MLflow maps no error code to 413 (REQUEST_LIMIT_EXCEEDED is 429), and its server asks
+    the exception for its status (`get_http_status_code`), so a refusal carries its own.
+    """
+
+    def __init__(self, reason: str, error_code: int = INVALID_PARAMETER_VALUE, http_status: int = 400):
+        super().__init__(reason, error_code=error_code)
+        self.reason, self.http_status = reason, http_status
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, text: str) -> None:
+        reason = getattr(self, "reason", None)
+        if reason is None or text == reason:
+            self._message = text
+            return
+        before = text.rpartition(reason)[0] if reason in text else text  # MLflow's words and the request
+        request = " ".join(before.split()).removesuffix("Error:").strip().removesuffix(".")
+        cut = request if len(request) <= ECHO_CHARACTERS else request[:ECHO_CHARACTERS] + " ..."
+        self._message = f"{reason} [{cut}]"
+
+    def get_http_status_code(self) -> int:
+        return self.http_status
+
+
+def _refuse(message: str) -> RequestRefused:
+    return RequestRefused(f"{message}. Expected {INPUT_CONTRACT}.")
+
+
+def max_batch_setting() -> int | None:
+    """The most images one request may hold (STUDYFLOW_SERVE_MAX_BATCH), or None for no limit."""
+    text = os.environ.get(MAX_BATCH_VARIABLE, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{MAX_BATCH_VARIABLE} must be a whole number of images, at least 1; got {text!r}")
+    return int(text)
+
+
+def check_batch_size(count: int, limit: int | None) -> None:
+    if limit is not None and count > limit:
+        raise RequestRefused(f"the request holds {count} images; this server takes at most {limit} per request "
+                             f"({MAX_BATCH_VARIABLE}): send them in batches of {limit}",
+                             error_code=REQUEST_LIMIT_EXCEEDED, http_status=413)
 
 
 def images_from(data) -> np.ndarray:
@@ -81,10 +141,13 @@ def images_from(data) -> np.ndarray:
 class DigitClassifier(PythonModel):
     """The Keras CNN (artifact `keras_model`) behind the input contract above."""
 
+    max_batch: int | None = None
+
     def load_context(self, context):
         import keras
 
         self.network = keras.saving.load_model(context.artifacts["keras_model"])
+        self.max_batch = max_batch_setting()  # read once: a bad value stops the server at start, not a request
 
     # model_input's hint is one MLflow infers no schema from (as np.ndarray, pd.DataFrame): it then neither
     # validates nor converts the input, so images_from's checks stay the contract (a typed hint would put
@@ -92,6 +155,7 @@ class DigitClassifier(PythonModel):
     # scoring server hands JSON `inputs` over as an array; a Python caller's DataFrame is taken as well.
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
         images = images_from(model_input)
+        check_batch_size(len(images), self.max_batch)
         import keras
 
         # A direct call, not network.predict: no progress bar on the server's output, no tf.data pipeline.

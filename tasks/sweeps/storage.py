@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from studyflow import paths
 from studyflow.config import ConfigError
-from studyflow.config.sweeps import SweepConfig
+from studyflow.config.sweeps import OBJECTIVES, SweepConfig
 from studyflow.errors import SweepStorageError
 from studyflow.tracking.names import TrialAttr
 
@@ -96,7 +96,7 @@ def make_sampler(config: SweepConfig, study: optuna.Study | None, worker_index: 
 
 
 def directions(config: SweepConfig) -> list[str]:
-    return ["maximize", "maximize"] if config.KIND == "mtl" else ["maximize"]
+    return ["maximize"] * len(OBJECTIVES[config.KIND].metrics)  # every objective is an accuracy
 
 
 def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) -> optuna.Study:
@@ -107,6 +107,10 @@ def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) 
         study = optuna.create_study(storage=storage, study_name=name, directions=directions(config),
                                     pruner=make_pruner(config), load_if_exists=True)
         study.sampler = make_sampler(config, study, worker_index)
+        # The dashboard and Optuna's plots label the objectives with these ("Objective 0" without them).
+        metric_names = list(OBJECTIVES[config.KIND].metrics)
+        if study.metric_names != metric_names:  # a study made before it was named gets its names too
+            study.set_metric_names(metric_names)
     wanted = config.study_settings()
     recorded = study.user_attrs.get(TrialAttr.SETTINGS)
     if recorded is None:
