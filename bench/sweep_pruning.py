@@ -2,7 +2,7 @@
 third or a quarter per rung) and Hyperband, at a scale where pruning matters (32 trials x 10 epochs
 on 30,000 training images), each repeated over three sweep seeds.
 
-The goal (issue #20): a pruned sweep trains at most 1/3 of the full (unpruned) sweep's epochs, and
+The goal: a pruned sweep trains at most 1/3 of the full (unpruned) sweep's epochs, and
 its best validation accuracy is at most 0.1 point below the full sweep's (a higher one meets it too).
 For each pruned sweep this prints, against the full one, all measured in this run:
 - the ratio of epochs trained;
@@ -51,7 +51,7 @@ import statistics
 from bench.common import add_benchmark_arguments, isolated_home, parse_arguments, recorded_options, timed, write_results
 
 QUICK = {"trials": 1, "epochs": 1, "train_size": 600, "test_size": 200, "seeds": "1"}
-# The issue's goal for a pruned sweep, against the full one.
+# The goal for a pruned sweep, against the full one.
 GOAL_EPOCH_RATIO = 1 / 3
 GOAL_ACCURACY_POINTS = 0.1
 # Each pruner with the product's defaults, spelled out: a profile's own pruner settings would

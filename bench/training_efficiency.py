@@ -15,7 +15,7 @@ pipeline, metrics or callbacks: a block of each after every epoch, so that the t
 own operations alternate under the same load. The training's best epoch over the best block with
 the update (the operations a training step runs; the faster of the two ways of calling them) is
 how much of its own operations' rate the training keeps; a per-layer breakdown (each layer alone,
-forward and backward) shows where a step's time goes. Goals (issue #20): every network's training
+forward and backward) shows where a step's time goes. Goals: every network's training
 at >= 0.9 of its own operations; CNN-1 at >= 0.6 of the float32 peak. Whether each is met is
 printed and recorded from this run's figures.
 
@@ -158,7 +158,7 @@ def report_own_operations(measured: dict, precision: str) -> None:
 def report_goals(results: dict) -> dict:
     """Print every goal against this run's figures; return them with whether each is met."""
     met = {}
-    print("Goals (issue #20), measured in this run (best epoch against best block):")
+    print("Goals, measured in this run (best epoch against best block):")
     for name, by_precision in results.items():
         if name == "matmul_peak_gflops":
             continue

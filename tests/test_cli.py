@@ -1,4 +1,4 @@
-"""The real command line, as a user types it (slow: each call starts Python, Prefect and MLflow)."""
+"""The real command line, as a user types it: each test starts `studyflow` in a new Python process."""
 
 import os
 import re

@@ -1,5 +1,5 @@
 """Static checks of the container stack and the deployments: docker-compose.yml against the Compose
-specification and the issue's rules, the Dockerfile with hadolint, prefect.yaml against the flows it
+specification and the stack's rules (loopback ports, start order, no secret in the file), the Dockerfile with hadolint, prefect.yaml against the flows it
 deploys. `make compose-check` (stack/compose_check.sh, run by .ci/run) brings the stack up for real."""
 
 from __future__ import annotations

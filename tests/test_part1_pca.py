@@ -58,7 +58,7 @@ def test_failure_inside_the_flow_leaves_the_run_failed(prefect_server, mlflow_cl
 
 def test_digit_table_reproduces_the_original_at_its_pixel_scale():
     """Pixels in [-1, 1] (the default) give the original's centroids and variances within sampling
-    noise; [0, 1] halves the centroids and quarters the variances: what issue #21 measured."""
+    noise; [0, 1] halves the centroids and quarters the variances."""
     dataset = load_dataset("mnist")
     original = {entry["digit"]: entry for entry in reference.original_study()["pca"]["centroids"]}
     paper = build_pca_map(dataset.train_images, dataset.train_labels, 10_000, 0, (-1.0, 1.0)).digit_table

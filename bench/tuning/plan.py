@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 SECTIONS = ("threads", "onednn", "precision", "pipeline", "xla", "batch", "logging", "startup")
 TRAINING_SECTIONS = set(SECTIONS[:6])
 MODEL_NAMES = ("CNN-1", "MLP-1", "MTL")
-STUDY_BATCH_SIZE = 128  # tasks.training.DEFAULT_BATCH_SIZE; every other batch size is compared with it
+STUDY_BATCH_SIZE = 128  # TrainSettings.batch_size's default; every other batch size is compared with it
 MTL_LOSS_WEIGHTS = {"item": 0.5, "group": 0.5}
 # Variables a "default" process must not inherit, or it would not be the default.
 TUNING_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "TF_SET_ONEDNN_FPMATH_MODE", "MLFLOW_ENABLE_ASYNC_LOGGING")

@@ -1,6 +1,7 @@
 """Typed configuration: the base machinery (`base`), each study part's config (`parts`) and the
-sweeps' (`sweeps`). Imports only pydantic and the reference data: the command line validates a
-command's parameters with it before TensorFlow, MLflow or Prefect is imported."""
+sweeps' (`sweeps`). Imports pydantic, the reference data and the tracking names (plain strings; no
+MLflow), and SQLAlchemy's URL parser only when a sweep's storage is checked: the command line
+validates a command's parameters with it before TensorFlow, MLflow or Prefect is imported."""
 
 from studyflow.config.base import (
                                    PROFILES,

@@ -1,6 +1,6 @@
 """One worker process of a parallel sweep: `python -m tasks.sweeps.worker SPEC.json INDEX`.
 
-Started by tasks/sweep_run.run_trials_in_workers, never by hand. It limits TensorFlow to its share
+Started by tasks/sweeps/run.run_trials_in_workers, never by hand. It limits TensorFlow to its share
 of the cores before TensorFlow starts, loads the data itself, and runs trials against the shared
 storage into the sweep's parent MLflow run until the study has enough finished trials.
 """
