@@ -354,7 +354,7 @@ def ui_hint(part: str) -> str:
     experiment = tracking.connect().get_experiment_by_name(tracking.experiment_name(part)) \
         if part in (*PART_NAMES, *(f"sweep-{kind}" for kind in SWEEP_KINDS)) else None
     page = tracking.experiment_url(experiment.experiment_id) if experiment else tracking.experiments_url()
-    if tracking.ui_command().startswith("open "):
+    if tracking.uses_tracking_server():
         return f"[studyflow] MLflow UI: {page}"
     studyflow = Path(sys.executable).parent / "studyflow"
     return (f"[studyflow] the runs in MLflow and the flow runs in Prefect: start both UIs with\n  {studyflow} ui\n"

@@ -260,9 +260,9 @@ def _started(what: str) -> Iterator[None]:
         raise ServerStartError(f"{what} did not start ({_plain(exc)}); {budget_remedy()}") from None
 
 
-def _client(runner, config: FannedOut):
-    """The runner's Dask client. A local cluster starts here (prefect-dask starts it on first use)."""
-    if config.dask_address is not None or _SHARED_LOCAL_CLUSTER.get() is not None:
+def _client(runner, config: FannedOut, starts_cluster: bool):
+    """The runner's Dask client. A cluster of its own starts here (prefect-dask starts it on first use)."""
+    if not starts_cluster:
         try:
             return runner.client
         except (OSError, TimeoutError) as exc:
@@ -323,17 +323,19 @@ def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) 
     from prefect_dask import DaskTaskRunner
 
     shared = _SHARED_LOCAL_CLUSTER.get()
+    starts_cluster = False
     if config.dask_address is not None:
         runner = DaskTaskRunner(address=config.dask_address, client_kwargs={"timeout": CONNECT_TIMEOUT_S})
     elif shared is not None and shared[0] == config.workers:
         runner = DaskTaskRunner(address=shared[1], client_kwargs={"timeout": CONNECT_TIMEOUT_S})
     else:
+        starts_cluster = True
         runner = DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(config.workers),
                                 client_kwargs={"timeout": start_budget()})
     reason = "its Dask worker died during the training, which ran again on another worker"
     try:
         with runner:
-            client = _client(runner, config)
+            client = _client(runner, config, starts_cluster)
             address = config.dask_address or client.scheduler.address
             if config.dask_address is not None:
                 check_workers(client, address)

@@ -35,9 +35,7 @@ def default_prefect_port() -> int:
 
 
 def mlflow_ui(port: int) -> LocalServer:
-    argv = [str(VENV_BIN / "mlflow"), "ui", "--backend-store-uri", tracking.tracking_uri(),
-            "--default-artifact-root", str(paths.default_artifact_root()), "--host", "127.0.0.1",
-            "--port", str(port), "--workers", "1"]
+    argv = [*tracking.ui_argv(port), "--workers", "1"]
     # No job-execution consumers: a UI over finished runs has no jobs to run.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     training_runs = f"http://127.0.0.1:{port}/#/experiments{tracking.TRAINING_VIEW}"
@@ -58,10 +56,10 @@ def prefect_ui(port: int) -> LocalServer:
 
 def run_ui(mlflow_port: int | None, prefect_port: int | None) -> int:
     servers = []
-    if tracking.uses_embedded_store() or not tracking.tracking_uri().startswith(("http://", "https://")):
-        servers.append(mlflow_ui(mlflow_port or default_mlflow_port()))
-    else:
+    if tracking.uses_tracking_server():
         print(f"[studyflow] the MLflow UI is the tracking server's: {tracking.ui_base()}")
+    else:
+        servers.append(mlflow_ui(mlflow_port or default_mlflow_port()))
     if os.environ.get("PREFECT_API_URL"):
         print(f"[studyflow] the Prefect UI is the Prefect server's: {os.environ['PREFECT_API_URL'].removesuffix('/api')}")
     else:

@@ -33,9 +33,9 @@ if TYPE_CHECKING:  # never run; tells readers (and studyflow.steps' code digest)
 
 _LAZY = {
     "store": ("check_server", "check_writable", "connect", "plain_cause", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",
-              "tracking_uri", "ui_command", "ui_base", "run_url", "experiment_url", "experiments_url", "registered_model_url",
+              "tracking_uri", "ui_argv", "ui_base", "run_url", "experiment_url", "experiments_url", "registered_model_url",
               "TRAINING_VIEW",
-              "uses_embedded_store",
+              "uses_embedded_store", "uses_tracking_server",
               "HTTP_RETRY_DEFAULTS"),
     "runs": ("RunRecorder", "close_run", "ending", "resumed_run", "run_tags", "sampled_system_metrics", "stop_reason",
              "tracked_run"),

@@ -49,25 +49,26 @@ def uses_embedded_store() -> bool:
     return tracking_uri() == paths.default_tracking_uri()
 
 
-UI_PORT = 5000  # where `ui_command` serves a store that is not a server
+UI_PORT = 5000  # where `studyflow ui` serves the MLflow UI of a store that is not a server
 PREFECT_UI_PORT = 4200  # where `studyflow ui` serves the local Prefect home's flow runs
 
 
-def ui_command() -> str:
-    """The command that shows this store in the MLflow UI, runnable as printed (the environment's own
-    `mlflow`, no activation needed); nothing to start for a tracking server."""
-    uri = tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
-    mlflow_command = str(Path(sys.executable).parent / "mlflow")
-    root = f" --default-artifact-root {paths.default_artifact_root()}" if uses_embedded_store() else ""
-    return f"{mlflow_command} ui --backend-store-uri {uri}{root} --host 127.0.0.1 --port {UI_PORT}"
+def uses_tracking_server() -> bool:
+    """True when the store is an MLflow server, which serves its own UI."""
+    return tracking_uri().startswith(("http://", "https://"))
+
+
+def ui_argv(port: int = UI_PORT) -> list[str]:
+    """The MLflow UI over this store (not a server), from the environment's own `mlflow`."""
+    root = ["--default-artifact-root", str(paths.default_artifact_root())] if uses_embedded_store() else []
+    return [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", tracking_uri(), *root,
+            "--host", "127.0.0.1", "--port", str(port)]
 
 
 def ui_base() -> str:
     """Where the MLflow UI for this store is served, as a browser reaches it: STUDYFLOW_MLFLOW_UI_URL
     (the compose stack's workers reach the server as http://mlflow:5000, a browser as 127.0.0.1),
-    else the server itself, else `ui_command`'s address."""
+    else the server itself, else `studyflow ui`'s address."""
     if override := os.environ.get("STUDYFLOW_MLFLOW_UI_URL"):
         return override.rstrip("/")
     uri = tracking_uri()
