@@ -27,6 +27,7 @@ legitimately still be running.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -238,7 +239,10 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
 
     preload = [WORKER_PRELOAD, *dask.config.get("distributed.worker.preload", [])]  # and the user's own
     api_url = str(SyncClientContext.get().client.api_url)  # the client this flow run reports with
-    environment = {**worker_environment(workers), "PREFECT_API_URL": api_url}
+    # Dask's own INFO lines (a cluster's start and close, with the tracebacks of the connections its
+    # close cuts) are its internals, not the command's: warnings and errors only, here and in workers.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    environment = {**worker_environment(workers), "PREFECT_API_URL": api_url, "DASK_LOGGING__DISTRIBUTED": "warning"}
     if not os.environ.get("PREFECT_API_URL"):  # the command's temporary server
         environment[TEMPORARY_PREFECT_SERVER_ENV] = "1"
     # death_timeout: how long a worker (importing TensorFlow in its preload) may take to come up.
