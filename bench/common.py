@@ -117,7 +117,7 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
 def run_studyflow(part: str, overrides: dict, profile: str = "paper") -> float:
     """`studyflow run <part> --profile <profile> --set NAME=VALUE...` in its own process, as a user runs
     it (this benchmark's STUDYFLOW_HOME); its wall seconds. A failure raises with the end of its stderr."""
-    command = [sys.executable, "-m", "studyflow.cli", "run", part, "--profile", profile,
+    command = [sys.executable, "-m", "studyflow.entrypoints.cli", "run", part, "--profile", profile,
                *(f"--set={key}={json.dumps(value)}" for key, value in overrides.items())]
     started = time.perf_counter()
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=os.environ)

@@ -84,7 +84,7 @@ def projected_wall_s(parts: dict[str, dict], unfanned_s: float, workers: int) ->
 # but pays Python's, TensorFlow's and Prefect's start-up once (tens of seconds on a loaded machine).
 RUN_COMMANDS = """
 import json, sys
-from studyflow import cli
+from studyflow.entrypoints import cli
 for argv in json.loads(sys.argv[1]):
     code = cli.main(argv)
     if code:

@@ -37,7 +37,7 @@ def run_study(precision: str, parts: list[str] | None) -> dict:
     log = home / "study.log"  # a file, not a pipe: a server the study leaves behind cannot hold it open
     started = time.perf_counter()
     with log.open("w") as output:
-        completed = subprocess.run([sys.executable, "-m", "studyflow.cli", "run", "study", "--profile", "quick",
+        completed = subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "study", "--profile", "quick",
                                     "--set", f"precision={precision}", *chosen], env=env, stdout=output,
                                    stderr=subprocess.STDOUT)
     wall_s = time.perf_counter() - started

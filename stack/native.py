@@ -496,7 +496,7 @@ def start_serve(settings: dict) -> bool:
     env["MLFLOW_TRACKING_URI"] = settings["mlflow_url"]
     port = serve_port(settings)
     # The checkout's code, as the worker runs it; `studyflow serve` execs MLflow's scoring server.
-    process = spawn("serve", [sys.executable, "-m", "studyflow.cli", "serve", "--port", str(port)], env)
+    process = spawn("serve", [sys.executable, "-m", "studyflow.entrypoints.cli", "serve", "--port", str(port)], env)
     try:
         _wait_http("serve", f"http://{HOST}:{port}/ping", process, time.monotonic() + start_budget())
     except StackError:

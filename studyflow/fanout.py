@@ -45,7 +45,7 @@ from studyflow.tracking import RunRecorder
 from studyflow.tracking.provenance import TEMPORARY_PREFECT_SERVER_ENV
 
 CONNECT_TIMEOUT_S = 10
-WORKER_PRELOAD = "studyflow.dask_worker"  # what a worker imports before it joins (see that module)
+WORKER_PRELOAD = "studyflow.entrypoints.dask_worker"  # what a worker imports before it joins (see that module)
 LOCAL_STORE_SCHEMES = ("sqlite:", "file:")
 
 

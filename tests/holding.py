@@ -74,7 +74,7 @@ def cli_statement(argv: list[str], quick_profile: dict[str, dict] | None = None)
     `quick_profile` (part -> settings) gives those parts' quick profile these settings first: a study's
     command takes no sizes for its parts, and a test of what a study does needs the quick profile's
     code, not its data."""
-    lines = ["import sys", "from studyflow import cli"]
+    lines = ["import sys", "from studyflow.entrypoints import cli"]
     if quick_profile:
         lines.append("from studyflow.config.parts import PART_CONFIGS")
         lines += [f"PART_CONFIGS[{part!r}].PROFILE_DEFAULTS['quick'].update({settings!r})"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-STUDYFLOW = [sys.executable, "-m", "studyflow.cli"]
+STUDYFLOW = [sys.executable, "-m", "studyflow.entrypoints.cli"]
 
 
 def _run(args, home: Path):
@@ -69,7 +69,7 @@ def test_sweep_kind_help_lists_its_parameters_but_those_given_as_options(studyfl
 
 
 def test_help_of_a_part_imports_nothing_heavy():
-    probe = ("import sys; from studyflow import cli\n"
+    probe = ("import sys; from studyflow.entrypoints import cli\n"
              "for argv in (['run', 'cnn', '--help'], ['sweep', 'mtl', '--help']):\n"
              "    try:\n        cli.main(argv)\n    except SystemExit as stop:\n        assert stop.code == 0\n"
              "heavy = [name for name in ('tensorflow', 'mlflow', 'prefect', 'keras', 'optuna') if name in sys.modules]\n"
@@ -114,7 +114,7 @@ def test_prefect_local_state_lives_under_studyflow_home_unless_prefect_is_config
 
 
 def test_a_bad_parameter_is_refused_before_anything_heavy_is_imported(studyflow_home):
-    probe = ("import sys; from studyflow import cli; code = cli.main(['run', 'cnn', '--set', 'epochs=-1']); "
+    probe = ("import sys; from studyflow.entrypoints import cli; code = cli.main(['run', 'cnn', '--set', 'epochs=-1']); "
              "heavy = [name for name in ('tensorflow', 'mlflow', 'prefect', 'keras') if name in sys.modules]; "
              "print(code, heavy)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

@@ -114,7 +114,7 @@ def test_dask_workers_scale_and_share_the_stores_with_the_flow_runs(compose):
     scheduler, dask_worker, worker = services["dask-scheduler"], services["dask-worker"], services["worker"]
     assert scheduler["command"][:2] == ["dask", "scheduler"] and "--dashboard-address" in scheduler["command"]
     assert dask_worker["command"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
-    assert "--preload" in dask_worker["command"] and "studyflow.dask_worker" in dask_worker["command"]
+    assert "--preload" in dask_worker["command"] and "studyflow.entrypoints.dask_worker" in dask_worker["command"]
     assert "container_name" not in dask_worker and "ports" not in dask_worker  # --scale dask-worker=N
     assert worker["environment"]["STUDYFLOW_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
     for service in (worker, dask_worker):  # the same stores, at the same paths

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from studyflow import doctor, paths, tracking
-from studyflow.doctor import close_orphaned_runs, run_doctor
+from studyflow import paths, tracking
+from studyflow.entrypoints import doctor
+from studyflow.entrypoints.doctor import close_orphaned_runs, run_doctor
 from studyflow.tracking.names import Tag
 
 DiskUsage = namedtuple("DiskUsage", "total used free")  # the shape of shutil.disk_usage's answer

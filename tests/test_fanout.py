@@ -36,7 +36,7 @@ def test_every_part_with_several_trainings_takes_workers_and_a_scheduler(monkeyp
 
 
 def _refusal(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studyflow.cli", *argv], cwd=REPO, env={**os.environ, **env},
+    return subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=120)
 
 
@@ -110,7 +110,7 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
                STUDYFLOW_TEST_HOLD_ONCE=str(tmp_path / "held-once"))
     mlflow_client.search_experiments()
     with open(log_path, "w") as log:
-        command = subprocess.Popen([sys.executable, "-m", "studyflow.cli", *_argv(tiny, "--set", "workers=2")],
+        command = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", *_argv(tiny, "--set", "workers=2")],
                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def mlp_b():
@@ -162,7 +162,7 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
 def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
     from distributed import LocalCluster
 
-    from studyflow.doctor import run_doctor
+    from studyflow.entrypoints.doctor import run_doctor
 
     def dask_check():
         (check,) = [check for check in run_doctor().checks if check[0] == "Dask scheduler"]
@@ -211,12 +211,12 @@ def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_n
         scheduler = start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"])
         hold = str(Path(__file__).with_name("dask_hold.py"))
         start("worker", [DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                         "--preload", "studyflow.dask_worker", "--preload", hold])
+                         "--preload", "studyflow.entrypoints.dask_worker", "--preload", hold])
         server.wait_until_up()
         client = MlflowClient(server.url)
         log_path, stderr_path = tmp_path / "command.log", tmp_path / "command.err"
         with open(log_path, "w") as log, open(stderr_path, "w") as errors:
-            command = subprocess.Popen([sys.executable, "-m", "studyflow.cli",
+            command = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli",
                                         *_argv(tiny, "--set", f"dask_address={address}")],
                                        cwd=REPO, env=env, stdout=log, stderr=errors, start_new_session=True)
         started.append(command)

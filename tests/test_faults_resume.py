@@ -130,7 +130,7 @@ def _copy_of_repo(destination: Path) -> Path:
 
 
 def _studyflow(cwd: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studyflow.cli", *argv], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
 

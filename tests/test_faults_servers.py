@@ -26,7 +26,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from studyflow.doctor import run_doctor
+from studyflow.entrypoints.doctor import run_doctor
 from studyflow.tracking.names import Tag, TrialAttr
 
 from conftest import assert_trials_linked, free_port, runs_of, sweep_runs

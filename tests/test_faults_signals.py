@@ -107,7 +107,7 @@ def test_two_identical_commands_at_once_train_each_step_once(tmp_path, mlflow_cl
     try:
         wait_until_epoch_1_logged(mlflow_client, lambda: _mlp_b(mlflow_client), "MLP-b", first, first_log)
         with open(second_log, "w") as log:
-            second = subprocess.Popen([sys.executable, "-m", "studyflow.cli", *_mlp_argv(tiny)], cwd=REPO,
+            second = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", *_mlp_argv(tiny)], cwd=REPO,
                                       env=_env(tmp_path / "second"), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
         while "reused finished run" not in second_log.read_text() or len(_parents(mlflow_client)) < 2:
@@ -148,7 +148,7 @@ def test_a_read_only_store_is_refused_in_one_line_before_anything_starts(studyfl
     mlruns.mkdir()
     if not shutil.which("unshare") or not _read_only_mounts_work(mlruns):
         pytest.skip("cannot mount a read-only folder here (needs root and unshare)")
-    command = " ".join([sys.executable, "-m", "studyflow.cli", "run", "pca"])
+    command = " ".join([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "pca"])
     result = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {mlruns} {mlruns} && "
                              f"mount -o remount,bind,ro {mlruns} && exec {command}"],
                             cwd=REPO, env={**os.environ, "STUDYFLOW_HOME": str(studyflow_home)},
@@ -161,7 +161,7 @@ def test_a_read_only_store_is_refused_in_one_line_before_anything_starts(studyfl
 
 
 def test_doctor_leaves_no_run_behind(mlflow_client):
-    from studyflow.doctor import run_doctor
+    from studyflow.entrypoints.doctor import run_doctor
 
     run_doctor()
     run_doctor()
@@ -189,7 +189,7 @@ def test_a_killed_sweeps_flow_run_is_set_crashed_by_the_resume(tmp_path, mlflow_
     assert wait_gone(started, 10) == []
     assert prefect_flow_runs(tmp_path / "prefect") == [("sweep-mlp", "RUNNING")]  # what kill -9 leaves
     time.sleep(4)  # past the heartbeat's grace: the trial counts as dead
-    resumed = subprocess.run([sys.executable, "-m", "studyflow.cli", *argv], cwd=REPO, env=_env(tmp_path),
+    resumed = subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env=_env(tmp_path),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert prefect_flow_runs(tmp_path / "prefect") == [("sweep-mlp", "CRASHED"), ("sweep-mlp", "COMPLETED")]

@@ -42,7 +42,7 @@ def _start(argv: list[str], home: Path, log_path: Path, **env_changes: str) -> s
            "PYTHONUNBUFFERED": "1", **env_changes}
     env.pop("MLFLOW_TRACKING_URI", None)
     with log_path.open("w") as log:  # its own session, as a terminal's job: its processes can be found
-        return subprocess.Popen([sys.executable, "-m", "studyflow.cli", *argv], cwd=REPO, env=env, stdout=log,
+        return subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -168,7 +168,7 @@ def test_missing_model_is_a_clear_error_and_leaves_no_run(prefect_server, mlflow
 def test_cli_says_how_to_make_a_champion(studyflow_home):
     """The real command, on an empty store: one line saying what to do, no Prefect server, no traceback."""
     env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home), "PREFECT_HOME": str(studyflow_home / "prefect")}
-    result = subprocess.run([sys.executable, "-m", "studyflow.cli", "run", "inspect"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "inspect"], capture_output=True,
                             text=True, env=env, timeout=300)
     assert result.returncode == 1
     assert "studyflow: error: no champion yet: run `studyflow run cnn` first" in result.stderr

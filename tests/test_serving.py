@@ -29,7 +29,7 @@ from tasks.model_store import outputs
 from conftest import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STUDYFLOW = [sys.executable, "-m", "studyflow.cli"]  # as test_cli: this checkout's code, the venv's interpreter
+STUDYFLOW = [sys.executable, "-m", "studyflow.entrypoints.cli"]  # as test_cli: this checkout's code, the venv's interpreter
 CHAMPION = "models:/mnist-cnn@champion"
 PROBABILITIES = [f"probability_{digit}" for digit in range(10)]
 

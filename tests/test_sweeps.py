@@ -7,7 +7,7 @@ import json
 import pytest
 from optuna.trial import TrialState
 
-from studyflow import cli
+from studyflow.entrypoints import cli
 from studyflow.config import ConfigError
 from studyflow.config.sweeps import sweep_config
 from studyflow.tracking.names import Tag
@@ -282,7 +282,7 @@ def test_dashboard_serves_the_sweeps_studies_on_localhost(studyflow_home):
     study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
     port = free_port()
     env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home)}
-    server = subprocess.Popen([sys.executable, "-m", "studyflow.cli", "dashboard", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", "dashboard", "--port", str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -21,7 +21,7 @@ from holding import REPO, tail
 from studyflow.tracking.names import Tag
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-STUDYFLOW = [sys.executable, "-m", "studyflow.cli"]
+STUDYFLOW = [sys.executable, "-m", "studyflow.entrypoints.cli"]
 
 
 def _post_json(url: str, body: dict) -> list[dict]:

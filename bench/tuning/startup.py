@@ -38,7 +38,7 @@ def startup_section(plan: Plan, workdir: Path, results: dict, with_study_run: bo
                          "process_s_repeats": walls}
         print(f"startup    import {name:<30} {common.median(import_times):6.2f} s  "
               f"(whole process {common.median(walls):.2f} s)")
-    walls = [timed_command([sys.executable, "-m", "studyflow.cli", "run", "pca", "--help"], env)[0]
+    walls = [timed_command([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "pca", "--help"], env)[0]
              for _ in range(plan.startup_repeats)]
     startup["studyflow run pca --help"] = {"process_s": common.median(walls), "process_s_repeats": walls}
     print(f"startup    {'studyflow run pca --help':<37} {common.median(walls):6.2f} s  (whole process)")
@@ -54,7 +54,7 @@ def pca_quick_run(workdir: Path) -> dict:
     for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
         env.pop(name, None)
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "studyflow.cli", "run", "pca", "--profile", "quick"],
+    process = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "pca", "--profile", "quick"],
                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                bufsize=1)
     marks, tail = {}, []

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_
 from studyflow import reference
 from studyflow.config.base import (FannedOut, PartConfig, PrecisionChoice, Replicated, Seeded, StepConfig,
                                    TrainingConfig)
-from studyflow.tracking.names import CHAMPION_URI, REGISTERED_CNN
+from studyflow.tracking.names import CHAMPION_URI, MODEL_URI_FORMS, REGISTERED_CNN
 
 Digit = Annotated[int, Field(ge=0, le=9)]
 Width = Annotated[int, Field(ge=1, le=100_000)]
@@ -38,10 +38,6 @@ DEFAULT_PAIRS = [(1, 0), (8, 3), (4, 9), (8, 7), (2, 9)]
 ALL_PAIRS = [tuple(pair) for pair in itertools.combinations(range(10), 2)]
 DEFAULT_LAMBDAS = [0.0, 0.25, 0.5, 0.75, 1.0]
 ITEM_CLASSES = 10
-MODEL_URI_FORMS = ("models:/<name>@<alias>, models:/<name>/<version>, models:/m-<logged model id> or "
-                   "runs:/<run id>/<path>")
-
-
 class PcaConfig(StepConfig):
     sample_size: int = Field(10_000, ge=200, le=60_000, description="images the PCA is fitted on (seeded sample)")
     holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of each pair's samples held out")

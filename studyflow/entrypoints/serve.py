@@ -41,7 +41,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 def resolve(model_uri: str) -> tuple[str, str]:
     """The URI to serve (an alias pinned to its version) and a description of it; ModelSourceError if none."""
-    from tasks.inspect.source import resolve_model_source
+    from studyflow.tracking.model_source import resolve_model_source
 
     tracking.check_server()
     if tracking.uses_embedded_store() and not (paths.mlruns_dir() / "mlflow.db").exists():

@@ -128,7 +128,7 @@ def _port(text: str) -> int:
 
 
 def _add_serve_parser(commands) -> None:
-    from studyflow.serve import (DEFAULT_HOST, DEFAULT_MAX_BATCH, DEFAULT_MODEL_URI, DEFAULT_PORT,  # no MLflow
+    from studyflow.entrypoints.serve import (DEFAULT_HOST, DEFAULT_MAX_BATCH, DEFAULT_MODEL_URI, DEFAULT_PORT,  # no MLflow
                                  MAX_BATCH_VARIABLE)
 
     serve = commands.add_parser(
@@ -261,7 +261,7 @@ def run_part(part_name: str, config: PartConfig, prefect_ready: Callable[[], Abs
 
 def _close_orphans(client) -> None:
     """Close what killed processes left RUNNING: MLflow runs KILLED, their Prefect flow runs Crashed."""
-    from studyflow.doctor import close_orphaned_runs
+    from studyflow.entrypoints.doctor import close_orphaned_runs
 
     for fixed in close_orphaned_runs(client):
         print(f"[studyflow] {fixed}")
@@ -278,7 +278,7 @@ def run_report(config: ReportConfig, prefect_ready: Callable[[], AbstractContext
 
 
 def _doctor() -> int:
-    from studyflow.doctor import run_doctor
+    from studyflow.entrypoints.doctor import run_doctor
 
     report = run_doctor()
     for name, ok, detail in report.checks:
@@ -303,15 +303,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             return _doctor()
         if args.command == "dashboard":
-            from studyflow.dashboard import run_dashboard
+            from studyflow.entrypoints.dashboard import run_dashboard
 
             return run_dashboard(args.storage, args.port)
         if args.command == "serve":
-            from studyflow.serve import serve
+            from studyflow.entrypoints.serve import serve
 
             return serve(args.model_uri, args.host, args.port, args.max_batch)
         if args.command == "ui":
-            from studyflow.ui import run_ui
+            from studyflow.entrypoints.ui import run_ui
 
             return run_ui(args.mlflow_port, args.prefect_port)
         config = command_config(args)

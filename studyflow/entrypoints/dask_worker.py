@@ -1,6 +1,6 @@
 """What a studyflow Dask worker loads as it starts, before it joins the scheduler.
 
-    dask worker tcp://HOST:8786 --nthreads 1 --preload studyflow.dask_worker
+    dask worker tcp://HOST:8786 --nthreads 1 --preload studyflow.entrypoints.dask_worker
 
 The local cluster (studyflow.fanout) preloads it too. The training tasks' modules import
 TensorFlow, Keras and MLflow: seconds, or tens of seconds on a loaded machine. Imported while the
