@@ -162,3 +162,14 @@ def test_the_default_precision_is_auto_resolved_on_the_machine(monkeypatch, flag
         config = part.for_profile("paper")
         assert config.precision == config.train_settings().precision == config.as_params()["precision"] == expected
     assert StudyConfig.for_profile("quick").precision == "auto"
+
+
+@pytest.mark.parametrize("config", [part.config for part in PARTS.values()] + [StudyConfig, ReportConfig],
+                         ids=lambda config: config.__name__)
+def test_the_paper_profile_is_the_fields_own_defaults(config):
+    # One source per value: a field's default is what runs when nothing overrides it (the paper
+    # profile); the quick profile only lightens some of them.
+    assert set(config.PROFILE_DEFAULTS) <= {"quick"}
+    assert config.for_profile("paper") == config(profile="paper")
+    assert MlpConfig.for_profile("paper").epochs == 20 and CnnConfig.for_profile("paper").epochs == 10
+    assert MtlConfig.for_profile("paper").log_models and not MtlConfig.for_profile("quick").log_models

@@ -137,8 +137,9 @@ class PartConfig(Seeded):
 
     profile: Profile = "quick"
 
-    # Values that each profile gives to fields the caller leaves unset.
-    PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "paper": {}}
+    # The paper profile is the fields' own defaults (the original study's settings); the quick profile
+    # gives these lighter values to the fields the caller leaves unset.
+    PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}}
 
     @classmethod
     def for_profile(cls, profile: str = "quick", **overrides: Any) -> Self:
@@ -189,6 +190,11 @@ class StepConfig(PartConfig):
                                            "with the same inputs, code and data")
 
 
+def epochs_field(default: int) -> Any:
+    """The `epochs` field with a part's own default (its paper-profile value), one set of limits."""
+    return Field(default, ge=1, le=1000, description="passes over the training set")
+
+
 class TrainSettings(Seeded):
     """How a network is trained: the object that reaches `model.fit`, logged to MLflow as it is.
 
@@ -196,7 +202,7 @@ class TrainSettings(Seeded):
     declares it: the flows' parameters, the command line and the MLflow params follow.
     """
 
-    epochs: int = Field(10, ge=1, le=1000, description="passes over the training set")
+    epochs: int = epochs_field(10)
     batch_size: int = Field(128, ge=1, le=60_000, description="images per gradient step")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam's learning rate")
     weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="Adam's decoupled weight decay (0: none, as the original)")

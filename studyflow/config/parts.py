@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_
 
 from studyflow import reference
 from studyflow.config.base import (FannedOut, PartConfig, PrecisionChoice, Replicated, Seeded, StepConfig,
-                                   TrainingConfig)
+                                   TrainingConfig, epochs_field)
 from studyflow.tracking.names import CHAMPION_URI, MODEL_URI_FORMS, REGISTERED_CNN
 
 Digit = Annotated[int, Field(ge=0, le=9)]
@@ -48,7 +48,7 @@ class PcaConfig(StepConfig):
         ORIGINAL_PIXEL_RANGE, description="[low, high] the pixels are scaled to before the PCA ([-1, 1] reproduces "
                                           "the original's centroids and variances; [0, 1] halves them)")
 
-    PROFILE_DEFAULTS: ClassVar = {"quick": {"sample_size": 5_000}, "paper": {}}
+    PROFILE_DEFAULTS: ClassVar = {"quick": {"sample_size": 5_000}}
 
 
 class PerceptronSettings(Seeded):
@@ -74,7 +74,6 @@ class PerceptronConfig(StepConfig, PerceptronSettings, Replicated, FannedOut):
 
     PROFILE_DEFAULTS: ClassVar = {
         "quick": {"max_epochs": 100, "train_size": 10_000, "test_size": 2_000},
-        "paper": {},
     }
 
     @field_validator("pairs")
@@ -114,13 +113,13 @@ class ArchitectureConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
 
 
 class MlpConfig(ArchitectureConfig):
+    epochs: int = epochs_field(20)  # the original's MLP runs: 20 epochs (its conv nets: 10)
     architectures: dict[str, list[Width]] = Field(
         default_factory=lambda: reference.named_architectures("mlp"),
         description="name -> widths of the hidden layers (default MLP-1..5)")
 
     PROFILE_DEFAULTS: ClassVar = {
         "quick": {"epochs": 2, "train_size": 1_500, "test_size": 500},
-        "paper": {"epochs": 20},
     }
 
 
@@ -135,7 +134,6 @@ class CnnConfig(ArchitectureConfig):
         # Two epochs, so that every curve has two points, on few images: the quick profile is a smoke
         # test of every figure and table, sized for a 2-core AVX2 laptop (bench.study_quick).
         "quick": {"epochs": 2, "train_size": 600, "test_size": 500},
-        "paper": {"epochs": 10},
     }
 
     @field_validator("architectures")
@@ -173,7 +171,7 @@ class InspectConfig(StepConfig, DreamSettings):
     digits: list[Digit] = Field([2, 9], min_length=1, max_length=4,
                                 description="classes whose images, activations and dreams are shown")
 
-    PROFILE_DEFAULTS: ClassVar = {"quick": {"dream_steps": 30, "octaves": 2}, "paper": {}}
+    PROFILE_DEFAULTS: ClassVar = {"quick": {"dream_steps": 30, "octaves": 2}}
 
     @field_validator("model_uri")
     @classmethod
@@ -241,12 +239,12 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     group_mapping: dict[str, list[int]] = Field(default_factory=reference.fashion_groups,
                                                 description="task-2 group name -> Fashion-MNIST class ids")
     include_single_task: bool = Field(True, description="also train the two single-task models")
-    log_models: bool = Field(False, description="log every trained model to MLflow (a few hundred MB each)")
+    log_models: bool = Field(True, description="log every trained model to MLflow (a few hundred MB each)")
 
     PROFILE_DEFAULTS: ClassVar = {
         # Two points per curve; three lambdas (both ends and the middle) still draw the lambda curve.
-        "quick": {"epochs": 2, "train_size": 600, "test_size": 500, "lambdas": [0.0, 0.5, 1.0]},
-        "paper": {"epochs": 10, "log_models": True},
+        "quick": {"epochs": 2, "train_size": 600, "test_size": 500, "lambdas": [0.0, 0.5, 1.0],
+                  "log_models": False},
     }
 
     @field_validator("lambdas")
