@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PROFILE ?= quick
 
-.PHONY: help setup study paper-report test test-fast ui clean-runs bench stack-up stack-down stack-status deployments compose-check
+.PHONY: help setup study paper-report lint test test-fast ui clean-runs bench stack-up stack-down stack-status deployments compose-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,11 @@ study: setup  ## run the whole study (PROFILE=quick|paper) on the embedded store
 paper-report: setup  ## run the paper-profile study and publish its report in docs/results/ (hours)
 	$(BIN)/studyflow run study --profile paper --set precision=float32 --set report=false
 	$(BIN)/studyflow report --published --out docs/results
+
+lint: setup  ## style: ruff's formatter and linter (configured in pyproject.toml), then the import contracts
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Two test processes (pytest-xdist), one module each at a time (--dist loadscope: a module's
 # servers and stores are set up once, in one process). Most tests wait on processes they start
