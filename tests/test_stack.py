@@ -55,7 +55,7 @@ native = _load_native()
 
 def _postgres_installed() -> bool:
     try:
-        native._pg_bin("pg_ctl")
+        native.postgres.pg_bin("pg_ctl")
         return True
     except native.StackError:
         return False
