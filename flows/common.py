@@ -3,15 +3,21 @@
 `part_flow` makes a Prefect flow whose parameters are the config's fields (derived, not declared):
 the command line (`--set epochs=5`), a deployment (`prefect deployment run 'cnn/quick' -p epochs=5`)
 and the Prefect UI's form all speak the config's field names, and a new field is a new parameter
-without another edit. The flow builds the config once from them (`PartConfig.for_profile`, which
-names a bad parameter) and hands it to the body, so Prefect's own validation is off: one validator.
+without another edit. Prefect's own validation is off: one validator, the config class.
+
+The config is built once on its way to `fit`:
+- a deployment or the Prefect UI gives parameters: the flow builds the config from them
+  (`PartConfig.for_profile`, which names a bad parameter);
+- the command line builds and checks the config before Prefect starts, then `run_with_config`
+  hands that very object to the body; Prefect records its resolved values as the run's parameters.
 """
 
 from __future__ import annotations
 
 import functools
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from prefect import Flow, flow
 
@@ -25,6 +31,10 @@ from tasks.prefect_links import publish_run
 
 ConfigT = TypeVar("ConfigT", bound=PartConfig)
 
+# The config a caller built for the flow it is about to call (run_with_config); taken by that flow's
+# body, so a subflow it starts builds its own from its parameters.
+_built_config: ContextVar[PartConfig | None] = ContextVar("studyflow_built_config", default=None)
+
 
 def part_flow(name: str, config_class: type[ConfigT], **options) -> Callable[[Callable[[ConfigT], object]], Flow]:
     """Decorate `body(config)` into the flow `name`, taking `config_class`'s fields as parameters."""
@@ -32,6 +42,10 @@ def part_flow(name: str, config_class: type[ConfigT], **options) -> Callable[[Ca
     def decorate(body: Callable[[ConfigT], object]) -> Flow:
         @functools.wraps(body)
         def run(profile: str = "quick", **parameters):
+            built = _built_config.get()
+            if type(built) is config_class:
+                _built_config.set(None)
+                return body(built)
             return body(config_class.for_profile(profile, **parameters))
 
         del run.__wrapped__  # Prefect reads the signature below, not the body's
@@ -40,6 +54,15 @@ def part_flow(name: str, config_class: type[ConfigT], **options) -> Callable[[Ca
         return flow(name=name, validate_parameters=False, **options)(run)
 
     return decorate
+
+
+def run_with_config(part_flow_: Flow, config: PartConfig) -> Any:
+    """Run a part's flow on a config already built and checked: its body receives `config` itself."""
+    token = _built_config.set(config)
+    try:
+        return part_flow_(**config.flow_arguments())
+    finally:
+        _built_config.reset(token)
 
 
 @contextmanager

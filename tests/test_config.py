@@ -4,7 +4,7 @@ from typing import ClassVar
 import pytest
 from pydantic import Field
 
-from flows.common import part_flow
+from flows.common import part_flow, run_with_config
 from flows.registry import PARTS, STUDY
 from flows.report import report_flow
 from flows.sweeps import SWEEP_FLOWS
@@ -173,3 +173,31 @@ def test_the_paper_profile_is_the_fields_own_defaults(config):
     assert config.for_profile("paper") == config(profile="paper")
     assert MlpConfig.for_profile("paper").epochs == 20 and CnnConfig.for_profile("paper").epochs == 10
     assert MtlConfig.for_profile("paper").log_models and not MtlConfig.for_profile("quick").log_models
+
+
+@pytest.mark.integration
+def test_the_command_lines_config_is_the_one_the_body_receives(prefect_server):
+    """Built once: the object checked before Prefect starts reaches the body through a real flow run,
+    whose parameters record its resolved values; a subflow still builds its own from its parameters."""
+    class OuterConfig(StepConfig):
+        width: int = Field(3, ge=1)
+
+    class InnerConfig(StepConfig):
+        depth: int = Field(4, ge=1)
+
+    received = []
+
+    @part_flow("inner", InnerConfig)
+    def inner_flow(config: InnerConfig) -> int:
+        received.append(config)
+        return config.depth
+
+    @part_flow("outer", OuterConfig)
+    def outer_flow(config: OuterConfig) -> int:
+        received.append(config)
+        return config.width + inner_flow(profile=config.profile, depth=5)
+
+    config = OuterConfig.for_profile("quick", width=9)
+    assert run_with_config(outer_flow, config) == 14
+    assert received[0] is config and received[1] == InnerConfig.for_profile("quick", depth=5)
+    assert run_with_config(outer_flow, OuterConfig.for_profile("paper")) == 8  # nothing left over from the last call

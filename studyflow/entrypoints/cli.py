@@ -249,14 +249,16 @@ def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], Abstra
 
 
 def run_part(part_name: str, config: PartConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
-    """Close what dead processes left open, then run the part's flow with the config's resolved values."""
+    """Close what dead processes left open, then run the part's flow on this config."""
     part = _parts()[part_name]
     from studyflow import tracking
 
     client = tracking.connect()
+    from flows.common import run_with_config
+
     with prefect_ready():  # every Prefect call inside: one made during the early boot would race it
         _close_orphans(client)
-        return part.flow(**config.flow_arguments())
+        return run_with_config(part.flow, config)
 
 
 def _close_orphans(client) -> None:
@@ -271,10 +273,11 @@ def run_report(config: ReportConfig, prefect_ready: Callable[[], AbstractContext
     from studyflow import tracking
 
     tracking.connect()
+    from flows.common import run_with_config
     from flows.report import report_flow
 
     with prefect_ready():
-        return report_flow(**config.flow_arguments())
+        return run_with_config(report_flow, config)
 
 
 def _doctor() -> int:
