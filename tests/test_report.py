@@ -20,6 +20,7 @@ from tasks.mtl.figures import final_accuracy_figure
 from tasks.replicates.compute import SEEDS_FOR_POWER
 from tasks.replicates.power import seeds_to_resolve, spread_from_interval
 from tasks.report.judging import Judgement, binomial_noise, judge_interval, judge_one_seed, signed
+from tasks.report.originals import mtl_best_table
 from tasks.report.replicates import read_table, replicate_accuracy_cells, seeds_needed
 from tasks.report.tables import accuracy_cells, difference_cells, ratio_cells
 from tasks.report.write import build_report, render
@@ -279,3 +280,17 @@ def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspec
            f"`{cnn_child.info.run_id}` (CNN-4, seed 0)" in inspect
     (inspect_row,) = [line for line in markdown.splitlines() if line.startswith("| inspect | `")]
     assert inspect_row.endswith("(its own run) |")
+
+
+def test_the_originals_best_mtl_comparison_is_the_mean_of_its_own_two_task_accuracies():
+    # The reference data states the original's best-MTL and single-task means as it gave them; they
+    # must be the means of its own table's accuracies, or the report sets ours beside a wrong figure.
+    original = reference.original_study()["mtl"]
+    models = {entry["name"]: entry for entry in original["models"]}
+    best = models[f"MTL lambda {original['best_lambda']}"]
+    assert original["best_mean_accuracy"] == pytest.approx(
+        (best["task1_test_accuracy"] + best["task2_test_accuracy"]) / 2, abs=5e-5)
+    assert original["single_task_mean_accuracy"] == pytest.approx(
+        (models["single task 1"]["task1_test_accuracy"] + models["single task 2"]["task2_test_accuracy"]) / 2, abs=5e-5)
+    table = mtl_best_table(original, None)
+    assert [cell.text for cell in table.rows[0]] == ["original", "0.25", "0.9356", "0.9278", "+0.0078"]

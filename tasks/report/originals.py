@@ -69,10 +69,10 @@ def second_mlp_run_table(originals: dict[str, dict], members: dict[str, list[Run
     return table
 
 
-def mtl_best_table(original: dict, run: Run) -> Table:
+def mtl_best_table(original: dict, run: Run | None) -> Table:
     """The best MTL model against the two single-task models, by the mean of the two tasks' test
     accuracies (ours: the MTL model with the best mean validation accuracy, from the parent run)."""
-    metrics, link = run.data.metrics, run_link(run)
+    metrics, link = (run.data.metrics, run_link(run)) if run else ({}, None)
     table = Table("Best MTL model against the two single-task models: the mean of the two tasks' test accuracies "
                   "(ours: the lambda with the best mean validation accuracy)",
                   ["", "best MTL lambda", "best MTL mean accuracy", "single-task mean accuracy",
