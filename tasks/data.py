@@ -26,6 +26,9 @@ from tasks.idx import IdxFormatError, parse_idx
 DATASET_NAMES = ("mnist", "fashion-mnist")
 _PARTS = ("train_images", "train_labels", "test_images", "test_labels")
 _DOWNLOAD_TIMEOUT_S = 30
+# The range a loaded dataset's pixels are in: the networks (parts 3, 4, 6) train on it as it is; PCA
+# and the perceptron rescale to their config's `pixel_range`.
+LOADED_PIXEL_RANGE = (0.0, 1.0)
 
 
 

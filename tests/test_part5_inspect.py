@@ -118,6 +118,12 @@ def test_filter_figure_has_one_panel_per_filter(tiny_cnn):
         assert ("strongest" in figure.axes[0].get_title()) == (layer != "conv_1")
     expected = tiny_cnn.get_layer("conv_1").get_weights()[0][:, :, 0, 3]
     np.testing.assert_array_equal(grids[0].kernels[3], expected)
+    # A layer with more filters than a readable grid holds (CNN-5's conv_5: 512) shows its first ones
+    # by index, and its title says so; here conv_2's 8 filters against a limit of 4.
+    subset = filter_grid_figure(grids[1], most=4)
+    assert len(subset.axes[0].images) == 4
+    assert "the first 4 of its 8 filters" in subset.axes[0].get_title()
+    np.testing.assert_array_equal(subset.axes[0].images[3].get_array(), grids[1].kernels[3])
 
 
 def test_a_mixed_bfloat16_cnn_dreams_and_gives_float32_maps(mnist):

@@ -142,7 +142,7 @@ def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlfl
         assert record["original time (s)"] == original["train_time_s"], name
     assert by_model["MTL lambda 0.0"]["original task 1 accuracy"] != "-"  # the lambda 0 row has both figures
     # In the report, lambda 0's task-1 head (loss weight 0, never trained) is labelled, never flagged.
-    from tasks.report.sections import mtl_tables
+    from tasks.report.part_tables import mtl_tables
 
     report_table = mtl_tables(mlflow_client, parent)[0]
     rows = {row[0].text: row for row in report_table.rows}

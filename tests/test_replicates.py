@@ -10,7 +10,8 @@ from scipy import stats
 from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig, StudyConfig
 from studyflow.errors import ConfigError
 from studyflow.tracking.names import Tag
-from tasks.replicates.compute import differences_table, summary_table
+from tasks.replicates.compute import SEEDS_FOR_POWER, differences_table, summary_table
+from tasks.replicates.power import seeds_to_resolve, spread_from_interval, t_test_power
 
 from conftest import assert_png, download, runs_of
 
@@ -175,3 +176,29 @@ def test_mtl_and_perceptron_replicates(prefect_server, mlflow_client, tiny):
     (parent,) = [run for run in runs_of(mlflow_client, "perceptron") if run.data.tags[Tag.RUN_LEVEL] == "parent"]
     differences = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/perceptron_differences.csv"))
     assert differences["test"].tolist() == ["paired t (same seeds)"]
+
+
+def test_seeds_to_resolve_match_the_published_power_tables():
+    # Cohen (1988), table 2.4.1 and G*Power: a two-sample t-test at alpha 0.05 and 80 % power needs
+    # 26 per group for d = 0.8, 64 for d = 0.5, 394 for d = 0.2; a paired one 34 for d_z = 0.5.
+    assert [seeds_to_resolve(d, 1.0, paired=False) for d in (0.8, 0.5, 0.2)] == [26, 64, 394]
+    assert seeds_to_resolve(0.5, 1.0, paired=True) == 34
+    assert seeds_to_resolve(-0.5, 1.0, paired=True) == 34, "the test is two-sided"
+    # Known spread of MLP test accuracies over seeds (0.2 points): 1 point needs few seeds, 0.1 many.
+    assert seeds_to_resolve(0.01, 0.002, paired=False) < seeds_to_resolve(0.001, 0.002, paired=False)
+    assert seeds_to_resolve(0.0, 0.002, paired=True) is None
+    assert seeds_to_resolve(0.01, math.nan, paired=True) is None
+    power = t_test_power(0.5, 34, paired=True)
+    assert 0.80 <= power < t_test_power(0.5, 35, paired=True) and t_test_power(0.5, 33, paired=True) < 0.80
+
+
+def test_differences_say_how_many_seeds_would_resolve_them_and_the_interval_gives_the_spread_back():
+    a = {0: 0.950, 1: 0.962, 2: 0.941, 3: 0.957}
+    b = {seed: value - 0.004 + 0.003 * (-1) ** seed for seed, value in a.items()}  # paired differences 0.001, 0.007
+    row = differences_table(_runs({"A": a, "B": b}), "test_accuracy").iloc[0]
+    per_seed = np.array([a[seed] - b[seed] for seed in sorted(a)])
+    spread = float(np.std(per_seed, ddof=1))
+    assert row[SEEDS_FOR_POWER] == seeds_to_resolve(per_seed.mean(), spread, paired=True)
+    assert spread_from_interval(row["ci95_low"], row["ci95_high"], 4, 4, paired=True) == pytest.approx(spread)
+    one = differences_table(_runs({"A": {0: 0.9}, "B": {0: 0.8}}), "test_accuracy").iloc[0]
+    assert math.isnan(one[SEEDS_FOR_POWER]), "one seed: no spread, no power calculation"

@@ -1,16 +1,28 @@
 """The study report after tiny runs of two parts: both columns, 'not run' for the rest, valid HTML."""
 
+import math
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from flows.cnn import cnn_flow
+from flows.inspect import inspect_flow
+from flows.mlp import mlp_flow
 from flows.pca import pca_flow
 from flows.perceptron import perceptron_flow
 from flows.report import report_flow
 from studyflow import reference, tracking
+from studyflow.config.parts import PART_CONFIGS
 from studyflow.tracking.names import Tag
 from studyflow.errors import UnpublishableReportError
+from tasks.mtl.figures import final_accuracy_figure
+from tasks.replicates.compute import SEEDS_FOR_POWER
+from tasks.replicates.power import seeds_to_resolve, spread_from_interval
+from tasks.report.judging import Judgement, binomial_noise, judge_interval, judge_one_seed, signed
+from tasks.report.originals import mtl_best_table
+from tasks.report.replicates import read_table, replicate_accuracy_cells, seeds_needed
+from tasks.report.tables import accuracy_cells, difference_cells, ratio_cells
 from tasks.report.write import build_report, render
 
 from conftest import assert_png
@@ -52,10 +64,19 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     assert "mean pair accuracy (original) | mean pair accuracy (ours)" in markdown
     original = reference.original_study()["pca"]["mean_pair_accuracy"]
     assert f"| {original:.4f} |" in markdown  # the original's figure, read from the reference data file
-    # All ten digits of the PCA table; the original's centroids beside ours where it gives them (0 and 1).
-    assert "variance PC2 (ours)" in markdown and "\n| 1 | -6.71 | [" in markdown and "\n| 0 | 7.77 | [" in markdown
-    assert all(f"\n| {digit} | - | [" in markdown for digit in range(2, 10))
+    # All ten digits of the original's PCA table beside ours, centroids and variances in two tables
+    # narrow enough for a page (at most 8 columns each).
+    for entry in reference.original_study()["pca"]["centroids"]:
+        assert f"\n| {entry['digit']} | {entry['centroid_pc1']:.2f} | [" in markdown
+        assert f"\n| {entry['digit']} | {entry['variance_pc1']:.2f} | [" in markdown
+        assert f"| {entry['variance_pc2']:.2f} | [" in markdown
+    assert len(reference.original_study()["pca"]["centroids"]) == 10
+    assert "only" not in markdown.split("*Per digit: centroid")[1].split("\n")[0]
+    assert max(line.count(" | ") for line in markdown.splitlines() if line.startswith("| digit")) <= 8
     assert "train accuracy (original)" in markdown and "| 1 vs 0 |" in markdown
+    # The perceptron counts the original's "iterations", never "epochs"; no difference reads "-0.00".
+    assert "iterations (original)" in markdown and "epochs (original)" not in markdown
+    assert "-0.00 " not in markdown and "-0.0000 " not in markdown and "-0.00 |" not in markdown
     for part in ("mlp", "cnn", "inspect", "mtl"):
         assert f"`studyflow run {part} --profile paper`" in markdown
     assert markdown.count("Quick profile: subsets") == 2
@@ -76,12 +97,43 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     assert {"report.md", "report.html", "figures"} <= logged
     assert Path(out / "figures" / "pca").is_dir()
 
+    # The perceptron's accuracies are judged both ways by the one-seed rule, from the run's own counts.
+    (pair_run,) = [run for run in tracking.find_runs(mlflow_client, "perceptron") if Tag.PAIR in run.data.tags]
+    for split in ("train", "test"):
+        original = reference.original_study()["perceptron"]["pairs"][0][f"{split}_accuracy"]
+        ours = pair_run.data.metrics[f"{split}_accuracy"]
+        expected = judge_one_seed(original, ours, int(pair_run.data.params[f"{split}_samples"]))
+        assert f"| {signed(ours - original, 4)} {expected.words}{' **⚑**' if expected.beyond_noise else ''} |" in markdown
+    assert "1.96 binomial standard errors" in markdown
+
+    # The protocol, at the top: each choice with its value as the runs logged it (the quick runs'
+    # own settings; the paper profile's for parts not run) and its source.
+    protocol = markdown.split("## Protocol")[1].split("\n## ")[0]
+    assert markdown.index("## Protocol") < markdown.index("## 1. PCA")
+    paper = {kind: PART_CONFIGS[kind].for_profile("paper") for kind in ("mlp", "cnn", "mtl")}
+    assert f"| validation split (model selection) | mlp, cnn, mtl: {100 * paper['mlp'].validation_fraction:g} % | our default" in protocol
+    assert f"| batch size | mlp, cnn, mtl: {paper['mlp'].batch_size} |" in protocol
+    assert f"| learning rate | mlp, cnn, mtl: {paper['mlp'].learning_rate} |" in protocol
+    assert "| optimizer | mlp, cnn, mtl: Adam |" in protocol
+    assert f"| epochs | mlp: {paper['mlp'].epochs}; cnn: {paper['cnn'].epochs} | the original |" in protocol
+    assert f"| epochs | mtl: {paper['mtl'].epochs} | our reading of the original |" in protocol
+    assert "| pixel scaling | pca, perceptron: [-1, 1] | our reading of the original |" in protocol
+    assert "| pixel scaling | mlp, cnn, mtl: [0, 1] | our default" in protocol
+    assert "| perceptron iterations at most | perceptron: 5 | the original |" in protocol  # this run's, not 1000
+    assert "| images the PCA is fitted on | pca: 2,000 |" in protocol
+    assert "| what one perceptron iteration is | perceptron: one full-batch update" in protocol
+    assert f"| precision (Keras dtype policy) | mlp, cnn, mtl: {paper['mlp'].precision} |" in protocol
+    assert "| seeds per model |" in protocol and "| machine |" in protocol
+
     # Each part's section says how to rerun it as it ran: its profile and the settings it changed.
     assert "Reproduce: `studyflow run pca --profile quick --set sample_size=2000 --set 'dimensions=[10]'`" in markdown
     # Provenance, from the runs themselves: each run's id, commit and wall time.
     assert "## Where these numbers come from" in markdown
     commit = pca_run.data.tags[Tag.GIT_COMMIT][:10]
     assert f"| pca | `{pca_run.info.run_id}` | `{commit}" in markdown
+    # PCA's work is all in its own run: its own time is that run's, said so, not "0 min 00 s".
+    (pca_row,) = [line for line in markdown.splitlines() if line.startswith("| pca | `")]
+    assert pca_row.endswith("(its own run) |")
 
     # A published report needs a whole paper-profile study: refused, naming what is missing, before
     # the report's own run opens.
@@ -123,3 +175,122 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     assert "Resumed:" in resumed_markdown
     assert f"| perceptron | `{rerun.info.run_id}` |" in resumed_markdown
     assert f"| {len(first_members)} ({len(first_members)}) |" in resumed_markdown
+
+
+def test_a_difference_is_flagged_above_or_below_the_original_only_beyond_noise():
+    # One seed, 10,000 test images: the binomial band at 0.9544 is ±0.0041.
+    above = accuracy_cells(0.9544, 0.9783, None, images=10_000)[2]  # MLP-1: ours 2.4 points higher
+    assert above.text == "+0.0239 above" and above.flag
+    below = accuracy_cells(0.9544, 0.9444, None, images=10_000)[2]
+    assert below.text == "-0.0100 below" and below.flag
+    within = accuracy_cells(0.9908, 0.9894, None, images=10_000)[2]  # CNN-1: 0.14 points, inside ±0.0019
+    assert within.text == "-0.0014 within noise" and not within.flag
+    # The same 0.14 points on a 500-image subset and on 100,000 images: the rule scales with n.
+    assert not accuracy_cells(0.9908, 0.9894, None, images=500)[2].flag
+    assert accuracy_cells(0.9908, 0.9894, None, images=100_000)[2].flag
+    unjudged = accuracy_cells(0.841, 0.8405, None)[2]  # no image count: the direction, said unjudged
+    assert unjudged.text == "-0.0005 below (no noise rule)" and not unjudged.flag
+    assert binomial_noise(0.95, 10_000) == pytest.approx(0.00427, abs=1e-5)
+    # Several seeds: the original outside our interval, on either side, is beyond noise.
+    assert judge_interval(0.97, 0.975, 0.985) == Judgement("above", True, "interval")
+    assert judge_interval(0.99, 0.975, 0.985) == Judgement("below", True, "interval")
+    assert not judge_interval(0.98, 0.975, 0.985).beyond_noise
+    summary = {"seeds": 3, "test_accuracy_mean": 0.98, "test_accuracy_ci95_low": 0.975, "test_accuracy_ci95_high": 0.985}
+    cells = replicate_accuracy_cells(0.9544, summary, "test_accuracy", None)
+    assert cells[1].text == "0.9800 ± 0.0050 (3 seeds)" and cells[2].text == "+0.0256 above" and cells[2].flag
+    # Never "-0.00": a difference that rounds to zero has no sign.
+    assert signed(-0.0004, 2) == "0.00" and signed(-0.00004, 4) == "0.0000" and signed(-0.006, 2) == "-0.01"
+    assert difference_cells(42.82, 42.8196, None)[2].text == "0.00"
+    assert ratio_cells(1000, 1000, None, "{:.0f}")[2].text == "x1.00"
+
+
+def test_the_differences_table_gives_the_seeds_a_known_spread_needs():
+    # Paired, 3 seeds, differences with standard deviation 0.004 around +0.004 (d_z = 1): the
+    # interval's half-width is t(2) * 0.004 / sqrt(3); at d_z = 1 a paired t-test needs 10 seeds.
+    half = 4.302652729911275 * 0.004 / math.sqrt(3)
+    row = {"difference": 0.004, "ci95_low": 0.004 - half, "ci95_high": 0.004 + half, "seeds_a": 3, "seeds_b": 3,
+           "test": "paired t (same seeds)"}
+    assert spread_from_interval(row["ci95_low"], row["ci95_high"], 3, 3, paired=True) == pytest.approx(0.004)
+    assert seeds_needed(row) == seeds_to_resolve(1.0, 1.0, paired=True) == 10
+    assert seeds_needed({**row, SEEDS_FOR_POWER: 7.0}) == 7, "the table's own column where it has one"
+    assert seeds_needed({**row, SEEDS_FOR_POWER: math.nan}) is None
+
+
+def test_mtl_figures_zoom_on_the_trained_heads_and_name_the_untrained_ones():
+    accuracies = {0.0: {"item": [0.1375], "group": [0.9442]}, 0.25: {"item": [0.9195], "group": [0.9516]},
+                  0.5: {"item": [0.9139], "group": [0.9474]}, 1.0: {"item": [0.9208], "group": [0.2487]}}
+    figure = final_accuracy_figure(accuracies, {"item": [0.9085], "group": [0.9470]})
+    item_axes, group_axes = figure.axes[:2]
+    low, high = item_axes.get_ylim()
+    assert 0.85 < low < 0.9085 and 0.9208 < high < 0.95, "zoomed on 0.9085-0.9208, not 0 to 1"
+    assert "lambda 0: 0.1375" in " ".join(text.get_text() for text in item_axes.texts)
+    assert "lambda 1: 0.2487" in " ".join(text.get_text() for text in group_axes.texts)
+    assert group_axes.get_ylim()[0] > 0.9
+
+
+def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspected_cnn(
+        prefect_server, mlflow_client, tiny, tmp_path):
+    # MLP over three seeds (replicates: intervals and differences), then a CNN, then part 5 on its
+    # champion: the MLP vs CNN comparison must hold both, although part 3 ran before part 4.
+    mlp_flow(profile="quick", architectures={"MLP-1": [16], "MLP-2": [8]}, seeds=[0, 1, 2], precision="float32",
+             **tiny)
+    cnn_flow(profile="quick", architectures={"CNN-4": [4]}, precision="float32", **tiny)
+    inspect_flow(profile="quick", dream_steps=2, octaves=1)
+    out = tmp_path / "report"
+    report_flow(out_dir=str(out))
+    markdown = (out / "report.md").read_text()
+    mlp = markdown.split("## 3. MLP")[1].split("\n## ")[0]
+    cnn = markdown.split("## 4. CNN")[1].split("\n## ")[0]
+    inspect = markdown.split("## 5. Looking")[1].split("\n## ")[0]
+
+    # The differences between models say how many seeds would resolve each, as the part logged it.
+    mlp_parent = tracking.latest_parent(mlflow_client, "mlp")
+    (logged,) = [row for row in read_table(mlflow_client, mlp_parent, "tables/mlp_differences.csv")
+                 if row["metric"] == "test_accuracy"]
+    needed = logged[SEEDS_FOR_POWER]
+    assert "| seeds to resolve |" in mlp
+    assert f"| {logged['verdict']} | {int(needed) if needed == needed else 'none practical'} |" in mlp
+    assert "80 % power, alpha 0.05" in mlp and "(3 seeds)" in mlp
+
+    # The original's times per epoch and per million parameters (its totals over its epochs) and its
+    # second MLP run, beside ours.
+    original = {entry["name"]: entry for entry in reference.original_study()["mlp"]["architectures"]}["MLP-1"]
+    epochs = reference.original_study()["mlp"]["epochs"]
+    per_epoch = original["train_time_s"] / epochs
+    assert f"| MLP-1 | {original['train_time_s']:.1f} | [" in mlp
+    assert f"| {per_epoch:.2f} | [" in mlp and f"| {per_epoch / (original['param_count'] / 1e6):.2f} | [" in mlp
+    seeds = [run for run in tracking.find_runs(mlflow_client, "mlp") if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-1"]
+    assert len(seeds) == 3  # ours: the mean over the three seeds, every figure alike
+    for metric in ("train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"):
+        mean = sum(run.data.metrics[metric] for run in seeds) / 3
+        assert f"| [{mean:.1f}](" in mlp if metric == "train_time_s" else f"| [{mean:.2f}](" in mlp, metric
+    second = original["second_run_test_accuracy"]
+    assert f"| MLP-1 | {original['test_accuracy']:.4f} | {second:.4f} | {signed(second - original['test_accuracy'], 4)} |" in mlp
+
+    # MLP vs CNN, drawn by the report from both parts' runs, in part 4's section; the parts' own
+    # (part 3's without any CNN) are left out.
+    assert "| MLP-1 | MLP |" in cnn and "| CNN-4 | CNN |" in cnn
+    assert "mlp_vs_cnn" not in mlp
+    (figure_line,) = [line for line in cnn.splitlines() if "MLP vs CNN (drawn by the report)" in line]
+    assert_png(out / figure_line.split("](")[1].rstrip(")"))
+
+    # Part 5 names the CNN it looked inside: the model URI and version, and the run that trained it.
+    (cnn_child,) = [run for run in tracking.find_runs(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE)]
+    assert "Inspected CNN: `models:/mnist-cnn@champion` (registered model mnist-cnn, version 1), trained by run " \
+           f"`{cnn_child.info.run_id}` (CNN-4, seed 0)" in inspect
+    (inspect_row,) = [line for line in markdown.splitlines() if line.startswith("| inspect | `")]
+    assert inspect_row.endswith("(its own run) |")
+
+
+def test_the_originals_best_mtl_comparison_is_the_mean_of_its_own_two_task_accuracies():
+    # The reference data states the original's best-MTL and single-task means as it gave them; they
+    # must be the means of its own table's accuracies, or the report sets ours beside a wrong figure.
+    original = reference.original_study()["mtl"]
+    models = {entry["name"]: entry for entry in original["models"]}
+    best = models[f"MTL lambda {original['best_lambda']}"]
+    assert original["best_mean_accuracy"] == pytest.approx(
+        (best["task1_test_accuracy"] + best["task2_test_accuracy"]) / 2, abs=5e-5)
+    assert original["single_task_mean_accuracy"] == pytest.approx(
+        (models["single task 1"]["task1_test_accuracy"] + models["single task 2"]["task2_test_accuracy"]) / 2, abs=5e-5)
+    table = mtl_best_table(original, None)
+    assert [cell.text for cell in table.rows[0]] == ["original", "0.25", "0.9356", "0.9278", "+0.0078"]

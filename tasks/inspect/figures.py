@@ -19,6 +19,9 @@ from tasks.inspect.compute import DigitImage, DreamResult, FilterGrid
 
 BACKGROUND = "#b0b0b0"  # between panels; neither end of any colour map used here
 PANEL_INCHES = 0.55  # drawn size of one panel
+# Filters drawn per layer at most: a 512-filter layer's grid, shrunk to a page, shows panels too small
+# to read, so a deeper layer shows its first filters by index and its title says how many of how many.
+MAX_FILTER_PANELS = 64
 
 
 def grid_columns(count: int) -> int:
@@ -61,16 +64,21 @@ def _draw_panels(axes, panels: np.ndarray, norm: Normalize, cmap: str, columns: 
     return image
 
 
-def filter_grid_figure(grid: FilterGrid):
-    """One panel per filter of a conv layer, on a shared symmetric colour scale."""
-    columns = grid_columns(grid.filter_count)
-    rows = math.ceil(grid.filter_count / columns)
+def filter_grid_figure(grid: FilterGrid, most: int = MAX_FILTER_PANELS):
+    """One panel per filter of a conv layer (its first `most` by index), on a shared symmetric colour
+    scale: the scale of the filters drawn."""
+    kernels = grid.kernels[:most]
+    shown = len(kernels)
+    columns = grid_columns(shown)
+    rows = math.ceil(shown / columns)
     figure, axes = new_figure(max(6.0, columns * PANEL_INCHES + 2.0), max(3.5, rows * PANEL_INCHES + 1.6))
-    limit = float(np.abs(grid.kernels).max()) or 1e-12
-    image = _draw_panels(axes, grid.kernels, Normalize(-limit, limit), "RdBu_r", columns)
+    limit = float(np.abs(kernels).max()) or 1e-12
+    image = _draw_panels(axes, kernels, Normalize(-limit, limit), "RdBu_r", columns)
     figure.colorbar(image, ax=axes, shrink=0.8, label="kernel weight (red +, blue -; shared scale)")
-    kernel_h, kernel_w = grid.kernels.shape[1:]
-    axes.set_title(f"{grid.layer}: {grid.filter_count} filters of {kernel_h}x{kernel_w}, panel = filter index\n"
+    kernel_h, kernel_w = kernels.shape[1:]
+    count = (f"{grid.filter_count} filters" if shown == grid.filter_count else
+             f"the first {shown} of its {grid.filter_count} filters (a readable subset)")
+    axes.set_title(f"{grid.layer}: {count} of {kernel_h}x{kernel_w}, panel = filter index\n"
                    f"shown: {grid.view}", fontsize=9)
     return figure
 

@@ -15,8 +15,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tasks.replicates.power import POWER, seeds_to_resolve
+
 CONFIDENCE = 0.95
 MODEL, SEED = "model", "seed"
+# Seeds per model at which the same test would resolve the observed difference (80 % power, alpha 0.05),
+# from the observed spread: NaN with one seed (no spread) or when no practical number would.
+SEEDS_FOR_POWER = f"seeds_for_{POWER * 100:.0f}_power"
 
 
 def interval(values: np.ndarray) -> tuple[float, float, float, float]:
@@ -55,18 +60,22 @@ def _difference(first: pd.Series, second: pd.Series) -> dict:
     difference = float(first.mean() - second.mean())
     if len(first) < 2 or len(second) < 2:
         return {"difference": difference, "test": "none (one seed)", "ci95_low": math.nan, "ci95_high": math.nan,
-                "p_value": math.nan}
+                "p_value": math.nan, SEEDS_FOR_POWER: math.nan}
     if set(first.index) == set(second.index):
         result = stats.ttest_rel(first.sort_index(), second.loc[first.sort_index().index])
         test = "paired t (same seeds)"
+        spread = float(np.std(first.sort_index() - second.loc[first.sort_index().index], ddof=1))
     else:
         result = stats.ttest_ind(first, second, equal_var=False)
         test = "Welch t (different seeds)"
+        spread = math.sqrt((np.var(first, ddof=1) + np.var(second, ddof=1)) / 2)
+    needed = seeds_to_resolve(difference, spread, paired=test.startswith("paired"))
     low, high = result.confidence_interval(CONFIDENCE)
     if not (math.isfinite(low) and math.isfinite(high)):  # every difference identical: no spread at all
         low = high = difference
     return {"difference": difference, "test": test, "ci95_low": float(low), "ci95_high": float(high),
-            "p_value": float(result.pvalue) if math.isfinite(result.pvalue) else math.nan}
+            "p_value": float(result.pvalue) if math.isfinite(result.pvalue) else math.nan,
+            SEEDS_FOR_POWER: float(needed) if needed is not None else math.nan}
 
 
 def verdict(row: dict, first: str, second: str) -> str:
@@ -92,7 +101,7 @@ def differences_table(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
         row["verdict"] = verdict(row, first, second)
         rows.append(row)
     return pd.DataFrame(rows, columns=["metric", "model_a", "model_b", "seeds_a", "seeds_b", "difference", "ci95_low",
-                                       "ci95_high", "test", "p_value", "verdict"])
+                                       "ci95_high", "test", "p_value", "verdict", SEEDS_FOR_POWER])
 
 
 def curve_band(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

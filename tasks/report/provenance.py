@@ -31,6 +31,12 @@ class PartProvenance:
     reused_runs: int = 0
     member_s: float = 0.0
 
+    @property
+    def own_s(self) -> float | None:
+        """The part's work's own time: its runs' summed, or, for a part whose work is all in its own
+        run (PCA, inspection), that run's wall time."""
+        return self.member_s if self.member_runs else self.wall_s
+
 
 @dataclass(frozen=True)
 class Provenance:
@@ -47,7 +53,7 @@ class Provenance:
 
     @property
     def member_s(self) -> float:
-        return sum(part.member_s for part in self.parts)
+        return sum(part.own_s or 0.0 for part in self.parts)
     versions: dict[str, str]
     machine: str
 

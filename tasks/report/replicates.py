@@ -1,5 +1,6 @@
 """The report's view of replicates: a part's summary over seeds (read back from its parent run),
-ours-against-the-original cells judged by our interval, and the differences between models."""
+ours-against-the-original cells judged by our interval, and the differences between models with the
+seeds that would resolve each."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import math
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from tasks.replicates.compute import SEEDS_FOR_POWER
+from tasks.replicates.power import ALPHA, POWER, seeds_to_resolve, spread_from_interval
+from tasks.report.judging import INTERVAL_RULE, ONE_SEED_RULE, judge_interval, signed
 from tasks.report.tables import MISSING, Cell, Table, accuracy_cells
 
-INTERVAL_NOTE = ("Ours: mean over {seeds} seeds ± the half-width of its 95 % interval. ⚑ marks ours worse than "
-                 "the original only when the original's figure lies above our interval; inside it, the difference "
-                 "is within seed noise.")
-ONE_SEED_NOTE = ("One seed per model: no interval to tell a difference from seed noise, so ⚑ marks ours worse than "
-                 "the original by more than one percentage point (train with `--set seeds='[0,1,2]'` for intervals).")
+INTERVAL_NOTE = ("Ours: mean over {seeds} seeds ± the half-width of its 95 % interval. Each difference says "
+                 "whether ours is above, below or within noise of the original; " + INTERVAL_RULE + ". ⚑: beyond "
+                 "noise, either way. The differences between models say how many seeds per model would resolve "
+                 f"each ({POWER * 100:.0f} % power, alpha {ALPHA}, from the spread these seeds showed).")
+ONE_SEED_NOTE = ("One seed per model. Each difference says whether ours is above, below or within noise of the "
+                 "original, by this rule: " + ONE_SEED_RULE + ". ⚑: beyond noise, either way. With one seed no "
+                 "spread is observed, so no power calculation says how many seeds would resolve a difference "
+                 "between models: train with `--set seeds='[0,1,2]'` for intervals and seed counts.")
 
 
 def _number(text: str):
@@ -44,24 +51,32 @@ def most_seeds(summary: dict[str, dict]) -> int:
     return int(max((row["seeds"] for row in summary.values()), default=0))
 
 
-def replicate_accuracy_cells(original: float | None, row: dict, metric: str, href: str | None) -> list[Cell]:
-    """Original, ours as mean +- half-width (n seeds), and where the original falls against our
-    interval. With one seed: today's cells (difference, flagged beyond one point)."""
+def replicate_accuracy_cells(original: float | None, row: dict, metric: str, href: str | None,
+                             images: int | None = None) -> list[Cell]:
+    """Original, ours as mean +- half-width (n seeds), and where ours lies against the original
+    judged by our interval. With one seed: judged by binomial noise on `images`."""
     mean, low, high = (row.get(f"{metric}_{end}", math.nan) for end in ("mean", "ci95_low", "ci95_high"))
     if not isinstance(mean, float) or math.isnan(mean):
         return accuracy_cells(original, None, href)
     if int(row["seeds"]) < 2 or math.isnan(low):
-        return accuracy_cells(original, mean, href)
+        return accuracy_cells(original, mean, href, images)
     ours = Cell(f"{mean:.4f} ± {(high - low) / 2:.4f} ({int(row['seeds'])} seeds)", href)
     if original is None:
         return [Cell(MISSING), ours, Cell(MISSING)]
-    if original > high:
-        verdict = Cell(f"{mean - original:+.4f}: worse (original above our interval)", flag=True)
-    elif original < low:
-        verdict = Cell(f"{mean - original:+.4f}: better (original below our interval)")
-    else:
-        verdict = Cell(f"{mean - original:+.4f}: within noise")
-    return [Cell(f"{original:.4f}"), ours, verdict]
+    judgement = judge_interval(original, low, high)
+    return [Cell(f"{original:.4f}"), ours,
+            Cell(f"{signed(mean - original, 4)} {judgement.words}", flag=judgement.beyond_noise)]
+
+
+def seeds_needed(row: dict) -> int | None:
+    """Seeds per model that would resolve a logged difference: the table's own column where it has
+    one, else from its interval (tables logged before the column existed)."""
+    logged = row.get(SEEDS_FOR_POWER)
+    if isinstance(logged, float):
+        return None if math.isnan(logged) else int(logged)
+    paired = str(row["test"]).startswith("paired")
+    spread = spread_from_interval(row["ci95_low"], row["ci95_high"], int(row["seeds_a"]), int(row["seeds_b"]), paired)
+    return seeds_to_resolve(row["difference"], spread, paired)
 
 
 def differences_table(client: MlflowClient, run: Run, part: str, href: str) -> Table | None:
@@ -70,11 +85,15 @@ def differences_table(client: MlflowClient, run: Run, part: str, href: str) -> T
     if not rows or all(isinstance(row["ci95_low"], float) and math.isnan(row["ci95_low"]) for row in rows):
         return None
     table = Table("Differences between models (A minus B, mean over seeds) with their 95 % interval; the test "
-                  "used and the verdict: `within noise` when the interval contains 0",
-                  ["metric", "A", "B", "difference", "95 % interval", "test", "verdict"])
+                  "used; the verdict (`within noise` when the interval contains 0); and the seeds per model at "
+                  f"which that test would resolve the difference seen ({POWER * 100:.0f} % power, alpha {ALPHA}, from the "
+                  "spread observed)",
+                  ["metric", "A", "B", "difference", "95 % interval", "test", "verdict", "seeds to resolve"])
     for row in rows:
+        needed = seeds_needed(row)
         table.rows.append([Cell(str(row["metric"])), Cell(str(row["model_a"])), Cell(str(row["model_b"])),
-                           Cell(f"{row['difference']:+.4f}", href),
-                           Cell(f"[{row['ci95_low']:+.4f}, {row['ci95_high']:+.4f}]"), Cell(str(row["test"])),
-                           Cell(str(row["verdict"]))])
+                           Cell(signed(row["difference"], 4), href),
+                           Cell(f"[{signed(row['ci95_low'], 4)}, {signed(row['ci95_high'], 4)}]"),
+                           Cell(str(row["test"])), Cell(str(row["verdict"])),
+                           Cell(f"{needed}" if needed is not None else "none practical")])
     return table
