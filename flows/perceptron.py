@@ -20,7 +20,8 @@ def perceptron_flow(config: PerceptronConfig) -> list[dict]:
     dataset = subset(load_dataset("mnist"), config.train_size, config.test_size, config.seed)
     settings = config.perceptron_settings()
     seeds, pairs = config.replicate_seeds(), config.resolved_pairs()
-    models = {pair_label(pair_tag(pair)): pair_run_name(pair) for pair in pairs}
+    models_of = {pair: pair_label(pair_tag(pair)) for pair in pairs}  # the summary's row of each pair
+    models = {models_of[pair]: pair_run_name(pair) for pair in pairs}
     with parent_run("perceptron", config, dataset) as recorder:
         with replicate_groups(recorder, models, seeds) as groups:
             # A pair's images are selected when it is trained, not all at once: 45 pairs' float64 copies
@@ -28,15 +29,14 @@ def perceptron_flow(config: PerceptronConfig) -> list[dict]:
             with fan_out(config, parent=recorder, force=config.force) as steps:
                 for seed in seeds:
                     for pair in pairs:
-                        steps.add(f"pair {pair} seed {seed}", train_pair_task,
-                                  pair_data(dataset, pair, config.pixel_range), settings.model_copy(update={"seed": seed}),
-                                  under=groups.under(pair_label(pair_tag(pair))))
+                        images, group = pair_data(dataset, pair, config.pixel_range), groups.under(models_of[pair])
+                        steps.add(f"pair {pair} seed {seed}", train_pair_task, images,
+                                  settings.model_copy(update={"seed": seed}), under=group)
                 results = [result for _, result in steps.gather()]
             for result in results:
                 if isinstance(result, Exception):
                     raise result  # a pair that fails stops the part, as it always did
             if groups.runs:
-                record_replicate_groups_task(groups, [(pair_label(pair_tag(result.pair)), result.run_id)
-                                                      for result in results])
+                record_replicate_groups_task(groups, [(models_of[result.pair], result.run_id) for result in results])
         summary = log_perceptron_summary_task(recorder, results)
     return summary.to_dict(orient="records")

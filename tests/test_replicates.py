@@ -2,6 +2,9 @@
 
 import contextlib
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -13,7 +16,8 @@ from studyflow.errors import ConfigError
 from studyflow.tracking.names import Tag
 from tasks.replicates.compute import differences_table, summary_table
 
-from conftest import assert_png, download, runs_of
+from conftest import assert_png, download, prefect_home, runs_of
+from holding import REPO
 
 T_975_2DF = 4.302652729911275  # Student's t quantile 0.975 with 2 degrees of freedom (tables)
 GROUP = "replicate_group"
@@ -42,6 +46,14 @@ def _groups_with_seeds(client, part: str, parent, models: list[str], seeds: list
         assert sorted(group.data.tags[Tag.REPLICATE_SEED_RUN_IDS].split(",")) == sorted(
             run.info.run_id for run in nested[model])
     return {model: (groups[model], nested[model]) for model in groups}
+
+
+def _mlp_members_and_reused(client) -> tuple[int, int]:
+    """The report's provenance of the latest mlp run: its runs, and how many of them it reused."""
+    from tasks.report.write import build_report
+
+    (part,) = [part for part in build_report(client).provenance.parts if part.part == "mlp"]
+    return part.member_runs, part.reused_runs
 
 
 def assert_group_is_its_seeds_statistics(client, group, seed_runs) -> None:
@@ -180,6 +192,7 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
     half = (row["test_accuracy_ci95_high"] - row["test_accuracy_ci95_low"]) / 2
     assert f"{row['test_accuracy_mean']:.4f} ± {half:.4f} (3 seeds)" in section
     assert "Ours: mean over 3 seeds" in section and "| test_accuracy | MLP-a | MLP-b |" in section
+    assert _mlp_members_and_reused(mlflow_client) == (6, 0)  # seed runs under groups are the part's own
 
     # A longer list of seeds trains only the new one; the rest is reused, and each new group still
     # lists (and is computed from) its reused seeds, which stay under the first run's groups.
@@ -197,8 +210,10 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
         seed_ids = group.data.tags[Tag.REPLICATE_SEED_RUN_IDS].split(",")
         assert len(seed_ids) == 4 and set(reused) < set(seed_ids)
         assert group.data.tags[Tag.REPLICATE_SEEDS] == "0,1,2,3"
-        assert_group_is_its_seeds_statistics(mlflow_client, group, [mlflow_client.get_run(run_id) for run_id in seed_ids])
+        seed_runs = [mlflow_client.get_run(run_id) for run_id in seed_ids]
+        assert_group_is_its_seeds_statistics(mlflow_client, group, seed_runs)
     assert len(tracking.member_runs(mlflow_client, "mlp", second.info.run_id)) == 8
+    assert _mlp_members_and_reused(mlflow_client) == (8, 6)
     summary = pd.read_csv(download(mlflow_client, second.info.run_id, "tables/mlp_summary.csv"))
     assert summary["seeds"].tolist() == [4, 4]
 
@@ -213,7 +228,9 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
     assert parent.data.tags[Tag.BEST_ARCHITECTURE] == best_name
     champion = mlflow_client.get_model_version_by_alias("mnist-cnn", "champion")
     source = mlflow_client.get_run(champion.run_id)
-    assert source.data.tags[Tag.ARCHITECTURE] == best_name
+    assert source.data.tags[Tag.ARCHITECTURE] == best_name and source.data.tags[Tag.RUN_LEVEL] == "child"
+    best_group = mlflow_client.get_run(source.data.tags["mlflow.parentRunId"])  # a seed run, under its group
+    assert best_group.data.tags[Tag.REPLICATE_GROUP] == best_name and best_group.data.tags[Tag.RUN_LEVEL] == GROUP
     seeds_of_best = [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == best_name]
     assert source.data.metrics["val_accuracy"] == max(run.data.metrics["val_accuracy"] for run in seeds_of_best)
     assert champion.tags["replicate_seeds"] == "2"
@@ -306,3 +323,24 @@ def test_group_runs_end_with_the_part_never_running(mlflow_client, stop, status,
         group = mlflow_client.get_run(run_id)
         assert group.info.status == status and reason in group.data.tags[Tag.END_REASON]
         assert group.data.tags["mlflow.parentRunId"] == parent.run_id
+
+
+@pytest.mark.slow
+def test_seeds_fanned_out_on_dask_workers_open_their_runs_under_their_group(tmp_path, mlflow_client):
+    """The group runs are opened by the command; each seed run by the Dask worker that trains it,
+    under its group."""
+    argv = ["run", "perceptron", "--set", "pairs=[[1,0],[4,9]]", "--set", "seeds=[0,1]", "--set", "max_epochs=5",
+            "--set", "train_size=3000", "--set", "workers=2"]
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
+    command = subprocess.run([sys.executable, "-m", "studyflow.cli", *argv], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=900)
+    assert command.returncode == 0, command.stdout[-2000:] + command.stderr[-3000:]
+    assert "trainings on the Dask cluster" in command.stdout
+    (parent,) = runs_of(mlflow_client, "perceptron", f"tags.`{Tag.RUN_LEVEL}` = 'parent'")
+    groups = _groups_with_seeds(mlflow_client, "perceptron", parent, ["1 vs 0", "4 vs 9"], ["0", "1"])
+    command_process = parent.data.tags[Tag.PROCESS]
+    for group, nested in groups.values():
+        assert group.data.tags[Tag.PROCESS] == command_process
+        assert all(run.data.tags[Tag.PROCESS] != command_process for run in nested)  # trained in a worker
+        assert_group_is_its_seeds_statistics(mlflow_client, group, nested)
+    assert runs_of(mlflow_client, "perceptron", "attributes.status = 'RUNNING'") == []
