@@ -344,3 +344,23 @@ def test_seeds_fanned_out_on_dask_workers_open_their_runs_under_their_group(tmp_
         assert all(run.data.tags[Tag.PROCESS] != command_process for run in nested)  # trained in a worker
         assert_group_is_its_seeds_statistics(mlflow_client, group, nested)
     assert runs_of(mlflow_client, "perceptron", "attributes.status = 'RUNNING'") == []
+
+
+def test_runs_left_running_by_dead_workers_are_closed_under_their_group_which_stays_open(mlflow_client):
+    """After a fanned-out part's steps: a seed run a dead worker left RUNNING under its group is closed
+    KILLED; the group itself, still to receive its statistics, is not."""
+    from studyflow import tracking
+    from studyflow.fanout import close_leftover_children
+    from tasks.replicates.groups import replicate_groups
+
+    with tracking.tracked_run(mlflow_client, "mlp", "mlp-quick", profile="quick", seed=0,
+                              dataset_digest="none") as parent:
+        with replicate_groups(parent, {"MLP-a": "MLP-a"}, [0, 1]) as groups:
+            group = groups.under("MLP-a")
+            left = mlflow_client.create_run(parent.experiment_id, run_name="MLP-a-seed-1",
+                                            tags={"mlflow.parentRunId": group.run_id}).info.run_id
+            assert close_leftover_children(parent, "its Dask worker died") == [left]
+            assert mlflow_client.get_run(group.run_id).info.status == "RUNNING"
+            groups.record([])
+    assert mlflow_client.get_run(left).info.status == "KILLED"
+    assert "its Dask worker died" in mlflow_client.get_run(left).data.tags[Tag.END_REASON]
