@@ -8,6 +8,8 @@ from studyflow.tracking import RunRecorder
 from tasks.architectures.compute import ArchitectureOutcome, training_data
 from tasks.architectures.tasks import train_architecture_task
 from tasks.data import Dataset, load_dataset, subset
+from tasks.replicates.groups import replicate_groups
+from tasks.replicates.tasks import record_replicate_groups_task
 from tasks.training import TrainingData
 
 
@@ -21,11 +23,18 @@ def train_all(recorder: RunRecorder, kind: str, config: ArchitectureConfig, data
     diverges (NaN loss) fails alone. Seed by seed, so an interrupted run has whole comparisons (with
     `workers` > 1 or a `dask_address`, all at once on a Dask cluster: studyflow.fanout). A training
     already done with the same inputs, code and data is reused (unless `force`): a longer list of
-    seeds trains only the new ones."""
-    with fan_out(config, parent=recorder, force=config.force) as steps:
-        for seed in config.replicate_seeds():
-            settings = config.train_settings().model_copy(update={"seed": seed})
-            for name, widths in config.architectures.items():
-                steps.add(f"{name} seed {seed}", train_architecture_task, kind, name, widths, data, settings)
-        finished = steps.gather()
-    return trained_outcomes(finished, kind.upper())
+    seeds trains only the new ones. With several seeds, each architecture's seed runs are nested
+    under its replicate group run (tasks/replicates/groups.py)."""
+    seeds = config.replicate_seeds()
+    with replicate_groups(recorder, {name: name for name in config.architectures}, seeds) as groups:
+        with fan_out(config, parent=recorder, force=config.force) as steps:
+            for seed in seeds:
+                settings = config.train_settings().model_copy(update={"seed": seed})
+                for name, widths in config.architectures.items():
+                    steps.add(f"{name} seed {seed}", train_architecture_task, kind, name, widths, data, settings,
+                              under=groups.under(name))
+            finished = steps.gather()
+        outcomes = trained_outcomes(finished, kind.upper())
+        if groups.runs:
+            record_replicate_groups_task(groups, [(outcome.name, outcome.run_id) for outcome in outcomes])
+    return outcomes

@@ -5,6 +5,9 @@
             steps.add(f"{name} seed {seed}", train_architecture_task, kind, name, widths, data, settings)
         finished = steps.gather()                          # [(label, result or TrainingDivergedError)]
 
+`steps.add(..., under=group)` opens that step's run under `group` (a model's replicate group run,
+itself a child of the parent) instead of under the parent; a reused result is then linked from both.
+
 - `workers=1`, no `dask_address`: each step runs at `add`, in this process, through `run_step`,
   exactly as before; Dask is not even imported.
 - `workers=N`: a LocalCluster of N worker processes on 127.0.0.1, one task at a time each, and
@@ -159,6 +162,7 @@ class _Submitted:
     task: Any
     args: tuple
     kwargs: dict
+    parent: RunRecorder | None  # the run the step's run opens under: the part's parent or a replicate group
     future: Any
 
 
@@ -169,9 +173,10 @@ class SequentialSteps:
         self.parent, self.force = parent, force
         self._done: list[tuple[str, Any]] = []
 
-    def add(self, label: str, task, *args: Any, **kwargs: Any) -> None:
+    def add(self, label: str, task, *args: Any, under: RunRecorder | None = None, **kwargs: Any) -> None:
         try:
-            self._done.append((label, run_step(task, *args, parent=self.parent, force=self.force, **kwargs)))
+            self._done.append((label, run_step(task, *args, parent=under or self.parent, also_link=self.parent,
+                                               force=self.force, **kwargs)))
         except TrainingDivergedError as exc:
             self._done.append((label, exc))
 
@@ -186,15 +191,17 @@ class DaskSteps:
         self.runner, self.address, self.parent, self.force = runner, address, parent, force
         self._submitted: list[_Submitted] = []
 
-    def _submit(self, task, args: tuple, kwargs: dict, force: bool):
+    def _submit(self, task, args: tuple, kwargs: dict, parent: RunRecorder | None, force: bool):
         from prefect.utilities.callables import get_call_parameters
 
         configured = configured_step(task, force)
-        full_args = (self.parent, *args) if self.parent is not None else args
+        full_args = (parent, *args) if parent is not None else args
         return self.runner.submit(configured, get_call_parameters(configured.fn, full_args, kwargs))
 
-    def add(self, label: str, task, *args: Any, **kwargs: Any) -> None:
-        self._submitted.append(_Submitted(label, task, args, kwargs, self._submit(task, args, kwargs, self.force)))
+    def add(self, label: str, task, *args: Any, under: RunRecorder | None = None, **kwargs: Any) -> None:
+        parent = under or self.parent
+        self._submitted.append(_Submitted(label, task, args, kwargs, parent,
+                                          self._submit(task, args, kwargs, parent, self.force)))
 
     def _result(self, future):
         from distributed import KilledWorker
@@ -226,8 +233,10 @@ class DaskSteps:
             except TrainingDivergedError as exc:
                 done.append((step.label, exc))
                 continue
-            redo = lambda step=step: self._result(self._submit(step.task, step.args, step.kwargs, True))  # noqa: E731
-            done.append((step.label, checked_result(step.task, result, self.parent, self.force, redo)))
+            redo = lambda step=step: self._result(  # noqa: E731
+                self._submit(step.task, step.args, step.kwargs, step.parent, True))
+            done.append((step.label, checked_result(step.task, result, step.parent, self.force, redo,
+                                                    also_link=self.parent)))
         return done
 
 
@@ -355,18 +364,23 @@ def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) 
             close_leftover_children(parent, reason)
 
 
-def close_leftover_children(parent: RunRecorder, reason: str) -> list[str]:
+def close_leftover_children(parent: RunRecorder, reason: str, parent_run_id: str | None = None) -> list[str]:
     """Close KILLED the child runs of `parent` still RUNNING once its steps are over: each was left by
-    a worker that died (or was stopped with the part)."""
+    a worker that died (or was stopped with the part). A replicate group's run stays open (its flow
+    closes it once it holds its statistics): the seed runs under it are looked at instead."""
     client = parent.client
+    parent_run_id = parent_run_id or parent.run_id
     closed = []
     try:
-        runs = client.search_runs([parent.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.run_id}' "
+        runs = client.search_runs([parent.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
                                   "and attributes.status = 'RUNNING'")
     except Exception as exc:  # the store is away: doctor closes them later
-        print(f"[studyflow] could not look for runs left RUNNING under {parent.run_id}: {exc}", file=sys.stderr)
+        print(f"[studyflow] could not look for runs left RUNNING under {parent_run_id}: {exc}", file=sys.stderr)
         return closed
     for run in runs:
+        if tracking.is_replicate_group(run.data.tags):
+            closed += close_leftover_children(parent, reason, run.info.run_id)
+            continue
         owner = run.data.tags.get(tracking.Tag.PROCESS, "?")
         if tracking.close_run(client, run.info.run_id, "KILLED", f"{reason} (process {owner})"):
             closed.append(run.info.run_id)

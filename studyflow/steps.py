@@ -248,21 +248,25 @@ def configured_step(task, force: bool = False):
     return task.with_options(refresh_cache=force, result_storage=step_results_dir(), cache_policy=step_policy(task))
 
 
-def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder | None = None, **kwargs: Any):
+def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder | None = None,
+             also_link: tracking.RunRecorder | None = None, **kwargs: Any):
     """Call a step task: reuse its persisted result, unless `force` or its MLflow run is gone.
 
     A reused result's MLflow run is linked from `parent` (tag `studyflow.reused_run_ids`), so the new
-    parent run lists every model it is made of, whether trained now or before.
+    parent run lists every model it is made of, whether trained now or before; and from `also_link`,
+    the part's parent run when `parent` is a replicate group between the two.
     """
     if parent is not None:
         args = (parent, *args)
     result = configured_step(task, force)(*args, **kwargs)
-    return checked_result(task, result, parent, force, redo=lambda: configured_step(task, True)(*args, **kwargs))
+    return checked_result(task, result, parent, force, redo=lambda: configured_step(task, True)(*args, **kwargs),
+                          also_link=also_link)
 
 
-def checked_result(task, result, parent: tracking.RunRecorder | None, force: bool, redo: Callable[[], Any]):
-    """A step's result as run_step returns it: redone (`redo()`) if the MLflow run it names is not
-    FINISHED in this store, linked from `parent` if it was reused from an earlier flow run."""
+def checked_result(task, result, parent: tracking.RunRecorder | None, force: bool, redo: Callable[[], Any],
+                   also_link: tracking.RunRecorder | None = None):
+    """A step's result as run_step returns it: redone (`redo()`) if the MLflow run it names is not FINISHED
+    in this store, linked from `parent` (and `also_link`) if it was reused from an earlier flow run."""
     run_id = getattr(result, "run_id", None)
     if parent is None or not run_id or force:
         return result
@@ -273,6 +277,8 @@ def checked_result(task, result, parent: tracking.RunRecorder | None, force: boo
         result = redo()
     elif run.data.tags.get("mlflow.parentRunId") != parent.run_id:
         link_reused_run(parent, run_id)
+        if also_link is not None and also_link.run_id != parent.run_id:
+            link_reused_run(also_link, run_id)
         print(f"[studyflow] {run.info.run_name}: reused finished run {run_id} (same inputs, code and "
               f"data); force=True redoes it")
     return result

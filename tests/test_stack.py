@@ -182,10 +182,15 @@ def test_deployment_run_completes_on_the_worker_and_lands_in_the_postgres_backed
         "filter": f"tags.`studyflow.prefect_flow_run_id` = '{flow_run_id}'",
     })["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}
-    assert set(by_name) == {"perceptron-quick", "perceptron-1-vs-0-seed-0", "perceptron-1-vs-0-seed-1"}, sorted(by_name)
+    assert set(by_name) == {"perceptron-quick", "perceptron-1-vs-0-replicates", "perceptron-1-vs-0-seed-0",
+                            "perceptron-1-vs-0-seed-1"}, sorted(by_name)
     assert all(run["info"]["status"] == "FINISHED" for run in runs)
-    parent, child = by_name["perceptron-quick"], by_name["perceptron-1-vs-0-seed-0"]
-    assert {tag["key"]: tag["value"] for tag in child["data"]["tags"]}["mlflow.parentRunId"] == parent["info"]["run_id"]
+    parent, group, child = (by_name[name] for name in ("perceptron-quick", "perceptron-1-vs-0-replicates",
+                                                      "perceptron-1-vs-0-seed-0"))
+    # two seeds: the seed runs are nested under the pair's replicate group, itself under the parent
+    assert {tag["key"]: tag["value"] for tag in group["data"]["tags"]}["mlflow.parentRunId"] == parent["info"]["run_id"]
+    assert {tag["key"]: tag["value"] for tag in child["data"]["tags"]}["mlflow.parentRunId"] == group["info"]["run_id"]
+    assert "test_accuracy_ci95_low" in {metric["key"] for metric in group["data"]["metrics"]}
     params = {param["key"]: param["value"] for param in parent["data"]["params"]}
     assert params["max_epochs"] == "100" and params["profile"] == "quick" and params["seeds"] == "[0, 1]"
     tables = _get(f"{api}/artifacts/list?run_id={parent['info']['run_id']}&path=tables")["files"]

@@ -26,6 +26,7 @@ from studyflow.tracking.names import (
     Tag,
     TrialAttr,
     experiment_name,
+    is_replicate_group,
 )
 
 if TYPE_CHECKING:  # never run; tells readers (and studyflow.steps' code digest) what this package loads
@@ -44,7 +45,7 @@ _LAZY = {
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = ["CHAMPION_ALIAS", "CHAMPION_URI", "EXPERIMENT_PREFIX", "REGISTERED_CNN", "RunLevel", "Tag", "TrialAttr",
-           "TrackingError", "experiment_name", *_HOME]
+           "TrackingError", "experiment_name", "is_replicate_group", *_HOME]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: import the MLflow-backed modules on first use

@@ -48,6 +48,9 @@ class Tag:
     PROMOTION_REASON = PREFIX + "promotion_reason"
     EASIEST_PAIRS = PREFIX + "easiest_pairs"
     REPLICATE_SEEDS = PREFIX + "replicate_seeds"  # the seeds every model was trained with, comma-separated
+    # replicate group runs (RunLevel.REPLICATE_GROUP): one model over its seeds, between parent and seed runs
+    REPLICATE_GROUP = PREFIX + "replicate_group"  # the model: its row label in tables/<part>_summary
+    REPLICATE_SEED_RUN_IDS = PREFIX + "replicate_seed_run_ids"  # its seed runs, reused ones included
     HARDEST_PAIRS = PREFIX + "hardest_pairs"
     # child runs: what the run trained
     ARCHITECTURE = PREFIX + "architecture"
@@ -84,7 +87,13 @@ class Tag:
 class RunLevel:
     PARENT = "parent"
     CHILD = "child"
+    REPLICATE_GROUP = "replicate_group"  # a model over its seeds: means and spread, no training of its own
     CHECK = "check"  # the doctor's write check, deleted at once
+
+
+def is_replicate_group(tags: dict[str, str]) -> bool:
+    """A run's tags say it is a replicate group (statistics over seeds), not a training run."""
+    return tags.get(Tag.RUN_LEVEL) == RunLevel.REPLICATE_GROUP
 
 
 class TrialAttr:
@@ -110,6 +119,11 @@ def parent_run_name(part: str, profile: str) -> str:
 def replicate_run_name(model_run_name: str, seed: int) -> str:
     """A model's run name with its seed: every (model, seed) is its own run ("MLP-1-seed-0")."""
     return f"{model_run_name}-seed-{seed}"
+
+
+def replicate_group_run_name(model_run_name: str) -> str:
+    """The run of a model over its seeds, above its seed runs ("MLP-1-replicates")."""
+    return f"{model_run_name}-replicates"
 
 
 def pair_run_name(pair: tuple[int, int]) -> str:

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 from mlflow import MlflowClient
@@ -66,6 +66,7 @@ class RunRecorder:
         self.links = MetricLinks()  # the logged model and datasets this run's final metrics describe
         self.latest: dict[str, Metric] = {}  # each metric's latest value: highest step, then latest time
         self.system_metrics = False  # sample CPU, memory, disk and network into each child run
+        self.closed = False  # closed by `close` before its block ended: the end it was given stays
 
     # A recorder travels to a Dask worker with the training it records (studyflow.fanout): by its
     # store's address and run ids; the worker makes its own client of that store.
@@ -93,6 +94,12 @@ class RunRecorder:
                 return
             with sampled_system_metrics(self.client, recorder.run_id):
                 yield recorder
+
+    def close(self, status: str, reason: str) -> None:
+        """End the run now, FAILED or KILLED with the reason, though its block goes on (a replicate
+        group none of whose seeds finished); `tracked_run` then leaves that end as it is."""
+        close_run(self.client, self.run_id, status, reason)
+        self.closed = True
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [Param(key, param_text(value)) for key, value in params.items()]
@@ -238,7 +245,7 @@ def tracked_run(
     run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
     context = {"part": part, "profile": profile, "seed": seed, "dataset_digest": dataset_digest}
     recorder = RunRecorder(client, run.info.run_id, experiment_id, context)
-    with ending(client, run.info.run_id):
+    with ending(client, run.info.run_id, closed=lambda: recorder.closed):
         try:
             yield recorder
         except BaseException:
@@ -292,8 +299,9 @@ def resumed_run(client: MlflowClient, run, context: dict[str, Any]) -> Iterator[
 
 
 @contextmanager
-def ending(client: MlflowClient, run_id: str) -> Iterator[None]:
-    """End the run when the block ends: FINISHED, FAILED with the exception, or KILLED if interrupted."""
+def ending(client: MlflowClient, run_id: str, closed: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """End the run when the block ends: FINISHED, FAILED with the exception, or KILLED if interrupted;
+    `closed()` true: the block ended the run itself, and that end stays."""
     try:
         yield
     except BaseException as exc:
@@ -304,7 +312,8 @@ def ending(client: MlflowClient, run_id: str) -> Iterator[None]:
             close_run(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
         raise
     else:
-        client.set_terminated(run_id, status="FINISHED")
+        if not closed():
+            client.set_terminated(run_id, status="FINISHED")
 
 
 def stop_reason(exc: BaseException) -> str | None:

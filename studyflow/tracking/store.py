@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from studyflow import paths
 from studyflow.errors import TrackingError
 from studyflow.tracking.descriptions import experiment_tags
-from studyflow.tracking.names import RunLevel, Tag, experiment_name
+from studyflow.tracking.names import RunLevel, Tag, experiment_name, is_replicate_group
 
 # MLflow's HTTP client retries every failed request (refused connection, timeout, 429/5xx) with
 # exponential backoff: it waits 0, 2f, 4f, 8f, ... seconds (f = the backoff factor). MLflow's
@@ -217,7 +217,19 @@ def latest_parent(client: MlflowClient, part: str, run_id: str | None = None):
 
 def member_runs(client: MlflowClient, part: str, parent_run_id: str) -> list:
     """The runs a parent run is made of: its children, and the finished runs it reused from an
-    earlier flow run (studyflow.steps) instead of redoing them."""
+    earlier flow run (studyflow.steps) instead of redoing them. A replicate group (one model over its
+    seeds, tasks/replicates/groups.py) is not a member: the seed runs under it are, and so are the
+    runs it reused (a reused run's parent is the run it was first made under)."""
     children = find_runs(client, part, f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
-    reused = client.get_run(parent_run_id).data.tags.get(Tag.REUSED_RUN_IDS, "")
-    return children + [client.get_run(run_id) for run_id in reused.split(",") if run_id]
+    members = [run for run in children if not is_replicate_group(run.data.tags)]
+    reusing = [client.get_run(parent_run_id)]
+    for group in (run for run in children if is_replicate_group(run.data.tags)):
+        members += find_runs(client, part, f"tags.`mlflow.parentRunId` = '{group.info.run_id}'")
+        reusing.append(group)
+    known = {run.info.run_id for run in members}
+    for run in reusing:
+        for run_id in run.data.tags.get(Tag.REUSED_RUN_IDS, "").split(","):
+            if run_id and run_id not in known:  # a reused seed run is listed by its group and the parent
+                members.append(client.get_run(run_id))
+                known.add(run_id)
+    return members

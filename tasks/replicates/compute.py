@@ -44,8 +44,7 @@ def summary_table(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         for metric in metrics:
             values = group[metric].dropna().to_numpy(dtype=float) if metric in group else np.array([])
             statistics = interval(values) if len(values) else (math.nan,) * 4
-            row.update(dict(zip((f"{metric}_mean", f"{metric}_std", f"{metric}_ci95_low", f"{metric}_ci95_high"),
-                                statistics)))
+            row.update(dict(zip(statistic_names(metric), statistics)))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -113,6 +112,33 @@ def curve_band(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nd
         values = [curve[epoch] for curve in curves if epoch < len(curve)]
         means[epoch], _, lows[epoch], highs[epoch] = interval(np.array(values))
     return means, lows, highs
+
+
+def statistic_names(metric: str) -> tuple[str, str, str, str]:
+    return f"{metric}_mean", f"{metric}_std", f"{metric}_ci95_low", f"{metric}_ci95_high"
+
+
+def group_statistics(finals: list[dict[str, float]]) -> dict[str, float]:
+    """Over seeds (one dict of final metrics each): every metric's mean, standard deviation and 95 %
+    interval (`interval`, as in `summary_table`), named `<metric>_mean`, `_std`, `_ci95_low`,
+    `_ci95_high`; over the seeds that have the metric, and without the spread where only one has."""
+    statistics: dict[str, float] = {}
+    for metric in sorted({key for final in finals for key in final}):
+        values = np.array([final[metric] for final in finals if metric in final], dtype=float)
+        named = dict(zip(statistic_names(metric), interval(values)))
+        statistics.update({name: value for name, value in named.items() if math.isfinite(value)})
+    return statistics
+
+
+def mean_curves(histories: list[dict[str, dict[int, float]]]) -> dict[str, dict[int, float]]:
+    """Over seeds (metric -> step -> value each): each metric's mean at every step, over the seeds
+    that have a value there (a seed that stopped early counts only where it has one, as in `curve_band`)."""
+    curves: dict[str, dict[int, float]] = {}
+    for metric in sorted({key for history in histories for key in history}):
+        steps = sorted({step for history in histories for step in history.get(metric, {})})
+        curves[metric] = {step: float(np.mean([history[metric][step] for history in histories
+                                               if step in history.get(metric, {})])) for step in steps}
+    return curves
 
 
 def best_model(summary: pd.DataFrame, metric: str) -> str:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from mlflow.entities import Run
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from studyflow.tracking.names import Tag
 
@@ -93,7 +92,9 @@ def provenance(runs: dict[str, Run], machine: str, members: dict[str, list[Run]]
     parts = []
     for part, run in runs.items():
         own = [member for member in members.get(part, []) if member.info.run_id != run.info.run_id]
-        reused = [member for member in own if member.data.tags.get(MLFLOW_PARENT_RUN_ID) != run.info.run_id]
+        # by the parent's list, not by each member's parent: a seed run under a replicate group is the part's own
+        listed = set(run.data.tags.get(Tag.REUSED_RUN_IDS, "").split(","))
+        reused = [member for member in own if member.info.run_id in listed]
         parts.append(PartProvenance(part, run.info.run_id, commit_of(run), _when(run.info.start_time), _seconds(run),
                                     len(own), len(reused), sum(_seconds(member) or 0.0 for member in own)))
     starts = [run.info.start_time for run in runs.values()]
