@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run_part(args.part, config, prefect_ready)
     except KeyboardInterrupt as exc:
-        from studyflow.tracking.runs import stop_reason
+        from studyflow.tracking.endings import stop_reason
 
         print(f"studyflow: {stop_reason(exc)}; open runs were closed as KILLED", file=sys.stderr)
         return 143 if "SIGTERM" in (stop_reason(exc) or "") else 130

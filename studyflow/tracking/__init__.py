@@ -4,7 +4,8 @@
 - `store`: where runs go (MLFLOW_TRACKING_URI, else the embedded SQLite store), reaching it, finding runs;
 - `provenance`: the code version, package versions and Prefect ids every run is tagged with;
 - `runs`: a run's life (opened with the conventional tags, ended FINISHED, FAILED or KILLED, never
-  left RUNNING) and the RunRecorder that writes into it.
+  left RUNNING) and the RunRecorder that writes into it;
+- `endings`: how a run ends, and closing one left open with its reason.
 
 `from studyflow import tracking` gives all of them as `tracking.<name>`. The names are importable
 without MLflow (`from studyflow.tracking.names import Tag`); MLflow is imported only when a store or
@@ -30,7 +31,7 @@ from studyflow.tracking.names import (
 )
 
 if TYPE_CHECKING:  # never run; tells readers (and studyflow.steps' code digest) what this package loads
-    from studyflow.tracking import descriptions, links, provenance, runs, store  # noqa: F401
+    from studyflow.tracking import descriptions, endings, links, provenance, runs, store  # noqa: F401
 
 _LAZY = {
     "store": ("check_server", "check_writable", "connect", "plain_cause", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",
@@ -38,8 +39,8 @@ _LAZY = {
               "TRAINING_VIEW",
               "uses_embedded_store", "uses_tracking_server",
               "HTTP_RETRY_DEFAULTS"),
-    "runs": ("RunRecorder", "close_run", "ending", "resumed_run", "run_tags", "sampled_system_metrics", "stop_reason",
-             "tracked_run"),
+    "runs": ("RunRecorder", "resumed_run", "run_tags", "sampled_system_metrics", "tracked_run"),
+    "endings": ("close_run", "ending", "stop_reason"),
     "provenance": ("code_version", "package_versions", "prefect_ids"),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}

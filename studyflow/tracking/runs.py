@@ -12,23 +12,22 @@ import io
 import json
 import logging
 import os
-import signal
-import sys
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.entities import LoggedModelStatus, Metric, Param, RunStatus, RunTag
+from mlflow.entities import LoggedModelStatus, Metric, Param, RunTag
 from mlflow.utils.time import get_current_time_millis
 
 from studyflow import paths, processes
 from studyflow.errors import TrackingError
 from studyflow.tracking.links import MetricLinks, dataset_input
 from studyflow.tracking.names import RunLevel, Tag, logged_model_name
+from studyflow.tracking.endings import close_run, ending
 from studyflow.tracking.provenance import code_version, package_versions, prefect_flow_run_url, prefect_ids, user
-from studyflow.tracking.store import attach, ensure_experiment, server_problem
+from studyflow.tracking.store import attach, ensure_experiment
 
 def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None) -> dict[str, str]:
     commit, dirty = code_version()
@@ -296,66 +295,3 @@ def resumed_run(client: MlflowClient, run, context: dict[str, Any]) -> Iterator[
         Tag.GIT_DIRTY: str(dirty).lower(), Tag.RESUMED: "true"}.items()])
     with ending(client, run.info.run_id):
         yield RunRecorder(client, run.info.run_id, run.info.experiment_id, context)
-
-
-@contextmanager
-def ending(client: MlflowClient, run_id: str, closed: Callable[[], bool] = lambda: False) -> Iterator[None]:
-    """End the run when the block ends: FINISHED, FAILED with the exception, or KILLED if interrupted;
-    `closed()` true: the block ended the run itself, and that end stays."""
-    try:
-        yield
-    except BaseException as exc:
-        reason = stop_reason(exc)
-        if reason is not None:
-            close_run(client, run_id, RunStatus.KILLED, reason)
-        else:
-            close_run(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        raise
-    else:
-        if not closed():
-            client.set_terminated(run_id, status="FINISHED")
-
-
-def stop_reason(exc: BaseException) -> str | None:
-    """Why the work was stopped from outside (a signal, an exit), or None for a failure of its own.
-
-    SIGTERM reaches a run as the command line's KeyboardInterrupt("signal 15") or, inside a flow run
-    that Prefect's engine watches, as Prefect's TerminationSignal (named, not imported: tracking does
-    not depend on Prefect)."""
-    signal_number = getattr(exc, "signal", None) if type(exc).__name__ == "TerminationSignal" else None
-    if isinstance(exc, KeyboardInterrupt) and exc.args and str(exc.args[0]).startswith("signal "):
-        signal_number = int(str(exc.args[0]).split()[1])
-    if signal_number == signal.SIGINT:
-        return "interrupted (SIGINT: Ctrl-C)"
-    if signal_number is not None and (isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal"):
-        return f"terminated ({signal.Signals(signal_number).name})"
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (SIGINT: Ctrl-C)"
-    if isinstance(exc, SystemExit):
-        return f"interrupted: the process exited ({exc.code})"
-    return None
-
-
-def close_run(client: MlflowClient, run_id: str, status: int | str, reason: str,
-              tags: dict[str, Any] | None = None) -> bool:
-    """End a run that is still RUNNING, with the reason (and `tags`); one already ended keeps its end.
-
-    Never raises: closing bookkeeping must not hide the failure that led here. A tracking server
-    that does not answer is not waited for (MLflow's retries would hold every open run's close for
-    minutes); `studyflow doctor` closes the run as KILLED once the server is back."""
-    status_text = status if isinstance(status, str) else RunStatus.to_string(status)
-    uri = client.tracking_uri
-    if uri.startswith(("http://", "https://")) and server_problem(uri) is not None:
-        print(f"[studyflow] MLflow run {run_id} stays RUNNING: the tracking server {uri} does not answer. "
-              "`studyflow doctor` closes it as KILLED once the server is back.", file=sys.stderr)
-        return False
-    try:
-        if client.get_run(run_id).info.status != "RUNNING":
-            return False
-        client.log_batch(run_id, tags=[RunTag(key, str(value)[:5000])
-                                       for key, value in {**(tags or {}), Tag.END_REASON: reason}.items()])
-        client.set_terminated(run_id, status=status_text)
-        return True
-    except Exception as exc:
-        print(f"[studyflow] could not close MLflow run {run_id}: {exc}", file=sys.stderr)
-        return False
