@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from studyflow.config import PartConfig
-from studyflow.config.parts import PART_CONFIGS, PART_NAMES, StudyConfig
+from studyflow.config.parts import PART_CONFIGS, PART_NAMES
+from studyflow.config.study import StudyConfig
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flows.common import part_flow
 from studyflow import paths, tracking
-from studyflow.config.parts import ReportConfig
+from studyflow.config.study import ReportConfig
 from studyflow.tracking.names import report_run_name
 from tasks.prefect_links import publish_run
 from tasks.report.tasks import write_report_task

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flows.common import part_flow
 from flows.registry import PARTS
 from flows.report import report_flow
-from studyflow.config.parts import StudyConfig
+from studyflow.config.study import StudyConfig
 from studyflow.fanout import shared_local_cluster
 
 

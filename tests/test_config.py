@@ -9,7 +9,8 @@ from flows.registry import PARTS, STUDY
 from flows.report import report_flow
 from flows.sweeps import SWEEP_FLOWS
 from studyflow.config import ConfigError, StepConfig, parse_set_options
-from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PcaConfig, PerceptronConfig, ReportConfig, StudyConfig
+from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PcaConfig, PerceptronConfig
+from studyflow.config.study import ReportConfig, StudyConfig
 from studyflow.config.sweeps import SWEEP_CONFIGS
 
 

@@ -16,7 +16,8 @@ import pytest
 from conftest import TINY, free_port, prefect_home, runs_of
 from holding import REPO, cli_statement, kill_9, tail, wait_until_epoch_1_logged
 from studyflow.config import ConfigError
-from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig, StudyConfig
+from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig
+from studyflow.config.study import StudyConfig
 from studyflow.tracking.names import Tag
 
 THREE_MLPS = '{"MLP-a": [16], "MLP-b": [16], "MLP-c": [32]}'

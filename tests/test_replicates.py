@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig, StudyConfig
+from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig
+from studyflow.config.study import StudyConfig
 from studyflow.errors import ConfigError
 from studyflow.tracking.names import Tag
 from tasks.replicates.compute import SEEDS_FOR_POWER, differences_table, summary_table

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
 
 from studyflow import reference
-from studyflow.config.base import (FannedOut, PartConfig, PrecisionChoice, Replicated, Seeded, StepConfig,
+from studyflow.config.base import (FannedOut, PartConfig, Replicated, Seeded, StepConfig,
                                    TrainingConfig, epochs_field)
 from studyflow.tracking.names import CHAMPION_URI, MODEL_URI_FORMS, REGISTERED_CNN
 
@@ -269,34 +269,3 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
 PART_CONFIGS: dict[str, type[PartConfig]] = {"pca": PcaConfig, "perceptron": PerceptronConfig, "mlp": MlpConfig,
                                              "cnn": CnnConfig, "inspect": InspectConfig, "mtl": MtlConfig}
 PART_NAMES = tuple(PART_CONFIGS)  # study order
-
-
-class StudyConfig(StepConfig, Replicated, FannedOut):
-    parts: list[str] = Field(default_factory=lambda: list(PART_NAMES), description="parts to run, in study order")
-    report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
-    precision: PrecisionChoice = TrainingConfig.model_fields["precision"]
-
-    @field_validator("parts")
-    @classmethod
-    def _known_parts(cls, parts):
-        unknown = [part for part in parts if part not in PART_NAMES]
-        if unknown:
-            raise ValueError(f"unknown part(s) {unknown}; known: {list(PART_NAMES)}")
-        if not parts:
-            raise ValueError("give at least one part")
-        return parts
-
-
-class ReportConfig(PartConfig):
-    out_dir: str | None = Field(None, description="folder to write into (default: reports/<timestamp>/)")
-    run_ids: dict[str, str] = Field(default_factory=dict, description="part -> parent run id to report (default: latest)")
-    published: bool = Field(False, description="a report to commit: every part's run must be paper-profile; run ids "
-                                               "instead of links to a local MLflow UI; the folder's old figures go")
-
-    @field_validator("run_ids")
-    @classmethod
-    def _known_parts(cls, run_ids):
-        unknown = sorted(set(run_ids) - set(PART_NAMES))
-        if unknown:
-            raise ValueError(f"unknown part(s) {unknown}; known: {list(PART_NAMES)}")
-        return run_ids

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from studyflow.config import PROFILES, PartConfig, parse_set_options
 from studyflow.config.base import auto_precision_reason
-from studyflow.config.parts import ReportConfig
+from studyflow.config.study import ReportConfig
 from studyflow.config.help import ParametersHelp
 from studyflow.config.sweeps import SWEEP_CONFIGS, SWEEP_KINDS, SweepConfig, sweep_config
 from studyflow.quiet import import_tensorflow_quietly
