@@ -1,12 +1,17 @@
-"""What the MLP and CNN flows share: their data, and training every architecture in its child run."""
+"""What the MLP and CNN flows share: their data, training every architecture in its child run, and
+the part's body around them (compare_architectures)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
+from flows.common import parent_run
 from studyflow.config.parts import ArchitectureConfig
 from studyflow.fanout import fan_out, trained_outcomes
 from studyflow.tracking import RunRecorder
 from tasks.architectures.compute import ArchitectureOutcome, training_data
-from tasks.architectures.tasks import train_architecture_task
+from tasks.architectures.record import ArchitectureSummary
+from tasks.architectures.tasks import log_architecture_summary_task, log_mlp_vs_cnn_task, train_architecture_task
 from tasks.data import Dataset, load_dataset, subset
 from tasks.replicates.groups import replicate_groups
 from tasks.replicates.tasks import record_replicate_groups_task
@@ -38,3 +43,18 @@ def train_all(recorder: RunRecorder, kind: str, config: ArchitectureConfig, data
         if groups.runs:
             record_replicate_groups_task(groups, [(outcome.name, outcome.run_id) for outcome in outcomes])
     return outcomes
+
+
+def compare_architectures(kind: str, config: ArchitectureConfig,
+                          then: Callable[[RunRecorder, ArchitectureSummary, Dataset, TrainingData], None] | None = None,
+                          ) -> list[dict]:
+    """A part's body: its parent run, every architecture trained, the summary over seeds and its
+    figures; `then` is what the part does next inside the parent run (part 4: the Model Registry)."""
+    dataset, data = prepare(config)
+    with parent_run(kind, config, dataset) as recorder:
+        outcomes = train_all(recorder, kind, config, data)
+        result = log_architecture_summary_task(recorder, kind, outcomes)
+        log_mlp_vs_cnn_task(recorder, kind)
+        if then is not None:
+            then(recorder, result, dataset, data)
+    return result.summary.to_dict(orient="records")
