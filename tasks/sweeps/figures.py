@@ -60,11 +60,8 @@ def history_figure(config: SweepConfig, trials: list[FrozenTrial]):
         axis.scatter([trial.number for trial in pruned],
                      [trial.intermediate_values[max(trial.intermediate_values)] for trial in pruned],
                      marker="x", color="grey", label="pruned (last reported value)", zorder=3)
-    axis.set(title=f"Optimisation history: {config.resolved_study_name}", xlabel="trial number",
-             ylabel="validation accuracy (last epoch)")
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.legend(loc="lower right")
-    axis.grid(alpha=0.3)
+    _finish(axis, f"Optimisation history: {config.resolved_study_name}", "trial number",
+            "validation accuracy (last epoch)")
     return figure
 
 
@@ -81,12 +78,17 @@ def learning_curves_figure(config: SweepConfig, trials: list[FrozenTrial]):
         axis.plot([step + 1 for step in steps], [trial.intermediate_values[step] for step in steps], style, marker="o",
                   label=f"{label} trial" if label not in labelled else None, alpha=0.8)
         labelled.add(label)
-    axis.set(title=f"Validation accuracy per epoch, every trial: {config.resolved_study_name}", xlabel="epoch",
-             ylabel="validation accuracy")
+    _finish(axis, f"Validation accuracy per epoch, every trial: {config.resolved_study_name}", "epoch",
+            "validation accuracy")
+    return figure
+
+
+def _finish(axis, title: str, xlabel: str, ylabel: str) -> None:
+    """Titles, whole-number ticks (trials, epochs), the legend and the grid of both accuracy plots."""
+    axis.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.legend(loc="lower right")
     axis.grid(alpha=0.3)
-    return figure
 
 
 def importances(study: optuna.Study) -> dict[str, float]:
