@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Every test here starts a Python process (a studyflow command or a probe of its imports).
+pytestmark = pytest.mark.slow
+
 STUDYFLOW = [sys.executable, "-m", "studyflow.cli"]
 
 

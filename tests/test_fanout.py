@@ -40,6 +40,7 @@ def _refusal(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_cluster_that_cannot_work_is_refused_in_one_line_before_any_work(studyflow_home):
     address = f"tcp://127.0.0.1:{free_port()}"
     embedded = _refusal(["run", "mlp", "--set", f"dask_address={address}"], {})
@@ -96,6 +97,7 @@ def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlf
     assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
 
 
+@pytest.mark.integration
 @pytest.mark.faults
 @pytest.mark.slow
 def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training_hands_it_to_another(
@@ -159,6 +161,7 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     assert fanned_loss == pytest.approx(sequential_loss, rel=0.05)
 
 
+@pytest.mark.integration  # a Dask scheduler on 127.0.0.1, in this process
 def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
     from distributed import LocalCluster
 
@@ -181,6 +184,7 @@ def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
 DASK = str(Path(sys.executable).parent / "dask")
 
 
+@pytest.mark.integration
 @pytest.mark.faults
 @pytest.mark.slow
 def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_no_run_running(

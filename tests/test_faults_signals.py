@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.entities import ViewType
 
 from conftest import prefect_home, runs_of
 from holding import (REPO, cli_statement, descendants, kill_9, prefect_flow_runs, start_held, tail,
@@ -158,16 +157,6 @@ def test_a_read_only_store_is_refused_in_one_line_before_anything_starts(studyfl
     assert len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert "temporary server" not in result.stdout + result.stderr  # refused before Prefect started
     assert list(mlruns.iterdir()) == []  # no store file was created
-
-
-def test_doctor_leaves_no_run_behind(mlflow_client):
-    from studyflow.doctor import run_doctor
-
-    run_doctor()
-    run_doctor()
-    experiment = mlflow_client.get_experiment_by_name("studyflow-doctor")
-    runs = mlflow_client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL)
-    assert runs and all(run.info.status == "FINISHED" and run.info.lifecycle_stage == "deleted" for run in runs)
 
 
 def test_a_killed_sweeps_flow_run_is_set_crashed_by_the_resume(tmp_path, mlflow_client, tiny):

@@ -63,6 +63,7 @@ def test_bad_seeds_are_a_config_error_naming_them(config_class, seeds, message):
     assert config_class.for_profile("quick", seed=4).replicate_seeds() == [4]  # default: once, with `seed`
 
 
+@pytest.mark.integration
 def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlflow_client, tiny, tmp_path):
     from flows.mlp import mlp_flow
 
@@ -121,6 +122,7 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
     assert summary["seeds"].tolist() == [4, 4]
 
 
+@pytest.mark.integration
 def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, mlflow_client, tiny):
     from flows.cnn import cnn_flow
 
@@ -155,6 +157,8 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
     assert now == (challenger.version if should_win else champion.version)
 
 
+@pytest.mark.integration
+@pytest.mark.integration
 def test_mtl_and_perceptron_replicates(prefect_server, mlflow_client, tiny):
     from flows.mtl import mtl_flow
     from flows.perceptron import perceptron_flow
