@@ -32,7 +32,8 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="studyflow-tests-p
 
 from studyflow.tracking.names import Tag, TrialAttr  # noqa: E402  (after the settings above)
 # The tiers' checks (tests/tiers.py), installed as this conftest's own fixture and hooks.
-from tiers import fast_tier_guard, pytest_collection_modifyitems, pytest_runtest_makereport  # noqa: E402,F401
+from tiers import (fast_tier_guard, pytest_collection_modifyitems, pytest_runtest_call,  # noqa: E402,F401
+                   pytest_runtest_makereport)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
