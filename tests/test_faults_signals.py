@@ -22,6 +22,7 @@ import pytest
 from conftest import prefect_home, runs_of
 from holding import (REPO, cli_statement, descendants, kill_9, prefect_flow_runs, start_held, tail,
                      wait_gone, wait_until_epoch_1_logged)
+from studyflow.steps import WAITING_FOR_STEP
 from studyflow.tracking.names import Tag
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -109,11 +110,16 @@ def test_two_identical_commands_at_once_train_each_step_once(tmp_path, mlflow_cl
             second = subprocess.Popen([sys.executable, "-m", "studyflow.cli", *_mlp_argv(tiny)], cwd=REPO,
                                       env=_env(tmp_path / "second"), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while "reused finished run" not in second_log.read_text() or len(_parents(mlflow_client)) < 2:
+        (held,) = _mlp_b(mlflow_client)
+        waiting = WAITING_FOR_STEP.format(owner=held.data.tags[Tag.PROCESS])  # the first command's process
+        # Until the second says it waits for the first's MLP-b (after reusing MLP-a), it must not train
+        # MLP-b itself: a run of its own would show here at once.
+        while waiting not in second_log.read_text():
+            assert len(_mlp_b(mlflow_client)) == 1, "the second command trains MLP-b too:\n" + tail(second_log)
             assert second.poll() is None, tail(second_log)
             assert time.monotonic() < deadline, tail(second_log)
-            time.sleep(0.2)  # the second has reused MLP-a and started on MLP-b
-        time.sleep(10)  # time enough to open a run of its own for MLP-b, were it not waiting
+            time.sleep(0.2)
+        assert "reused finished run" in second_log.read_text() and len(_parents(mlflow_client)) == 2
         assert len(_mlp_b(mlflow_client)) == 1
         release.touch()
         assert first.wait(timeout=300) == 0, tail(first_log)
