@@ -73,8 +73,16 @@ def _children(client):
     return [run for run in runs_of(client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "child"]
 
 
-def _train_loss(runs) -> dict[str, float]:
-    return {run.data.tags[Tag.ARCHITECTURE]: run.data.metrics["train_loss"] for run in runs}
+# Two trainings of the same model with the same seed differ only by round-off: one thread against two,
+# in one process, left these tiny models' final losses equal to the digit. A different seed moves them
+# by 0.2-1.2 % (train) and 3-4 % (validation): both losses are compared, within 1 %.
+ROUND_OFF = 0.01
+
+
+def _losses(runs) -> dict[str, list[float]]:
+    """Each architecture's final training and validation loss."""
+    return {run.data.tags[Tag.ARCHITECTURE]: [run.data.metrics["train_loss"], run.data.metrics["val_loss"]]
+            for run in runs}
 
 
 @pytest.mark.slow
@@ -142,10 +150,12 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     assert parent.info.status == "FINISHED"
     processes = {run.data.tags[Tag.PROCESS] for run in children}
     assert parent.data.tags[Tag.PROCESS] not in processes  # every training ran in a worker, none in the command
-    fanned_loss = _train_loss(finished)
+    fanned_loss = _losses(finished)
     # MLP-a and MLP-b are the same network with the same seed: equal up to round-off, whichever worker
-    # trained them (seen: equal in most runs; once 2.1386 against 2.1329, as a 2-thread process gives).
-    assert fanned_loss["MLP-a"] == pytest.approx(fanned_loss["MLP-b"], rel=0.05)
+    # trained them. (In three runs on 2 loaded cores, one of them, in a worker, ended at train / validation
+    # loss 2.1386 / 2.1490 twice and 2.1826 / - once, against 2.1328 / 2.0954 for the other and in one
+    # process: beyond round-off; this check fails on it.)
+    assert fanned_loss["MLP-a"] == pytest.approx(fanned_loss["MLP-b"], rel=ROUND_OFF)
 
     from flows.mlp import mlp_flow
 
@@ -153,12 +163,13 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     mlp_flow(profile="quick", architectures=json.loads(THREE_MLPS), force=True, **dict(tiny, epochs=2))
     again = [run for run in _children(mlflow_client) if run.data.tags[Tag.PROCESS] not in processes]
     assert len({run.data.tags[Tag.PROCESS] for run in again}) == 1 and len(again) == 3
-    sequential_loss = _train_loss(again)
-    print(f"final train loss, 2 workers: {fanned_loss}; one process: {sequential_loss}")
+    sequential_loss = _losses(again)
+    print(f"final train and validation losses, 2 workers: {fanned_loss}; one process: {sequential_loss}")
     # One process computes with 2 TensorFlow threads, a worker with 1: the sums are ordered differently,
     # and the round-off grows over the steps of training; close, not equal (a test accuracy of a model
     # this barely trained can move by several points on such a difference).
-    assert fanned_loss == pytest.approx(sequential_loss, rel=0.05)
+    for name, losses in sequential_loss.items():
+        assert fanned_loss[name] == pytest.approx(losses, rel=ROUND_OFF), name
 
 
 @pytest.mark.integration  # a Dask scheduler on 127.0.0.1, in this process
