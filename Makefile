@@ -46,8 +46,10 @@ test: setup  ## run every test (real training on subsets, real servers on 127.0.
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not load"
 	$(BIN)/python -m pytest -m load
 
-test-fast: setup  ## the tests without the slow, fault-injection and server (integration) suites
-	$(BIN)/python -m pytest -m "not slow and not faults and not integration"
+# The fast tier: the tests without a tier mark (pyproject.toml's markers), in this process only: no server,
+# no Python process, trainings of seconds (tests/tiers.py fails a test that breaks this). README: Testing.
+test-fast: setup  ## the fast tier: no server, no Python process, trainings of seconds (under 2 min)
+	$(BIN)/python -m pytest -m "not slow and not integration and not faults and not load"
 
 ui: setup  ## the MLflow UI (http://127.0.0.1:5000) and the Prefect UI (:4200) over the local stores
 	$(BIN)/studyflow ui

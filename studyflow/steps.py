@@ -172,6 +172,19 @@ def step_results_dir() -> Path:
     return paths.step_results_dir()
 
 
+# Said when a step waits for another process doing the same step: a command otherwise sits silent,
+# for as long as that step takes.
+WAITING_FOR_STEP = "[studyflow] the same step is running in process {owner}: waiting for its result"
+
+
+def _say_waiting(lock: Path) -> None:
+    try:
+        owner = json.loads(lock.read_text()).get("process") or "(unknown)"
+    except (OSError, ValueError):  # released meanwhile
+        return
+    print(WAITING_FOR_STEP.format(owner=owner), flush=True)
+
+
 class ProcessAwareLockManager(FileSystemLockManager):
     """Prefect's file locks, each naming the process that holds it, so that a lock left behind by a
     killed process (kill -9 runs no clean-up) is taken over instead of waited on for ever.
@@ -186,6 +199,7 @@ class ProcessAwareLockManager(FileSystemLockManager):
         path = self._lock_path_for_key(key)
         while True:
             if self.is_locked(key) and not self.is_lock_holder(key, holder):
+                _say_waiting(path)
                 if not self.wait_for_lock(key, acquire_timeout):
                     return False
             expiration = None if hold_timeout is None else now("UTC") + timedelta(seconds=hold_timeout)

@@ -31,6 +31,9 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="studyflow-tests-prefect-"))
 
 from studyflow.tracking.names import Tag, TrialAttr  # noqa: E402  (after the settings above)
+# The tiers' checks (tests/tiers.py), installed as this conftest's own fixture and hooks.
+from tiers import (fast_tier_guard, pytest_collection_modifyitems, pytest_runtest_call,  # noqa: E402,F401
+                   pytest_runtest_makereport)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Every test here starts a Python process (a studyflow command or a probe of its imports).
+pytestmark = pytest.mark.slow
+
 STUDYFLOW = [sys.executable, "-m", "studyflow.entrypoints.cli"]
 
 
@@ -17,14 +20,29 @@ def _run(args, home: Path):
     return subprocess.run(STUDYFLOW + args, capture_output=True, text=True, env=env, timeout=600)
 
 
+# The study's six parts in its order, and `study` for all of them (docs/study.md).
+PARTS = ["pca", "perceptron", "mlp", "cnn", "inspect", "mtl", "study"]
+
+
+def _listed_parts(help_text: str, heading: str) -> dict[str, str]:
+    """The rows (`  name   summary`) of the list under `heading` in a --help, up to its blank line."""
+    section = help_text.partition(f"\n{heading}\n")[2].split("\n\n")[0]
+    rows = [re.match(r"  (\w+) +(\S.*)$", line) for line in section.splitlines()]
+    assert all(rows), section
+    return {row.group(1): row.group(2) for row in rows}
+
+
 def test_help_lists_the_parts(studyflow_home):
     result = _run(["run", "--help"], studyflow_home)
     assert result.returncode == 0
-    for part in ("pca", "perceptron", "study"):
-        assert part in result.stdout
+    assert list(_listed_parts(result.stdout, "parts:")) == PARTS, result.stdout  # each a row, in order
+    assert "one of: " + ", ".join(PARTS) in " ".join(result.stdout.split())  # the choices of the argument
     assert "run PART --help lists the part's parameters" in result.stdout
     top = _run(["--help"], studyflow_home)
-    assert top.returncode == 0 and "study parts:" in top.stdout
+    assert top.returncode == 0
+    listed = _listed_parts(top.stdout, "study parts:")
+    assert list(listed) == PARTS, top.stdout
+    assert all(len(summary.split()) >= 3 for summary in listed.values()), listed  # each says what it runs
 
 
 def _parameters(help_text: str) -> dict[str, str]:

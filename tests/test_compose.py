@@ -33,6 +33,7 @@ def _tool(name: str) -> str | None:
     return shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
 
 
+@pytest.mark.slow
 def test_compose_file_follows_the_compose_specification():
     checker = _tool("check-jsonschema")
     assert checker, "check-jsonschema is missing: install the test extra (pip install -e '.[test]')"

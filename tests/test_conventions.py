@@ -5,12 +5,15 @@ both ways between the Prefect flow/task runs and the MLflow runs."""
 
 import asyncio
 
+import pytest
 from mlflow.entities import LoggedModelStatus
 
 from studyflow.tracking.descriptions import DESCRIPTION_TAG, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 from studyflow.tracking.names import Tag
 
 from conftest import runs_of
+
+pytestmark = pytest.mark.integration  # every test runs flows on the Prefect test server
 
 
 def _prefect_artifacts(flow_run_id: str):

@@ -8,6 +8,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from mlflow.entities import ViewType
 
 from studyflow import paths, tracking
 from studyflow.entrypoints import doctor
@@ -27,6 +28,7 @@ with tracking.tracked_run(client, "unit", "doomed", profile="quick", seed=0, dat
 """
 
 
+@pytest.mark.slow
 def test_run_of_a_killed_process_is_closed_killed_and_a_live_one_is_kept(mlflow_client, studyflow_home):
     result = subprocess.run([sys.executable, "-c", KILLED_MID_RUN], capture_output=True, text=True,
                             env={**os.environ, "STUDYFLOW_HOME": str(studyflow_home)}, timeout=120)
@@ -70,3 +72,11 @@ def test_doctor_reports_every_check_and_low_disk_space(mlflow_client, monkeypatc
     assert ok is enough and f"{free_gb:.1f} GB free" in detail, detail
     assert all(ok for ok, _ in checks.values()), checks  # the rest is healthy here
     assert report.healthy is enough
+
+
+def test_doctor_leaves_no_run_behind(mlflow_client):
+    run_doctor()
+    run_doctor()
+    experiment = mlflow_client.get_experiment_by_name("studyflow-doctor")
+    runs = mlflow_client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL)
+    assert runs and all(run.info.status == "FINISHED" and run.info.lifecycle_stage == "deleted" for run in runs)

@@ -41,6 +41,7 @@ def _refusal(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_cluster_that_cannot_work_is_refused_in_one_line_before_any_work(studyflow_home):
     address = f"tcp://127.0.0.1:{free_port()}"
     embedded = _refusal(["run", "mlp", "--set", f"dask_address={address}"], {})
@@ -73,8 +74,16 @@ def _children(client):
     return [run for run in runs_of(client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "child"]
 
 
-def _train_loss(runs) -> dict[str, float]:
-    return {run.data.tags[Tag.ARCHITECTURE]: run.data.metrics["train_loss"] for run in runs}
+# Two trainings of the same model with the same seed differ only by round-off: one thread against two,
+# in one process, left these tiny models' final losses equal to the digit. A different seed moves them
+# by 0.2-1.2 % (train) and 3-4 % (validation): both losses are compared, within 1 %.
+ROUND_OFF = 0.01
+
+
+def _losses(runs) -> dict[str, list[float]]:
+    """Each architecture's final training and validation loss."""
+    return {run.data.tags[Tag.ARCHITECTURE]: [run.data.metrics["train_loss"], run.data.metrics["val_loss"]]
+            for run in runs}
 
 
 @pytest.mark.slow
@@ -97,6 +106,7 @@ def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlf
     assert runs_of(mlflow_client, "mlp", "attributes.status = 'RUNNING'") == []
 
 
+@pytest.mark.integration
 @pytest.mark.faults
 @pytest.mark.slow
 def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training_hands_it_to_another(
@@ -141,10 +151,14 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     assert parent.info.status == "FINISHED"
     processes = {run.data.tags[Tag.PROCESS] for run in children}
     assert parent.data.tags[Tag.PROCESS] not in processes  # every training ran in a worker, none in the command
-    fanned_loss = _train_loss(finished)
+    fanned_loss = _losses(finished)
     # MLP-a and MLP-b are the same network with the same seed: equal up to round-off, whichever worker
-    # trained them (seen: equal in most runs; once 2.1386 against 2.1329, as a 2-thread process gives).
-    assert fanned_loss["MLP-a"] == pytest.approx(fanned_loss["MLP-b"], rel=0.05)
+    # trained them. (In three runs on 2 loaded cores, one of them, in a worker, ended at train / validation
+    # loss 2.1386 / 2.1490 twice and 2.1826 / - once, against 2.1328 / 2.0954 for the other and in one
+    # process: beyond round-off; this check fails on it. Without Prefect or MLflow, six such trainings
+    # submitted to a bare 2-worker LocalCluster with studyflow.entrypoints.dask_worker preloaded gave 2.1328 / 2.0954
+    # five times and 2.2000 / 2.0880 once, in a worker's third task.)
+    assert fanned_loss["MLP-a"] == pytest.approx(fanned_loss["MLP-b"], rel=ROUND_OFF)
 
     from flows.mlp import mlp_flow
 
@@ -152,14 +166,16 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     mlp_flow(profile="quick", architectures=json.loads(THREE_MLPS), force=True, **dict(tiny, epochs=2))
     again = [run for run in _children(mlflow_client) if run.data.tags[Tag.PROCESS] not in processes]
     assert len({run.data.tags[Tag.PROCESS] for run in again}) == 1 and len(again) == 3
-    sequential_loss = _train_loss(again)
-    print(f"final train loss, 2 workers: {fanned_loss}; one process: {sequential_loss}")
+    sequential_loss = _losses(again)
+    print(f"final train and validation losses, 2 workers: {fanned_loss}; one process: {sequential_loss}")
     # One process computes with 2 TensorFlow threads, a worker with 1: the sums are ordered differently,
     # and the round-off grows over the steps of training; close, not equal (a test accuracy of a model
     # this barely trained can move by several points on such a difference).
-    assert fanned_loss == pytest.approx(sequential_loss, rel=0.05)
+    for name, losses in sequential_loss.items():
+        assert fanned_loss[name] == pytest.approx(losses, rel=ROUND_OFF), name
 
 
+@pytest.mark.integration  # a Dask scheduler on 127.0.0.1, in this process
 def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
     from distributed import LocalCluster
 
@@ -182,6 +198,7 @@ def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
 DASK = str(Path(sys.executable).parent / "dask")
 
 
+@pytest.mark.integration
 @pytest.mark.faults
 @pytest.mark.slow
 def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_no_run_running(

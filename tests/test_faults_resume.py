@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from studyflow import steps, tracking
+from studyflow import tracking
 from studyflow.tracking.names import Tag
 
 from conftest import TINY, download, prefect_home, runs_of, sweep_runs, sweep_study
@@ -52,6 +52,7 @@ def _task_states(flow_run_id: str) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ rerun, force
 
+@pytest.mark.integration
 def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlflow_client, studyflow_home, tiny):
     from flows.mlp import mlp_flow
 
@@ -78,6 +79,7 @@ def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlf
     assert tracking.Tag.REUSED_RUN_IDS not in third.data.tags
 
 
+@pytest.mark.integration
 def test_a_changed_input_or_a_deleted_run_redoes_the_step(prefect_server, mlflow_client, tiny):
     from flows.perceptron import perceptron_flow
 
@@ -95,28 +97,6 @@ def test_a_changed_input_or_a_deleted_run_redoes_the_step(prefect_server, mlflow
 
 
 # --------------------------------------------------------------------------- code changes
-
-def _write(root: Path, files: dict[str, str]) -> None:
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-
-
-def test_code_digest_follows_helpers_through_imports(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    _write(tmp_path, {
-        "demo/__init__.py": "",
-        "demo/step.py": "from demo.helpers import scale\n\ndef step(x):\n    return scale(x)\n",
-        "demo/helpers.py": "from . import deeper\n\ndef scale(x):\n    return deeper.twice(x)\n",
-        "demo/deeper.py": "def twice(x):\n    return 2 * x\n",
-        "demo/unrelated.py": "VALUE = 1\n",
-    })
-    digest = steps.code_digest("demo.step", packages=("demo",))
-    _write(tmp_path, {"demo/unrelated.py": "VALUE = 2\n"})
-    assert steps.code_digest("demo.step", packages=("demo",)) == digest, "a module the step never imports"
-    _write(tmp_path, {"demo/deeper.py": "def twice(x):\n    return x + x\n"})  # two imports away
-    assert steps.code_digest("demo.step", packages=("demo",)) != digest
-
 
 def _copy_of_repo(destination: Path) -> Path:
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
@@ -257,27 +237,9 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert [state for name, state in flow_runs if name == "cnn"] == ["CRASHED", "COMPLETED"]
     assert [state for name, state in flow_runs if name == "pca"] == ["COMPLETED", "COMPLETED"]
 
-def test_a_model_input_is_keyed_by_its_weights():
-    """The deep-dream step takes the inspected model: a retrained model must not reuse old dreams."""
-    import keras
-    import numpy as np
-
-    from models.architectures import build_cnn
-
-    keras.utils.set_random_seed(0)
-    model = build_cnn([4], name="keyed")
-    key = steps.fingerprint(model)
-    twin = build_cnn([4], name="keyed")
-    twin.set_weights(model.get_weights())
-    assert steps.fingerprint(twin) == key, "the same architecture and weights, built again"
-    weights = model.get_weights()
-    weights[0] = weights[0] + np.float32(1e-3)
-    model.set_weights(weights)
-    assert steps.fingerprint(model) != key
-
-
 # ------------------------------------------------------------ kill -9 of a sweep trial, heartbeat
 
+@pytest.mark.slow
 def test_trial_killed_mid_epoch_is_failed_by_the_heartbeat_and_retried(mlflow_client, tmp_path, tiny):
     settings = dict(tiny, epochs=2, trials=1, study_name="killed",
                     search_space={"min_depth": 2, "max_depth": 2, "min_size": 64, "max_size": 64},

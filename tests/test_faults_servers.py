@@ -336,6 +336,7 @@ def _diverging(monkeypatch, module, model_name: str) -> None:
     monkeypatch.setattr(module, "compile_model", compile_model)
 
 
+@pytest.mark.integration
 def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, monkeypatch, tiny):
     from flows.mlp import mlp_flow
     from tasks.architectures import tasks as architecture_training
@@ -365,6 +366,7 @@ def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, m
     assert [row.split(",")[0] for row in Path(table).read_text().splitlines()[1:]] == ["MLP-ok"]
 
 
+@pytest.mark.integration
 def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_client, monkeypatch, tiny):
     """Trial 2 diverges after the pruner's start-up trials: it must fail (not be pruned on its
     meaningless accuracy), and the sweep must still reach its three finished trials."""

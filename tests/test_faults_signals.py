@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.entities import ViewType
 
 from conftest import prefect_home, runs_of
 from holding import (REPO, cli_statement, descendants, kill_9, prefect_flow_runs, start_held, tail,
                      wait_gone, wait_until_epoch_1_logged)
+from studyflow.steps import WAITING_FOR_STEP
 from studyflow.tracking.names import Tag
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -110,11 +110,16 @@ def test_two_identical_commands_at_once_train_each_step_once(tmp_path, mlflow_cl
             second = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", *_mlp_argv(tiny)], cwd=REPO,
                                       env=_env(tmp_path / "second"), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while "reused finished run" not in second_log.read_text() or len(_parents(mlflow_client)) < 2:
+        (held,) = _mlp_b(mlflow_client)
+        waiting = WAITING_FOR_STEP.format(owner=held.data.tags[Tag.PROCESS])  # the first command's process
+        # Until the second says it waits for the first's MLP-b (after reusing MLP-a), it must not train
+        # MLP-b itself: a run of its own would show here at once.
+        while waiting not in second_log.read_text():
+            assert len(_mlp_b(mlflow_client)) == 1, "the second command trains MLP-b too:\n" + tail(second_log)
             assert second.poll() is None, tail(second_log)
             assert time.monotonic() < deadline, tail(second_log)
-            time.sleep(0.2)  # the second has reused MLP-a and started on MLP-b
-        time.sleep(10)  # time enough to open a run of its own for MLP-b, were it not waiting
+            time.sleep(0.2)
+        assert "reused finished run" in second_log.read_text() and len(_parents(mlflow_client)) == 2
         assert len(_mlp_b(mlflow_client)) == 1
         release.touch()
         assert first.wait(timeout=300) == 0, tail(first_log)
@@ -158,16 +163,6 @@ def test_a_read_only_store_is_refused_in_one_line_before_anything_starts(studyfl
     assert len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert "temporary server" not in result.stdout + result.stderr  # refused before Prefect started
     assert list(mlruns.iterdir()) == []  # no store file was created
-
-
-def test_doctor_leaves_no_run_behind(mlflow_client):
-    from studyflow.entrypoints.doctor import run_doctor
-
-    run_doctor()
-    run_doctor()
-    experiment = mlflow_client.get_experiment_by_name("studyflow-doctor")
-    runs = mlflow_client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL)
-    assert runs and all(run.info.status == "FINISHED" and run.info.lifecycle_stage == "deleted" for run in runs)
 
 
 def test_a_killed_sweeps_flow_run_is_set_crashed_by_the_resume(tmp_path, mlflow_client, tiny):

@@ -16,6 +16,7 @@ FIGURES = ["pca_scatter.png", "pca_centroids_ellipses.png", "pair_accuracy_histo
            "pair_accuracy_by_dimension.png"]
 
 
+@pytest.mark.integration
 def test_pca_flow_logs_metrics_tables_and_figures(prefect_server, mlflow_client):
     metrics = pca_flow(profile="quick", sample_size=3000, dimensions=[10])
     (run,) = runs_of(mlflow_client, "pca")
@@ -41,12 +42,14 @@ def test_pca_flow_logs_metrics_tables_and_figures(prefect_server, mlflow_client)
     assert pairs[0] == "digit_a,digit_b,accuracy_2d,accuracy_10d" and len(pairs) == 46
 
 
+@pytest.mark.integration
 def test_bad_parameter_fails_before_any_run(prefect_server, mlflow_client):
     with pytest.raises(ConfigError, match="parameter 'sample_size"):
         pca_flow(profile="quick", sample_size=5)
     assert runs_of(mlflow_client, "pca") == []
 
 
+@pytest.mark.integration
 def test_failure_inside_the_flow_leaves_the_run_failed(prefect_server, mlflow_client):
     # 784 components cannot be fitted on 300 images: sklearn raises after the run has started.
     with pytest.raises(ValueError):

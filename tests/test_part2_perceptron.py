@@ -13,6 +13,7 @@ from tasks.perceptron.record import curve_points
 from conftest import assert_png, download, runs_of
 
 
+@pytest.mark.integration
 def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_client):
     summary = perceptron_flow(profile="quick", pairs=[[1, 0], [4, 9]], max_epochs=1000, train_size=6000)
     runs = runs_of(mlflow_client, "perceptron")
@@ -42,6 +43,7 @@ def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_c
     assert [row["seeds"] for row in summary] == [1, 1]
 
 
+@pytest.mark.integration
 def test_pair_with_digit_outside_range_fails_before_any_run(prefect_server, mlflow_client):
     with pytest.raises(ConfigError, match="parameter 'pairs"):
         perceptron_flow(profile="quick", pairs=[[1, 12]])

@@ -31,6 +31,7 @@ def _children(client, part):
                     if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
 
 
+@pytest.mark.integration
 def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client, tiny):
     # Two epochs for the per-epoch history; 1,500 images so that MLP-a's accuracy clears the bar below by
     # a wide margin (on the tiny profile's 600 it lands at about 0.33).
@@ -55,6 +56,7 @@ def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client
     assert table[0].startswith("model,seed,hidden_widths,train_accuracy") and len(table) == 3
 
 
+@pytest.mark.integration
 def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, mlflow_client, tiny):
     # In mixed_bfloat16 (the MLP flow above trains in float32): the policy reaches every model, is
     # saved with it, and the registered model still serves float32 probabilities through pyfunc.
@@ -82,6 +84,7 @@ def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, m
     assert_png(download(mlflow_client, parent.info.run_id, "figures/cnn_learning_curves.png"))
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # trains several models or drives the command line: out of test-fast
 def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_server, mlflow_client, tiny):
     from studyflow import tracking

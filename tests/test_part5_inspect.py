@@ -59,6 +59,7 @@ def _inspect_run(client):
     return run
 
 
+@pytest.mark.integration
 def test_inspect_flow_logs_every_figure_and_raises_both_classes(prefect_server, mlflow_client, logged_cnn, tiny_cnn,
                                                                 mnist, tmp_path):
     model_uri, source_run_id = logged_cnn
@@ -145,6 +146,7 @@ def test_a_mixed_bfloat16_cnn_dreams_and_gives_float32_maps(mnist):
         assert dream.image.dtype == np.float32
 
 
+@pytest.mark.integration
 def test_default_is_the_champion(prefect_server, mlflow_client, logged_cnn, tiny_cnn, mnist):
     from tasks.architectures.registry import register_and_promote
 
@@ -164,6 +166,7 @@ def test_default_is_the_champion(prefect_server, mlflow_client, logged_cnn, tiny
     ("models:/m-0123456789abcdef0123456789abcdef", "not found"),
     ("runs:/0123456789abcdef0123456789abcdef/model", "not found"),
 ])
+@pytest.mark.integration
 def test_missing_model_is_a_clear_error_and_leaves_no_run(prefect_server, mlflow_client, model_uri, message):
     with pytest.raises(ModelSourceError, match=message):
         inspect_flow(profile="quick", model_uri=model_uri)

@@ -66,6 +66,7 @@ def test_bad_lambdas_are_rejected(lambdas):
         MtlConfig.for_profile("quick", lambdas=lambdas)
 
 
+@pytest.mark.integration
 def test_bad_mapping_stops_the_flow_before_any_run(prefect_server, mlflow_client):
     with pytest.raises(ConfigError, match="group_mapping"):
         mtl_flow(profile="quick", group_mapping={"a": [0, 1, 2, 3, 4], "b": [5, 6, 7, 8]})
@@ -97,6 +98,7 @@ def test_dict_output_model_round_trips_through_mlflow(mlflow_client):
         verify_round_trip(log_keras_model(run, model, inputs), model, inputs)
 
 
+@pytest.mark.integration
 def test_logged_models_of_lambdas_are_named_as_mlflow_accepts(prefect_server, mlflow_client, tiny):
     """The paper profile logs every model: a lambda's decimal point must not fail the training."""
     mtl_flow(profile="quick", lambdas=[0.25], include_single_task=False, log_models=True, **tiny)
@@ -108,6 +110,7 @@ def test_logged_models_of_lambdas_are_named_as_mlflow_accepts(prefect_server, ml
     assert child.data.tags[Tag.MODEL_URI] == f"models:/{output.model_id}"
 
 
+@pytest.mark.integration
 def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlflow_client, tiny):
     records = mtl_flow(profile="quick", lambdas=[0.0, 0.5], **dict(tiny, epochs=2))
     runs = runs_of(mlflow_client, "mtl")

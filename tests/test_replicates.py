@@ -14,7 +14,9 @@ from scipy import stats
 from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig
 from studyflow.config.study import StudyConfig
 from studyflow.errors import ConfigError
-from studyflow.tracking.names import Tag
+from studyflow.tracking.names import KERAS_MODEL_VERSION_TAG, Tag
+from tasks.architectures.registry import INTERVAL_RULE, ReplicateStats, register_and_promote
+from tasks.data import load_dataset, subset
 from tasks.replicates.compute import SEEDS_FOR_POWER, differences_table, summary_table
 from tasks.replicates.power import seeds_to_resolve, spread_from_interval, t_test_power
 
@@ -134,6 +136,7 @@ def test_bad_seeds_are_a_config_error_naming_them(config_class, seeds, message):
     assert config_class.for_profile("quick", seed=4).replicate_seeds() == [4]  # default: once, with `seed`
 
 
+@pytest.mark.integration
 def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlflow_client, tiny, tmp_path):
     from flows.mlp import mlp_flow
 
@@ -220,6 +223,7 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
     assert summary["seeds"].tolist() == [4, 4]
 
 
+@pytest.mark.integration
 def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, mlflow_client, tiny):
     from flows.cnn import cnn_flow
 
@@ -242,20 +246,52 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
     assert "no champion yet" in champion.description
 
     # Another seed pair of the same architectures: both sides have intervals, so the interval rule decides.
+    # What it should decide comes from the trainings' own test accuracies (a t interval over the seeds,
+    # computed here), not from what the registry wrote.
     cnn_flow(profile="quick", architectures={"CNN-a": [4], "CNN-b": [2]}, seeds=[5, 6], **tiny)
     versions = sorted(mlflow_client.search_model_versions("name='mnist-cnn'"), key=lambda v: int(v.version))
     assert len(versions) == 2
     challenger = versions[-1]
     assert challenger.tags["promotion_rule"].startswith("interval rule")
     assert "Rule applied: interval rule" in challenger.description
-    mine = (float(challenger.tags["test_accuracy_ci95_low"]), float(challenger.tags["test_accuracy_ci95_high"]))
-    theirs = (float(champion.tags["test_accuracy_ci95_low"]), float(champion.tags["test_accuracy_ci95_high"]))
-    should_win = (float(challenger.tags["test_accuracy_mean"]) > float(champion.tags["test_accuracy_mean"])
-                  and (mine[0] > theirs[1] or theirs[0] > mine[1]))
+    challenger_name = mlflow_client.get_run(challenger.tags["source_run_id"]).data.tags[Tag.ARCHITECTURE]
+    mine = _test_accuracy_interval(mlflow_client, challenger_name, seeds={"5", "6"})
+    theirs = _test_accuracy_interval(mlflow_client, best_name, seeds={"0", "1"})
+    for tags, (mean, low, high) in ((challenger.tags, mine), (champion.tags, theirs)):
+        assert [float(tags[key]) for key in ("test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high")
+                ] == pytest.approx([mean, low, high], abs=1e-6)
+    should_win = mine[0] > theirs[0] and (mine[1] > theirs[2] or theirs[1] > mine[2])
     now = mlflow_client.get_model_version_by_alias("mnist-cnn", "champion").version
     assert now == (challenger.version if should_win else champion.version)
 
+    # Two seeds of such tiny models seldom separate, so the rule's other outcomes are given intervals of
+    # their own: the same challenger version, higher but inside the champion's interval, stays out;
+    # higher and clear of it, it becomes the champion.
+    champion_now = mlflow_client.get_model_version_by_alias("mnist-cnn", "champion")
+    _, low, high = mine if champion_now.version == challenger.version else theirs  # the champion's interval
+    inside = ReplicateStats(2, mean=high, low=low, high=high + 0.01, val_mean=0.5)
+    clear = ReplicateStats(2, mean=high + 0.02, low=high + 0.01, high=high + 0.03, val_mean=0.5)
+    other = next(version for version in versions if version.version != champion_now.version)
+    test = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
+    for stats_given, promoted in ((inside, False), (clear, True)):
+        decision = register_and_promote(mlflow_client, other.tags[KERAS_MODEL_VERSION_TAG], other.tags["source_run_id"],
+                                        test.test_images, test.test_labels, "mnist test", replicates=stats_given)
+        assert decision.rule == INTERVAL_RULE and decision.promoted is promoted, decision.reason
+        expected = other.version if promoted else champion_now.version
+        assert mlflow_client.get_model_version_by_alias("mnist-cnn", "champion").version == expected
 
+
+def _test_accuracy_interval(client, architecture: str, seeds: set[str]) -> tuple[float, float, float]:
+    """Mean test accuracy of `architecture`'s runs of `seeds` and its 95 % t interval."""
+    accuracies = [run.data.metrics["test_accuracy"] for run in runs_of(client, "cnn")
+                  if run.data.tags.get(Tag.ARCHITECTURE) == architecture and run.data.tags.get(Tag.SEED) in seeds]
+    assert len(accuracies) == len(seeds), accuracies
+    mean = float(np.mean(accuracies))
+    half = stats.t.ppf(0.975, len(accuracies) - 1) * np.std(accuracies, ddof=1) / math.sqrt(len(accuracies))
+    return mean, mean - half, mean + half
+
+
+@pytest.mark.integration
 def test_mtl_and_perceptron_replicates(prefect_server, mlflow_client, tiny):
     from flows.mtl import mtl_flow
     from flows.perceptron import perceptron_flow
@@ -334,7 +370,7 @@ def test_seeds_fanned_out_on_dask_workers_open_their_runs_under_their_group(tmp_
     argv = ["run", "perceptron", "--set", "pairs=[[1,0],[4,9]]", "--set", "seeds=[0,1]", "--set", "max_epochs=5",
             "--set", "train_size=3000", "--set", "workers=2"]
     env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
-    command = subprocess.run([sys.executable, "-m", "studyflow.cli", *argv], cwd=REPO, env=env, capture_output=True,
+    command = subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=900)
     assert command.returncode == 0, command.stdout[-2000:] + command.stderr[-3000:]
     assert "trainings on the Dask cluster" in command.stdout

@@ -53,6 +53,7 @@ class StrictHtml(HTMLParser):
             self.open_tags.pop()
 
 
+@pytest.mark.integration
 def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect_server, mlflow_client, tmp_path):
     pca_flow(profile="quick", sample_size=2000, dimensions=[10])
     perceptron_flow(profile="quick", pairs=[[1, 0]], max_epochs=5, train_size=3000)

@@ -50,6 +50,7 @@ def _uint8(images):
     return np.rint(images * 255).astype(np.uint8)
 
 
+@pytest.mark.integration
 def test_the_registered_version_states_its_contract_and_applies_it(champion, test_images):
     for tag in ("input", "output", "classes", "request", "serve", "keras_model_uri"):
         assert champion.tags.get(tag), tag
@@ -124,6 +125,7 @@ def _stop_group(server: subprocess.Popen) -> None:
     raise AssertionError("processes of the server were still running 30 s after SIGTERM")
 
 
+@pytest.mark.integration
 def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_oversized_batch(champion, test_images, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"
@@ -163,6 +165,7 @@ def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_ove
         _stop_group(server)
 
 
+@pytest.mark.slow
 def test_serve_without_a_champion_is_one_line_before_any_server(studyflow_home):
     result = subprocess.run([*STUDYFLOW, "serve", "--port", str(free_port())], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=120)

@@ -19,6 +19,7 @@ SMALL_MLP = {"min_depth": 1, "max_depth": 3, "min_size": 8, "max_size": 64}
 SMALL_CNN = {"min_depth": 1, "max_depth": 2, "min_size": 2, "max_size": 8}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind, space", [("mlp", SMALL_MLP), ("cnn", SMALL_CNN)])
 def test_sweep_flow_records_each_trial_as_a_child_run(prefect_server, mlflow_client, tiny, kind, space):
     from flows.sweeps import SWEEP_FLOWS
@@ -46,6 +47,7 @@ def test_sweep_flow_records_each_trial_as_a_child_run(prefect_server, mlflow_cli
     assert len(download(mlflow_client, parent.info.run_id, "tables/trials.csv").read_text().splitlines()) == 4
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # trains several models or drives the command line: out of test-fast
 def test_mtl_sweep_has_two_objectives_and_draws_the_pareto_front(prefect_server, mlflow_client, tiny):
     from flows.sweeps import mtl_sweep_flow
@@ -66,6 +68,7 @@ def test_mtl_sweep_has_two_objectives_and_draws_the_pareto_front(prefect_server,
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}.png"))
 
 
+@pytest.mark.slow  # a sweep of several trainings: 15-25 s on 2 loaded cores
 def test_pruned_trials_end_finished_with_a_pruned_tag(mlflow_client, tiny):
     """A strict pruner (threshold above any accuracy reachable here) prunes every trial after epoch 1."""
     config = sweep_config("mlp", trials=2, **dict(tiny, epochs=3), search_space=SMALL_MLP,
@@ -88,6 +91,7 @@ def test_pruned_trials_end_finished_with_a_pruned_tag(mlflow_client, tiny):
     # max_resource = min_resource: one bracket (the most aggressive), so both trials compete in it
     {"kind": "hyperband", "min_resource": 1, "reduction_factor": 2, "max_resource": 1},
 ])
+@pytest.mark.slow  # a sweep of several trainings: 15-25 s on 2 loaded cores
 def test_successive_halving_prunes_the_worse_trial_at_its_first_rung(mlflow_client, tiny, pruner):
     """Two trials queued in order: a good MLP (width 64), then a hopeless one (width 1). The first
     rung is judged after epoch 2 (step min_resource = 1); with reduction factor 2, of two trials there
@@ -174,6 +178,7 @@ def test_a_study_made_before_a_setting_existed_resumes_at_its_default():
         open_study(sweep_config("mlp", study_name="older", pruner={"reduction_factor": 4}), open_storage(config))
 
 
+@pytest.mark.slow  # a sweep of several trainings: 15-25 s on 2 loaded cores
 def test_seeds_per_trial_scores_each_trial_by_the_mean_over_its_seeds(mlflow_client, tiny):
     config = sweep_config("mlp", trials=2, seeds_per_trial=2, **tiny, search_space=SMALL_MLP,
                           pruner={"kind": "none"})
@@ -252,6 +257,7 @@ def test_unknown_kind_is_refused_by_the_command_line(studyflow_home, capsys):
     assert not (studyflow_home / "mlruns").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # three or more sweeps in a row: out of test-fast
 def test_cli_sweep_resumes_and_prints_the_parent_run(prefect_server, mlflow_client, capsys, tiny):
     args = ["sweep", "mlp", "--trials", "1", "--study-name", "cli", "--set", f"search_space={json.dumps(SMALL_MLP)}",
@@ -264,6 +270,7 @@ def test_cli_sweep_resumes_and_prints_the_parent_run(prefect_server, mlflow_clie
     assert len(children) == 2 and len(sweep_study("cli").trials) == 2
 
 
+@pytest.mark.integration
 def test_dashboard_serves_the_sweeps_studies_on_localhost(studyflow_home):
     import os
     import subprocess
