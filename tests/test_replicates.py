@@ -324,6 +324,7 @@ def test_mtl_and_perceptron_replicates(prefect_server, mlflow_client, tiny):
     assert sorted(child_runs(mlflow_client, "perceptron", parent, pair_of)) == ["1 vs 0", "4 vs 9"]
 
 
+@pytest.mark.integration
 def test_one_seed_makes_no_group_runs(prefect_server, mlflow_client):
     from flows.perceptron import perceptron_flow
 

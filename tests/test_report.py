@@ -229,6 +229,7 @@ def test_mtl_figures_zoom_on_the_trained_heads_and_name_the_untrained_ones():
     assert group_axes.get_ylim()[0] > 0.9
 
 
+@pytest.mark.integration
 def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspected_cnn(
         prefect_server, mlflow_client, tiny, tmp_path):
     # MLP over three seeds (replicates: intervals and differences), then a CNN, then part 5 on its
