@@ -6,7 +6,7 @@ from flows.common import part_flow
 from flows.registry import PARTS
 from flows.report import report_flow
 from studyflow.config.parts import StudyConfig
-from studyflow.fanout import shared_local_cluster
+from studyflow.cluster import shared_local_cluster
 
 
 @part_flow("study", StudyConfig)

@@ -223,7 +223,7 @@ def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
     for name in names:
         check_dataset(name)
     if getattr(config, "fans_out", None) and config.fans_out():
-        from studyflow.fanout import check_fan_out
+        from studyflow.cluster import check_fan_out
 
         check_fan_out(config)  # a Dask cluster that cannot work as asked: said before any work
     if args.command == "sweep":

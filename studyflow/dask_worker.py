@@ -2,7 +2,7 @@
 
     dask worker tcp://HOST:8786 --nthreads 1 --preload studyflow.dask_worker
 
-The local cluster (studyflow.fanout) preloads it too. The training tasks' modules import
+The local cluster (studyflow.cluster) preloads it too. The training tasks' modules import
 TensorFlow, Keras and MLflow: seconds, or tens of seconds on a loaded machine. Imported while the
 first task is unpacked, that blocks the worker's event loop, and a worker silent that long loses
 its scheduler connection (Dask's TCP timeout, 30 s) and the work it held. Imported here, it is done
@@ -17,7 +17,7 @@ import_tensorflow_quietly()
 
 
 def _apply_thread_share() -> None:
-    """Set this worker's share of the cores (TF_NUM_INTRAOP_THREADS, from studyflow.fanout) through
+    """Set this worker's share of the cores (TF_NUM_INTRAOP_THREADS, from studyflow.cluster) through
     TensorFlow's API as well, before any operation runs: the environment variable alone once let a
     worker compute with the machine's 2 threads (its loss matched a 2-thread process, not its twin's)."""
     import tensorflow as tf
