@@ -2,11 +2,12 @@
 
     dask worker tcp://HOST:8786 --nthreads 1 --preload studyflow.dask_worker
 
-The local cluster (studyflow.cluster) preloads it too. The training tasks' modules import
-TensorFlow, Keras and MLflow: seconds, or tens of seconds on a loaded machine. Imported while the
-first task is unpacked, that blocks the worker's event loop, and a worker silent that long loses
-its scheduler connection (Dask's TCP timeout, 30 s) and the work it held. Imported here, it is done
-before the worker connects; TensorFlow's start-up notices stay off the console, as in a command.
+The local cluster (studyflow.cluster) preloads it too. The tasks' modules (a part's trainings, a
+sweep's trial loops) import TensorFlow, Keras and MLflow: seconds, or tens of seconds on a loaded
+machine. Imported while the first task is unpacked, that blocks the worker's event loop, and a
+worker silent that long loses its scheduler connection (Dask's TCP timeout, 30 s) and the work it
+held. Imported here, it is done before the worker connects; TensorFlow's start-up notices stay off
+the console, as in a command.
 """
 
 import os
@@ -33,3 +34,4 @@ _apply_thread_share()
 import tasks.architectures.tasks  # noqa: E402,F401  (the trainings' modules, with Keras and MLflow)
 import tasks.mtl.tasks  # noqa: E402,F401
 import tasks.perceptron.tasks  # noqa: E402,F401
+import tasks.sweeps.parallel  # noqa: E402,F401  (a sweep's trial loops, with Optuna)

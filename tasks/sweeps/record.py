@@ -104,8 +104,8 @@ def sweep_parent_run(client: MlflowClient, config: SweepConfig, study: optuna.St
         if existing.info.status == "RUNNING" and processes.is_alive(owner) is not False:
             raise SweepBusyError(
                 f"study {study.study_name!r} is being run by another process ({owner or 'unknown'}; MLflow run "
-                f"{existing.info.run_id}). Wait for it, or run more trials at once with --workers K on a "
-                "PostgreSQL storage.")
+                f"{existing.info.run_id}). Wait for it, or run more trials at once with --set workers=K (or a "
+                "dask_address) on a PostgreSQL storage.")
         context = {"part": part, "profile": config.profile, "seed": config.seed, "dataset_digest": dataset.digest}
         opened = tracking.resumed_run(client, existing, context)
     with opened as recorder:
