@@ -30,6 +30,7 @@ from studyflow.tracking.provenance import TEMPORARY_PREFECT_SERVER_ENV
 CONNECT_TIMEOUT_S = 10
 WORKER_PRELOAD = "studyflow.dask_worker"  # what a worker imports before it joins (see that module)
 LOCAL_STORE_SCHEMES = ("sqlite:", "file:")
+LOCAL_WORKER_ENV = "STUDYFLOW_LOCAL_DASK_WORKER"  # set in the workers of a command's local cluster
 
 
 def cores() -> int:
@@ -147,7 +148,7 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     # Dask's own INFO lines (a cluster's start and close, with the tracebacks of the connections its
     # close cuts) are its internals, not the command's: warnings and errors only, here and in workers.
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    environment = {**worker_environment(workers), "DASK_LOGGING__DISTRIBUTED": "warning"}
+    environment = {**worker_environment(workers), "DASK_LOGGING__DISTRIBUTED": "warning", LOCAL_WORKER_ENV: "1"}
     prefect_client = SyncClientContext.get()  # none outside a flow run (a sweep run as a plain function)
     if prefect_client is not None:
         environment["PREFECT_API_URL"] = str(prefect_client.client.api_url)  # the client this flow run reports with

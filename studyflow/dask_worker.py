@@ -11,7 +11,10 @@ the console, as in a command.
 """
 
 import os
+import signal
+import threading
 
+from studyflow.cluster import LOCAL_WORKER_ENV
 from studyflow.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
@@ -30,6 +33,12 @@ def _apply_thread_share() -> None:
 
 
 _apply_thread_share()
+
+# A worker of a command's local cluster (studyflow.cluster) sits in the terminal's process group, so
+# Ctrl-C reaches it too; the command stops it by closing the cluster, and its own KeyboardInterrupt
+# would only print a traceback. A worker started by hand keeps Ctrl-C.
+if os.environ.get(LOCAL_WORKER_ENV) and threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 import tasks.architectures.tasks  # noqa: E402,F401  (the trainings' modules, with Keras and MLflow)
 import tasks.mtl.tasks  # noqa: E402,F401

@@ -29,7 +29,8 @@ import uuid
 
 import optuna
 
-from studyflow.cluster import cluster_client, cluster_result
+from studyflow import tracking
+from studyflow.cluster import cluster_client, cluster_result, plain
 from studyflow.config.sweeps import SweepConfig
 from studyflow.tracking import RunRecorder
 from tasks.sweeps.loop import run_trials_here
@@ -44,7 +45,6 @@ def run_trials_on_cluster(config: SweepConfig, study: optuna.Study, data: Traini
     """One trial loop per worker thread of the config's cluster, until the study has enough trials."""
     from distributed import Event, as_completed
 
-    finished = False
     try:
         with cluster_client(config) as client:
             address = config.dask_address or client.scheduler.address
@@ -59,11 +59,12 @@ def run_trials_on_cluster(config: SweepConfig, study: optuna.Study, data: Traini
                     cluster_result(future, address, client)
             finally:
                 _tell(stop)
-        finished = True
-    finally:
-        if not finished and config.dask_address is None:  # the local cluster is closed: its trials are dead
+    except BaseException as exc:
+        if config.dask_address is None:  # the local cluster is closed: the trials it ran are dead
             retry_abandoned_trials(study, parent.run_id)
-            close_orphaned_trial_runs(parent.client, study, parent.experiment_id)
+            why = tracking.stop_reason(exc) or f"the sweep stopped: {plain(exc)}"
+            close_orphaned_trial_runs(parent.client, study, parent.experiment_id, why)
+        raise
 
 
 def _tell(stop) -> None:
@@ -87,6 +88,7 @@ def trial_loop(config: SweepConfig, data: TrainingData, parent: RunRecorder, flo
         except Exception:  # the scheduler is gone: so is the command that ran the sweep
             return True
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the command said once which study it opened
     # worker_index: each loop's sampler draws from its own seed (index 0 is a one-process sweep's)
     study = open_study(config, open_storage(config, on_stale_trial=close_stale_trial_run), worker_index=index + 1)
     run_trials_here(config, study, TrialObjective(config, data, parent, flow_run_id), should_stop=stopping)

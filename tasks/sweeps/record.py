@@ -43,9 +43,11 @@ def close_stale_trial_run(trial: optuna.trial.FrozenTrial) -> None:
                   {Tag.TRIAL_STATE: "FAIL"})
 
 
-def close_orphaned_trial_runs(client: MlflowClient, study: optuna.Study, experiment_id: str) -> int:
+def close_orphaned_trial_runs(client: MlflowClient, study: optuna.Study, experiment_id: str,
+                              why: str = "its process died") -> int:
     """Trial runs still RUNNING although Optuna has finished their trial (e.g. the process died between
-    the two stores' updates): close them KILLED. Runs of trials that are still running are left alone."""
+    the two stores' updates, or a stopped sweep failed it): close them KILLED, saying `why`. Runs of
+    trials that are still running are left alone."""
     runs = client.search_runs([experiment_id], max_results=5000, filter_string=(
         f"tags.`{Tag.OPTUNA_STUDY}` = '{study.study_name}' and attributes.status = 'RUNNING'"))
     trials = {str(trial.number): trial for trial in study.get_trials(deepcopy=False)}
@@ -56,7 +58,7 @@ def close_orphaned_trial_runs(client: MlflowClient, study: optuna.Study, experim
         if number is None or (trial is not None and not trial.state.is_finished()):
             continue
         state = trial.state.name if trial is not None else "FAIL"
-        tracking.close_run(client, run.info.run_id, "KILLED", f"trial {number} is {state} in Optuna; its process died",
+        tracking.close_run(client, run.info.run_id, "KILLED", f"trial {number} is {state} in Optuna; {why}",
                   {Tag.TRIAL_STATE: state})
         closed += 1
     return closed
