@@ -70,7 +70,7 @@ def trial_tags(config: SweepConfig, trial: optuna.Trial, flow_run_id: str) -> di
         Tag.TRIAL_NUMBER: trial.number, Tag.TRIAL_ID: trial._trial_id, Tag.PROCESS: processes.identity(),
     }
     if flow_run_id:
-        tags[Tag.PREFECT_FLOW_RUN_ID] = flow_run_id  # also right in worker processes, which have no Prefect context
+        tags[Tag.PREFECT_FLOW_RUN_ID] = flow_run_id  # also right in Dask workers, which have no Prefect context
     retried = trial.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
     if retried is not None:
         tags[Tag.RETRY_OF] = retried
