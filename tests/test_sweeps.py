@@ -268,6 +268,19 @@ def test_trials_default_to_the_profile_and_workers_are_set_as_for_a_part(studyfl
     assert not config("cnn").fans_out()
 
 
+def test_a_one_process_sweep_does_not_import_dask(studyflow_home, tiny):
+    """workers=1 and no dask_address: the trials run in the sweep's process, and Dask stays unloaded."""
+    import subprocess
+    import sys
+
+    statement = ("import sys; from studyflow.config.sweeps import sweep_config; from tasks.sweeps.run import run_sweep; "
+                 f"summary = run_sweep(sweep_config('mlp', trials=1, search_space={SMALL_MLP!r}, **{dict(tiny)!r})); "
+                 "print(summary['trials']['FINISHED'], 'distributed' in sys.modules, 'dask' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "1 False False", result.stdout[-2000:]
+
+
 @pytest.mark.integration
 def test_two_dask_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, tiny):
     """The sweep's flow with workers=2: a local Dask cluster of two workers, each running trials of one
