@@ -5,8 +5,8 @@ from __future__ import annotations
 from flows.common import part_flow
 from flows.registry import PARTS
 from flows.report import report_flow
+from studyflow.cluster import shared_local_cluster
 from studyflow.config.study import StudyConfig
-from studyflow.fanout import shared_local_cluster
 
 
 @part_flow("study", StudyConfig)

@@ -1,12 +1,14 @@
 """Optuna sweeps as Prefect flows: MLP widths and depth, CNN filters and depth, the MTL lambda.
 
-    studyflow sweep cnn --trials 20 --profile paper            # or: cnn_sweep_flow(trials=20, profile="paper")
+    studyflow sweep cnn --profile paper                        # or: cnn_sweep_flow(profile="paper")
     studyflow sweep mlp --trials 6 --set search_space='{"max_depth": 4}'
 
 Each sweep is an Optuna study in a database (SQLite under mlruns/ unless --storage names another)
 and an MLflow parent run in `studyflow-sweep-<kind>` with one child run per trial. Running the same
-command again continues the study until `trials` trials have finished. The search space, pruner,
-storage and workers are parameters (studyflow/config/sweeps.py says what each means).
+command again continues the study until `trials` trials have finished (default: the profile's). The
+search space, pruner, storage, `workers` and `dask_address` (trials at once on a Dask cluster, as a
+part's trainings) are parameters (studyflow/config/sweeps.py says what each means). The flow runs the
+steps of tasks.sweeps.run.sweep as Prefect tasks.
 """
 
 from __future__ import annotations
@@ -15,20 +17,18 @@ from flows.common import part_flow
 from studyflow import tracking
 from studyflow.config.sweeps import SWEEP_KINDS, CnnSweepConfig, MlpSweepConfig, MtlSweepConfig, SweepConfig
 from tasks.prefect_links import publish_run
-from tasks.sweeps.record import sweep_parent_run, sweep_part
-from tasks.sweeps.tasks import open_sweep_task, report_sweep_task, run_trials_task, sweep_data_task
+from tasks.sweeps.record import sweep_part
+from tasks.sweeps.run import sweep
+from tasks.sweeps.tasks import PREFECT_STEPS
 
 
 def _sweep(config: SweepConfig) -> dict:
-    study = open_sweep_task(config)
-    dataset, data = sweep_data_task(config)
     flow_run_id, _ = tracking.prefect_ids()
-    with sweep_parent_run(tracking.connect(), config, study, dataset) as parent:
-        run_trials_task(config, study, data, parent, flow_run_id)
-        summary = report_sweep_task(parent, config, study)
-        best = summary.get("best")
-        publish_run(parent, f"sweep {config.KIND} {study.study_name}",
-                    {"best trial": best["trial"], "best val_accuracy": best["val_accuracy"]} if best else None)
+    outcome = sweep(config, PREFECT_STEPS, flow_run_id)
+    study, parent, summary = outcome.study, outcome.parent, outcome.summary
+    best = summary.get("best")
+    publish_run(parent, f"sweep {config.KIND} {study.study_name}",
+                {"best trial": best["trial"], "best val_accuracy": best["val_accuracy"]} if best else None)
     print(f"[studyflow] sweep-{config.KIND}: study {study.study_name}, experiment "
           f"{tracking.experiment_name(sweep_part(config.KIND))} (id {parent.experiment_id}), parent run {parent.run_id}\n"
           f"[studyflow] {_outcome(summary)}")

@@ -69,7 +69,7 @@ def start_dask(settings: dict) -> None:
                           base_env(settings))
         wait_answering({"dask-scheduler": (f"http://{HOST}:{ports['dask_dashboard']}/health", scheduler)})
     if workers > 0 and not running("dask-workers"):
-        from studyflow.fanout import WORKER_PRELOAD, worker_environment
+        from studyflow.cluster import WORKER_PRELOAD, worker_environment
 
         env = {**base_env(settings), "MLFLOW_TRACKING_URI": settings["mlflow_url"], **worker_environment(workers)}
         spawn("dask-workers", [str(VENV_BIN / "dask"), "worker", settings["dask_address"], "--host", HOST,

@@ -56,10 +56,6 @@ class SweepBusyError(StudyflowError, RuntimeError):
     """Another live process is running the same sweep study."""
 
 
-class SweepWorkerError(StudyflowError, RuntimeError):
-    """A sweep worker process failed."""
-
-
 class ServingError(StudyflowError, RuntimeError):
     """The model server cannot start as asked (e.g. its port is taken)."""
 

@@ -75,12 +75,14 @@ def test_run_part_help_lists_every_parameter_with_each_profiles_default(studyflo
     assert all("(no description)" not in entry for entry in entries.values()), entries
 
 
-def test_sweep_kind_help_lists_its_parameters_but_those_given_as_options(studyflow_home):
+def test_sweep_kind_help_lists_its_parameters_but_those_its_options_describe(studyflow_home):
     result = _run(["sweep", "cnn", "--help"], studyflow_home)
     assert result.returncode == 0, result.stderr
     entries = _parameters(result.stdout)
-    assert {"epochs", "search_space", "pruner", "seeds_per_trial"} <= set(entries)
-    assert not {"trials", "storage", "workers", "study_name"} & set(entries)  # --trials, --storage, ...
+    assert {"epochs", "search_space", "pruner", "seeds_per_trial", "trials", "workers", "dask_address"} <= set(entries)
+    assert not {"storage", "study_name"} & set(entries)  # --storage, --study-name
+    assert "--storage" in result.stdout and "--study-name" in result.stdout and "--trials" in result.stdout
+    assert "default: quick 6, paper 20" in entries["trials"]  # what --trials left out takes
     assert "default: quick 2, paper 10" in entries["epochs"]
     assert '"max_size": 64' in entries["search_space"] and '"max_size": 512' in entries["search_space"]
     assert all("(no description)" not in entry for entry in entries.values()), entries

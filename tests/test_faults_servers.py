@@ -1,7 +1,8 @@
 """Fault injection around the servers: the tracking server drops out mid-training (briefly, then for
-good), a model's loss turns NaN (in a flow and in a sweep), and sweep workers (two, then three)
-share one PostgreSQL study. Real servers, real tiny trainings; each test checks what MLflow, Prefect and
-Optuna hold at the end, not only how the call ended.
+good) and a model's loss turns NaN (in a flow and in a sweep). (Sweep workers sharing one
+PostgreSQL study are in test_sweeps.py, a killed one in test_faults_resume.py.) Real servers, real
+tiny trainings; each test checks what MLflow, Prefect and Optuna hold at the end, not only how the
+call ended.
 
     nice -n 15 .venv/bin/python -m pytest tests/test_faults_servers.py -q
 """
@@ -17,7 +18,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import Counter
 from pathlib import Path
 
 import keras
@@ -396,71 +396,3 @@ def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_clie
     assert "TrainingDivergedError" in failed.data.tags[Tag.END_REASON]
     assert study.trials[2].user_attrs[TrialAttr.MLFLOW_RUN_ID] == failed.info.run_id
     assert [run.info.run_name for run in runs if run.info.status != "FINISHED"] == [failed.info.run_name]
-
-
-# ---------------------------------------------------------------- item 7: workers share one PostgreSQL study
-
-
-LOCK_TROUBLE = re.compile(r"database is locked|deadlock|lock timeout|could not obtain lock|LockNotAvailable|"
-                          r"could not serialize|SerializationFailure|UniqueViolation|IntegrityError|Traceback",
-                          re.IGNORECASE)
-
-
-def _worker_output_to_files(monkeypatch, folder: Path) -> None:
-    """Each sweep worker process writes its stdout and stderr to its own file in `folder`."""
-    from tasks.sweeps import run as sweep_run
-
-    popen = subprocess.Popen
-
-    def worker_popen(args, *rest, **kwargs):
-        if "tasks.sweeps.worker" not in args:
-            return popen(args, *rest, **kwargs)
-        with open(folder / f"worker-{args[-1]}.log", "wb") as log:  # the child keeps its own copy
-            return popen(args, *rest, stdout=log, stderr=subprocess.STDOUT, **kwargs)
-
-    monkeypatch.setattr(sweep_run.subprocess, "Popen", worker_popen)
-
-
-@pytest.mark.integration
-def test_three_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, monkeypatch, tmp_path,
-                                              tiny):
-    """The sweep's flow with 3 worker processes on one PostgreSQL study: each trial numbered once, run
-    once and linked both ways, no lock trouble in any worker's output, no trial in the flow's process."""
-    from flows.sweeps import mlp_sweep_flow
-    from studyflow.processes import identity
-
-    _worker_output_to_files(monkeypatch, tmp_path)
-    name = f"three-workers-{os.getpid()}-{int(time.time())}"
-    state = mlp_sweep_flow(trials=3, workers=3, storage=postgres_url, study_name=name, search_space=SMALL_MLP,
-                           **tiny, return_state=True)
-
-    assert state.is_completed(), state.message
-    assert _flow_run(state.state_details.flow_run_id).state.type.value == "COMPLETED"
-    logs = {path.name: path.read_text(errors="replace") for path in sorted(tmp_path.glob("worker-*.log"))}
-    assert list(logs) == ["worker-0.log", "worker-1.log", "worker-2.log"]
-    for log_name, text in logs.items():
-        trouble = LOCK_TROUBLE.search(text)
-        assert trouble is None, f"{log_name}: {trouble.group(0)}\n{text[-4000:]}"
-        assert "val_accuracy:" in text, f"{log_name} trained no epoch:\n{text[-4000:]}"
-    study = optuna.load_study(study_name=name, storage=postgres_url)
-    numbers = [trial.number for trial in study.trials]
-    assert sorted(numbers) == list(range(len(numbers))), numbers  # no duplicates, no holes
-    finished = [trial for trial in study.trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert 3 <= len(finished) <= 3 + 2 and len(finished) == len(study.trials)  # at most K - 1 over
-    assert state.result()["trials"]["FINISHED"] == len(finished)
-    runs = runs_of(mlflow_client, "sweep-mlp")
-    (parent,), children = sweep_runs(mlflow_client, "mlp")
-    assert parent.info.status == "FINISHED"
-    assert_trials_linked(study, parent, children)
-    per_trial = Counter(run.data.tags[Tag.TRIAL_NUMBER] for run in children)
-    assert per_trial == Counter(str(number) for number in numbers), per_trial  # exactly one run per trial
-    by_id = {run.info.run_id: run for run in children}
-    for trial in finished:
-        run = by_id[trial.user_attrs[TrialAttr.MLFLOW_RUN_ID]]
-        assert run.data.tags[Tag.TRIAL_NUMBER] == str(trial.number)
-        assert run.data.tags[Tag.TRIAL_STATE] == trial.state.name
-        assert _steps(mlflow_client, run.info.run_id, "val_accuracy") == [1]
-    assert [run.info.run_name for run in runs if run.info.status != "FINISHED"] == []
-    processes = {run.data.tags[Tag.PROCESS] for run in children}
-    assert len(processes) == 3, f"trials ran in {processes}, not in three worker processes"
-    assert identity() not in processes  # not in this process: in the three workers

@@ -1,15 +1,16 @@
 """Optuna sweeps end to end on tiny subsets: storage, MLflow parent and child runs, figures, pruning,
-resume and bad inputs. A trial killed with SIGKILL is in the fault suite (test_faults_resume.py),
-parallel workers on PostgreSQL in test_faults_servers.py."""
+resume, trials at once on a local Dask cluster (PostgreSQL) and bad inputs. A trial killed with
+SIGKILL, and a Dask worker killed mid-trial, are in the fault suite (test_faults_resume.py)."""
 
 import json
+from collections import Counter
 
 import pytest
 from optuna.trial import TrialState
 
 from studyflow.entrypoints import cli
 from studyflow.config import ConfigError
-from studyflow.config.sweeps import sweep_config
+from studyflow.config.sweeps import SWEEP_CONFIGS, sweep_config
 from studyflow.tracking.names import Tag
 from tasks.sweeps.run import run_sweep
 
@@ -233,7 +234,10 @@ def test_resume_runs_only_the_missing_trials(mlflow_client, tiny):
      "max_resource 8 exceeds epochs 4"),
     (["sweep", "cnn", "--trials", "3", "--set", 'pruner={"kind": "hyperband", "min_resource": 3, "max_resource": 2}'],
      "max_resource 2 is below min_resource 3"),
-    (["sweep", "cnn", "--trials", "4", "--workers", "2"], "PostgreSQL"),
+    (["sweep", "cnn", "--trials", "4", "--set", "workers=2"], "PostgreSQL"),
+    (["sweep", "mlp", "--set", "dask_address=tcp://127.0.0.1:8786"], "PostgreSQL"),
+    (["sweep", "mlp", "--set", "workers=1025", "--storage", "postgresql://u@127.0.0.1/optuna"], "parameter 'workers'"),
+    (["sweep", "mlp", "--trials", "3", "--set", "trials=4"], "trials given twice"),
 ])
 def test_bad_inputs_fail_before_any_work(studyflow_home, capsys, argv, message):
     assert cli.main(argv) == 2
@@ -243,9 +247,74 @@ def test_bad_inputs_fail_before_any_work(studyflow_home, capsys, argv, message):
 
 def test_unreachable_storage_is_reported_before_prefect_starts_and_hides_the_password(studyflow_home, capsys):
     url = f"postgresql://user:secret@127.0.0.1:{free_port()}/optuna"
-    assert cli.main(["sweep", "cnn", "--trials", "3", "--workers", "2", "--storage", url]) == 1
+    assert cli.main(["sweep", "cnn", "--trials", "3", "--set", "workers=2", "--storage", url]) == 1
     err = capsys.readouterr().err
     assert "postgresql://user:***@127.0.0.1" in err and "secret" not in err
+
+
+def test_trials_default_to_the_profile_and_workers_are_set_as_for_a_part(studyflow_home):
+    """--trials left out takes the sweep profile's count; `workers` and `dask_address` are --set
+    parameters, with a part's meaning and limits."""
+    def config(*argv):
+        return cli.command_config(cli.build_parser().parse_args(["sweep", *argv]))
+
+    for kind, config_class in SWEEP_CONFIGS.items():
+        for profile in ("quick", "paper"):
+            expected = config_class.PROFILE_DEFAULTS[profile]["trials"]
+            assert config(kind, "--profile", profile).trials == expected, (kind, profile)
+    assert {config("mlp").trials, config("mlp", "--profile", "paper").trials} == {6, 20}
+    assert config("mtl").trials == 5
+    assert config("mlp", "--trials", "3").trials == config("mlp", "--set", "trials=3").trials == 3
+    postgres = "postgresql://user@127.0.0.1:5432/optuna"
+    fanned = config("cnn", "--set", "workers=2", "--storage", postgres)
+    assert fanned.workers == 2 and fanned.dask_address is None and fanned.fans_out()
+    remote = config("cnn", "--set", "dask_address=10.0.0.5:8786", "--storage", postgres)
+    assert remote.dask_address == "tcp://10.0.0.5:8786" and remote.workers == 1
+    assert not config("cnn").fans_out()
+
+
+def test_a_one_process_sweep_does_not_import_dask(studyflow_home, tiny):
+    """workers=1 and no dask_address: the trials run in the sweep's process, and Dask stays unloaded."""
+    import subprocess
+    import sys
+
+    statement = ("import sys; from studyflow.config.sweeps import sweep_config; from tasks.sweeps.run import run_sweep; "
+                 f"summary = run_sweep(sweep_config('mlp', trials=1, search_space={SMALL_MLP!r}, **{dict(tiny)!r})); "
+                 "print(summary['trials']['FINISHED'], 'distributed' in sys.modules, 'dask' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "1 False False", result.stdout[-2000:]
+
+
+@pytest.mark.integration
+def test_two_dask_workers_share_a_postgresql_study(prefect_server, mlflow_client, postgres_url, tiny):
+    """The sweep's flow with workers=2: a local Dask cluster of two workers, each running trials of one
+    PostgreSQL study until 3 have finished; each trial numbered once, run once, in a worker (not the
+    flow's process), linked both ways, none failed (a lock conflict between the workers would fail one)."""
+    from flows.sweeps import mlp_sweep_flow
+    from studyflow.processes import identity
+
+    name = "two-dask-workers"
+    state = mlp_sweep_flow(trials=3, workers=2, storage=postgres_url, study_name=name, search_space=SMALL_MLP,
+                           **tiny, return_state=True)
+
+    assert state.is_completed(), state.message
+    study = sweep_study(name, postgres_url)
+    numbers = [trial.number for trial in study.trials]
+    assert sorted(numbers) == list(range(len(numbers))), numbers  # no duplicates, no holes
+    finished = [trial for trial in study.trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert 3 <= len(finished) <= 3 + 1 and len(finished) == len(study.trials)  # at most workers - 1 over
+    assert state.result()["trials"]["FINISHED"] == len(finished)
+    (parent,), children = sweep_runs(mlflow_client, "mlp")
+    assert parent.info.status == "FINISHED"
+    assert_trials_linked(study, parent, children)
+    per_trial = Counter(run.data.tags[Tag.TRIAL_NUMBER] for run in children)
+    assert per_trial == Counter(str(number) for number in numbers), per_trial  # exactly one run per trial
+    assert all(run.info.status == "FINISHED" for run in children)
+    processes = {run.data.tags[Tag.PROCESS] for run in children}
+    assert len(processes) == 2 and identity() not in processes, processes  # in both workers, not here
+    flow_run_ids = {run.data.tags[Tag.PREFECT_FLOW_RUN_ID] for run in children}
+    assert flow_run_ids == {parent.data.tags[Tag.PREFECT_FLOW_RUN_ID]}
 
 
 def test_unknown_kind_is_refused_by_the_command_line(studyflow_home, capsys):

@@ -100,18 +100,19 @@ DASK_ADDRESS_VARIABLE = "STUDYFLOW_DASK_ADDRESS"  # the default scheduler of `da
 
 
 class FannedOut(StrictModel):
-    """A part whose independent trainings can run at once, on a Dask cluster (prefect-dask's
-    DaskTaskRunner; studyflow.fanout). `workers=1` and no address: one after another in this process,
-    as always."""
+    """A part whose independent trainings (a sweep's trials) can run at once, on a Dask cluster
+    (studyflow.cluster: a part's through prefect-dask, studyflow.fanout; a sweep's as trial loops,
+    tasks.sweeps.parallel). `workers=1` and no address: one after another in this process, as always."""
 
-    workers: int = Field(1, ge=1, le=1024, description="trainings at once: 1 runs them one after another in "
-                                                       "this process; N > 1 starts a local Dask cluster of N "
-                                                       "worker processes, each with its share of the cores")
+    workers: int = Field(1, ge=1, le=1024, description="trainings (a sweep's trials) at once: 1 runs them one "
+                                                       "after another in this process; N > 1 starts a local Dask "
+                                                       "cluster of N worker processes, each with its share of the "
+                                                       "cores")
     dask_address: str | None = Field(
         default_factory=lambda: os.environ.get(DASK_ADDRESS_VARIABLE) or None,
         description="a Dask scheduler (tcp://host:8786) to send the trainings to instead (default: "
                     f"${DASK_ADDRESS_VARIABLE}, else none); needs an MLflow server, a Prefect server and a "
-                    "step-results folder that every worker shares")
+                    "step-results folder that every worker shares (a sweep: and a PostgreSQL --storage)")
 
     @field_validator("dask_address")
     @classmethod

@@ -3,7 +3,7 @@
 A search space is data, not code: ranges and scales that a user overrides in part, e.g.
 `--set search_space='{"max_depth": 4}'` (the fields given replace the profile's, the others stay).
 Everything is validated before any work: a bad range or an unknown key stops with a message naming
-the parameter. The config is plain data so that worker processes can rebuild it from JSON.
+the parameter. `workers` and `dask_address` are a part's (FannedOut): trials at once on a Dask cluster.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from studyflow import paths, reference
-from studyflow.config.base import TrainingConfig
+from studyflow.config.base import FannedOut, StrictModel, TrainingConfig
 from studyflow.errors import ConfigError
 
 SWEEP_KINDS = ("mlp", "cnn", "mtl")
 STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 # Settings that do not change what a trial is, so a resumed study may differ in them.
-RUN_ONLY_FIELDS = ("trials", "workers", "study_name", "storage", "heartbeat_interval_s", "heartbeat_grace_s",
+RUN_ONLY_FIELDS = ("trials", "workers", "dask_address", "study_name", "storage", "heartbeat_interval_s", "heartbeat_grace_s",
                    "system_metrics")
 
 
@@ -44,11 +44,7 @@ OBJECTIVES = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PrunerSettings(_Strict):
+class PrunerSettings(StrictModel):
     """Which pruner stops hopeless trials, judged on validation accuracy after each epoch.
 
     Optuna's pruners, as they are; a trial reports after every epoch with Optuna step = epoch index
@@ -100,7 +96,7 @@ class PrunerSettings(_Strict):
         return self
 
 
-class _LayerSpace(_Strict):
+class _LayerSpace(StrictModel):
     """Depth and per-layer sizes: layer i's size is its own parameter `<size_name>_<i>`."""
 
     min_depth: int = Field(1, ge=1, le=20)
@@ -132,7 +128,7 @@ class CnnSearchSpace(_LayerSpace):
         return self
 
 
-class MtlSearchSpace(_Strict):
+class MtlSearchSpace(StrictModel):
     """The MTL loss weight lambda: lambda * CE(items) + (1 - lambda) * CE(groups), within [0, 1]."""
 
     min_lambda: float = Field(0.0, ge=0.0, le=1.0)
@@ -145,16 +141,19 @@ class MtlSearchSpace(_Strict):
         return self
 
 
-class SweepConfig(TrainingConfig):
-    """Settings of every sweep; `kind`'s subclass adds its search space."""
+class SweepConfig(TrainingConfig, FannedOut):
+    """Settings of every sweep; `kind`'s subclass adds its search space. `workers` and `dask_address`
+    (FannedOut) run that many trials at once on a Dask cluster, as a part's trainings
+    (tasks/sweeps/parallel.py); the Optuna storage coordinates them."""
 
     KIND: ClassVar[str] = ""
     DATASET: ClassVar[str] = "mnist"
 
     trials: int = Field(10, ge=1, le=10_000, description="trials that must have finished (complete or pruned)")
     study_name: str | None = Field(None, description="Optuna study name (None: sweep-<kind>-<profile>)")
-    storage: str | None = Field(None, description="SQLAlchemy URL of the Optuna storage (None: SQLite under mlruns/)")
-    workers: int = Field(1, ge=1, le=64, description="trials run at once, each in its own process")
+    # validate_default: the check that several workers have a database they can share runs unset too
+    storage: str | None = Field(None, validate_default=True,
+                                description="SQLAlchemy URL of the Optuna storage (None: SQLite under mlruns/)")
     seeds_per_trial: int = Field(1, ge=1, le=10, description=(
         "train each trial's model with this many seeds (seed, seed+1, ...) and score it by their mean, so "
         "that the sweep does not pick a lucky seed; pruning acts on the first seed (1: one seed, off)"))
@@ -173,29 +172,24 @@ class SweepConfig(TrainingConfig):
 
     @field_validator("storage")
     @classmethod
-    def _parsable_url(cls, url):
-        if url is None:
-            return url
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+    def _parsable_url(cls, url, info: ValidationInfo):
+        if url is not None:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
 
-        try:
-            make_url(url)
-        except ArgumentError as exc:
-            raise ValueError(f"not an SQLAlchemy URL ({exc}); e.g. postgresql://user:password@host:5432/optuna") from None
-        return url
-
-    @field_validator("workers")
-    @classmethod
-    def _workers_need_a_shared_database(cls, workers, info: ValidationInfo):
-        # `storage` is declared before `workers`, so already validated; unset, it is the default one
-        storage = info.data.get("storage") or paths.default_optuna_storage_url()
-        if workers > 1 and storage.startswith("sqlite"):
+            try:
+                make_url(url)
+            except ArgumentError as exc:
+                raise ValueError(f"not an SQLAlchemy URL ({exc}); e.g. postgresql://user:password@host:5432/optuna") from None
+        # `workers` and `dask_address` (FannedOut, a base class) are validated before `storage`
+        workers, address = info.data.get("workers", 1), info.data.get("dask_address")
+        if (workers > 1 or address is not None) and (url or paths.default_optuna_storage_url()).startswith("sqlite"):
+            where = f"the Dask workers of {address}" if address is not None else f"{workers} workers"
             raise ValueError(
-                f"{workers} workers need a storage that several processes can write at once; SQLite "
-                "locks the whole database. Give a PostgreSQL storage, e.g. --storage "
-                "postgresql://user:password@127.0.0.1:5432/optuna, or run with --workers 1")
-        return workers
+                f"{where} need an Optuna storage that several processes (and machines) can write at once; "
+                "SQLite is a local file that locks the whole database. Give a PostgreSQL storage, e.g. --storage "
+                "postgresql://user:password@127.0.0.1:5432/optuna, or run with workers=1 and no dask_address")
+        return url
 
     @field_validator("pruner")
     @classmethod

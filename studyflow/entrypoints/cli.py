@@ -22,7 +22,8 @@ from studyflow.errors import ConfigError, StudyflowError
 
 
 _stopping = False  # set by the first Ctrl-C or SIGTERM
-SWEEP_OPTIONS = ("trials", "study_name", "storage", "workers")  # a sweep's fields given as options, not --set
+SWEEP_OPTIONS = ("trials", "study_name", "storage")  # a sweep's fields given as options too
+OPTIONS_IN_HELP = ("study_name", "storage")  # left out of a sweep's parameter list: their options say it all
 
 
 def _interrupt(signum, frame):
@@ -155,25 +156,24 @@ def _add_sweep_parser(commands) -> None:
         description="Run (or resume) an Optuna study as a Prefect flow: one MLflow parent run in "
                     "studyflow-sweep-<kind>, one child run per trial. Running the same command again "
                     "continues the study until N trials have finished.",
-        epilog="examples:\n  studyflow sweep cnn --trials 20 --profile paper\n"
+        epilog="examples:\n  studyflow sweep cnn --profile paper\n"
                "  studyflow sweep mlp --trials 6 --set search_space='{\"max_depth\": 4}'\n"
-               "  studyflow sweep cnn --trials 40 --workers 2 --storage postgresql://user:pw@127.0.0.1/optuna",
+               "  studyflow sweep cnn --trials 40 --set workers=2 --storage postgresql://user:pw@127.0.0.1/optuna",
         add_help=False,
     )
-    sweep.add_argument("-h", "--help", action=ParametersHelp, configs=SWEEP_CONFIGS, name="kind", skip=SWEEP_OPTIONS,
+    sweep.add_argument("-h", "--help", action=ParametersHelp, configs=SWEEP_CONFIGS, name="kind", skip=OPTIONS_IN_HELP,
                        help="show this help; after a kind (sweep cnn --help), also its parameters")
     sweep.add_argument("kind", choices=SWEEP_KINDS, help="what to search: " + ", ".join(SWEEP_KINDS))
-    sweep.add_argument("--trials", type=int, required=True, metavar="N",
-                       help="finished (complete or pruned) trials the study must have in total")
+    sweep.add_argument("--trials", type=int, metavar="N",
+                       help="finished (complete or pruned) trials the study must have in total (default: the "
+                            "profile's: the parameter trials of sweep KIND --help)")
     sweep.add_argument("--profile", choices=PROFILES, default="quick",
                        help="quick: subsets and few epochs; paper: the original settings")
     sweep.add_argument("--study-name", help="Optuna study name (default sweep-<kind>-<profile>)")
     sweep.add_argument("--storage", metavar="URL",
                        help="SQLAlchemy URL of the Optuna storage (default: SQLite mlruns/optuna.db)")
-    sweep.add_argument("--workers", type=int, metavar="K",
-                       help="trials at once, each in its own process (K > 1 needs a PostgreSQL storage)")
     sweep.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
-                       help="override a parameter, e.g. search_space, pruner, epochs; repeatable")
+                       help="override a parameter, e.g. search_space, pruner, epochs, workers; repeatable")
 
 
 def command_config(args: argparse.Namespace) -> PartConfig:
@@ -184,13 +184,12 @@ def command_config(args: argparse.Namespace) -> PartConfig:
         return ReportConfig.for_profile("quick", out_dir=args.out, run_ids=run_ids, published=args.published)
     overrides = parse_set_options(args.assignments)
     if args.command == "sweep":
-        options = {name: getattr(args, name) for name in SWEEP_OPTIONS}
+        options = {name: getattr(args, name) for name in SWEEP_OPTIONS if getattr(args, name) is not None}
         clash = sorted(set(overrides) & set(options))
         if clash:
-            raise ConfigError(f"give {', '.join(clash)} as option(s) (--{clash[0].replace('_', '-')} ...), "
-                              "not with --set")
-        return sweep_config(args.kind, args.profile, **overrides,
-                            **{key: value for key, value in options.items() if value is not None})
+            raise ConfigError(f"{', '.join(clash)} given twice: as option (--{clash[0].replace('_', '-')} ...) "
+                              "and with --set; give one")
+        return sweep_config(args.kind, args.profile, **overrides, **options)
     if args.force:
         overrides["force"] = True
     return _parts()[args.part].config.for_profile(args.profile, **overrides)
@@ -223,7 +222,7 @@ def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
     for name in names:
         check_dataset(name)
     if getattr(config, "fans_out", None) and config.fans_out():
-        from studyflow.fanout import check_fan_out
+        from studyflow.cluster import check_fan_out
 
         check_fan_out(config)  # a Dask cluster that cannot work as asked: said before any work
     if args.command == "sweep":
@@ -235,17 +234,18 @@ def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
 
 
 def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
-    """Close what dead processes left open, then run the sweep's flow with the config's resolved values."""
+    """Close what dead processes left open, then run the sweep's flow on this config."""
     from studyflow import tracking
 
     client = tracking.connect()
+    from flows.common import run_with_config
     from flows.sweeps import SWEEP_FLOWS
 
     with prefect_ready():
         # A killed sweep's parent run is closed (and its flow run set Crashed) before the resume
         # reopens that parent: reopened first, it would carry the new flow run and hide the old one.
         _close_orphans(client)
-        return SWEEP_FLOWS[kind](**config.flow_arguments())
+        return run_with_config(SWEEP_FLOWS[kind], config)
 
 
 def run_part(part_name: str, config: PartConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):

@@ -113,7 +113,7 @@ def _check_dask() -> tuple[bool, str]:
     step-results folder and this code (what a fanned-out run checks before any work)."""
     from studyflow.config.base import DASK_ADDRESS_VARIABLE
     from studyflow.errors import DaskClusterError
-    from studyflow.fanout import check_workers, scheduler_client
+    from studyflow.cluster import check_workers, scheduler_client
 
     address = os.environ[DASK_ADDRESS_VARIABLE]
     try:

@@ -43,9 +43,11 @@ def close_stale_trial_run(trial: optuna.trial.FrozenTrial) -> None:
                   {Tag.TRIAL_STATE: "FAIL"})
 
 
-def close_orphaned_trial_runs(client: MlflowClient, study: optuna.Study, experiment_id: str) -> int:
+def close_orphaned_trial_runs(client: MlflowClient, study: optuna.Study, experiment_id: str,
+                              why: str = "its process died") -> int:
     """Trial runs still RUNNING although Optuna has finished their trial (e.g. the process died between
-    the two stores' updates): close them KILLED. Runs of trials that are still running are left alone."""
+    the two stores' updates, or a stopped sweep failed it): close them KILLED, saying `why`. Runs of
+    trials that are still running are left alone."""
     runs = client.search_runs([experiment_id], max_results=5000, filter_string=(
         f"tags.`{Tag.OPTUNA_STUDY}` = '{study.study_name}' and attributes.status = 'RUNNING'"))
     trials = {str(trial.number): trial for trial in study.get_trials(deepcopy=False)}
@@ -56,7 +58,7 @@ def close_orphaned_trial_runs(client: MlflowClient, study: optuna.Study, experim
         if number is None or (trial is not None and not trial.state.is_finished()):
             continue
         state = trial.state.name if trial is not None else "FAIL"
-        tracking.close_run(client, run.info.run_id, "KILLED", f"trial {number} is {state} in Optuna; its process died",
+        tracking.close_run(client, run.info.run_id, "KILLED", f"trial {number} is {state} in Optuna; {why}",
                   {Tag.TRIAL_STATE: state})
         closed += 1
     return closed
@@ -68,7 +70,7 @@ def trial_tags(config: SweepConfig, trial: optuna.Trial, flow_run_id: str) -> di
         Tag.TRIAL_NUMBER: trial.number, Tag.TRIAL_ID: trial._trial_id, Tag.PROCESS: processes.identity(),
     }
     if flow_run_id:
-        tags[Tag.PREFECT_FLOW_RUN_ID] = flow_run_id  # also right in worker processes, which have no Prefect context
+        tags[Tag.PREFECT_FLOW_RUN_ID] = flow_run_id  # also right in Dask workers, which have no Prefect context
     retried = trial.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
     if retried is not None:
         tags[Tag.RETRY_OF] = retried
@@ -104,8 +106,8 @@ def sweep_parent_run(client: MlflowClient, config: SweepConfig, study: optuna.St
         if existing.info.status == "RUNNING" and processes.is_alive(owner) is not False:
             raise SweepBusyError(
                 f"study {study.study_name!r} is being run by another process ({owner or 'unknown'}; MLflow run "
-                f"{existing.info.run_id}). Wait for it, or run more trials at once with --workers K on a "
-                "PostgreSQL storage.")
+                f"{existing.info.run_id}). Wait for it, or run more trials at once with --set workers=K (or a "
+                "dask_address) on a PostgreSQL storage.")
         context = {"part": part, "profile": config.profile, "seed": config.seed, "dataset_digest": dataset.digest}
         opened = tracking.resumed_run(client, existing, context)
     with opened as recorder:

@@ -166,3 +166,20 @@ def retry_interrupted(study: optuna.Study, trial_id: int) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
+
+
+def retry_abandoned_trials(study: optuna.Study, parent_run_id: str) -> list[int]:
+    """Fail, and queue again, the trials of this sweep (its parent run) still RUNNING once no process
+    can be running them (a local cluster closed mid-trial): what the heartbeat does after its grace,
+    at once. Only one live process runs a study's parent run at a time (tasks.sweeps.record)."""
+    retried = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(TrialAttr.MLFLOW_PARENT_RUN_ID) != parent_run_id:
+            continue
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # it finished after all
+        retry_interrupted(study, trial._trial_id)
+        retried.append(trial.number)
+    return retried

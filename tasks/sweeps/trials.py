@@ -25,7 +25,7 @@ from tasks.architectures.compute import training_data
 from tasks.data import Dataset, load_dataset, subset
 from tasks.model_store import log_splits
 from tasks.sweeps.record import trial_tags
-from tasks.training import TrainingData, compile_model, precision_policy, train
+from tasks.training import TrainingData, compile_model, fresh_model, train
 
 
 def sweep_data(config: SweepConfig) -> tuple[Dataset, TrainingData]:
@@ -55,21 +55,21 @@ def suggest_architecture(config: SweepConfig, trial: optuna.Trial) -> dict:
 
 
 def create_model(config: SweepConfig, trial: optuna.Trial, settings: TrainSettings) -> tuple[keras.Model, dict]:
-    """Build and compile the trial's model (seeded as every model of the product)."""
+    """Build and compile the trial's model, from a cleared Keras state and seeded, as every model of
+    the product (tasks.training.fresh_model)."""
     architecture = suggest_architecture(config, trial)
-    keras.backend.clear_session()  # the previous trial's graph would otherwise stay in memory
-    keras.utils.set_random_seed(settings.seed)
     name = f"trial_{trial.number}"
-    with precision_policy(settings.precision):
-        if config.KIND == "mlp":
-            model = compile_model(build_mlp(architecture["hidden_widths"], name=name), settings)
-        elif config.KIND == "cnn":
-            model = compile_model(build_cnn(architecture["filters"], name=name), settings)
-        else:
-            from tasks.sweeps.mtl import build_mtl_trial_model
 
-            model = build_mtl_trial_model(architecture["lambda"], settings, name=name)
-    return model, architecture
+    def build() -> keras.Model:
+        if config.KIND == "mlp":
+            return compile_model(build_mlp(architecture["hidden_widths"], name=name), settings)
+        if config.KIND == "cnn":
+            return compile_model(build_cnn(architecture["filters"], name=name), settings)
+        from tasks.sweeps.mtl import build_mtl_trial_model
+
+        return build_mtl_trial_model(architecture["lambda"], settings, name=name)
+
+    return fresh_model(build, settings), architecture
 
 
 class EpochTally(keras.callbacks.Callback):
