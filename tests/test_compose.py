@@ -201,7 +201,7 @@ def _flows_in(path: Path) -> dict[str, set[str]]:
     """The flows of a module and their parameters, found without importing it (no TensorFlow): a
     function decorated with @flow(...) takes its own arguments; one decorated with
     @part_flow(name, SomeConfig) takes the config's fields (the configs import no TensorFlow)."""
-    from studyflow.config import parts, sweeps
+    from studyflow.config import parts, study, sweeps
 
     found = {}
     for node in ast.parse(path.read_text()).body:
@@ -212,7 +212,8 @@ def _flows_in(path: Path) -> dict[str, set[str]]:
                     found[node.name] = {argument.arg for argument in node.args.args}
                 elif isinstance(target, ast.Name) and target.id == "part_flow":
                     config_name = decorator.args[1].id
-                    config = getattr(parts, config_name, None) or getattr(sweeps, config_name)
+                    config = next(getattr(module, config_name) for module in (parts, study, sweeps)
+                                  if hasattr(module, config_name))
                     found[node.name] = {"profile", *config.model_fields}
     return found
 

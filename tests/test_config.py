@@ -165,7 +165,8 @@ def test_the_default_precision_is_auto_resolved_on_the_machine(monkeypatch, flag
     assert StudyConfig.for_profile("quick").precision == "auto"
 
 
-@pytest.mark.parametrize("config", [part.config for part in PARTS.values()] + [StudyConfig, ReportConfig],
+@pytest.mark.parametrize("config", [part.config for part in PARTS.values()] + [StudyConfig, ReportConfig,
+                                                                                *SWEEP_CONFIGS.values()],
                          ids=lambda config: config.__name__)
 def test_the_paper_profile_is_the_fields_own_defaults(config):
     # One source per value: a field's default is what runs when nothing overrides it (the paper

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from studyflow import paths, reference
-from studyflow.config.base import FannedOut, StrictModel, TrainingConfig
+from studyflow.config.base import FannedOut, StrictModel, TrainingConfig, epochs_field
 from studyflow.errors import ConfigError
 
 SWEEP_KINDS = ("mlp", "cnn", "mtl")
@@ -141,6 +141,10 @@ class MtlSearchSpace(StrictModel):
         return self
 
 
+PRUNER_DESCRIPTION = ("what stops hopeless trials after an epoch: kind median, successive_halving, hyperband, "
+                      "threshold or none, and its settings; the keys given replace the profile's")
+
+
 class SweepConfig(TrainingConfig, FannedOut):
     """Settings of every sweep; `kind`'s subclass adds its search space. `workers` and `dask_address`
     (FannedOut) run that many trials at once on a Dask cluster, as a part's trainings
@@ -149,7 +153,7 @@ class SweepConfig(TrainingConfig, FannedOut):
     KIND: ClassVar[str] = ""
     DATASET: ClassVar[str] = "mnist"
 
-    trials: int = Field(10, ge=1, le=10_000, description="trials that must have finished (complete or pruned)")
+    trials: int = Field(20, ge=1, le=10_000, description="trials that must have finished (complete or pruned)")
     study_name: str | None = Field(None, description="Optuna study name (None: sweep-<kind>-<profile>)")
     # validate_default: the check that several workers have a database they can share runs unset too
     storage: str | None = Field(None, validate_default=True,
@@ -157,9 +161,7 @@ class SweepConfig(TrainingConfig, FannedOut):
     seeds_per_trial: int = Field(1, ge=1, le=10, description=(
         "train each trial's model with this many seeds (seed, seed+1, ...) and score it by their mean, so "
         "that the sweep does not pick a lucky seed; pruning acts on the first seed (1: one seed, off)"))
-    pruner: PrunerSettings = Field(PrunerSettings(), description=(
-        "what stops hopeless trials after an epoch: kind median, successive_halving, hyperband, threshold or "
-        "none, and its settings; the keys given replace the profile's"))
+    pruner: PrunerSettings = Field(PrunerSettings(), description=PRUNER_DESCRIPTION)
     heartbeat_interval_s: int = Field(20, ge=1, le=3600, description="how often a running trial says it is alive")
     heartbeat_grace_s: int = Field(60, ge=2, le=86_400, description="silence after which a trial counts as dead")
 
@@ -232,14 +234,18 @@ class SweepConfig(TrainingConfig, FannedOut):
             given = overrides.get(name)
             if isinstance(given, BaseModel):
                 overrides[name] = given = given.model_dump()
-            if isinstance(given, dict) and isinstance(defaults.get(name), dict):
-                overrides[name] = {**defaults[name], **given}
+            if isinstance(given, dict):  # over the profile's value: the quick one, else the field's own
+                base = defaults.get(name) or cls.model_fields[name].get_default().model_dump()
+                overrides[name] = {**base, **given}
         return super().for_profile(profile, **overrides)
 
 
 class MlpSweepConfig(SweepConfig):
     KIND: ClassVar[str] = "mlp"
-    search_space: MlpSearchSpace = Field(MlpSearchSpace(), description=(
+    epochs: int = epochs_field(20)  # as the MLP part
+    pruner: PrunerSettings = Field(PrunerSettings(warmup_epochs=2), description=PRUNER_DESCRIPTION)
+    # Depths 1-9 and widths 32-2048 hold all five named MLPs (1000 x 2 ... 500 x 9).
+    search_space: MlpSearchSpace = Field(MlpSearchSpace(max_depth=9, min_size=32, max_size=2048), description=(
         "hidden layers (min_depth..max_depth) and widths (min_size..max_size, on a log scale if log); the keys "
         "given replace the profile's"))
 
@@ -247,16 +253,13 @@ class MlpSweepConfig(SweepConfig):
         "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000, "trials": 6,
                   "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 16, "max_size": 256},
                   "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0}},
-        # Depths 1-9 and widths 32-2048 hold all five named MLPs (1000 x 2 ... 500 x 9).
-        "paper": {"epochs": 20, "trials": 20,
-                  "search_space": {"min_depth": 1, "max_depth": 9, "min_size": 32, "max_size": 2048},
-                  "pruner": {"kind": "median", "startup_trials": 5, "warmup_epochs": 2}},
     }
 
 
 class CnnSweepConfig(SweepConfig):
     KIND: ClassVar[str] = "cnn"
-    search_space: CnnSearchSpace = Field(CnnSearchSpace(), description=(
+    # Depths 1-5 and filters 8-512 hold all five named CNNs (16, 32 ... 32-512).
+    search_space: CnnSearchSpace = Field(CnnSearchSpace(max_depth=5, min_size=8, max_size=512), description=(
         "conv layers (min_depth..max_depth) and filters (min_size..max_size, on a log scale if log); the keys "
         "given replace the profile's"))
 
@@ -264,10 +267,6 @@ class CnnSweepConfig(SweepConfig):
         "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000, "trials": 6,
                   "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 4, "max_size": 64},
                   "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0}},
-        # Depths 1-5 and filters 8-512 hold all five named CNNs (16, 32 ... 32-512).
-        "paper": {"epochs": 10, "trials": 20,
-                  "search_space": {"min_depth": 1, "max_depth": 5, "min_size": 8, "max_size": 512},
-                  "pruner": {"kind": "median", "startup_trials": 5, "warmup_epochs": 1}},
     }
 
 
@@ -283,7 +282,6 @@ class MtlSweepConfig(SweepConfig):
 
     PROFILE_DEFAULTS: ClassVar = {
         "quick": {"epochs": 1, "train_size": 2_000, "test_size": 500, "trials": 5},
-        "paper": {"epochs": 10, "trials": 20},
     }
 
     @field_validator("pruner")
