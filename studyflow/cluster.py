@@ -24,7 +24,7 @@ from studyflow import paths, tracking
 from studyflow.config import FannedOut
 from studyflow.errors import DaskClusterError
 from studyflow.startup import ServerStartError, budget_remedy, slow_start_notice, start_budget
-from studyflow.steps import code_digest
+from studyflow.code_digest import code_digest
 from studyflow.tracking.provenance import TEMPORARY_PREFECT_SERVER_ENV
 
 CONNECT_TIMEOUT_S = 10
