@@ -41,3 +41,22 @@ def test_logits_precede_the_softmax():
 def test_bad_widths_are_rejected(builder, widths):
     with pytest.raises(ValueError):
         builder(widths)
+
+
+def test_a_models_initial_weights_do_not_depend_on_other_threads_drawing_random_numbers():
+    """Keras draws an unseeded initializer's seed from Python's shared `random`; a Dask worker's event
+    loop draws from it too. A draw in between (made here in the build, as another thread would make it)
+    must not change the weights a seed gives."""
+    import random
+
+    import numpy as np
+
+    from studyflow.config import TrainSettings
+    from tasks.training import fresh_model
+
+    settings = TrainSettings(seed=3, precision="float32")
+    alone = fresh_model(lambda: build_mlp([8], name="m"), settings).get_weights()
+    disturbed = fresh_model(lambda: (random.random(), build_mlp([8], name="m"))[1], settings).get_weights()
+    other_seed = fresh_model(lambda: build_mlp([8], name="m"), settings.model_copy(update={"seed": 4})).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(alone, disturbed, strict=True))
+    assert not np.array_equal(alone[0], other_seed[0])

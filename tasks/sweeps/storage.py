@@ -67,7 +67,7 @@ def check_storage(config: SweepConfig) -> None:
 
 
 def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
-    """Optuna's pruner for `config.pruner` (studyflow.config.sweeps.PrunerSettings says what each does)."""
+    """Optuna's pruner for `config.pruner` (studyflow.config.pruning.PrunerSettings says what each does)."""
     settings = config.pruner
     if settings.kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
