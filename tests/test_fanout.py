@@ -153,11 +153,9 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     assert parent.data.tags[Tag.PROCESS] not in processes  # every training ran in a worker, none in the command
     fanned_loss = _losses(finished)
     # MLP-a and MLP-b are the same network with the same seed: equal up to round-off, whichever worker
-    # trained them. (In three runs on 2 loaded cores, one of them, in a worker, ended at train / validation
-    # loss 2.1386 / 2.1490 twice and 2.1826 / - once, against 2.1328 / 2.0954 for the other and in one
-    # process: beyond round-off; this check fails on it. Without Prefect or MLflow, six such trainings
-    # submitted to a bare 2-worker LocalCluster with studyflow.entrypoints.dask_worker preloaded gave 2.1328 / 2.0954
-    # five times and 2.2000 / 2.0880 once, in a worker's third task.)
+    # trained them. (This check found that one training in about a dozen, in a worker, started from other
+    # weights: Keras drew the initial weights' seeds from Python's shared `random`, which the worker's
+    # event loop draws from too; tasks.training.fresh_model now builds with a generator of its own.)
     assert fanned_loss["MLP-a"] == pytest.approx(fanned_loss["MLP-b"], rel=ROUND_OFF)
 
     from flows.mlp import mlp_flow
