@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -27,12 +27,18 @@ FULL_TRAIN_IMAGES, FULL_TEST_IMAGES = 60_000, 10_000
 
 def add_benchmark_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """--quick and --out, the two options every benchmark takes."""
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny data, 1 epoch and the fewest repeats and trials: a smoke test of the same code "
-                             "path in seconds to a minute; its figures are not measurements")
-    parser.add_argument("--out", metavar="DIR",
-                        help="folder of the JSON result (default: bench/results/; with --quick, a new temporary "
-                             "folder, so that a smoke test never overwrites the committed figures)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny data, 1 epoch and the fewest repeats and trials: a smoke test of the same code "
+        "path in seconds to a minute; its figures are not measurements",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder of the JSON result (default: bench/results/; with --quick, a new temporary "
+        "folder, so that a smoke test never overwrites the committed figures)",
+    )
     return parser
 
 
@@ -80,8 +86,10 @@ def cpu_line() -> str:
 @contextlib.contextmanager
 def saturated_cores(per_core: int = 2):
     """Busy processes, `per_core` for each core, as a loaded machine has; stopped however the block ends."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            for _ in range(per_core * (os.cpu_count() or 1))]
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(per_core * (os.cpu_count() or 1))
+    ]
     try:
         yield hogs
     finally:
@@ -98,10 +106,19 @@ def machine() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "absent"
-    return {"cores": os.cpu_count(), "cpu_model": cpuinfo("model name") or "unknown",
-            "cpu_flags": [flag for flag in cpu_flags() if flag in SPEED_FLAGS], "python": sys.version.split()[0], "platform": platform.platform(), "versions": versions,
-            "env": {name: os.environ[name] for name in ("OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS")
-                    if os.environ.get(name)}}
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": cpuinfo("model name") or "unknown",
+        "cpu_flags": [flag for flag in cpu_flags() if flag in SPEED_FLAGS],
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+        "env": {
+            name: os.environ[name]
+            for name in ("OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS")
+            if os.environ.get(name)
+        },
+    }
 
 
 def median(values: list[float]) -> float:
@@ -117,13 +134,22 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
 def run_studyflow(part: str, overrides: dict, profile: str = "paper") -> float:
     """`studyflow run <part> --profile <profile> --set NAME=VALUE...` in its own process, as a user runs
     it (this benchmark's STUDYFLOW_HOME); its wall seconds. A failure raises with the end of its stderr."""
-    command = [sys.executable, "-m", "studyflow.entrypoints.cli", "run", part, "--profile", profile,
-               *(f"--set={key}={json.dumps(value)}" for key, value in overrides.items())]
+    command = [
+        sys.executable,
+        "-m",
+        "studyflow.entrypoints.cli",
+        "run",
+        part,
+        "--profile",
+        profile,
+        *(f"--set={key}={json.dumps(value)}" for key, value in overrides.items()),
+    ]
     started = time.perf_counter()
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=os.environ)
     if finished.returncode != 0:
-        raise RuntimeError(f"studyflow run {part} {overrides} failed ({finished.returncode}): "
-                           f"{finished.stderr[-2000:]}")
+        raise RuntimeError(
+            f"studyflow run {part} {overrides} failed ({finished.returncode}): {finished.stderr[-2000:]}"
+        )
     return time.perf_counter() - started
 
 
@@ -145,8 +171,13 @@ def write_results(name: str, results: dict, args: argparse.Namespace) -> Path:
     folder = results_dir(args)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    payload = {"benchmark": name, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               **({"quick": True} if args.quick else {}), "machine": machine(), "results": results}
+    payload = {
+        "benchmark": name,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **({"quick": True} if args.quick else {}),
+        "machine": machine(),
+        "results": results,
+    }
     path.write_text(json.dumps(payload, indent=2, default=float))
     print(f"results written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     return path

@@ -44,21 +44,32 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import (FULL_TRAIN_IMAGES, RESULTS_DIR, add_benchmark_arguments, epoch_ends_s, parse_arguments,
-                          recorded_options, write_results)
+from bench.common import (
+    FULL_TRAIN_IMAGES,
+    RESULTS_DIR,
+    add_benchmark_arguments,
+    epoch_ends_s,
+    parse_arguments,
+    recorded_options,
+    write_results,
+)
 
 QUICK = {"mlps": "MLP-1", "cnns": "CNN-4,CNN-1", "train_size": 600, "test_size": 200, "epochs": 1}
 # --quick projects from these models of each part instead of all of its paper models: two trainings to
 # schedule per part, except the MTL part's one (its trainings cost the most).
-QUICK_PROJECTION = {"perceptron": {"pairs": [[1, 0], [8, 3]]}, "mlp": {"architectures": ("MLP-1", "MLP-4")},
-                    "cnn": {"architectures": ("CNN-4", "CNN-1")},
-                    "mtl": {"lambdas": [0.5], "include_single_task": False}}
+QUICK_PROJECTION = {
+    "perceptron": {"pairs": [[1, 0], [8, 3]]},
+    "mlp": {"architectures": ("MLP-1", "MLP-4")},
+    "cnn": {"architectures": ("CNN-4", "CNN-1")},
+    "mtl": {"lambdas": [0.5], "include_single_task": False},
+}
 PROJECTED_WORKERS = (1, 4, 16)
 FANNED_PARTS = ("perceptron", "mlp", "cnn", "mtl")  # study order
 UNFANNED_PARTS = ("pca", "inspect", "report")
 
 
 # ------------------------------------------------------------------------------ the projection
+
 
 def lpt_makespan(durations: list[float], workers: int) -> float:
     """The time `workers` take for `durations` under longest-processing-time-first list scheduling:
@@ -74,8 +85,9 @@ def lpt_makespan(durations: list[float], workers: int) -> float:
 def projected_wall_s(parts: dict[str, dict], unfanned_s: float, workers: int) -> float:
     """The study's wall time on `workers`: its parts one after another, each its time outside the
     trainings (`overhead_s`) + the LPT makespan of its trainings (`trainings_s`), plus `unfanned_s`."""
-    return unfanned_s + sum(part["overhead_s"] + lpt_makespan(part["trainings_s"], workers)
-                            for part in parts.values())
+    return unfanned_s + sum(
+        part["overhead_s"] + lpt_makespan(part["trainings_s"], workers) for part in parts.values()
+    )
 
 
 # ------------------------------------------------------------------------------ running parts
@@ -99,14 +111,28 @@ def run_commands(commands: list[tuple[str, dict[str, object]]], label: str) -> d
     env = {**os.environ, "STUDYFLOW_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
     for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "STUDYFLOW_DASK_ADDRESS"):
         env.pop(name, None)
-    argvs = [["run", part, "--profile", "quick",
-              *[f"--set={name}={value if isinstance(value, str) else json.dumps(value)}"
-                for name, value in assignments.items()]] for part, assignments in commands]
+    argvs = [
+        [
+            "run",
+            part,
+            "--profile",
+            "quick",
+            *[
+                f"--set={name}={value if isinstance(value, str) else json.dumps(value)}"
+                for name, value in assignments.items()
+            ],
+        ]
+        for part, assignments in commands
+    ]
     log = home / "commands.log"  # a file, not a pipe: a server the process leaves behind cannot hold it open
     started = time.perf_counter()
     with log.open("w") as output:
-        completed = subprocess.run([sys.executable, "-c", RUN_COMMANDS, json.dumps(argvs)], env=env, stdout=output,
-                                   stderr=subprocess.STDOUT)
+        completed = subprocess.run(
+            [sys.executable, "-c", RUN_COMMANDS, json.dumps(argvs)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     wall_s = time.perf_counter() - started
     if completed.returncode != 0:
         print(log.read_text()[-3000:])
@@ -127,8 +153,11 @@ def read_part(home: Path, part: str) -> dict:
     for child in tracking.member_runs(client, part, parent.info.run_id):
         metrics = child.data.metrics
         trainings[child.info.run_name] = {
-            "run_s": _duration_s(child), "epochs": int(metrics.get("epochs_run", 1)),
-            "epochs_s": metrics.get("train_time_s"), "warm_epoch_s": _warm_epoch_s(client, child)}
+            "run_s": _duration_s(child),
+            "epochs": int(metrics.get("epochs_run", 1)),
+            "epochs_s": metrics.get("train_time_s"),
+            "warm_epoch_s": _warm_epoch_s(client, child),
+        }
     return {"part_s": _duration_s(parent), "trainings": trainings}
 
 
@@ -147,32 +176,42 @@ def _warm_epoch_s(client, run) -> float | None:
 
 # ------------------------------------------------------------------------------ the comparison
 
+
 def compare(commands: dict[str, dict[str, object]]) -> dict:
     """The parts with workers=1, then with workers=2, each set-up in a fresh process and home; their
     times and ratios (1 process / 2 workers)."""
     result = {"process": {}}
     for workers in (1, 2):
-        ran = run_commands([(part, {**assignments, "workers": workers}) for part, assignments in commands.items()],
-                           f"workers={workers}")
+        ran = run_commands(
+            [(part, {**assignments, "workers": workers}) for part, assignments in commands.items()],
+            f"workers={workers}",
+        )
         result["process"][f"workers_{workers}_s"] = ran["wall_s"]
         for part in commands:
             read = read_part(ran["home"], part)
             result.setdefault(part, {})[f"workers_{workers}"] = {
-                "part_s": read["part_s"], "trainings": len(read["trainings"]),
-                "train_time_s": sum(t["epochs_s"] or 0.0 for t in read["trainings"].values())}
+                "part_s": read["part_s"],
+                "trainings": len(read["trainings"]),
+                "train_time_s": sum(t["epochs_s"] or 0.0 for t in read["trainings"].values()),
+            }
     process = result["process"]
     process["ratio"] = process["workers_1_s"] / process["workers_2_s"]
     for part in commands:
         one, two = result[part]["workers_1"], result[part]["workers_2"]
         result[part]["ratio"] = one["part_s"] / two["part_s"]
-        print(f"{part}, {one['trainings']} trainings: 1 process {one['part_s']:.1f} s, 2 workers {two['part_s']:.1f} s "
-              f"(cluster start-up included): x{result[part]['ratio']:.2f}")
-    print(f"the process running {' then '.join(commands)}: 1 process {process['workers_1_s']:.1f} s, 2 workers "
-          f"{process['workers_2_s']:.1f} s (start-up included): x{process['ratio']:.2f}")
+        print(
+            f"{part}, {one['trainings']} trainings: 1 process {one['part_s']:.1f} s, 2 workers {two['part_s']:.1f} s "
+            f"(cluster start-up included): x{result[part]['ratio']:.2f}"
+        )
+    print(
+        f"the process running {' then '.join(commands)}: 1 process {process['workers_1_s']:.1f} s, 2 workers "
+        f"{process['workers_2_s']:.1f} s (start-up included): x{process['ratio']:.2f}"
+    )
     return result
 
 
 # ------------------------------------------------------------------------------ the paper projection
+
 
 def paper_scale(part: str, measured: dict[str, object]) -> tuple[float, float]:
     """(paper's training images / measured ones, the paper's epochs); for the perceptron, the
@@ -196,8 +235,10 @@ def paper_training_s(training: dict, images_ratio: float, epochs: float) -> floa
 def project(sizes: dict[str, int], models: dict[str, dict] | None = None) -> dict:
     """Each fanned part with its paper models (or `models`' settings of the part), workers=1; the paper
     study's projected wall times."""
-    measured = {part: dict(sizes) if part != "perceptron" else {k: v for k, v in sizes.items() if k != "epochs"}
-                for part in FANNED_PARTS}
+    measured = {
+        part: dict(sizes) if part != "perceptron" else {k: v for k, v in sizes.items() if k != "epochs"}
+        for part in FANNED_PARTS
+    }
     for part, settings in (models or {}).items():
         measured[part].update(settings)
     ran = run_commands(list(measured.items()), "the projection's parts")
@@ -205,25 +246,43 @@ def project(sizes: dict[str, int], models: dict[str, dict] | None = None) -> dic
     for part in FANNED_PARTS:
         read = read_part(ran["home"], part)
         images_ratio, paper_epochs = paper_scale(part, measured[part])
-        trainings = {name: paper_training_s(training, images_ratio, paper_epochs)
-                     for name, training in read["trainings"].items()}
+        trainings = {
+            name: paper_training_s(training, images_ratio, paper_epochs)
+            for name, training in read["trainings"].items()
+        }
         overhead_s = max(0.0, read["part_s"] - sum(t["run_s"] for t in read["trainings"].values()))
-        parts[part] = {"overhead_s": overhead_s, "trainings_s": sorted(trainings.values(), reverse=True),
-                       "paper_training_s": trainings, "measured": read, "images_ratio": images_ratio,
-                       "paper_epochs": paper_epochs}
-        print(f"  {part}: {len(trainings)} trainings, paper times " + ", ".join(
-            f"{name} {seconds:.0f} s" for name, seconds in trainings.items()) + f"; outside them {overhead_s:.1f} s")
+        parts[part] = {
+            "overhead_s": overhead_s,
+            "trainings_s": sorted(trainings.values(), reverse=True),
+            "paper_training_s": trainings,
+            "measured": read,
+            "images_ratio": images_ratio,
+            "paper_epochs": paper_epochs,
+        }
+        print(
+            f"  {part}: {len(trainings)} trainings, paper times "
+            + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in trainings.items())
+            + f"; outside them {overhead_s:.1f} s"
+        )
     study_quick = json.loads((RESULTS_DIR / "study_quick.json").read_text())["results"]["float32"]["parts_s"]
     unfanned = {part: study_quick[part] for part in UNFANNED_PARTS}
     unfanned_s = sum(unfanned.values())
     walls = {str(workers): projected_wall_s(parts, unfanned_s, workers) for workers in PROJECTED_WORKERS}
-    print(f"paper study projected (LPT list scheduling per part, parts in turn, {unfanned_s:.0f} s of pca, inspect "
-          "and report from study_quick.json): "
-          + ", ".join(f"{workers} worker{'s' if workers != '1' else ''} {seconds / 60:.1f} min"
-                      for workers, seconds in walls.items())
-          + f"; 1 / 16 workers: x{walls['1'] / walls['16']:.1f}")
-    return {"scheduling": "longest processing time first list scheduling, per part; parts one after another",
-            "parts": parts, "unfanned_s": unfanned, "wall_s": walls}
+    print(
+        f"paper study projected (LPT list scheduling per part, parts in turn, {unfanned_s:.0f} s of pca, inspect "
+        "and report from study_quick.json): "
+        + ", ".join(
+            f"{workers} worker{'s' if workers != '1' else ''} {seconds / 60:.1f} min"
+            for workers, seconds in walls.items()
+        )
+        + f"; 1 / 16 workers: x{walls['1'] / walls['16']:.1f}"
+    )
+    return {
+        "scheduling": "longest processing time first list scheduling, per part; parts one after another",
+        "parts": parts,
+        "unfanned_s": unfanned,
+        "wall_s": walls,
+    }
 
 
 def quick_projection_models() -> dict[str, dict]:
@@ -233,15 +292,19 @@ def quick_projection_models() -> dict[str, dict]:
     models = {part: dict(settings) for part, settings in QUICK_PROJECTION.items()}
     for part in ("mlp", "cnn"):
         named = reference.named_architectures(part)
-        models[part]["architectures"] = {name: named[name] for name in QUICK_PROJECTION[part]["architectures"]}
+        models[part]["architectures"] = {
+            name: named[name] for name in QUICK_PROJECTION[part]["architectures"]
+        }
     return models
 
 
 def main() -> None:
-    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
-                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
-    parser.add_argument("--mlps", default="MLP-1,MLP-2,MLP-3,MLP-4",
-                        help="MLPs of the comparison, each with seeds 0 and 1")
+    parser = add_benchmark_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
+    parser.add_argument(
+        "--mlps", default="MLP-1,MLP-2,MLP-3,MLP-4", help="MLPs of the comparison, each with seeds 0 and 1"
+    )
     parser.add_argument("--cnns", default="CNN-1,CNN-2,CNN-3,CNN-4", help="CNNs of the comparison, seed 0")
     parser.add_argument("--train-size", type=int, help="training images (default: each part's quick profile)")
     parser.add_argument("--test-size", type=int, help="test images (default: each part's quick profile)")
@@ -249,15 +312,32 @@ def main() -> None:
     args = parse_arguments(parser, QUICK)
     from studyflow import reference
 
-    sizes = {name: value for name, value in {"train_size": args.train_size, "test_size": args.test_size,
-                                             "epochs": args.epochs}.items() if value is not None}
+    sizes = {
+        name: value
+        for name, value in {
+            "train_size": args.train_size,
+            "test_size": args.test_size,
+            "epochs": args.epochs,
+        }.items()
+        if value is not None
+    }
     mlps, cnns = reference.named_architectures("mlp"), reference.named_architectures("cnn")
-    comparison = compare({
-        "mlp": {"architectures": {name: mlps[name] for name in args.mlps.split(",")}, "seeds": [0, 1], **sizes},
-        "cnn": {"architectures": {name: cnns[name] for name in args.cnns.split(",")}, **sizes}})
+    comparison = compare(
+        {
+            "mlp": {
+                "architectures": {name: mlps[name] for name in args.mlps.split(",")},
+                "seeds": [0, 1],
+                **sizes,
+            },
+            "cnn": {"architectures": {name: cnns[name] for name in args.cnns.split(",")}, **sizes},
+        }
+    )
     projection = project(sizes, quick_projection_models() if args.quick else None)
-    write_results("fan_out", {"settings": recorded_options(args), "comparison": comparison,
-                              "projection": projection}, args)
+    write_results(
+        "fan_out",
+        {"settings": recorded_options(args), "comparison": comparison, "projection": projection},
+        args,
+    )
 
 
 if __name__ == "__main__":

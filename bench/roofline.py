@@ -38,16 +38,23 @@ def training_loss(loss_weights: dict[str, float] | None):
 
     if loss_weights is None:
         return cross_entropy
-    return lambda targets, outputs: sum(weight * cross_entropy(targets[task], outputs[task])
-                                        for task, weight in loss_weights.items())
+    return lambda targets, outputs: sum(
+        weight * cross_entropy(targets[task], outputs[task]) for task, weight in loss_weights.items()
+    )
 
 
 class OwnOperations:
     """Samples per second of a compiled model's training step on one fixed batch, per kind (KINDS);
     every measured block's rate is kept in `blocks`."""
 
-    def __init__(self, model: keras.Model, images, targets, batch_size: int,
-                 loss_weights: dict[str, float] | None = None):
+    def __init__(
+        self,
+        model: keras.Model,
+        images,
+        targets,
+        batch_size: int,
+        loss_weights: dict[str, float] | None = None,
+    ):
         import tensorflow as tf
 
         self.batch_size = batch_size
@@ -66,7 +73,7 @@ class OwnOperations:
         def update_step(images, targets):
             with tf.GradientTape() as tape:
                 value = loss(targets, model(images, training=True))
-            model.optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
+            model.optimizer.apply_gradients(zip(tape.gradient(value, variables), variables, strict=False))
             return value
 
         @tf.function
@@ -81,9 +88,11 @@ class OwnOperations:
             return value
 
         # kind -> (function of images, targets and its steps per call, steps per call)
-        self._steps = {"forward_backward": (lambda images, targets, steps: forward_backward(images, targets), 1),
-                       "forward_backward_update": (forward_backward_update, 1),
-                       KINDS[2]: (forward_backward_update_looped, STEPS_PER_CALL)}
+        self._steps = {
+            "forward_backward": (lambda images, targets, steps: forward_backward(images, targets), 1),
+            "forward_backward_update": (forward_backward_update, 1),
+            KINDS[2]: (forward_backward_update_looped, STEPS_PER_CALL),
+        }
         for kind in KINDS:  # trace, build the optimizer's slots, warm up
             self._run(kind, 1)
 
@@ -108,8 +117,14 @@ class OwnOperations:
     def summary(self) -> dict[str, dict]:
         """Per kind: the best block (like the best epoch), the mean over blocks (as the mean epoch:
         total samples over total time) and every block."""
-        return {kind: {"samples_per_s": max(rates), "mean_samples_per_s": len(rates) / sum(1 / rate for rate in rates),
-                       "block_samples_per_s": rates} for kind, rates in self.blocks.items()}
+        return {
+            kind: {
+                "samples_per_s": max(rates),
+                "mean_samples_per_s": len(rates) / sum(1 / rate for rate in rates),
+                "block_samples_per_s": rates,
+            }
+            for kind, rates in self.blocks.items()
+        }
 
 
 class BetweenEpochs(keras.callbacks.Callback):
@@ -141,15 +156,23 @@ def layer_breakdown(model: keras.Model, images, batch_size: int, calls: int, rep
     probe = keras.Model(model.inputs, [layer.input for layer in layers])
     activations = probe(tf.constant(images[:batch_size]), training=True)
     rows = []
-    for index, (layer, inputs) in enumerate(zip(layers, activations)):
+    for index, (layer, inputs) in enumerate(zip(layers, activations, strict=False)):
         input_gradient = any(earlier.trainable_weights for earlier in layers[:index])
-        forward_s, forward_backward_s = _best_seconds(_layer_steps(layer, input_gradient), inputs, calls, repeats)
+        forward_s, forward_backward_s = _best_seconds(
+            _layer_steps(layer, input_gradient), inputs, calls, repeats
+        )
         # Backward: one product for the weights' gradient, one more for the input's.
         flops = layer_forward_flops(layer) * batch_size * (3 if input_gradient else 2)
-        rows.append({"layer": layer.name, "forward_ms": forward_s * 1e3,
-                     "backward_ms": max(forward_backward_s - forward_s, 0.0) * 1e3,
-                     "forward_backward_ms": forward_backward_s * 1e3, "training_flops": flops,
-                     "gflops": flops / forward_backward_s / 1e9})
+        rows.append(
+            {
+                "layer": layer.name,
+                "forward_ms": forward_s * 1e3,
+                "backward_ms": max(forward_backward_s - forward_s, 0.0) * 1e3,
+                "forward_backward_ms": forward_backward_s * 1e3,
+                "training_flops": flops,
+                "gflops": flops / forward_backward_s / 1e9,
+            }
+        )
     return rows
 
 

@@ -18,8 +18,15 @@ import sys
 import tempfile
 import time
 
-from bench.common import (REPO_ROOT, add_benchmark_arguments, cpu_line, median, parse_arguments, saturated_cores,
-                          write_results)
+from bench.common import (
+    REPO_ROOT,
+    add_benchmark_arguments,
+    cpu_line,
+    median,
+    parse_arguments,
+    saturated_cores,
+    write_results,
+)
 
 # The seconds from the server's spawn to its first healthy answer (imports of the command excluded).
 BOOT = """
@@ -35,8 +42,9 @@ QUICK = {"repeats": 1}
 def boot_s(prefect_home: str) -> float:
     env = {**os.environ, "PREFECT_HOME": prefect_home}
     env.pop("PREFECT_API_URL", None)
-    finished = subprocess.run([sys.executable, "-c", BOOT], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                              check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", BOOT], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
+    )
     return float(finished.stdout.strip().splitlines()[-1])
 
 
@@ -52,8 +60,9 @@ def measure(repeats: int, loaded: bool) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
-                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_benchmark_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parse_arguments(parser, QUICK)
     print(cpu_line())
@@ -61,9 +70,11 @@ def main() -> None:
     for database in ("new_database_s", "migrated_database_s"):
         quiet, loaded = median(results["quiet"][database]), median(results["loaded"][database])
         results[f"{database.removesuffix('_s')}_loaded_over_quiet"] = loaded / quiet
-        print(f"Prefect's temporary server, {database.removesuffix('_s').replace('_', ' ')}: quiet {quiet:.1f} s, "
-              f"2 busy processes per core {loaded:.1f} s (median of {args.repeats}; x{loaded / quiet:.1f}); "
-              f"slowest loaded {max(results['loaded'][database]):.1f} s")
+        print(
+            f"Prefect's temporary server, {database.removesuffix('_s').replace('_', ' ')}: quiet {quiet:.1f} s, "
+            f"2 busy processes per core {loaded:.1f} s (median of {args.repeats}; x{loaded / quiet:.1f}); "
+            f"slowest loaded {max(results['loaded'][database]):.1f} s"
+        )
     write_results("server_start", results, args)
 
 

@@ -27,8 +27,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench.common import (FULL_TEST_IMAGES, FULL_TRAIN_IMAGES, add_benchmark_arguments, epoch_ends_s, isolated_home,
-                          parse_arguments, recorded_options, run_studyflow, write_results)
+from bench.common import (
+    FULL_TEST_IMAGES,
+    FULL_TRAIN_IMAGES,
+    add_benchmark_arguments,
+    epoch_ends_s,
+    isolated_home,
+    parse_arguments,
+    recorded_options,
+    run_studyflow,
+    write_results,
+)
 
 WHOLE_PARTS = ("pca", "perceptron")  # run before the networks; inspect runs after the first cnn
 TRAINED_PARTS = ("mlp", "cnn", "mtl")
@@ -37,10 +46,12 @@ QUICK = {"train_size": 600, "test_size": 200, "precisions": "float32"}
 # --quick runs only these parts, each lightened (the same commands, a fraction of their work): one whole
 # part, the cnn part with the inspect part after it, and the mtl part, whose model logging the loop
 # handles apart. Each of its studyflow commands is a process that starts Python, TensorFlow and Prefect.
-QUICK_PARTS = {"perceptron": {"pairs": [[1, 0]], "train_size": 600, "test_size": 200, "max_epochs": 20},
-               "cnn": {"architectures": {"CNN-4": [16, 32]}},  # the cheapest of the study's CNNs
-               "inspect": {"dream_steps": 3, "octaves": 1},
-               "mtl": {"lambdas": [0.5], "include_single_task": False}}
+QUICK_PARTS = {
+    "perceptron": {"pairs": [[1, 0]], "train_size": 600, "test_size": 200, "max_epochs": 20},
+    "cnn": {"architectures": {"CNN-4": [16, 32]}},  # the cheapest of the study's CNNs
+    "inspect": {"dream_steps": 3, "octaves": 1},
+    "mtl": {"lambdas": [0.5], "include_single_task": False},
+}
 
 
 def training_parts(client, part: str) -> dict[str, dict]:
@@ -55,8 +66,11 @@ def training_parts(client, part: str) -> dict[str, dict]:
         if len(ends) < 2 or not run.info.end_time:
             continue
         name = run.data.tags.get(Tag.ARCHITECTURE) or run.info.run_name
-        trainings[name] = {"first_s": ends[0] - run.info.start_time / 1000, "steady_epoch_s": ends[-1] - ends[-2],
-                           "after_s": run.info.end_time / 1000 - ends[-1]}
+        trainings[name] = {
+            "first_s": ends[0] - run.info.start_time / 1000,
+            "steady_epoch_s": ends[-1] - ends[-2],
+            "after_s": run.info.end_time / 1000 - ends[-1],
+        }
     return trainings
 
 
@@ -72,13 +86,22 @@ def busy_elsewhere() -> float:
 
 
 def main() -> None:
-    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
-                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_benchmark_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
-    parser.add_argument("--train-size", type=int, help="training images of the short runs (default: all; "
-                                                       "the projection scales epoch times to all of them)")
-    parser.add_argument("--test-size", type=int, help="default: all test images, or with --train-size the same "
-                                                      "fraction of the 10,000 as --train-size is of the 60,000")
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        help="training images of the short runs (default: all; "
+        "the projection scales epoch times to all of them)",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=int,
+        help="default: all test images, or with --train-size the same "
+        "fraction of the 10,000 as --train-size is of the 60,000",
+    )
     args = parse_arguments(parser, QUICK)
     # An epoch includes the test pass, so a subset's epoch scales to the full data only if the test set
     # is cut in the same proportion: a full test set scaled with the training images was counted
@@ -86,9 +109,11 @@ def main() -> None:
     if args.train_size and not args.quick:
         proportional = round(args.train_size * FULL_TEST_IMAGES / FULL_TRAIN_IMAGES)
         if args.test_size and abs(args.test_size - proportional) > 0.01 * proportional:
-            parser.error(f"--test-size {args.test_size} is not the fraction of the test images that --train-size "
-                         f"{args.train_size} is of the training images ({proportional}): the projection scales "
-                         "whole epochs, test pass included, by one factor")
+            parser.error(
+                f"--test-size {args.test_size} is not the fraction of the test images that --train-size "
+                f"{args.train_size} is of the training images ({proportional}): the projection scales "
+                "whole epochs, test pass included, by one factor"
+            )
         args.test_size = args.test_size or proportional
     isolated_home("bench-study-paper-")
     from mlflow import MlflowClient
@@ -96,7 +121,9 @@ def main() -> None:
     from studyflow.paths import default_tracking_uri
 
     client = MlflowClient(default_tracking_uri())
-    sizes = {key: value for key, value in (("train_size", args.train_size), ("test_size", args.test_size)) if value}
+    sizes = {
+        key: value for key, value in (("train_size", args.train_size), ("test_size", args.test_size)) if value
+    }
     # Epoch times grow with the images (train, validation and test alike): a subset's are scaled to all of them.
     scale = FULL_TRAIN_IMAGES / args.train_size if args.train_size else 1.0
     quick_parts = QUICK_PARTS if args.quick else {}
@@ -107,36 +134,65 @@ def main() -> None:
     for precision in args.precisions.split(","):
         parts = {}
         for part in (part for part in TRAINED_PARTS if part in chosen):
-            overrides = {"epochs": SHORT_EPOCHS, "precision": precision, "force": True, **sizes,
-                         **quick_parts.get(part, {})}
+            overrides = {
+                "epochs": SHORT_EPOCHS,
+                "precision": precision,
+                "force": True,
+                **sizes,
+                **quick_parts.get(part, {}),
+            }
             if part == "mtl":
                 overrides["log_models"] = True  # as the paper profile does: its cost is in `after`
             wall = run_studyflow(part, overrides)
             trainings = training_parts(client, part)
             epochs = paper_epochs(part)
             # start-up (the first epoch's excess over a steady one) + every epoch at the steady rate + after
-            projected = {name: (t["first_s"] - t["steady_epoch_s"]) + epochs * t["steady_epoch_s"] * scale
-                         + t["after_s"] for name, t in trainings.items()}
-            measured = sum(t["first_s"] + (SHORT_EPOCHS - 1) * t["steady_epoch_s"] + t["after_s"]
-                           for t in trainings.values())
+            projected = {
+                name: (t["first_s"] - t["steady_epoch_s"])
+                + epochs * t["steady_epoch_s"] * scale
+                + t["after_s"]
+                for name, t in trainings.items()
+            }
+            measured = sum(
+                t["first_s"] + (SHORT_EPOCHS - 1) * t["steady_epoch_s"] + t["after_s"]
+                for t in trainings.values()
+            )
             overhead = max(wall - measured, 0.0)
-            parts[part] = {"wall_s": wall, "trainings": trainings, "paper_epochs": epochs,
-                           "projected_trainings_s": projected, "overhead_s": overhead,
-                           "projected_s": sum(projected.values()) + overhead}
+            parts[part] = {
+                "wall_s": wall,
+                "trainings": trainings,
+                "paper_epochs": epochs,
+                "projected_trainings_s": projected,
+                "overhead_s": overhead,
+                "projected_s": sum(projected.values()) + overhead,
+            }
             if part == "cnn" and "inspect" not in whole:  # part 5 needs the champion CNN just registered
                 whole["inspect"] = run_studyflow("inspect", quick_parts.get("inspect", {}))
         load[precision] = busy_elsewhere()
         total = sum(whole.values()) + sum(part["projected_s"] for part in parts.values())
         results["precisions"][precision] = {"parts": parts, "projected_study_s": total}
-        print(f"{precision}: projected paper study {total / 60:.1f} min = "
-              + ", ".join([f"{name} {seconds / 60:.1f}" for name, seconds in whole.items()]
-                          + [f"{name} {part['projected_s'] / 60:.1f}" for name, part in parts.items()]) + " (min)")
+        print(
+            f"{precision}: projected paper study {total / 60:.1f} min = "
+            + ", ".join(
+                [f"{name} {seconds / 60:.1f}" for name, seconds in whole.items()]
+                + [f"{name} {part['projected_s'] / 60:.1f}" for name, part in parts.items()]
+            )
+            + " (min)"
+        )
         for name, part in parts.items():
-            print(f"  {name}: " + "; ".join(f"{model} {t['steady_epoch_s'] * scale:.1f} s/epoch x {part['paper_epochs']}"
-                                            for model, t in part["trainings"].items()))
+            print(
+                f"  {name}: "
+                + "; ".join(
+                    f"{model} {t['steady_epoch_s'] * scale:.1f} s/epoch x {part['paper_epochs']}"
+                    for model, t in part["trainings"].items()
+                )
+            )
     results["load_average_1min"] = load
-    print("load average (1 min) during the runs: " + ", ".join(f"{key} {value:.2f}" for key, value in load.items())
-          + " (about 1-2 is this benchmark alone on 2 cores; more: other work shared the machine)")
+    print(
+        "load average (1 min) during the runs: "
+        + ", ".join(f"{key} {value:.2f}" for key, value in load.items())
+        + " (about 1-2 is this benchmark alone on 2 cores; more: other work shared the machine)"
+    )
     write_results("study_paper", {"settings": recorded_options(args), **results}, args)
 
 

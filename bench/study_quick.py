@@ -37,9 +37,23 @@ def run_study(precision: str, parts: list[str] | None) -> dict:
     log = home / "study.log"  # a file, not a pipe: a server the study leaves behind cannot hold it open
     started = time.perf_counter()
     with log.open("w") as output:
-        completed = subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "study", "--profile", "quick",
-                                    "--set", f"precision={precision}", *chosen], env=env, stdout=output,
-                                   stderr=subprocess.STDOUT)
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "studyflow.entrypoints.cli",
+                "run",
+                "study",
+                "--profile",
+                "quick",
+                "--set",
+                f"precision={precision}",
+                *chosen,
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     wall_s = time.perf_counter() - started
     if completed.returncode != 0:
         print(log.read_text()[-3000:])
@@ -48,7 +62,9 @@ def run_study(precision: str, parts: list[str] | None) -> dict:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     os.environ["STUDYFLOW_HOME"] = str(home)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)  # set by the previous study's connect(): read this one's store
+    os.environ.pop(
+        "MLFLOW_TRACKING_URI", None
+    )  # set by the previous study's connect(): read this one's store
     from studyflow import tracking
 
     client = tracking.connect()
@@ -66,29 +82,38 @@ def run_study(precision: str, parts: list[str] | None) -> dict:
     print(f"study --profile quick, {precision}: {wall_s:.1f} s wall, peak memory {peak_rss_mb:.0f} MB")
     for part, seconds in parts_s.items():
         print(f"  {part}: {seconds:.1f} s ({seconds / wall_s:.0%} of the study)")
-    print("  mean test accuracy: " + ", ".join(f"{key} {value:.4f}" for key, value in sorted(accuracy.items())))
+    print(
+        "  mean test accuracy: " + ", ".join(f"{key} {value:.4f}" for key, value in sorted(accuracy.items()))
+    )
     return {"wall_s": wall_s, "peak_rss_mb": peak_rss_mb, "parts_s": parts_s, "mean_accuracy": accuracy}
 
 
 def main() -> None:
-    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
-                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_benchmark_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--parts", help="comma-separated parts to run (default: the whole study)")
     args = parse_arguments(parser, QUICK)
-    print(cpu_line(), flush=True)  # what decides a part's speed: AVX-512 for float32, AVX512_BF16/AMX for bfloat16
+    print(
+        cpu_line(), flush=True
+    )  # what decides a part's speed: AVX-512 for float32, AVX512_BF16/AMX for bfloat16
     parts = args.parts.split(",") if args.parts else None
     results = {precision: run_study(precision, parts) for precision in args.precisions.split(",")}
     if {"float32", "mixed_bfloat16"} <= set(results):
         f32, bf16 = results["float32"], results["mixed_bfloat16"]
         results["float32_over_mixed_bfloat16_wall"] = f32["wall_s"] / bf16["wall_s"]
         results["float32_over_mixed_bfloat16_parts"] = {
-            part: f32["parts_s"][part] / bf16["parts_s"][part] for part in ("mlp", "cnn", "mtl")
-            if part in f32["parts_s"] and part in bf16["parts_s"]}
+            part: f32["parts_s"][part] / bf16["parts_s"][part]
+            for part in ("mlp", "cnn", "mtl")
+            if part in f32["parts_s"] and part in bf16["parts_s"]
+        }
         ratios = results["float32_over_mixed_bfloat16_parts"]
-        print(f"mixed_bfloat16 speed-up (float32 time / bf16 time): "
-              f"study x{results['float32_over_mixed_bfloat16_wall']:.2f}; "
-              + ", ".join(f"{part} x{ratio:.2f}" for part, ratio in ratios.items()))
+        print(
+            f"mixed_bfloat16 speed-up (float32 time / bf16 time): "
+            f"study x{results['float32_over_mixed_bfloat16_wall']:.2f}; "
+            + ", ".join(f"{part} x{ratio:.2f}" for part, ratio in ratios.items())
+        )
     write_results("study_quick", results, args)
 
 

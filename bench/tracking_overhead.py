@@ -43,9 +43,26 @@ def start_mlflow_server(folder: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder}/server.db", "--artifacts-destination", str(folder / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder}/server.db",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -97,8 +114,9 @@ def profile_steps(function, *args) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
-                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_benchmark_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--train-size", type=int, default=30_000)
     parser.add_argument("--test-size", type=int, help="test images evaluated after each epoch (default: all)")
     parser.add_argument("--epochs", type=int, default=2)
@@ -134,21 +152,30 @@ def main() -> None:
 
     class TestEvaluation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            self.model.evaluate(data.test_inputs, data.test_targets, batch_size=settings.batch_size * 4, verbose=0)
+            self.model.evaluate(
+                data.test_inputs, data.test_targets, batch_size=settings.batch_size * 4, verbose=0
+            )
 
     def bare(kind, widths, with_test):
         keras.utils.set_random_seed(0)
         model = compile_model(builders[kind](widths), settings)
         started = time.perf_counter()
-        model.fit(data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
-                  epochs=settings.epochs, batch_size=settings.batch_size, verbose=0,
-                  callbacks=[TestEvaluation()] if with_test else [])
+        model.fit(
+            data.train_inputs,
+            data.train_targets,
+            validation_data=(data.val_inputs, data.val_targets),
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            verbose=0,
+            callbacks=[TestEvaluation()] if with_test else [],
+        )
         return time.perf_counter() - started
 
     def tracked(kind, widths, name):
         client = tracking.connect()
-        with tracking.tracked_run(client, "bench", "bench", profile="bench", seed=0,
-                                  dataset_digest=dataset.digest) as parent:
+        with tracking.tracked_run(
+            client, "bench", "bench", profile="bench", seed=0, dataset_digest=dataset.digest
+        ) as parent:
             started = time.perf_counter()
             train_architecture(parent, kind, name, widths, data, settings)
             return time.perf_counter() - started
@@ -156,10 +183,13 @@ def main() -> None:
     def model_logging(kind, widths):
         """The fixed cost per model: log it once and reload it to check its predictions."""
         model = compile_model(builders[kind](widths), settings)
-        model.fit(data.train_inputs[:256], data.train_targets[:256], epochs=1, verbose=0)  # Adam state, as saved
+        model.fit(
+            data.train_inputs[:256], data.train_targets[:256], epochs=1, verbose=0
+        )  # Adam state, as saved
         client = tracking.connect()
-        with tracking.tracked_run(client, "bench", "bench-logging", profile="bench", seed=0,
-                                  dataset_digest=dataset.digest) as run:
+        with tracking.tracked_run(
+            client, "bench", "bench-logging", profile="bench", seed=0, dataset_digest=dataset.digest
+        ) as run:
             started = time.perf_counter()
             model_uri = log_keras_model(run, model, data.test_inputs)
             verify_round_trip(model_uri, model, data.test_inputs[:256])
@@ -172,6 +202,7 @@ def main() -> None:
     local_prefect = EarlyLocalServer()  # Prefect's local server boots while the MLflow server starts
     server, url = start_mlflow_server(workdir)
     try:
+
         def served(kind, widths, name):
             os.environ["MLFLOW_TRACKING_URI"] = url
             try:
@@ -203,31 +234,45 @@ def main() -> None:
             # paper-length training spreads it thinner; the projection counts all of it as fixed.
             extra = medians["tracked"] - medians["bare+test"]
             full_training_s = medians["bare+test"] / args.epochs * 20 * 54_000 / args.train_size
-            results[name] = {"seconds": times, "medians_s": medians,
-                             "tracked_over_bare_test": medians["tracked"] / medians["bare+test"],
-                             "served_over_bare_test": medians["served"] / medians["bare+test"],
-                             "bare_test_over_bare": medians["bare+test"] / medians["bare"],
-                             "minimums_s": minimums,
-                             "min_tracked_over_bare_test": minimums["tracked"] / minimums["bare+test"],
-                             "min_served_over_bare_test": minimums["served"] / minimums["bare+test"],
-                             "profile_s": steps,
-                             "extra_s": extra, "model_logging_s": medians["model_logging"],
-                             "tracked_over_bare_test_at_20_full_epochs": 1 + extra / full_training_s,
-                             "served_over_bare_test_at_20_full_epochs":
-                                 1 + (medians["served"] - medians["bare+test"]) / full_training_s}
-            print(f"{name}: medians bare {medians['bare']:.1f} s, bare+test {medians['bare+test']:.1f} s, "
-                  f"tracked {medians['tracked']:.1f} s, served {medians['served']:.1f} s")
-            print(f"{name}: tracked/bare+test {results[name]['tracked_over_bare_test']:.3f}, "
-                  f"served/bare+test {results[name]['served_over_bare_test']:.3f}, "
-                  f"test curves bare+test/bare {results[name]['bare_test_over_bare']:.3f}")
-            print(f"{name}: minimums: tracked/bare+test {results[name]['min_tracked_over_bare_test']:.3f}, "
-                  f"served/bare+test {results[name]['min_served_over_bare_test']:.3f}")
-            print(f"{name}: profile of one tracked run: " + "; ".join(f"{label} {seconds:.3f} s"
-                                                                      for label, seconds in steps.items()))
-            print(f"{name}: tracked adds {extra:.2f} s per model, {medians['model_logging']:.2f} s of it logging "
-                  f"the model and checking it by reloading; at 20 epochs of 54,000 images (projected): "
-                  f"tracked/bare+test {results[name]['tracked_over_bare_test_at_20_full_epochs']:.3f}, "
-                  f"served/bare+test {results[name]['served_over_bare_test_at_20_full_epochs']:.3f}")
+            results[name] = {
+                "seconds": times,
+                "medians_s": medians,
+                "tracked_over_bare_test": medians["tracked"] / medians["bare+test"],
+                "served_over_bare_test": medians["served"] / medians["bare+test"],
+                "bare_test_over_bare": medians["bare+test"] / medians["bare"],
+                "minimums_s": minimums,
+                "min_tracked_over_bare_test": minimums["tracked"] / minimums["bare+test"],
+                "min_served_over_bare_test": minimums["served"] / minimums["bare+test"],
+                "profile_s": steps,
+                "extra_s": extra,
+                "model_logging_s": medians["model_logging"],
+                "tracked_over_bare_test_at_20_full_epochs": 1 + extra / full_training_s,
+                "served_over_bare_test_at_20_full_epochs": 1
+                + (medians["served"] - medians["bare+test"]) / full_training_s,
+            }
+            print(
+                f"{name}: medians bare {medians['bare']:.1f} s, bare+test {medians['bare+test']:.1f} s, "
+                f"tracked {medians['tracked']:.1f} s, served {medians['served']:.1f} s"
+            )
+            print(
+                f"{name}: tracked/bare+test {results[name]['tracked_over_bare_test']:.3f}, "
+                f"served/bare+test {results[name]['served_over_bare_test']:.3f}, "
+                f"test curves bare+test/bare {results[name]['bare_test_over_bare']:.3f}"
+            )
+            print(
+                f"{name}: minimums: tracked/bare+test {results[name]['min_tracked_over_bare_test']:.3f}, "
+                f"served/bare+test {results[name]['min_served_over_bare_test']:.3f}"
+            )
+            print(
+                f"{name}: profile of one tracked run: "
+                + "; ".join(f"{label} {seconds:.3f} s" for label, seconds in steps.items())
+            )
+            print(
+                f"{name}: tracked adds {extra:.2f} s per model, {medians['model_logging']:.2f} s of it logging "
+                f"the model and checking it by reloading; at 20 epochs of 54,000 images (projected): "
+                f"tracked/bare+test {results[name]['tracked_over_bare_test_at_20_full_epochs']:.3f}, "
+                f"served/bare+test {results[name]['served_over_bare_test_at_20_full_epochs']:.3f}"
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)

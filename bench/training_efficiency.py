@@ -40,11 +40,19 @@ from bench.roofline import KINDS, UPDATE_KINDS, BetweenEpochs, OwnOperations, la
 
 # The precision's compute type -> the key of its peak in matmul_peak_gflops.
 PEAK_OF = {"float32": ("tensorflow", "numpy"), "mixed_bfloat16": ("tensorflow_bfloat16",)}
-QUICK = {"train_size": 512, "mtl_train_size": 128, "epochs": 1, "matmul_size": 256, "own_steps": 2,
-         "layer_calls": 1}
+QUICK = {
+    "train_size": 512,
+    "mtl_train_size": 128,
+    "epochs": 1,
+    "matmul_size": 256,
+    "own_steps": 2,
+    "layer_calls": 1,
+}
 OWN_OPERATIONS_GOAL = 0.9  # of its own operations' rate, every network
 PEAK_GOAL = ("CNN-1", "float32", 0.6)  # of the float32 peak
-KIND_LABELS = dict(zip(KINDS, ("forward+backward", "with the Adam update", "the same 16 steps per call")))
+KIND_LABELS = dict(
+    zip(KINDS, ("forward+backward", "with the Adam update", "the same 16 steps per call"), strict=False)
+)
 
 
 @dataclass(frozen=True)
@@ -74,15 +82,30 @@ def networks() -> list[Network]:
     return [
         Network("CNN-1", "mnist", lambda: build_cnn(cnn_filters), dict, lambda labels: labels),
         Network("MLP-1", "mnist", lambda: build_mlp(mlp_widths), dict, lambda labels: labels),
-        Network(mtl.label, "fashion-mnist", lambda: build_multitask(TASKS, group_count=len(groups)),
-                lambda: {"loss": {task: CROSS_ENTROPY for task in TASKS}, "metrics": task_metrics(TASKS),
-                         "loss_weights": mtl.loss_weights},
-                lambda labels: {"item": labels, "group": group_of[labels]}),
+        Network(
+            mtl.label,
+            "fashion-mnist",
+            lambda: build_multitask(TASKS, group_count=len(groups)),
+            lambda: {
+                "loss": {task: CROSS_ENTROPY for task in TASKS},
+                "metrics": task_metrics(TASKS),
+                "loss_weights": mtl.loss_weights,
+            },
+            lambda labels: {"item": labels, "group": group_of[labels]},
+        ),
     ]
 
 
-def throughput(network: Network, images, targets, batch_size: int, epochs: int, precision: str,
-               own_steps: int, layer_calls: int) -> dict:
+def throughput(
+    network: Network,
+    images,
+    targets,
+    batch_size: int,
+    epochs: int,
+    precision: str,
+    own_steps: int,
+    layer_calls: int,
+) -> dict:
     import keras
 
     from tasks.training import EpochTimer, TrainSettings, compile_model, precision_policy
@@ -92,35 +115,60 @@ def throughput(network: Network, images, targets, batch_size: int, epochs: int, 
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, precision=precision)
     with precision_policy(precision):
         model = compile_model(network.build(), settings, **network.compile_options())
-        own_model = compile_model(network.build(), settings, **network.compile_options())  # its own weights and Adam
+        own_model = compile_model(
+            network.build(), settings, **network.compile_options()
+        )  # its own weights and Adam
     warm_up = batch_size * 20
-    model.fit(images[:warm_up], keras.tree.map_structure(lambda labels: labels[:warm_up], targets),
-              batch_size=batch_size, epochs=1, verbose=0)
+    model.fit(
+        images[:warm_up],
+        keras.tree.map_structure(lambda labels: labels[:warm_up], targets),
+        batch_size=batch_size,
+        epochs=1,
+        verbose=0,
+    )
     own = OwnOperations(own_model, images, targets, batch_size, network.loss_weights)
-    timer = EpochTimer()  # the product's own per-epoch wall clock; first, so that it ends before a block starts
-    model.fit(images, targets, batch_size=batch_size, epochs=epochs, verbose=0,
-              callbacks=[timer, BetweenEpochs(own, own_steps)])
+    timer = (
+        EpochTimer()
+    )  # the product's own per-epoch wall clock; first, so that it ends before a block starts
+    model.fit(
+        images,
+        targets,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[timer, BetweenEpochs(own, own_steps)],
+    )
     flops = training_flops_per_sample(model)
     samples = len(images)
     mean_samples_per_s = samples * epochs / sum(timer.epoch_times_s)
     best_samples_per_s = samples / min(timer.epoch_times_s)
-    measured = {"training_flops_per_sample": flops, "epoch_times_s": timer.epoch_times_s,
-                "samples_per_s": best_samples_per_s, "mean_samples_per_s": mean_samples_per_s,
-                "achieved_gflops": flops * best_samples_per_s / 1e9,
-                "mean_achieved_gflops": flops * mean_samples_per_s / 1e9, "batch_size": batch_size,
-                "train_size": samples, "own_operations": own.summary()}
+    measured = {
+        "training_flops_per_sample": flops,
+        "epoch_times_s": timer.epoch_times_s,
+        "samples_per_s": best_samples_per_s,
+        "mean_samples_per_s": mean_samples_per_s,
+        "achieved_gflops": flops * best_samples_per_s / 1e9,
+        "mean_achieved_gflops": flops * mean_samples_per_s / 1e9,
+        "batch_size": batch_size,
+        "train_size": samples,
+        "own_operations": own.summary(),
+    }
     own = measured["own_operations"]
     # The ceiling: whichever way of calling the whole step's operations (one step or 16 per call) is faster.
     ceiling = max(own[kind]["samples_per_s"] for kind in UPDATE_KINDS)
     measured["fraction_of_own_operations"] = best_samples_per_s / ceiling
-    measured["mean_fraction_of_own_operations"] = (
-        mean_samples_per_s / max(own[kind]["mean_samples_per_s"] for kind in UPDATE_KINDS))
-    measured["fraction_of_one_step_per_call"] = best_samples_per_s / own["forward_backward_update"]["samples_per_s"]
+    measured["mean_fraction_of_own_operations"] = mean_samples_per_s / max(
+        own[kind]["mean_samples_per_s"] for kind in UPDATE_KINDS
+    )
+    measured["fraction_of_one_step_per_call"] = (
+        best_samples_per_s / own["forward_backward_update"]["samples_per_s"]
+    )
     measured["fraction_of_forward_backward"] = best_samples_per_s / own["forward_backward"]["samples_per_s"]
     measured["meets_own_operations_goal"] = measured["fraction_of_own_operations"] >= OWN_OPERATIONS_GOAL
     # Time per step is 1/rate: the update's part is what it adds to forward+backward (one step per call, best blocks).
     measured["update_share_of_own_step"] = (
-        1 - own["forward_backward_update"]["samples_per_s"] / own["forward_backward"]["samples_per_s"])
+        1 - own["forward_backward_update"]["samples_per_s"] / own["forward_backward"]["samples_per_s"]
+    )
     measured["own_operations_achieved_gflops"] = flops * ceiling / 1e9
     measured["layers"] = layer_breakdown(own_model, images, batch_size, layer_calls)
     return measured
@@ -131,25 +179,33 @@ def report_own_operations(measured: dict, precision: str) -> None:
     own = measured["own_operations"]
     rates = ", ".join(f"{KIND_LABELS[kind]} {own[kind]['samples_per_s']:,.0f}" for kind in KINDS)
     verdict = "met" if measured["meets_own_operations_goal"] else "NOT met"
-    print(f"  own operations (1 fixed batch of {measured['batch_size']}, no pipeline, metrics or callbacks), best "
-          f"block: {rates} samples/s = {measured['own_operations_fraction_of_peak']:.2f} of the "
-          f"{precision.removeprefix('mixed_')} peak (the faster update kind); the update takes "
-          f"{measured['update_share_of_own_step']:.0%} of a step")
-    print(f"  training {measured['samples_per_s']:,.0f} samples/s = {measured['fraction_of_own_operations']:.2f} of "
-          f"its own operations (mean epoch and blocks: {measured['mean_fraction_of_own_operations']:.2f}; "
-          f"{measured['fraction_of_one_step_per_call']:.2f} of one step per call; "
-          f"{measured['fraction_of_forward_backward']:.2f} of forward+backward alone): goal >= "
-          f"{OWN_OPERATIONS_GOAL} {verdict}")
+    print(
+        f"  own operations (1 fixed batch of {measured['batch_size']}, no pipeline, metrics or callbacks), best "
+        f"block: {rates} samples/s = {measured['own_operations_fraction_of_peak']:.2f} of the "
+        f"{precision.removeprefix('mixed_')} peak (the faster update kind); the update takes "
+        f"{measured['update_share_of_own_step']:.0%} of a step"
+    )
+    print(
+        f"  training {measured['samples_per_s']:,.0f} samples/s = {measured['fraction_of_own_operations']:.2f} of "
+        f"its own operations (mean epoch and blocks: {measured['mean_fraction_of_own_operations']:.2f}; "
+        f"{measured['fraction_of_one_step_per_call']:.2f} of one step per call; "
+        f"{measured['fraction_of_forward_backward']:.2f} of forward+backward alone): goal >= "
+        f"{OWN_OPERATIONS_GOAL} {verdict}"
+    )
     layers = measured["layers"]
     step_ms = 1e3 * measured["batch_size"] / own["forward_backward"]["samples_per_s"]
     total_ms = sum(row["forward_backward_ms"] for row in layers)
-    print(f"  layers alone, per batch (forward + backward ms, GFLOP/s of the layer's training work); together "
-          f"{total_ms:.1f} ms of forward+backward's {step_ms:.1f} ms step:")
+    print(
+        f"  layers alone, per batch (forward + backward ms, GFLOP/s of the layer's training work); together "
+        f"{total_ms:.1f} ms of forward+backward's {step_ms:.1f} ms step:"
+    )
     weightless_ms = 0.0
     for row in layers:
         if row["training_flops"]:
-            print(f"    {row['layer']:<16} {row['forward_ms']:7.2f} + {row['backward_ms']:7.2f} ms "
-                  f"{row['gflops']:7.1f} GFLOP/s  ({row['forward_backward_ms'] / total_ms:4.0%})")
+            print(
+                f"    {row['layer']:<16} {row['forward_ms']:7.2f} + {row['backward_ms']:7.2f} ms "
+                f"{row['gflops']:7.1f} GFLOP/s  ({row['forward_backward_ms'] / total_ms:4.0%})"
+            )
         else:
             weightless_ms += row["forward_backward_ms"]
     print(f"    {'layers without weights':<24} {weightless_ms:7.2f} ms  ({weightless_ms / total_ms:4.0%})")
@@ -165,56 +221,89 @@ def report_goals(results: dict) -> dict:
         for precision, measured in by_precision.items():
             fraction = measured["fraction_of_own_operations"]
             met[f"{name}/{precision}/own_operations"] = fraction >= OWN_OPERATIONS_GOAL
-            print(f"  {name} {precision}: {fraction:.2f} of its own operations (goal >= {OWN_OPERATIONS_GOAL}): "
-                  f"{'met' if fraction >= OWN_OPERATIONS_GOAL else 'NOT met'}")
+            print(
+                f"  {name} {precision}: {fraction:.2f} of its own operations (goal >= {OWN_OPERATIONS_GOAL}): "
+                f"{'met' if fraction >= OWN_OPERATIONS_GOAL else 'NOT met'}"
+            )
     name, precision, goal = PEAK_GOAL
     fraction = results[name][precision]["fraction_of_peak"]
     met[f"{name}/{precision}/fraction_of_peak"] = fraction >= goal
-    print(f"  {name} {precision}: {fraction:.2f} of the {precision} peak (goal >= {goal}): "
-          f"{'met' if fraction >= goal else 'NOT met'}")
-    return {"own_operations_fraction": OWN_OPERATIONS_GOAL, f"{name}_{precision}_fraction_of_peak": goal, "met": met}
+    print(
+        f"  {name} {precision}: {fraction:.2f} of the {precision} peak (goal >= {goal}): "
+        f"{'met' if fraction >= goal else 'NOT met'}"
+    )
+    return {
+        "own_operations_fraction": OWN_OPERATIONS_GOAL,
+        f"{name}_{precision}_fraction_of_peak": goal,
+        "met": met,
+    }
 
 
 def main() -> None:
-    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
-                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_benchmark_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--train-size", type=int, default=30_000, help="MNIST images of CNN-1 and MLP-1")
-    parser.add_argument("--mtl-train-size", type=int, default=7_680, help="Fashion-MNIST images of the MTL model")
+    parser.add_argument(
+        "--mtl-train-size", type=int, default=7_680, help="Fashion-MNIST images of the MTL model"
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--matmul-size", type=int, default=4096, help="the peak's square matrices")
-    parser.add_argument("--own-steps", type=int, default=50,
-                        help="steps of each own-operations block (one block of each kind after every epoch)")
+    parser.add_argument(
+        "--own-steps",
+        type=int,
+        default=50,
+        help="steps of each own-operations block (one block of each kind after every epoch)",
+    )
     parser.add_argument("--layer-calls", type=int, default=10, help="calls per timed block of a layer alone")
     args = parse_arguments(parser, QUICK)
     from tasks.data import load_dataset
 
     peak = matmul_peak_gflops(args.matmul_size)
     results = {"matmul_peak_gflops": peak}
-    print(f"float32 matmul peak: TensorFlow {peak['tensorflow']:.1f} GFLOP/s, NumPy {peak['numpy']:.1f} GFLOP/s; "
-          f"bfloat16 (TensorFlow) {peak['tensorflow_bfloat16']:.1f} GFLOP/s")
+    print(
+        f"float32 matmul peak: TensorFlow {peak['tensorflow']:.1f} GFLOP/s, NumPy {peak['numpy']:.1f} GFLOP/s; "
+        f"bfloat16 (TensorFlow) {peak['tensorflow_bfloat16']:.1f} GFLOP/s"
+    )
     datasets = {}
     for network in networks():
-        dataset = datasets.get(network.dataset) or datasets.setdefault(network.dataset, load_dataset(network.dataset))
+        dataset = datasets.get(network.dataset) or datasets.setdefault(
+            network.dataset, load_dataset(network.dataset)
+        )
         size = args.mtl_train_size if network.dataset == "fashion-mnist" else args.train_size
         images, targets = dataset.train_images[:size], network.targets(dataset.train_labels[:size])
         name = network.name
         results[name] = {}
         for precision, peak_keys in PEAK_OF.items():
-            measured = throughput(network, images, targets, args.batch_size, args.epochs, precision, args.own_steps,
-                                  args.layer_calls)
+            measured = throughput(
+                network,
+                images,
+                targets,
+                args.batch_size,
+                args.epochs,
+                precision,
+                args.own_steps,
+                args.layer_calls,
+            )
             reference = max(peak[key] for key in peak_keys)
             measured["fraction_of_peak"] = measured["achieved_gflops"] / reference
             measured["mean_fraction_of_peak"] = measured["mean_achieved_gflops"] / reference
-            measured["own_operations_fraction_of_peak"] = measured["own_operations_achieved_gflops"] / reference
+            measured["own_operations_fraction_of_peak"] = (
+                measured["own_operations_achieved_gflops"] / reference
+            )
             results[name][precision] = measured
-            line = (f"{name} {precision}: {measured['training_flops_per_sample'] / 1e6:.1f} MFLOP/sample "
-                    f"(training), best epoch {measured['samples_per_s']:.0f} samples/s, "
-                    f"{measured['achieved_gflops']:.1f} GFLOP/s = {measured['fraction_of_peak']:.2f} of the "
-                    f"{precision.removeprefix('mixed_')} peak (mean epoch: {measured['mean_fraction_of_peak']:.2f})")
+            line = (
+                f"{name} {precision}: {measured['training_flops_per_sample'] / 1e6:.1f} MFLOP/sample "
+                f"(training), best epoch {measured['samples_per_s']:.0f} samples/s, "
+                f"{measured['achieved_gflops']:.1f} GFLOP/s = {measured['fraction_of_peak']:.2f} of the "
+                f"{precision.removeprefix('mixed_')} peak (mean epoch: {measured['mean_fraction_of_peak']:.2f})"
+            )
             if precision != "float32":
                 float32 = results[name]["float32"]
-                measured["speedup_over_float32"] = measured["mean_samples_per_s"] / float32["mean_samples_per_s"]
+                measured["speedup_over_float32"] = (
+                    measured["mean_samples_per_s"] / float32["mean_samples_per_s"]
+                )
                 line += f", x{measured['speedup_over_float32']:.2f} float32's samples/s (mean epochs)"
             print(line)
             report_own_operations(measured, precision)

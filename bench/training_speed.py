@@ -23,8 +23,16 @@ import argparse
 import time
 from itertools import pairwise
 
-from bench.common import (add_benchmark_arguments, epoch_ends_s, isolated_home, median, parse_arguments,
-                          recorded_options, run_studyflow, write_results)
+from bench.common import (
+    add_benchmark_arguments,
+    epoch_ends_s,
+    isolated_home,
+    median,
+    parse_arguments,
+    recorded_options,
+    run_studyflow,
+    write_results,
+)
 
 MODELS = {"MLP-1": ("mlp", [1000, 1000]), "CNN-1": ("cnn", [32, 64, 128])}
 QUICK = {"train_size": 2_000, "test_size": 500, "epochs": 2, "repeats": 1}
@@ -48,12 +56,21 @@ def keras_default_epochs(kind: str, widths: list[int], data, epochs: int, batch_
             self.model.evaluate(data.test_inputs, data.test_targets, batch_size=batch_size, verbose=0)
             ends.append(time.perf_counter())
 
-    model.fit(data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
-              epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[TestPassThenClock()])
+    model.fit(
+        data.train_inputs,
+        data.train_targets,
+        validation_data=(data.val_inputs, data.val_targets),
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=0,
+        callbacks=[TestPassThenClock()],
+    )
     return [later - earlier for earlier, later in pairwise(ends)]
 
 
-def studyflow_epochs(name: str, kind: str, widths: list[int], args: argparse.Namespace, repeat: int) -> list[float]:
+def studyflow_epochs(
+    name: str, kind: str, widths: list[int], args: argparse.Namespace, repeat: int
+) -> list[float]:
     """Seconds of each epoch after the first of `studyflow run <kind>`, from its metrics' timestamps."""
     from mlflow import MlflowClient
 
@@ -61,12 +78,25 @@ def studyflow_epochs(name: str, kind: str, widths: list[int], args: argparse.Nam
 
     # float32, as bare Keras defaults compute: the figure is studyflow's overhead against Keras', not
     # the bfloat16 that precision="auto" picks on some CPUs.
-    run_studyflow(kind, {"architectures": {name: widths}, "epochs": args.epochs, "train_size": args.train_size,
-                         "test_size": args.test_size, "seed": 0, "force": True, "precision": "float32"})
+    run_studyflow(
+        kind,
+        {
+            "architectures": {name: widths},
+            "epochs": args.epochs,
+            "train_size": args.train_size,
+            "test_size": args.test_size,
+            "seed": 0,
+            "force": True,
+            "precision": "float32",
+        },
+    )
     client = MlflowClient(default_tracking_uri())
-    runs = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()],
-                              filter_string=f"tags.`mlflow.runName` LIKE '{name}%'", order_by=["start_time DESC"],
-                              max_results=1)
+    runs = client.search_runs(
+        [experiment.experiment_id for experiment in client.search_experiments()],
+        filter_string=f"tags.`mlflow.runName` LIKE '{name}%'",
+        order_by=["start_time DESC"],
+        max_results=1,
+    )
     ends = epoch_ends_s(client, runs[0].info.run_id)
     if len(ends) != args.epochs:
         raise RuntimeError(f"{name}, repeat {repeat}: {len(ends)} epochs logged, {args.epochs} expected")
@@ -74,9 +104,12 @@ def studyflow_epochs(name: str, kind: str, widths: list[int], args: argparse.Nam
 
 
 def main() -> None:
-    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__,
-                                                             formatter_class=argparse.RawDescriptionHelpFormatter))
-    parser.add_argument("--train-size", type=int, default=60_000, help="training images drawn (10 %% validate)")
+    parser = add_benchmark_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=60_000, help="training images drawn (10 %% validate)"
+    )
     parser.add_argument("--test-size", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=4, help="per training; the first is left out")
     parser.add_argument("--repeats", type=int, default=2)
@@ -93,8 +126,9 @@ def main() -> None:
     from tasks.training import STEPS_PER_EXECUTION
 
     # The data studyflow's run draws with the same sizes and seed (the product's own split).
-    data = training_data(subset(load_dataset("mnist"), args.train_size, args.test_size, seed=0),
-                         VALIDATION_FRACTION, seed=0)
+    data = training_data(
+        subset(load_dataset("mnist"), args.train_size, args.test_size, seed=0), VALIDATION_FRACTION, seed=0
+    )
     results = {"steps_per_execution": STEPS_PER_EXECUTION}
     for name in args.models.split(","):
         kind, widths = MODELS[name]
@@ -104,10 +138,16 @@ def main() -> None:
             epochs["studyflow"] += studyflow_epochs(name, kind, widths, args, repeat)
         medians = {variant: median(seconds) for variant, seconds in epochs.items()}
         speedup = medians["keras"] / medians["studyflow"]
-        results[name] = {"epoch_seconds": epochs, "median_epoch_s": medians, "speedup_over_keras_defaults": speedup}
-        print(f"{name}: seconds per epoch (training, validation and test passes; median of "
-              f"{len(epochs['keras'])}): Keras defaults {medians['keras']:.2f}, studyflow run {kind} "
-              f"{medians['studyflow']:.2f}; studyflow is x{speedup:.2f} as fast")
+        results[name] = {
+            "epoch_seconds": epochs,
+            "median_epoch_s": medians,
+            "speedup_over_keras_defaults": speedup,
+        }
+        print(
+            f"{name}: seconds per epoch (training, validation and test passes; median of "
+            f"{len(epochs['keras'])}): Keras defaults {medians['keras']:.2f}, studyflow run {kind} "
+            f"{medians['studyflow']:.2f}; studyflow is x{speedup:.2f} as fast"
+        )
     write_results("training_speed", {"settings": recorded_options(args), **results}, args)
 
 

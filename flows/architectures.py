@@ -3,7 +3,7 @@ the part's body around them (compare_architectures)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from flows.common import parent_run
 from studyflow.config.parts import ArchitectureConfig
@@ -11,7 +11,11 @@ from studyflow.fanout import fan_out, trained_outcomes
 from studyflow.tracking import RunRecorder
 from tasks.architectures.compute import ArchitectureOutcome, training_data
 from tasks.architectures.record import ArchitectureSummary
-from tasks.architectures.tasks import log_architecture_summary_task, log_mlp_vs_cnn_task, train_architecture_task
+from tasks.architectures.tasks import (
+    log_architecture_summary_task,
+    log_mlp_vs_cnn_task,
+    train_architecture_task,
+)
 from tasks.data import Dataset, load_dataset, subset
 from tasks.replicates.groups import replicate_groups
 from tasks.replicates.tasks import record_replicate_groups_task
@@ -23,7 +27,9 @@ def prepare(config: ArchitectureConfig) -> tuple[Dataset, TrainingData]:
     return dataset, training_data(dataset, config.validation_fraction, config.seed)
 
 
-def train_all(recorder: RunRecorder, kind: str, config: ArchitectureConfig, data: TrainingData) -> list[ArchitectureOutcome]:
+def train_all(
+    recorder: RunRecorder, kind: str, config: ArchitectureConfig, data: TrainingData
+) -> list[ArchitectureOutcome]:
     """Train each architecture once per seed, each (architecture, seed) in its child run; one that
     diverges (NaN loss) fails alone. Seed by seed, so an interrupted run has whole comparisons (with
     `workers` > 1 or a `dask_address`, all at once on a Dask cluster: studyflow.fanout). A training
@@ -36,8 +42,16 @@ def train_all(recorder: RunRecorder, kind: str, config: ArchitectureConfig, data
             for seed in seeds:
                 settings = config.train_settings().model_copy(update={"seed": seed})
                 for name, widths in config.architectures.items():
-                    steps.add(f"{name} seed {seed}", train_architecture_task, kind, name, widths, data, settings,
-                              under=groups.under(name))
+                    steps.add(
+                        f"{name} seed {seed}",
+                        train_architecture_task,
+                        kind,
+                        name,
+                        widths,
+                        data,
+                        settings,
+                        under=groups.under(name),
+                    )
             finished = steps.gather()
         outcomes = trained_outcomes(finished, kind.upper())
         if groups.runs:
@@ -45,9 +59,11 @@ def train_all(recorder: RunRecorder, kind: str, config: ArchitectureConfig, data
     return outcomes
 
 
-def compare_architectures(kind: str, config: ArchitectureConfig,
-                          then: Callable[[RunRecorder, ArchitectureSummary, Dataset, TrainingData], None] | None = None,
-                          ) -> list[dict]:
+def compare_architectures(
+    kind: str,
+    config: ArchitectureConfig,
+    then: Callable[[RunRecorder, ArchitectureSummary, Dataset, TrainingData], None] | None = None,
+) -> list[dict]:
     """A part's body: its parent run, every architecture trained, the summary over seeds and its
     figures; `then` is what the part does next inside the parent run (part 4: the Model Registry)."""
     dataset, data = prepare(config)

@@ -15,9 +15,10 @@ The config is built once on its way to `fit`:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from prefect import Flow, flow
 
@@ -36,7 +37,9 @@ ConfigT = TypeVar("ConfigT", bound=PartConfig)
 _built_config: ContextVar[PartConfig | None] = ContextVar("studyflow_built_config", default=None)
 
 
-def part_flow(name: str, config_class: type[ConfigT], **options) -> Callable[[Callable[[ConfigT], object]], Flow]:
+def part_flow(
+    name: str, config_class: type[ConfigT], **options
+) -> Callable[[Callable[[ConfigT], object]], Flow]:
     """Decorate `body(config)` into the flow `name`, taking `config_class`'s fields as parameters."""
 
     def decorate(body: Callable[[ConfigT], object]) -> Flow:
@@ -66,11 +69,17 @@ def run_with_config(part_flow_: Flow, config: PartConfig) -> Any:
 
 
 @contextmanager
-def parent_run(part: str, config: PartConfig, dataset: Dataset, run_name: str | None = None) -> Iterator[RunRecorder]:
+def parent_run(
+    part: str, config: PartConfig, dataset: Dataset, run_name: str | None = None
+) -> Iterator[RunRecorder]:
     """The flow's parent MLflow run with its config as params and its data as dataset input."""
     client = tracking.connect()
     with tracking.tracked_run(
-        client, part, run_name or parent_run_name(part, config.profile), profile=config.profile, seed=config.seed,
+        client,
+        part,
+        run_name or parent_run_name(part, config.profile),
+        profile=config.profile,
+        seed=config.seed,
         dataset_digest=dataset.digest,
     ) as recorder:
         recorder.set_tags({DESCRIPTION_TAG: parent_description(part, config.profile, config.model_dump())})
@@ -80,5 +89,7 @@ def parent_run(part: str, config: PartConfig, dataset: Dataset, run_name: str | 
         recorder.log_dataset(dataset, "test")
         publish_run(recorder, f"{part} {config.profile}")
         yield recorder
-    print(f"[studyflow] {part}: experiment {tracking.experiment_name(part)} (id {recorder.experiment_id}), "
-          f"run {recorder.run_id}: {tracking.run_url(recorder.experiment_id, recorder.run_id)}")
+    print(
+        f"[studyflow] {part}: experiment {tracking.experiment_name(part)} (id {recorder.experiment_id}), "
+        f"run {recorder.run_id}: {tracking.run_url(recorder.experiment_id, recorder.run_id)}"
+    )

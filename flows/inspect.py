@@ -14,7 +14,6 @@ from studyflow.config.parts import InspectConfig
 from studyflow.steps import run_step
 from tasks.data import load_dataset
 from tasks.inspect.record import inspection_run
-from tasks.prefect_links import publish_run
 from tasks.inspect.tasks import (
     dream_task,
     load_inspected_model_task,
@@ -24,6 +23,7 @@ from tasks.inspect.tasks import (
     log_filters_task,
     resolve_model_source_task,
 )
+from tasks.prefect_links import publish_run
 
 
 @part_flow("inspect", InspectConfig)
@@ -33,7 +33,9 @@ def inspect_flow(config: InspectConfig) -> dict[str, float]:
     source = resolve_model_source_task(client, config.model_uri)  # before the run: a bad URI leaves none
     model = load_inspected_model_task(source)
     dataset = load_dataset("mnist")
-    with inspection_run(client, config.model_dump(), config.profile, config.seed, dataset, source) as recorder:
+    with inspection_run(
+        client, config.model_dump(), config.profile, config.seed, dataset, source
+    ) as recorder:
         publish_run(recorder, f"inspect {config.profile}")
         chosen = log_digit_choice_task(recorder, model, dataset, config.digits)
         log_filters_task(recorder, model)

@@ -27,11 +27,20 @@ def mtl_flow(config: MtlConfig) -> list[dict]:
                 for seed in seeds:
                     settings = config.train_settings().model_copy(update={"seed": seed})
                     for variant in models:
-                        steps.add(f"{variant.label} seed {seed}", train_variant_task, variant, data, settings,
-                                  config.log_models, under=groups.under(variant.label))
+                        steps.add(
+                            f"{variant.label} seed {seed}",
+                            train_variant_task,
+                            variant,
+                            data,
+                            settings,
+                            config.log_models,
+                            under=groups.under(variant.label),
+                        )
                 finished = steps.gather()
             outcomes = trained_outcomes(finished, "multi-task")
             if groups.runs:
-                record_replicate_groups_task(groups, [(outcome.variant.label, outcome.run_id) for outcome in outcomes])
+                record_replicate_groups_task(
+                    groups, [(outcome.variant.label, outcome.run_id) for outcome in outcomes]
+                )
         table = log_mtl_summary_task(recorder, outcomes, len(config.group_mapping))
     return table.to_dict(orient="records")

@@ -29,14 +29,24 @@ def perceptron_flow(config: PerceptronConfig) -> list[dict]:
             with fan_out(config, parent=recorder, force=config.force) as steps:
                 for seed in seeds:
                     for pair in pairs:
-                        images, group = pair_data(dataset, pair, config.pixel_range), groups.under(models_of[pair])
-                        steps.add(f"pair {pair} seed {seed}", train_pair_task, images,
-                                  settings.model_copy(update={"seed": seed}), under=group)
+                        images, group = (
+                            pair_data(dataset, pair, config.pixel_range),
+                            groups.under(models_of[pair]),
+                        )
+                        steps.add(
+                            f"pair {pair} seed {seed}",
+                            train_pair_task,
+                            images,
+                            settings.model_copy(update={"seed": seed}),
+                            under=group,
+                        )
                 results = [result for _, result in steps.gather()]
             for result in results:
                 if isinstance(result, Exception):
                     raise result  # a pair that fails stops the part, as it always did
             if groups.runs:
-                record_replicate_groups_task(groups, [(models_of[result.pair], result.run_id) for result in results])
+                record_replicate_groups_task(
+                    groups, [(models_of[result.pair], result.run_id) for result in results]
+                )
         summary = log_perceptron_summary_task(recorder, results)
     return summary.to_dict(orient="records")

@@ -45,19 +45,45 @@ def _resolve(path: str) -> Any:
 PARTS: dict[str, Part] = {
     part.name: part
     for part in (
-        Part("pca", "flows.pca:pca_flow", PART_CONFIGS["pca"], "PCA map of MNIST and linear separability of the 45 digit pairs"),
-        Part("perceptron", "flows.perceptron:perceptron_flow", PART_CONFIGS["perceptron"], "perceptrons on pairs of MNIST digits"),
+        Part(
+            "pca",
+            "flows.pca:pca_flow",
+            PART_CONFIGS["pca"],
+            "PCA map of MNIST and linear separability of the 45 digit pairs",
+        ),
+        Part(
+            "perceptron",
+            "flows.perceptron:perceptron_flow",
+            PART_CONFIGS["perceptron"],
+            "perceptrons on pairs of MNIST digits",
+        ),
         Part("mlp", "flows.mlp:mlp_flow", PART_CONFIGS["mlp"], "MLP architectures MLP-1..5 on MNIST"),
-        Part("cnn", "flows.cnn:cnn_flow", PART_CONFIGS["cnn"], "CNN architectures CNN-1..5 on MNIST; best CNN to the Model Registry"),
-        Part("inspect", "flows.inspect:inspect_flow", PART_CONFIGS["inspect"],
-             "inside the champion CNN: filters, activation maps, deep dream",
-             preflight_path="tasks.inspect.source:check_model_exists"),
-        Part("mtl", "flows.mtl:mtl_flow", PART_CONFIGS["mtl"],
-             "multi-task learning on Fashion-MNIST across lambda, against single-task models", ("fashion-mnist",)),
+        Part(
+            "cnn",
+            "flows.cnn:cnn_flow",
+            PART_CONFIGS["cnn"],
+            "CNN architectures CNN-1..5 on MNIST; best CNN to the Model Registry",
+        ),
+        Part(
+            "inspect",
+            "flows.inspect:inspect_flow",
+            PART_CONFIGS["inspect"],
+            "inside the champion CNN: filters, activation maps, deep dream",
+            preflight_path="tasks.inspect.source:check_model_exists",
+        ),
+        Part(
+            "mtl",
+            "flows.mtl:mtl_flow",
+            PART_CONFIGS["mtl"],
+            "multi-task learning on Fashion-MNIST across lambda, against single-task models",
+            ("fashion-mnist",),
+        ),
     )
 }
 assert tuple(PARTS) == PART_NAMES
-STUDY = Part("study", "flows.study:study_flow", StudyConfig, "every part above, in order", ("mnist", "fashion-mnist"))
+STUDY = Part(
+    "study", "flows.study:study_flow", StudyConfig, "every part above, in order", ("mnist", "fashion-mnist")
+)
 
 
 def datasets_needed(part_name: str, config: PartConfig) -> list[str]:

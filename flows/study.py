@@ -25,8 +25,14 @@ def _run_parts(config: StudyConfig, results: dict) -> None:
         if name in config.parts:
             # Only the parts that have them take the precision (the networks), the seeds (the replicated)
             # and the Dask settings (those with several independent trainings).
-            shared = {key: value for key, value in {"precision": config.precision, "seeds": config.seeds,
-                                                    "workers": config.workers,
-                                                    "dask_address": config.dask_address}.items()
-                      if key in part.config.model_fields}
+            shared = {
+                key: value
+                for key, value in {
+                    "precision": config.precision,
+                    "seeds": config.seeds,
+                    "workers": config.workers,
+                    "dask_address": config.dask_address,
+                }.items()
+                if key in part.config.model_fields
+            }
             results[name] = part.flow(profile=config.profile, seed=config.seed, force=config.force, **shared)

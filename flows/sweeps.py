@@ -27,11 +27,16 @@ def _sweep(config: SweepConfig) -> dict:
     outcome = sweep(config, PREFECT_STEPS, flow_run_id)
     study, parent, summary = outcome.study, outcome.parent, outcome.summary
     best = summary.get("best")
-    publish_run(parent, f"sweep {config.KIND} {study.study_name}",
-                {"best trial": best["trial"], "best val_accuracy": best["val_accuracy"]} if best else None)
-    print(f"[studyflow] sweep-{config.KIND}: study {study.study_name}, experiment "
-          f"{tracking.experiment_name(sweep_part(config.KIND))} (id {parent.experiment_id}), parent run {parent.run_id}\n"
-          f"[studyflow] {_outcome(summary)}")
+    publish_run(
+        parent,
+        f"sweep {config.KIND} {study.study_name}",
+        {"best trial": best["trial"], "best val_accuracy": best["val_accuracy"]} if best else None,
+    )
+    print(
+        f"[studyflow] sweep-{config.KIND}: study {study.study_name}, experiment "
+        f"{tracking.experiment_name(sweep_part(config.KIND))} (id {parent.experiment_id}), parent run {parent.run_id}\n"
+        f"[studyflow] {_outcome(summary)}"
+    )
     return summary
 
 
@@ -40,12 +45,15 @@ def _outcome(summary: dict) -> str:
     text = f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed trials"
     if "best" in summary:
         best = summary["best"]
-        text += (f"; best: trial {best['trial']}, {best['architecture']}, val accuracy {best['val_accuracy']:.4f}, "
-                 f"{best['param_count']:,} parameters")
+        text += (
+            f"; best: trial {best['trial']}, {best['architecture']}, val accuracy {best['val_accuracy']:.4f}, "
+            f"{best['param_count']:,} parameters"
+        )
     if summary.get("pareto_front"):
         text += "; Pareto front: " + ", ".join(
             f"lambda {row['lambda']:.2f} ({row['val_item_accuracy']:.3f} / {row['val_group_accuracy']:.3f})"
-            for row in summary["pareto_front"])
+            for row in summary["pareto_front"]
+        )
     return text
 
 

@@ -45,7 +45,11 @@ def build_cnn(filters: list[int], name: str = "cnn") -> keras.Model:
     features = keras.layers.Reshape((*INPUT_SHAPE, 1), name="add_channel")(inputs)
     for index, count in enumerate(filters, start=1):
         features = keras.layers.Conv2D(
-            count, CNN_KERNEL, strides=1 if index == 1 else 2, padding="same", activation="relu",
+            count,
+            CNN_KERNEL,
+            strides=1 if index == 1 else 2,
+            padding="same",
+            activation="relu",
             name=f"conv_{index}",
         )(features)
     features = keras.layers.Flatten(name="flatten")(features)

@@ -41,7 +41,12 @@ def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Pope
     log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
     log.flush()
     process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     log.close()
@@ -127,16 +132,26 @@ def wait_answering(servers: dict[str, tuple[str, subprocess.Popen | None]]) -> N
         return not pending
 
     def exited_code() -> int | None:
-        return next((code for _, process in pending.values()
-                     if process is not None and (code := process.poll()) is not None), None)
+        return next(
+            (
+                code
+                for _, process in pending.values()
+                if process is not None and (code := process.poll()) is not None
+            ),
+            None,
+        )
 
     try:
         wait_until_ready(" and ".join(servers), all_answer, exited=exited_code)
     except ServerStartError:
         for name, (_, process) in pending.items():
             if process is not None and process.poll() is not None:
-                raise StackError(f"{name} exited with code {process.returncode}; its log "
-                                 f"{logs_dir() / (name + '.log')} ends:\n{tail(name)}") from None
+                raise StackError(
+                    f"{name} exited with code {process.returncode}; its log "
+                    f"{logs_dir() / (name + '.log')} ends:\n{tail(name)}"
+                ) from None
         name, (url, _) = next(iter(pending.items()))
-        raise StackError(f"{name} did not answer on {url} within {start_budget():g} s ({budget_remedy()}); "
-                         f"its log ends:\n{tail(name)}") from None
+        raise StackError(
+            f"{name} did not answer on {url} within {start_budget():g} s ({budget_remedy()}); "
+            f"its log ends:\n{tail(name)}"
+        ) from None

@@ -89,7 +89,9 @@ def pg_password() -> str:
 
 
 def database_url(driver: str, database: str, settings: dict) -> str:
-    return f"postgresql+{driver}://{PG_USER}:{pg_password()}@{HOST}:{settings['ports']['postgres']}/{database}"
+    return (
+        f"postgresql+{driver}://{PG_USER}:{pg_password()}@{HOST}:{settings['ports']['postgres']}/{database}"
+    )
 
 
 def optuna_storage(settings: dict) -> str:
@@ -98,12 +100,14 @@ def optuna_storage(settings: dict) -> str:
 
 def base_env(settings: dict) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        "PREFECT_HOME": str(stack_dir() / "prefect-home"),
-        "PREFECT_API_URL": settings["prefect_api_url"],
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-    })
+    env.update(
+        {
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            "PREFECT_HOME": str(stack_dir() / "prefect-home"),
+            "PREFECT_API_URL": settings["prefect_api_url"],
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+        }
+    )
     return env

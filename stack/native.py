@@ -53,35 +53,63 @@ if __package__ in (None, ""):
 
 from stack import postgres, servers, workers
 from stack.bookkeeping import port_free, record, running, stop, wait_answering
-from stack.layout import (HOST, WORK_POOL, StackError, logs_dir, optuna_storage, pg_dir, pids_dir, requested_settings,
-                          saved_settings, serve_port, settings_file, stack_dir)
+from stack.layout import (
+    HOST,
+    WORK_POOL,
+    StackError,
+    logs_dir,
+    optuna_storage,
+    pg_dir,
+    pids_dir,
+    requested_settings,
+    saved_settings,
+    serve_port,
+    settings_file,
+    stack_dir,
+)
 
 
 def up() -> None:
     settings = requested_settings()
-    if settings_file().exists() and (running("mlflow") or running("prefect-server") or postgres.postgres_running()):
+    if settings_file().exists() and (
+        running("mlflow") or running("prefect-server") or postgres.postgres_running()
+    ):
         settings = saved_settings()  # parts of it run: complete it on the same ports
     for folder in (stack_dir(), logs_dir(), pids_dir(), pg_dir()):
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o755)  # as root, PostgreSQL (user `postgres`) must reach postgres/ and logs/
     started = time.monotonic()
     try:
-        wanted = {"postgres": not postgres.postgres_running(), "mlflow": not running("mlflow"),
-                  "prefect": not running("prefect-server")}
-        busy = [f"{name} port {settings['ports'][name]}" for name, start in wanted.items()
-                if start and not port_free(settings["ports"][name])]
+        wanted = {
+            "postgres": not postgres.postgres_running(),
+            "mlflow": not running("mlflow"),
+            "prefect": not running("prefect-server"),
+        }
+        busy = [
+            f"{name} port {settings['ports'][name]}"
+            for name, start in wanted.items()
+            if start and not port_free(settings["ports"][name])
+        ]
         if busy:
-            raise StackError(f"in use by another program: {', '.join(busy)}; stop it or choose other ports "
-                             "(STUDYFLOW_PG_PORT, STUDYFLOW_MLFLOW_PORT, STUDYFLOW_PREFECT_PORT)")
+            raise StackError(
+                f"in use by another program: {', '.join(busy)}; stop it or choose other ports "
+                "(STUDYFLOW_PG_PORT, STUDYFLOW_MLFLOW_PORT, STUDYFLOW_PREFECT_PORT)"
+            )
         settings_file().write_text(json.dumps(settings, indent=2))
         if wanted["postgres"]:
             postgres.start_postgres(settings)
         # Both servers start at once, within one start-up budget: each takes seconds to tens of seconds.
         mlflow = servers.start_mlflow(settings) if wanted["mlflow"] else None
         prefect = servers.start_prefect_server(settings) if wanted["prefect"] else None
-        wait_answering({"mlflow": (settings["mlflow_url"] + "/health", mlflow),
-                        "prefect-server": (settings["prefect_api_url"] + "/health", prefect)})
-        print(f"mlflow      {settings['mlflow_url']} (PostgreSQL store, artifacts in {stack_dir() / 'mlflow-artifacts'})")
+        wait_answering(
+            {
+                "mlflow": (settings["mlflow_url"] + "/health", mlflow),
+                "prefect-server": (settings["prefect_api_url"] + "/health", prefect),
+            }
+        )
+        print(
+            f"mlflow      {settings['mlflow_url']} (PostgreSQL store, artifacts in {stack_dir() / 'mlflow-artifacts'})"
+        )
         print(f"prefect     {settings['prefect_ui_url']} (PostgreSQL database)")
         servers.register_deployments(settings)
         servers.start_dask(settings)  # before the workers: their flow runs send trainings to it
@@ -90,13 +118,17 @@ def up() -> None:
         if not running("optuna-dashboard"):
             servers.start_dashboard(settings)
     except BaseException as exc:
-        print(f"stack did not come up ({type(exc).__name__}: {exc}); stopping what was started", file=sys.stderr)
+        print(
+            f"stack did not come up ({type(exc).__name__}: {exc}); stopping what was started", file=sys.stderr
+        )
         down()
         raise
     if not running("serve"):
         servers.start_serve(settings)  # optional: the stack is up without it (no champion yet)
-    print(f"stack up in {time.monotonic() - started:.0f} s; logs in {logs_dir()}\n"
-          f'point a shell at it: eval "$({Path(sys.executable)} {Path(__file__)} env)"')
+    print(
+        f"stack up in {time.monotonic() - started:.0f} s; logs in {logs_dir()}\n"
+        f'point a shell at it: eval "$({Path(sys.executable)} {Path(__file__)} env)"'
+    )
 
 
 def down() -> None:
@@ -115,16 +147,28 @@ def down() -> None:
 
 def status() -> int:
     settings = saved_settings()
-    rows = [("postgres", postgres.postgres_running(), f"127.0.0.1:{settings['ports']['postgres']}"),
-            ("mlflow", running("mlflow"), settings["mlflow_url"]),
-            ("prefect-server", running("prefect-server"), settings["prefect_ui_url"])]
+    rows = [
+        ("postgres", postgres.postgres_running(), f"127.0.0.1:{settings['ports']['postgres']}"),
+        ("mlflow", running("mlflow"), settings["mlflow_url"]),
+        ("prefect-server", running("prefect-server"), settings["prefect_ui_url"]),
+    ]
     rows += [(name, running(name), f"work pool {WORK_POOL}") for name in workers.worker_names()]
     if record("optuna-dashboard") is not None:
-        rows.append(("optuna-dashboard", running("optuna-dashboard"),
-                     f"http://{HOST}:{settings['ports'].get('dashboard', 8080)}"))
+        rows.append(
+            (
+                "optuna-dashboard",
+                running("optuna-dashboard"),
+                f"http://{HOST}:{settings['ports'].get('dashboard', 8080)}",
+            )
+        )
     if record("dask-scheduler") is not None:
-        rows.append(("dask-scheduler", running("dask-scheduler"),
-                     f"{settings['dask_address']} (http://{HOST}:{settings['ports']['dask_dashboard']}/status)"))
+        rows.append(
+            (
+                "dask-scheduler",
+                running("dask-scheduler"),
+                f"{settings['dask_address']} (http://{HOST}:{settings['ports']['dask_dashboard']}/status)",
+            )
+        )
         rows.append(("dask-workers", running("dask-workers"), f"{settings['dask_workers']} worker processes"))
     if record("serve") is not None:  # started (it is not while there is no champion)
         rows.append(("serve", running("serve"), f"http://{HOST}:{serve_port(settings)}/invocations"))
@@ -145,15 +189,22 @@ def print_env() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack/native.py", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start PostgreSQL, MLflow, Prefect, register the deployments, start a worker")
+    commands.add_parser(
+        "up", help="start PostgreSQL, MLflow, Prefect, register the deployments, start a worker"
+    )
     commands.add_parser("down", help="stop everything the stack started")
     commands.add_parser("status", help="what runs (exit 1 if a part is stopped)")
-    commands.add_parser("env", help="shell exports pointing at the stack (MLFLOW_TRACKING_URI, PREFECT_API_URL)")
+    commands.add_parser(
+        "env", help="shell exports pointing at the stack (MLFLOW_TRACKING_URI, PREFECT_API_URL)"
+    )
     worker = commands.add_parser("worker", help="start one more worker, or stop the workers")
     worker.add_argument("action", choices=("start", "stop"))
-    worker.add_argument("--tracking-uri", help="MLflow tracking server for this worker's flow runs "
-                                               "(default: the stack's)")
-    serve = commands.add_parser("serve", help="serve the stack's champion (start: again, for a newer one), or stop")
+    worker.add_argument(
+        "--tracking-uri", help="MLflow tracking server for this worker's flow runs (default: the stack's)"
+    )
+    serve = commands.add_parser(
+        "serve", help="serve the stack's champion (start: again, for a newer one), or stop"
+    )
     serve.add_argument("action", choices=("start", "stop"))
     args = parser.parse_args(argv)
     try:

@@ -29,8 +29,10 @@ def pg_bin(program: str) -> str:
     found = shutil.which(program)
     if found:
         return found
-    raise StackError(f"PostgreSQL's {program} not found: install PostgreSQL (Debian: apt-get install "
-                     f"postgresql) or set STUDYFLOW_PG_BIN to its bin folder")
+    raise StackError(
+        f"PostgreSQL's {program} not found: install PostgreSQL (Debian: apt-get install "
+        f"postgresql) or set STUDYFLOW_PG_BIN to its bin folder"
+    )
 
 
 def _as_pg_owner(command: list[str]) -> list[str]:
@@ -59,19 +61,33 @@ def start_postgres(settings: dict) -> None:
         password_file.touch(mode=0o600)
         password_file.write_text(pg_password() + "\n")
         _chown_to_pg_owner(password_file)
-        command = _as_pg_owner([pg_bin("initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={password_file}",
-                                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"])
+        command = _as_pg_owner(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                PG_USER,
+                f"--pwfile={password_file}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+            ]
+        )
         try:
             result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         finally:
             password_file.unlink(missing_ok=True)
         if result.returncode != 0:
-            raise StackError(f"initdb failed for {data} (as root, the OS user `postgres` must be able to "
-                             f"reach it; set STUDYFLOW_STACK_DIR elsewhere if not):\n{result.stderr}")
+            raise StackError(
+                f"initdb failed for {data} (as root, the OS user `postgres` must be able to "
+                f"reach it; set STUDYFLOW_STACK_DIR elsewhere if not):\n{result.stderr}"
+            )
     # TCP on 127.0.0.1 only, no Unix socket (its path would depend on the folder's depth).
     options = f"-p {settings['ports']['postgres']} -c listen_addresses={HOST} -c unix_socket_directories=''"
-    command = _as_pg_owner([pg_bin("pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                            "-o", options])
+    command = _as_pg_owner(
+        [pg_bin("pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options]
+    )
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise StackError(f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{tail('postgres')}")
@@ -82,8 +98,14 @@ def start_postgres(settings: dict) -> None:
 def _create_databases(settings: dict) -> None:
     import psycopg
 
-    conninfo = dict(host=HOST, port=settings["ports"]["postgres"], user=PG_USER, password=pg_password(),
-                    dbname="postgres", connect_timeout=10)
+    conninfo = dict(
+        host=HOST,
+        port=settings["ports"]["postgres"],
+        user=PG_USER,
+        password=pg_password(),
+        dbname="postgres",
+        connect_timeout=10,
+    )
     with psycopg.connect(**conninfo, autocommit=True) as connection:
         existing = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
         for name in DATABASES:
@@ -102,7 +124,9 @@ def postgres_running() -> bool:
 def stop_postgres() -> None:
     if not postgres_running():
         return
-    command = _as_pg_owner([pg_bin("pg_ctl"), "stop", "-D", str(pg_data_dir()), "-m", "fast", "-w", "-t", "60"])
+    command = _as_pg_owner(
+        [pg_bin("pg_ctl"), "stop", "-D", str(pg_data_dir()), "-m", "fast", "-w", "-t", "60"]
+    )
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise StackError(f"PostgreSQL did not stop:\n{result.stdout}{result.stderr}")

@@ -20,7 +20,9 @@ ONLINE_TIMEOUT_S = 90
 
 
 def worker_names() -> list[str]:
-    return sorted((path.stem for path in pids_dir().glob("worker-*.json")), key=lambda name: int(name.split("-")[1]))
+    return sorted(
+        (path.stem for path in pids_dir().glob("worker-*.json")), key=lambda name: int(name.split("-")[1])
+    )
 
 
 def start_worker(settings: dict, tracking_uri: str | None = None, wait: bool = True) -> str:
@@ -29,19 +31,38 @@ def start_worker(settings: dict, tracking_uri: str | None = None, wait: bool = T
     index = next(number for number in range(1, len(taken) + 2) if number not in taken)
     name = f"worker-{index}"
     env = base_env(settings)
-    env.update({
-        "MLFLOW_TRACKING_URI": tracking_uri or settings["mlflow_url"],
-        "STUDYFLOW_CODE_DIR": str(REPO_ROOT),  # the pull step of prefect.yaml runs the code from here
-        "STUDYFLOW_OPTUNA_STORAGE": optuna_storage(settings),  # sweeps' studies where optuna-dashboard reads them
-        **({"STUDYFLOW_DASK_ADDRESS": settings["dask_address"]} if settings.get("dask_workers") else {}),
-        "PREFECT_WORKER_QUERY_SECONDS": os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
-    })
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": tracking_uri or settings["mlflow_url"],
+            "STUDYFLOW_CODE_DIR": str(REPO_ROOT),  # the pull step of prefect.yaml runs the code from here
+            "STUDYFLOW_OPTUNA_STORAGE": optuna_storage(
+                settings
+            ),  # sweeps' studies where optuna-dashboard reads them
+            **({"STUDYFLOW_DASK_ADDRESS": settings["dask_address"]} if settings.get("dask_workers") else {}),
+            "PREFECT_WORKER_QUERY_SECONDS": os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
+        }
+    )
     worker_name = f"{socket.gethostname()}-{name}-{os.getpid()}"
-    process = spawn(name, [
-        # --limit 1: a flow run uses both cores; run more at once with more workers.
-        str(VENV_BIN / "prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process",
-        "--name", worker_name, "--limit", "1", "--install-policy", "never",
-    ], env)
+    process = spawn(
+        name,
+        [
+            # --limit 1: a flow run uses both cores; run more at once with more workers.
+            str(VENV_BIN / "prefect"),
+            "worker",
+            "start",
+            "--pool",
+            WORK_POOL,
+            "--type",
+            "process",
+            "--name",
+            worker_name,
+            "--limit",
+            "1",
+            "--install-policy",
+            "never",
+        ],
+        env,
+    )
     if wait:
         _wait_worker_online(name, worker_name, process, settings)
     print(f"{name}     polling work pool {WORK_POOL!r} (tracking {env['MLFLOW_TRACKING_URI']})")
@@ -55,8 +76,11 @@ def _warn_if_unreachable(tracking_uri: str) -> None:
         with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=5):
             return
     except (urllib.error.URLError, OSError) as exc:
-        print(f"warning: MLflow tracking server {tracking_uri} is unreachable ({exc}); this worker's "
-              "flow runs will fail until it answers", file=sys.stderr)
+        print(
+            f"warning: MLflow tracking server {tracking_uri} is unreachable ({exc}); this worker's "
+            "flow runs will fail until it answers",
+            file=sys.stderr,
+        )
 
 
 def _wait_worker_online(name: str, worker_name: str, process: subprocess.Popen, settings: dict) -> None:

@@ -16,19 +16,22 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any
 
 from studyflow import paths, tracking
+from studyflow.code_digest import code_digest
 from studyflow.config import FannedOut
 from studyflow.errors import DaskClusterError
 from studyflow.startup import ServerStartError, budget_remedy, slow_start_notice, start_budget
-from studyflow.code_digest import code_digest
 from studyflow.tracking.provenance import TEMPORARY_PREFECT_SERVER_ENV
 
 CONNECT_TIMEOUT_S = 10
-WORKER_PRELOAD = "studyflow.entrypoints.dask_worker"  # what a worker imports before it joins (see that module)
+WORKER_PRELOAD = (
+    "studyflow.entrypoints.dask_worker"  # what a worker imports before it joins (see that module)
+)
 LOCAL_STORE_SCHEMES = ("sqlite:", "file:")
 LOCAL_WORKER_ENV = "STUDYFLOW_LOCAL_DASK_WORKER"  # set in the workers of a command's local cluster
 
@@ -51,6 +54,7 @@ def plain(exc: BaseException) -> str:
 
 # ------------------------------------------------------------------------- refusals, before any work
 
+
 def refuse_unshared_stores(config: FannedOut) -> None:
     """A cluster at `dask_address` may run on other machines: it needs stores they all reach. Refused
     in one line naming what to set. (A local cluster shares this machine's files: the embedded
@@ -63,11 +67,13 @@ def refuse_unshared_stores(config: FannedOut) -> None:
         raise DaskClusterError(
             f"dask_address={address}: the tracking store {uri} is a local file the cluster's workers cannot "
             "share; set MLFLOW_TRACKING_URI to an MLflow server every worker reaches (e.g. http://HOST:5000), "
-            "or drop dask_address (workers=N runs a local cluster)")
+            "or drop dask_address (workers=N runs a local cluster)"
+        )
     if not os.environ.get("PREFECT_API_URL"):
         raise DaskClusterError(
             f"dask_address={address}: Prefect's temporary local server cannot be reached from the cluster's "
-            "workers; set PREFECT_API_URL to a Prefect server every worker reaches (e.g. http://HOST:4200/api)")
+            "workers; set PREFECT_API_URL to a Prefect server every worker reaches (e.g. http://HOST:4200/api)"
+        )
 
 
 def check_fan_out(config: FannedOut) -> None:
@@ -89,8 +95,10 @@ def scheduler_client(address: str) -> Iterator[Any]:
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise DaskClusterError(f"the Dask scheduler {address} does not answer ({plain(exc)}); start it "
-                               "(dask scheduler, or make stack-up), or unset dask_address") from None
+        raise DaskClusterError(
+            f"the Dask scheduler {address} does not answer ({plain(exc)}); start it "
+            "(dask scheduler, or make stack-up), or unset dask_address"
+        ) from None
     try:
         yield client
     finally:
@@ -103,8 +111,10 @@ def check_workers(client, address: str) -> int:
     try:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError):
-        raise DaskClusterError(f"the Dask scheduler {address} has no workers; start some "
-                               f"(dask worker {address}, or make stack-up)") from None
+        raise DaskClusterError(
+            f"the Dask scheduler {address} has no workers; start some "
+            f"(dask worker {address}, or make stack-up)"
+        ) from None
     folder = paths.step_results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     probe = folder / f".shared-check-{uuid.uuid4().hex}"
@@ -118,13 +128,16 @@ def check_workers(client, address: str) -> int:
         raise DaskClusterError(
             f"Dask workers {', '.join(blind)} of {address} cannot read the step-results folder {folder}; set "
             "STUDYFLOW_STEP_RESULTS (or STUDYFLOW_HOME) to a folder that this machine and every worker mount "
-            "at the same path")
+            "at the same path"
+        )
     ours = code_digest("tasks")
     codes = client.run(code_digest, "tasks", on_error="return")
     other = sorted(worker for worker, digest in codes.items() if digest != ours)
     if other:
-        raise DaskClusterError(f"Dask workers {', '.join(other)} of {address} run other studyflow code than this "
-                               "checkout (or none); run them from the same image or checkout")
+        raise DaskClusterError(
+            f"Dask workers {', '.join(other)} of {address} run other studyflow code than this "
+            "checkout (or none); run them from the same image or checkout"
+        )
     return len(seen)
 
 
@@ -138,6 +151,7 @@ def _read_text(path: str) -> str | None:
 
 # ---------------------------------------------------------------------------- a local cluster
 
+
 def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     """A LocalCluster of `workers` processes on 127.0.0.1, one task each, their share of the cores, and
     the Prefect API this flow run reports to (the temporary local server's address is in no setting)."""
@@ -148,15 +162,29 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     # Dask's own INFO lines (a cluster's start and close, with the tracebacks of the connections its
     # close cuts) are its internals, not the command's: warnings and errors only, here and in workers.
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    environment = {**worker_environment(workers), "DASK_LOGGING__DISTRIBUTED": "warning", LOCAL_WORKER_ENV: "1"}
+    environment = {
+        **worker_environment(workers),
+        "DASK_LOGGING__DISTRIBUTED": "warning",
+        LOCAL_WORKER_ENV: "1",
+    }
     prefect_client = SyncClientContext.get()  # none outside a flow run (a sweep run as a plain function)
     if prefect_client is not None:
-        environment["PREFECT_API_URL"] = str(prefect_client.client.api_url)  # the client this flow run reports with
+        environment["PREFECT_API_URL"] = str(
+            prefect_client.client.api_url
+        )  # the client this flow run reports with
         if not os.environ.get("PREFECT_API_URL"):  # the command's temporary server
             environment[TEMPORARY_PREFECT_SERVER_ENV] = "1"
     # death_timeout: how long a worker (importing TensorFlow in its preload) may take to come up.
-    return {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
-            "dashboard_address": None, "env": environment, "preload": preload, "death_timeout": start_budget()}
+    return {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": None,
+        "env": environment,
+        "preload": preload,
+        "death_timeout": start_budget(),
+    }
 
 
 def local_cluster_name(workers: int) -> str:
@@ -175,8 +203,9 @@ def starting(what: str) -> Iterator[None]:
 
 
 # (workers, scheduler address) of the local cluster that a whole study shares (shared_local_cluster).
-_SHARED_LOCAL_CLUSTER: ContextVar[tuple[int, str] | None] = ContextVar("studyflow_shared_local_cluster",
-                                                                      default=None)
+_SHARED_LOCAL_CLUSTER: ContextVar[tuple[int, str] | None] = ContextVar(
+    "studyflow_shared_local_cluster", default=None
+)
 
 
 def shared_cluster_address(workers: int) -> str | None:
@@ -227,6 +256,7 @@ def cluster_client(config: FannedOut) -> Iterator[Any]:
 
 # ------------------------------------------------------------------------------ results
 
+
 def cluster_result(future, address: str, client) -> Any:
     """A Dask future's result; a worker that died too often, or a scheduler gone, as a DaskClusterError
     naming it (the work's own errors pass as they are)."""
@@ -235,12 +265,15 @@ def cluster_result(future, address: str, client) -> Any:
     try:
         return future.result()
     except KilledWorker as exc:
-        raise DaskClusterError(f"a task killed every Dask worker it was given ({plain(exc)}); it was not "
-                               "tried again (Dask's distributed.scheduler.allowed-failures)") from None
+        raise DaskClusterError(
+            f"a task killed every Dask worker it was given ({plain(exc)}); it was not "
+            "tried again (Dask's distributed.scheduler.allowed-failures)"
+        ) from None
     except Exception as exc:
         if _scheduler_gone(exc, client):
-            raise DaskClusterError(f"the Dask scheduler {address} is gone ({plain(exc)}); the work "
-                                   "stopped, its runs were closed") from None
+            raise DaskClusterError(
+                f"the Dask scheduler {address} is gone ({plain(exc)}); the work stopped, its runs were closed"
+            ) from None
         raise
 
 
@@ -249,5 +282,7 @@ def _scheduler_gone(exc: Exception, client) -> bool:
 
     from distributed.comm.core import CommClosedError
 
-    return (isinstance(exc, (CancelledError, CommClosedError, OSError, TimeoutError))
-            or client.status not in ("running", "newly-created"))
+    return isinstance(exc, (CancelledError, CommClosedError, OSError, TimeoutError)) or client.status not in (
+        "running",
+        "newly-created",
+    )

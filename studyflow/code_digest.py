@@ -29,8 +29,9 @@ def _imported_modules(source: str, module_name: str, is_package: bool, packages:
             found.add(base)
             # `from tasks import figures` imports the submodule tasks.figures
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    with_parents = {".".join(name.split(".")[:depth]) for name in found if name
-                    for depth in range(1, name.count(".") + 2)}  # importing a.b runs a/__init__.py too
+    with_parents = {
+        ".".join(name.split(".")[:depth]) for name in found if name for depth in range(1, name.count(".") + 2)
+    }  # importing a.b runs a/__init__.py too
     return {name for name in with_parents if name.split(".")[0] in packages}
 
 
@@ -43,7 +44,9 @@ def _module_file(name: str) -> Path | None:
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
-        return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") and not rest else None
+        return (
+            Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") and not rest else None
+        )
     for root in spec.submodule_search_locations:
         base = Path(root, *rest.split("."))
         for candidate in ((base.with_suffix(".py"),) if rest else ()) + (base / "__init__.py",):

@@ -29,21 +29,31 @@ legitimately still be running.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from studyflow import tracking
-from studyflow.cluster import (CONNECT_TIMEOUT_S, check_workers, cluster_result, local_cluster_kwargs,
-                               local_cluster_name, plain, refuse_unshared_stores, shared_cluster_address, starting)
+from studyflow.cluster import (
+    CONNECT_TIMEOUT_S,
+    check_workers,
+    cluster_result,
+    local_cluster_kwargs,
+    local_cluster_name,
+    plain,
+    refuse_unshared_stores,
+    shared_cluster_address,
+    starting,
+)
 from studyflow.config import FannedOut
 from studyflow.errors import DaskClusterError, TrainingDivergedError
 from studyflow.startup import start_budget
 from studyflow.steps import checked_result, configured_step, run_step
 from studyflow.tracking import RunRecorder
 
-
 # ------------------------------------------------------------------------------------------ steps
+
 
 @dataclass
 class _Submitted:
@@ -64,8 +74,19 @@ class SequentialSteps:
 
     def add(self, label: str, task, *args: Any, under: RunRecorder | None = None, **kwargs: Any) -> None:
         try:
-            self._done.append((label, run_step(task, *args, parent=under or self.parent, also_link=self.parent,
-                                               force=self.force, **kwargs)))
+            self._done.append(
+                (
+                    label,
+                    run_step(
+                        task,
+                        *args,
+                        parent=under or self.parent,
+                        also_link=self.parent,
+                        force=self.force,
+                        **kwargs,
+                    ),
+                )
+            )
         except TrainingDivergedError as exc:
             self._done.append((label, exc))
 
@@ -89,8 +110,11 @@ class DaskSteps:
 
     def add(self, label: str, task, *args: Any, under: RunRecorder | None = None, **kwargs: Any) -> None:
         parent = under or self.parent
-        self._submitted.append(_Submitted(label, task, args, kwargs, parent,
-                                          self._submit(task, args, kwargs, parent, self.force)))
+        self._submitted.append(
+            _Submitted(
+                label, task, args, kwargs, parent, self._submit(task, args, kwargs, parent, self.force)
+            )
+        )
 
     def _result(self, future):
         return cluster_result(future, self.address, self.runner.client)
@@ -104,9 +128,14 @@ class DaskSteps:
                 done.append((step.label, exc))
                 continue
             redo = lambda step=step: self._result(  # noqa: E731
-                self._submit(step.task, step.args, step.kwargs, step.parent, True))
-            done.append((step.label, checked_result(step.task, result, step.parent, self.force, redo,
-                                                    also_link=self.parent)))
+                self._submit(step.task, step.args, step.kwargs, step.parent, True)
+            )
+            done.append(
+                (
+                    step.label,
+                    checked_result(step.task, result, step.parent, self.force, redo, also_link=self.parent),
+                )
+            )
         return done
 
 
@@ -116,8 +145,10 @@ def _client(runner, config: FannedOut, starts_cluster: bool):
         try:
             return runner.client
         except (OSError, TimeoutError) as exc:
-            raise DaskClusterError(f"the Dask scheduler {config.dask_address} does not answer ({plain(exc)}); "
-                                   "start it, or unset dask_address") from None
+            raise DaskClusterError(
+                f"the Dask scheduler {config.dask_address} does not answer ({plain(exc)}); "
+                "start it, or unset dask_address"
+            ) from None
     with starting(local_cluster_name(config.workers)):
         return runner.client
 
@@ -137,7 +168,9 @@ def trained_outcomes(finished: list[tuple[str, Any]], what: str) -> list[Any]:
 
 
 @contextmanager
-def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) -> Iterator[SequentialSteps | DaskSteps]:
+def fan_out(
+    config: FannedOut, parent: RunRecorder | None, force: bool = False
+) -> Iterator[SequentialSteps | DaskSteps]:
     """Steps that run one after another here (workers=1), or on a Dask cluster; see the module."""
     if not config.fans_out():
         yield SequentialSteps(parent, force)
@@ -153,8 +186,9 @@ def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) 
         runner = DaskTaskRunner(address=shared, client_kwargs={"timeout": CONNECT_TIMEOUT_S})
     else:
         starts_cluster = True
-        runner = DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(config.workers),
-                                client_kwargs={"timeout": start_budget()})
+        runner = DaskTaskRunner(
+            cluster_kwargs=local_cluster_kwargs(config.workers), client_kwargs={"timeout": start_budget()}
+        )
     reason = "its Dask worker died during the training, which ran again on another worker"
     try:
         with runner:
@@ -162,8 +196,10 @@ def fan_out(config: FannedOut, parent: RunRecorder | None, force: bool = False) 
             address = config.dask_address or client.scheduler.address
             if config.dask_address is not None:
                 check_workers(client, address)
-            print(f"[studyflow] trainings on the Dask cluster {address} "
-                  f"({len(client.scheduler_info()['workers'])} workers)")
+            print(
+                f"[studyflow] trainings on the Dask cluster {address} "
+                f"({len(client.scheduler_info()['workers'])} workers)"
+            )
             try:
                 yield DaskSteps(runner, address, parent, force)
             except BaseException as exc:
@@ -182,10 +218,14 @@ def close_leftover_children(parent: RunRecorder, reason: str, parent_run_id: str
     parent_run_id = parent_run_id or parent.run_id
     closed = []
     try:
-        runs = client.search_runs([parent.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
-                                  "and attributes.status = 'RUNNING'")
+        runs = client.search_runs(
+            [parent.experiment_id],
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+        )
     except Exception as exc:  # the store is away: doctor closes them later
-        print(f"[studyflow] could not look for runs left RUNNING under {parent_run_id}: {exc}", file=sys.stderr)
+        print(
+            f"[studyflow] could not look for runs left RUNNING under {parent_run_id}: {exc}", file=sys.stderr
+        )
         return closed
     for run in runs:
         if tracking.is_replicate_group(run.data.tags):

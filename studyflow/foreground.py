@@ -45,14 +45,17 @@ def run_in_foreground(servers: list[LocalServer]) -> int:
             process = _spawn(server)
             started.append((server, process))
             remedy = "; ".join(filter(None, [server.remedy, server.log and f"its log: {server.log}"]))
-            wait_until_ready(server.name, lambda url=server.health_url: answers(url), exited=process.poll,
-                             remedy=remedy)
+            wait_until_ready(
+                server.name, lambda url=server.health_url: answers(url), exited=process.poll, remedy=remedy
+            )
             print(f"[studyflow] {server.name}: {server.address}", flush=True)
         print("[studyflow] Ctrl-C stops " + ("it" if len(servers) == 1 else "them"), flush=True)
         while True:
             for server, process in started:
                 if process.poll() is not None:
-                    print(f"[studyflow] {server.name} ended (exit code {process.returncode})", file=sys.stderr)
+                    print(
+                        f"[studyflow] {server.name} ended (exit code {process.returncode})", file=sys.stderr
+                    )
                     return process.returncode or 1
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -69,8 +72,14 @@ def _spawn(server: LocalServer) -> subprocess.Popen:
         server.log.parent.mkdir(parents=True, exist_ok=True)
         output = server.log.open("a")
     try:
-        return subprocess.Popen(server.argv, env=server.env, stdout=output, stderr=subprocess.STDOUT if output else None,
-                                start_new_session=True, preexec_fn=processes.die_with(os.getpid()))
+        return subprocess.Popen(
+            server.argv,
+            env=server.env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+            preexec_fn=processes.die_with(os.getpid()),
+        )
     finally:
         if output:
             output.close()  # the child has its own copy

@@ -2,9 +2,9 @@
 
 With no PREFECT_API_URL, Prefect starts a server in a subprocess the first time a flow runs, after
 the seconds a command spends importing TensorFlow, MLflow and the flow and connecting to MLflow.
-Booting it first overlaps the two (bench/results has the start-up times). The server is Prefect's own (`SubprocessASGIServer`, a
-singleton per port): the flow finds it already started and uses it, and Prefect's exit hook stops
-it, as it would have without us.
+Booting it first overlaps the two (bench/results has the start-up times). The server is Prefect's
+own (`SubprocessASGIServer`, a singleton per port): the flow finds it already started and uses it,
+and Prefect's exit hook stops it, as it would have without us.
 
 The server runs in a session of its own, so the Ctrl-C a terminal sends to the command's process
 group reaches the command only: the server outlives the flow's last report (the flow run ends
@@ -39,6 +39,7 @@ from studyflow import processes, startup
 SERVER_NAME = "Prefect's temporary server"
 REMEDY = "start a lasting one (`prefect server start`) and set PREFECT_API_URL to its /api"
 
+
 class _OwnSessionSubprocess:
     """`subprocess` for Prefect's server module: every process it starts gets its own session and
     dies with this one."""
@@ -48,7 +49,9 @@ class _OwnSessionSubprocess:
 
     @staticmethod
     def Popen(*args, **kwargs):  # noqa: N802 (subprocess's name)
-        return subprocess.Popen(*args, start_new_session=True, preexec_fn=processes.die_with(os.getpid()), **kwargs)
+        return subprocess.Popen(
+            *args, start_new_session=True, preexec_fn=processes.die_with(os.getpid()), **kwargs
+        )
 
 
 class EarlyLocalServer:
@@ -100,9 +103,14 @@ class EarlyLocalServer:
         self._server.stop()
         remedy = f"{REMEDY}, or {startup.budget_remedy()}"
         if self._failure is None or str(self._failure).startswith("Timed out"):  # Prefect's own count ran out
-            raise startup.ServerStartError(f"{SERVER_NAME} did not answer within {self._budget:g} s; {remedy}")
-        cause = str(self._failure).split(" stdout:")[0].strip().splitlines()[0] if str(self._failure) else \
-            type(self._failure).__name__
+            raise startup.ServerStartError(
+                f"{SERVER_NAME} did not answer within {self._budget:g} s; {remedy}"
+            )
+        cause = (
+            str(self._failure).split(" stdout:")[0].strip().splitlines()[0]
+            if str(self._failure)
+            else type(self._failure).__name__
+        )
         raise startup.ServerStartError(f"{SERVER_NAME} did not start ({cause}); {remedy}")
 
     @contextmanager

@@ -25,8 +25,11 @@ def cpuinfo(field: str) -> str | None:
 
 def cpu_flags() -> list[str]:
     """The CPU's vector and matrix extensions that decide which kernels TensorFlow can use."""
-    return sorted(flag for flag in (cpuinfo("flags") or "").split()
-                  if flag.startswith(("avx512", "amx")) or flag in ("avx2", "fma"))
+    return sorted(
+        flag
+        for flag in (cpuinfo("flags") or "").split()
+        if flag.startswith(("avx512", "amx")) or flag in ("avx2", "fma")
+    )
 
 
 def memory_gib() -> float | None:
@@ -44,7 +47,16 @@ def description() -> str:
     flags = cpu_flags()
     notable = [flag for flag in ("avx512f", "avx512_bf16", "amx_bf16") if flag in flags] or flags[:2]
     memory = memory_gib()
-    return ", ".join(filter(None, [
-        f"{os.cpu_count()} cores", cpuinfo("model name") or "unknown CPU",
-        f"{memory:.0f} GiB" if memory else None, " ".join(notable) if notable else None,
-        f"Python {sys.version.split()[0]}", platform.system() + " " + platform.release()]))
+    return ", ".join(
+        filter(
+            None,
+            [
+                f"{os.cpu_count()} cores",
+                cpuinfo("model name") or "unknown CPU",
+                f"{memory:.0f} GiB" if memory else None,
+                " ".join(notable) if notable else None,
+                f"Python {sys.version.split()[0]}",
+                platform.system() + " " + platform.release(),
+            ],
+        )
+    )

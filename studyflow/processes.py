@@ -41,8 +41,11 @@ def tree(pid: int) -> list[tuple[int, str]]:
         started = start_ticks(current)
         if started is not None:
             members.append((current, started))
-            queue.extend(int(entry.name) for entry in Path("/proc").iterdir()
-                         if entry.name.isdigit() and parent_pid(int(entry.name)) == current)
+            queue.extend(
+                int(entry.name)
+                for entry in Path("/proc").iterdir()
+                if entry.name.isdigit() and parent_pid(int(entry.name)) == current
+            )
     return members
 
 
@@ -82,6 +85,7 @@ def die_with(parent_pid: int):
         prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent_pid:
             os._exit(1)
+
     return preexec
 
 

@@ -19,7 +19,8 @@ import tempfile
 KNOWN_NOTICES = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called|oneDNN custom operations are on"
     r"|This TensorFlow binary is optimized to use available CPU instructions|cpu_feature_guard"
-    r"|rebuild TensorFlow with the appropriate compiler flags")
+    r"|rebuild TensorFlow with the appropriate compiler flags"
+)
 
 
 # Keras traces a model's step functions once per input shape (the last, smaller batch of an epoch,
@@ -59,8 +60,11 @@ def import_tensorflow_quietly() -> None:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
-                    if not KNOWN_NOTICES.search(line)]
+            kept = [
+                line
+                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if not KNOWN_NOTICES.search(line)
+            ]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()

@@ -51,8 +51,11 @@ def budget_remedy() -> str:
 
 
 def notice(what: str) -> None:
-    print(f"[studyflow] waiting for {what} to start (up to {start_budget():g} s; {START_TIMEOUT_ENV} sets it)",
-          file=sys.stderr, flush=True)
+    print(
+        f"[studyflow] waiting for {what} to start (up to {start_budget():g} s; {START_TIMEOUT_ENV} sets it)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 @contextmanager
@@ -67,8 +70,13 @@ def slow_start_notice(what: str, after_s: float = NOTICE_AFTER_S) -> Iterator[No
         timer.cancel()
 
 
-def wait_until_ready(what: str, is_ready: Callable[[], bool], *, exited: Callable[[], int | None] = lambda: None,
-                     remedy: str = "") -> float:
+def wait_until_ready(
+    what: str,
+    is_ready: Callable[[], bool],
+    *,
+    exited: Callable[[], int | None] = lambda: None,
+    remedy: str = "",
+) -> float:
     """Poll `is_ready` until it is true; the seconds it took. ServerStartError once the budget is spent
     or once `exited` returns the exit code of a process that ended before it answered."""
     budget = start_budget()
@@ -79,12 +87,16 @@ def wait_until_ready(what: str, is_ready: Callable[[], bool], *, exited: Callabl
             return time.monotonic() - started
         code = exited()
         if code is not None:
-            raise ServerStartError(f"{what} exited with code {code} before it answered"
-                                   + (f"; {remedy}" if remedy else ""))
+            raise ServerStartError(
+                f"{what} exited with code {code} before it answered" + (f"; {remedy}" if remedy else "")
+            )
         waited = time.monotonic() - started
         if waited >= budget:
-            raise ServerStartError(f"{what} did not answer within {budget:g} s; "
-                                   + (f"{remedy}, or " if remedy else "") + budget_remedy())
+            raise ServerStartError(
+                f"{what} did not answer within {budget:g} s; "
+                + (f"{remedy}, or " if remedy else "")
+                + budget_remedy()
+            )
         if not told and waited >= NOTICE_AFTER_S:
             notice(what)
             told = True

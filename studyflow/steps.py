@@ -15,7 +15,8 @@ Cached in the Prefect UI), with two additions Prefect cannot know about:
 A step that was killed or failed never wrote a result, so a rerun after a crash redoes exactly the
 work that was in flight. Two identical commands at once train each step once: a step's key is
 locked while it runs (Prefect's SERIALIZABLE cache isolation with file locks), the second waits
-and reuses the result; a lock whose process died is taken over. `force=True` (the flows' `force` parameter) redoes everything.
+and reuses the result; a lock whose process died is taken over. `force=True` (the flows' `force`
+parameter) redoes everything.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +47,7 @@ KEY_VERSION = "1"  # bump when the key's recipe itself changes
 
 # ---------------------------------------------------------------------------------------- the key
 
+
 def fingerprint(value: Any) -> Any:
     """A JSON-able, order-stable stand-in for a step input; arrays by content (their digest).
 
@@ -58,11 +61,16 @@ def fingerprint(value: Any) -> Any:
         return fingerprint(value.item())
     if isinstance(value, np.ndarray):
         array = np.ascontiguousarray(value)
-        return {"ndarray": hashlib.sha256(array.tobytes()).hexdigest(), "dtype": str(array.dtype),
-                "shape": list(array.shape)}
+        return {
+            "ndarray": hashlib.sha256(array.tobytes()).hexdigest(),
+            "dtype": str(array.dtype),
+            "shape": list(array.shape),
+        }
     if isinstance(value, Path):
         return str(value)
-    if hasattr(value, "get_weights") and hasattr(value, "to_json"):  # a Keras model: its architecture and weights
+    if hasattr(value, "get_weights") and hasattr(
+        value, "to_json"
+    ):  # a Keras model: its architecture and weights
         digest = hashlib.sha256(value.to_json().encode())
         for weights in value.get_weights():
             digest.update(np.ascontiguousarray(weights).tobytes())
@@ -73,9 +81,14 @@ def fingerprint(value: Any) -> Any:
         return fingerprint(value.model_dump(mode="python"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
-        return {"dataclass": type(value).__qualname__, **{name: fingerprint(item) for name, item in fields.items()}}
+        return {
+            "dataclass": type(value).__qualname__,
+            **{name: fingerprint(item) for name, item in fields.items()},
+        }
     if isinstance(value, dict):
-        return {str(key): fingerprint(item) for key, item in sorted(value.items(), key=lambda pair: str(pair[0]))}
+        return {
+            str(key): fingerprint(item) for key, item in sorted(value.items(), key=lambda pair: str(pair[0]))
+        }
     if isinstance(value, (list, tuple)):
         return [fingerprint(item) for item in value]
     raise TypeError(f"cannot key a step on a {type(value).__name__}; list it in the step's ignored inputs")
@@ -83,9 +96,13 @@ def fingerprint(value: Any) -> Any:
 
 def step_key(function: Callable, inputs: dict[str, Any], store: str) -> str:
     """The cache key of one call of `function`: inputs, code closure, tracking store."""
-    payload = {"version": KEY_VERSION, "step": f"{function.__module__}.{function.__qualname__}",
-               "code": code_digest(function.__module__), "store": store,
-               "inputs": {name: fingerprint(value) for name, value in sorted(inputs.items())}}
+    payload = {
+        "version": KEY_VERSION,
+        "step": f"{function.__module__}.{function.__qualname__}",
+        "code": code_digest(function.__module__),
+        "store": store,
+        "inputs": {name: fingerprint(value) for name, value in sorted(inputs.items())},
+    }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return f"{function.__name__}-{hashlib.sha256(text.encode()).hexdigest()[:40]}"
 
@@ -96,13 +113,16 @@ class StepCachePolicy(CachePolicy):
 
     ignored: tuple[str, ...] = ()
 
-    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str:
+    def compute_key(
+        self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str:
         keyed = {name: value for name, value in inputs.items() if name not in self.ignored}
         return step_key(task_ctx.task.fn, keyed, tracking.tracking_uri())
 
 
 # ------------------------------------------------------------------------------------- the steps
 # (`tasks.prefect_task.step_task` makes a step task with this policy.)
+
 
 def step_results_dir() -> Path:
     """Where step results live: beside the tracking store they refer to (mlruns/ by default)."""
@@ -130,8 +150,9 @@ class ProcessAwareLockManager(FileSystemLockManager):
     if another process got there first), so no reader ever sees a half-written or owner-less lock.
     """
 
-    def acquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
-                     hold_timeout: float | None = None) -> bool:
+    def acquire_lock(
+        self, key: str, holder: str, acquire_timeout: float | None = None, hold_timeout: float | None = None
+    ) -> bool:
         self._ensure_lock_files_directory_exists()
         path = self._lock_path_for_key(key)
         while True:
@@ -140,8 +161,11 @@ class ProcessAwareLockManager(FileSystemLockManager):
                 if not self.wait_for_lock(key, acquire_timeout):
                     return False
             expiration = None if hold_timeout is None else now("UTC") + timedelta(seconds=hold_timeout)
-            record = {"holder": holder, "expiration": None if expiration is None else str(expiration),
-                      "process": processes.identity()}
+            record = {
+                "holder": holder,
+                "expiration": None if expiration is None else str(expiration),
+                "process": processes.identity(),
+            }
             aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
             aside.write_text(json.dumps(record))
             try:
@@ -190,17 +214,26 @@ class ProcessAwareLockManager(FileSystemLockManager):
 def step_policy(task) -> CachePolicy:
     """The task's step policy, serialised per key: a second identical command waits for the first's
     step to finish and then reuses its result, instead of training the same model twice."""
-    return task.cache_policy.configure(isolation_level="SERIALIZABLE",
-                                       lock_manager=ProcessAwareLockManager(step_results_dir() / "locks"))
+    return task.cache_policy.configure(
+        isolation_level="SERIALIZABLE", lock_manager=ProcessAwareLockManager(step_results_dir() / "locks")
+    )
 
 
 def configured_step(task, force: bool = False):
     """The step task with its persisted result, its serialised cache key, and `force` (redo)."""
-    return task.with_options(refresh_cache=force, result_storage=step_results_dir(), cache_policy=step_policy(task))
+    return task.with_options(
+        refresh_cache=force, result_storage=step_results_dir(), cache_policy=step_policy(task)
+    )
 
 
-def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder | None = None,
-             also_link: tracking.RunRecorder | None = None, **kwargs: Any):
+def run_step(
+    task,
+    *args: Any,
+    force: bool = False,
+    parent: tracking.RunRecorder | None = None,
+    also_link: tracking.RunRecorder | None = None,
+    **kwargs: Any,
+):
     """Call a step task: reuse its persisted result, unless `force` or its MLflow run is gone.
 
     A reused result's MLflow run is linked from `parent` (tag `studyflow.reused_run_ids`), so the new
@@ -210,12 +243,24 @@ def run_step(task, *args: Any, force: bool = False, parent: tracking.RunRecorder
     if parent is not None:
         args = (parent, *args)
     result = configured_step(task, force)(*args, **kwargs)
-    return checked_result(task, result, parent, force, redo=lambda: configured_step(task, True)(*args, **kwargs),
-                          also_link=also_link)
+    return checked_result(
+        task,
+        result,
+        parent,
+        force,
+        redo=lambda: configured_step(task, True)(*args, **kwargs),
+        also_link=also_link,
+    )
 
 
-def checked_result(task, result, parent: tracking.RunRecorder | None, force: bool, redo: Callable[[], Any],
-                   also_link: tracking.RunRecorder | None = None):
+def checked_result(
+    task,
+    result,
+    parent: tracking.RunRecorder | None,
+    force: bool,
+    redo: Callable[[], Any],
+    also_link: tracking.RunRecorder | None = None,
+):
     """A step's result as run_step returns it: redone (`redo()`) if the MLflow run it names is not FINISHED
     in this store, linked from `parent` (and `also_link`) if it was reused from an earlier flow run."""
     run_id = getattr(result, "run_id", None)
@@ -223,15 +268,19 @@ def checked_result(task, result, parent: tracking.RunRecorder | None, force: boo
         return result
     run = _finished_run(parent.client, run_id)
     if run is None:
-        print(f"[studyflow] {task.name}: the cached result names run {run_id}, which is not FINISHED in "
-              f"{tracking.tracking_uri()}; redoing the step")
+        print(
+            f"[studyflow] {task.name}: the cached result names run {run_id}, which is not FINISHED in "
+            f"{tracking.tracking_uri()}; redoing the step"
+        )
         result = redo()
     elif run.data.tags.get("mlflow.parentRunId") != parent.run_id:
         link_reused_run(parent, run_id)
         if also_link is not None and also_link.run_id != parent.run_id:
             link_reused_run(also_link, run_id)
-        print(f"[studyflow] {run.info.run_name}: reused finished run {run_id} (same inputs, code and "
-              f"data); force=True redoes it")
+        print(
+            f"[studyflow] {run.info.run_name}: reused finished run {run_id} (same inputs, code and "
+            f"data); force=True redoes it"
+        )
     return result
 
 

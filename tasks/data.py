@@ -31,7 +31,6 @@ _DOWNLOAD_TIMEOUT_S = 30
 LOADED_PIXEL_RANGE = (0.0, 1.0)
 
 
-
 @dataclass(frozen=True)
 class Dataset:
     """A dataset with pixels scaled to [0, 1] (float32) and integer labels."""

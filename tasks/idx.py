@@ -16,7 +16,6 @@ from studyflow.errors import IdxFormatError
 _UBYTE_TYPE_CODE = 0x08
 
 
-
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode the (decompressed) bytes of an unsigned-byte IDX file into a uint8 array."""
     if len(raw) < 4:

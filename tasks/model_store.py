@@ -21,7 +21,6 @@ MODEL_REQUIREMENTS = [f"{name}=={metadata.version(name)}" for name in ("tensorfl
 ROUND_TRIP_TOLERANCE = 1e-6
 
 
-
 def outputs(model: keras.Model, inputs: np.ndarray):
     """The model's outputs on a few inputs, as NumPy (a dict for multi-output models).
 
@@ -36,9 +35,11 @@ def log_splits(recorder: RunRecorder, data, dataset_name: str) -> None:
     """The training, validation and test splits a model learns and is scored on, as the run's three
     dataset inputs (each its own digest and context); the run's metrics of each split link to it."""
     source = str(paths.data_dir() / dataset_name)
-    for split, context, features, targets in (("train", "train", data.train_inputs, data.train_targets),
-                                              ("val", "validation", data.val_inputs, data.val_targets),
-                                              ("test", "test", data.test_inputs, data.test_targets)):
+    for split, context, features, targets in (
+        ("train", "train", data.train_inputs, data.train_targets),
+        ("val", "validation", data.val_inputs, data.val_targets),
+        ("test", "test", data.test_inputs, data.test_targets),
+    ):
         recorder.log_split(f"{dataset_name}-{split}", context, features, targets, source)
 
 
@@ -54,8 +55,13 @@ def log_keras_model(recorder: RunRecorder, model: keras.Model, sample_inputs: np
     signature = infer_signature(sample, outputs(model, sample))
     model_id = recorder.links.model_id or recorder.start_logged_model(model.name)
     # The client-side run id is passed explicitly: no fluent active run, so any thread can log.
-    info = mlflow.keras.log_model(model, name=recorder.client.get_logged_model(model_id).name, signature=signature,
-                                  pip_requirements=MODEL_REQUIREMENTS, model_id=model_id)
+    info = mlflow.keras.log_model(
+        model,
+        name=recorder.client.get_logged_model(model_id).name,
+        signature=signature,
+        pip_requirements=MODEL_REQUIREMENTS,
+        model_id=model_id,
+    )
     recorder.client.log_outputs(recorder.run_id, models=[LoggedModelOutput(model_id, step=0)])
     recorder.link_final_metrics()  # the model's metrics are the trained weights', not the first epoch's
     return info.model_uri
@@ -70,6 +76,8 @@ def verify_round_trip(model_uri: str, model: keras.Model, inputs: np.ndarray) ->
         difference = float(np.max(np.abs(values - (actual[output] if output is not None else actual))))
         if difference > ROUND_TRIP_TOLERANCE:
             which = f"output {output!r}" if output is not None else "it"
-            raise ModelIntegrityError(f"{model_uri}: {which} predicts differently from the trained model "
-                                      f"(max difference {difference:.2e})")
+            raise ModelIntegrityError(
+                f"{model_uri}: {which} predicts differently from the trained model "
+                f"(max difference {difference:.2e})"
+            )
     return reloaded

@@ -23,8 +23,12 @@ def _key(title: str) -> str:
 
 
 def metrics_markdown(title: str, url: str, metrics: dict[str, float]) -> str:
-    rows = "\n".join(f"| {name} | {value:.4f} |" if isinstance(value, float) and not math.isnan(value)
-                     else f"| {name} | {value} |" for name, value in metrics.items())
+    rows = "\n".join(
+        f"| {name} | {value:.4f} |"
+        if isinstance(value, float) and not math.isnan(value)
+        else f"| {name} | {value} |"
+        for name, value in metrics.items()
+    )
     return f"### {title}\n\n[MLflow run]({url})\n\n| metric | value |\n|---|---|\n{rows}\n"
 
 
@@ -35,10 +39,17 @@ def publish_run(recorder: tracking.RunRecorder, title: str, metrics: dict[str, f
         return
     url = tracking.run_url(recorder.experiment_id, recorder.run_id)
     try:
-        create_link_artifact(link=url, link_text=f"MLflow run: {title}", key=_key(title),
-                             description=f"The MLflow run of {title}")
+        create_link_artifact(
+            link=url,
+            link_text=f"MLflow run: {title}",
+            key=_key(title),
+            description=f"The MLflow run of {title}",
+        )
         if metrics:
-            create_markdown_artifact(markdown=metrics_markdown(title, url, metrics), key=_key(title) + "-metrics",
-                                     description=f"Key metrics of {title}")
+            create_markdown_artifact(
+                markdown=metrics_markdown(title, url, metrics),
+                key=_key(title) + "-metrics",
+                description=f"Key metrics of {title}",
+            )
     except Exception as exc:  # the link is a convenience; the MLflow run is the record
         print(f"[studyflow] could not publish the Prefect artifact of {title}: {exc}")

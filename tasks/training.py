@@ -14,14 +14,17 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.random import seed_generator as keras_seed_generator  # where Keras draws unseeded initializer seeds
+from keras.src.random import (
+    seed_generator as keras_seed_generator,
+)  # where Keras draws unseeded initializer seeds
 
 from studyflow.config import Precision, TrainSettings
 from studyflow.errors import TrainingDivergedError
@@ -115,11 +118,18 @@ class EpochMetricsLogger(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {}
 
     def on_epoch_end(self, epoch, logs=None):
-        metrics = {(key if key.startswith("val_") else f"train_{key}"): float(value)
-                   for key, value in (logs or {}).items() if key != "learning_rate"}
-        test = self.model.evaluate(self.test_inputs, self.test_targets,
-                                   batch_size=self.batch_size * EVALUATION_BATCH_FACTOR,
-                                   verbose=0, return_dict=True)
+        metrics = {
+            (key if key.startswith("val_") else f"train_{key}"): float(value)
+            for key, value in (logs or {}).items()
+            if key != "learning_rate"
+        }
+        test = self.model.evaluate(
+            self.test_inputs,
+            self.test_targets,
+            batch_size=self.batch_size * EVALUATION_BATCH_FACTOR,
+            verbose=0,
+            return_dict=True,
+        )
         metrics.update({f"test_{key}": float(value) for key, value in test.items()})
         for key, value in metrics.items():
             self.history.setdefault(key, []).append(value)
@@ -149,7 +159,8 @@ class StopOnDivergence(keras.callbacks.Callback):
 def diverged(loss: float, epoch: int, settings: TrainSettings) -> TrainingDivergedError:
     return TrainingDivergedError(
         f"the training loss became {loss} in epoch {epoch}: training stopped "
-        f"(learning rate {settings.learning_rate}, batch size {settings.batch_size})")
+        f"(learning rate {settings.learning_rate}, batch size {settings.batch_size})"
+    )
 
 
 def fresh_model(build: Callable[[], keras.Model], settings: TrainSettings) -> keras.Model:
@@ -202,36 +213,67 @@ def fused_adam(learning_rate: float, weight_decay: float | None = None) -> keras
         index = optimizer._get_variable_index(variable)
         beta_1, beta_2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=optimizer._momentums[index].value.handle,
+            var=variable.handle,
+            m=optimizer._momentums[index].value.handle,
             v=optimizer._velocities[index].value.handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(optimizer.epsilon, dtype), grad=tf.cast(gradient, dtype), use_locking=False)
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(optimizer.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+            use_locking=False,
+        )
 
     optimizer.update_step = update_step
     return optimizer
 
 
-def compile_model(model: keras.Model, settings: TrainSettings, loss="sparse_categorical_crossentropy",
-                  metrics=("accuracy",), loss_weights=None,
-                  steps_per_execution: int = STEPS_PER_EXECUTION) -> keras.Model:
-    model.compile(optimizer=fused_adam(settings.learning_rate, settings.weight_decay or None), loss=loss,
-                  metrics=list(metrics) if not isinstance(metrics, dict) else metrics, loss_weights=loss_weights,
-                  steps_per_execution=steps_per_execution)
+def compile_model(
+    model: keras.Model,
+    settings: TrainSettings,
+    loss="sparse_categorical_crossentropy",
+    metrics=("accuracy",),
+    loss_weights=None,
+    steps_per_execution: int = STEPS_PER_EXECUTION,
+) -> keras.Model:
+    model.compile(
+        optimizer=fused_adam(settings.learning_rate, settings.weight_decay or None),
+        loss=loss,
+        metrics=list(metrics) if not isinstance(metrics, dict) else metrics,
+        loss_weights=loss_weights,
+        steps_per_execution=steps_per_execution,
+    )
     return model
 
 
-def train(model: keras.Model, data: TrainingData, settings: TrainSettings, recorder: MetricsSink | None = None,
-          extra_callbacks: list | None = None, selection_metric: str = DEFAULT_SELECTION_METRIC) -> TrainResult:
+def train(
+    model: keras.Model,
+    data: TrainingData,
+    settings: TrainSettings,
+    recorder: MetricsSink | None = None,
+    extra_callbacks: list | None = None,
+    selection_metric: str = DEFAULT_SELECTION_METRIC,
+) -> TrainResult:
     """Fit a compiled model; log each epoch to `recorder`; return curves and final metrics."""
     timer = EpochTimer()
     logger = EpochMetricsLogger(recorder, data.test_inputs, data.test_targets, settings.batch_size)
     model.fit(
-        data.train_inputs, data.train_targets, validation_data=(data.val_inputs, data.val_targets),
-        epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
+        data.train_inputs,
+        data.train_targets,
+        validation_data=(data.val_inputs, data.val_targets),
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        shuffle=True,
         validation_batch_size=settings.batch_size * EVALUATION_BATCH_FACTOR,
-        callbacks=[timer, logger, keras.callbacks.TerminateOnNaN(), StopOnDivergence(settings),
-                   *(extra_callbacks or [])],
+        callbacks=[
+            timer,
+            logger,
+            keras.callbacks.TerminateOnNaN(),
+            StopOnDivergence(settings),
+            *(extra_callbacks or []),
+        ],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     history = logger.history

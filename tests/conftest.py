@@ -30,10 +30,12 @@ os.environ.pop("PREFECT_API_URL", None)
 # the checkout here: studyflow is imported before any test sets its own home).
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="studyflow-tests-prefect-"))
 
-from studyflow.tracking.names import Tag, TrialAttr  # noqa: E402  (after the settings above)
 # The tiers' checks (tests/tiers.py), installed as this conftest's own fixture and hooks.
-from tiers import (fast_tier_guard, pytest_collection_modifyitems, pytest_runtest_call,  # noqa: E402,F401
-                   pytest_runtest_makereport)
+from tiers import (
+    pytest_runtest_call,  # noqa: E402,F401
+)
+
+from studyflow.tracking.names import Tag, TrialAttr  # noqa: E402  (after the settings above)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -91,18 +93,40 @@ def postgres_url():
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = folder / "data", free_port()
     try:
-        subprocess.run(as_user + [initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
-                       capture_output=True, timeout=120)
-        subprocess.run(as_user + [pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
-                                  f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            as_user + [initdb, "-D", str(data), "-U", "postgres", "--auth=trust"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            as_user
+            + [
+                pg_ctl,
+                "-D",
+                str(data),
+                "-l",
+                str(folder / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     except (subprocess.SubprocessError, OSError, KeyError, LookupError) as exc:
         shutil.rmtree(folder, ignore_errors=True)
         pytest.skip(f"could not start a PostgreSQL cluster: {exc}")
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(as_user + [pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True, timeout=120)
+        subprocess.run(
+            as_user + [pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True, timeout=120
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -154,8 +178,13 @@ def _booted_prefect_database() -> Path:
     """The database of a Prefect home whose temporary server has started once, made once per session."""
     home = Path(tempfile.mkdtemp(prefix="studyflow-tests-prefect-template-"))
     atexit.register(shutil.rmtree, home, ignore_errors=True)
-    subprocess.run([sys.executable, "-c", BOOT_PREFECT_SERVER], env={**os.environ, "PREFECT_HOME": str(home)},
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", BOOT_PREFECT_SERVER],
+        env={**os.environ, "PREFECT_HOME": str(home)},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     database = home / "prefect.db"
     connection = sqlite3.connect(database)
     try:  # the write-ahead log into the file itself: one file to copy

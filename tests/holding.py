@@ -58,14 +58,21 @@ exec(statement)
 """
 
 
-def start_held(held_model: str, statement: str, log_path: Path, env: dict,
-               release_file: Path | None = None) -> subprocess.Popen:
+def start_held(
+    held_model: str, statement: str, log_path: Path, env: dict, release_file: Path | None = None
+) -> subprocess.Popen:
     """Run `statement` in a new session (its own process group, as a terminal's job), with the Keras
     model `held_model` held after epoch 1 until `release_file` exists, or until the test kills it."""
     release = [str(release_file)] if release_file else []
     with open(log_path, "w") as log:  # a file, not a pipe nobody reads: a full pipe would stall the child
-        return subprocess.Popen([sys.executable, "-c", HOLD_AFTER_EPOCH_1, held_model, statement, *release],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", HOLD_AFTER_EPOCH_1, held_model, statement, *release],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def cli_statement(argv: list[str], quick_profile: dict[str, dict] | None = None) -> str:
@@ -77,8 +84,10 @@ def cli_statement(argv: list[str], quick_profile: dict[str, dict] | None = None)
     lines = ["import sys", "from studyflow.entrypoints import cli"]
     if quick_profile:
         lines.append("from studyflow.config.parts import PART_CONFIGS")
-        lines += [f"PART_CONFIGS[{part!r}].PROFILE_DEFAULTS['quick'].update({settings!r})"
-                  for part, settings in quick_profile.items()]
+        lines += [
+            f"PART_CONFIGS[{part!r}].PROFILE_DEFAULTS['quick'].update({settings!r})"
+            for part, settings in quick_profile.items()
+        ]
     return "\n".join([*lines, f"sys.exit(cli.main({argv!r}))"])
 
 
@@ -107,20 +116,25 @@ def tail(log_path: Path) -> str:
     return log_path.read_text(errors="replace")[-3000:]
 
 
-def wait_until_epoch_1_logged(client, candidates, what: str, process: subprocess.Popen, log_path: Path,
-                               timeout_s: float = 600) -> str:
+def wait_until_epoch_1_logged(
+    client, candidates, what: str, process: subprocess.Popen, log_path: Path, timeout_s: float = 600
+) -> str:
     """The id of the run `candidates()` finds, once the product has it RUNNING with epoch 1 logged (what
     it signals in the store); fails at once if the process ends or the run ends un-held."""
     deadline = time.monotonic() + timeout_s
     store_error = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"the process ended (code {process.returncode}) before {what} logged epoch 1:\n"
-                        f"{tail(log_path)}")
+            pytest.fail(
+                f"the process ended (code {process.returncode}) before {what} logged epoch 1:\n"
+                f"{tail(log_path)}"
+            )
         try:
             runs = candidates()
             for run in runs:
-                if run.info.status == "RUNNING" and client.get_metric_history(run.info.run_id, "val_accuracy"):
+                if run.info.status == "RUNNING" and client.get_metric_history(
+                    run.info.run_id, "val_accuracy"
+                ):
                     return run.info.run_id
         except MlflowException as exc:  # the SQLite store is busy: the process writes to it too
             store_error = exc
@@ -129,8 +143,10 @@ def wait_until_epoch_1_logged(client, candidates, what: str, process: subprocess
         if ended:
             pytest.fail(f"{what} ended {ended} instead of being held after epoch 1:\n{tail(log_path)}")
         time.sleep(0.2)
-    pytest.fail(f"{what} was not RUNNING with epoch 1 logged within {timeout_s:.0f} s "
-                f"(last store error: {store_error}):\n{tail(log_path)}")
+    pytest.fail(
+        f"{what} was not RUNNING with epoch 1 logged within {timeout_s:.0f} s "
+        f"(last store error: {store_error}):\n{tail(log_path)}"
+    )
 
 
 def kill_9(process: subprocess.Popen) -> None:
@@ -148,6 +164,7 @@ def kill_9(process: subprocess.Popen) -> None:
 
 def prefect_flow_runs(prefect_home: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(prefect_home / "prefect.db") as database:
-        rows = database.execute("select f.name, r.state_type from flow_run r join flow f on f.id = r.flow_id "
-                                "order by r.created").fetchall()
+        rows = database.execute(
+            "select f.name, r.state_type from flow_run r join flow f on f.id = r.flow_id order by r.created"
+        ).fetchall()
     return [(name, state) for name, state in rows]

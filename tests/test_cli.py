@@ -69,8 +69,13 @@ def test_run_part_help_lists_every_parameter_with_each_profiles_default(studyflo
     entries = _parameters(result.stdout)
     assert set(entries) == set(MlpConfig.model_fields) - {"profile"}
     assert entries["epochs"] == "  epochs (int) passes over the training set default: quick 2, paper 20"
-    assert "(int | None)" in entries["train_size"] and "default: quick 1500, paper None" in entries["train_size"]
-    assert "default: auto (every profile)" in entries["precision"] and "Keras dtype policy" in entries["precision"]
+    assert (
+        "(int | None)" in entries["train_size"] and "default: quick 1500, paper None" in entries["train_size"]
+    )
+    assert (
+        "default: auto (every profile)" in entries["precision"]
+        and "Keras dtype policy" in entries["precision"]
+    )
     assert '"MLP-1": [1000, 1000]' in entries["architectures"]
     assert all("(no description)" not in entry for entry in entries.values()), entries
 
@@ -79,7 +84,15 @@ def test_sweep_kind_help_lists_its_parameters_but_those_its_options_describe(stu
     result = _run(["sweep", "cnn", "--help"], studyflow_home)
     assert result.returncode == 0, result.stderr
     entries = _parameters(result.stdout)
-    assert {"epochs", "search_space", "pruner", "seeds_per_trial", "trials", "workers", "dask_address"} <= set(entries)
+    assert {
+        "epochs",
+        "search_space",
+        "pruner",
+        "seeds_per_trial",
+        "trials",
+        "workers",
+        "dask_address",
+    } <= set(entries)
     assert not {"storage", "study_name"} & set(entries)  # --storage, --study-name
     assert "--storage" in result.stdout and "--study-name" in result.stdout and "--trials" in result.stdout
     assert "default: quick 6, paper 20" in entries["trials"]  # what --trials left out takes
@@ -89,11 +102,13 @@ def test_sweep_kind_help_lists_its_parameters_but_those_its_options_describe(stu
 
 
 def test_help_of_a_part_imports_nothing_heavy():
-    probe = ("import sys; from studyflow.entrypoints import cli\n"
-             "for argv in (['run', 'cnn', '--help'], ['sweep', 'mtl', '--help']):\n"
-             "    try:\n        cli.main(argv)\n    except SystemExit as stop:\n        assert stop.code == 0\n"
-             "heavy = [name for name in ('tensorflow', 'mlflow', 'prefect', 'keras', 'optuna') if name in sys.modules]\n"
-             "print('heavy', heavy, file=sys.stderr)")
+    probe = (
+        "import sys; from studyflow.entrypoints import cli\n"
+        "for argv in (['run', 'cnn', '--help'], ['sweep', 'mtl', '--help']):\n"
+        "    try:\n        cli.main(argv)\n    except SystemExit as stop:\n        assert stop.code == 0\n"
+        "heavy = [name for name in ('tensorflow', 'mlflow', 'prefect', 'keras', 'optuna') if name in sys.modules]\n"
+        "print('heavy', heavy, file=sys.stderr)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "heavy []" in result.stderr, result.stdout + result.stderr
     assert "  registered_model (str)" in result.stdout  # the cnn part's own field
@@ -128,15 +143,18 @@ def test_prefect_local_state_lives_under_studyflow_home_unless_prefect_is_config
     assert own.stdout.strip() == str(tmp_path / ".prefect")
     chosen = subprocess.run(probe, env={**base, "PREFECT_HOME": "/elsewhere"}, capture_output=True, text=True)
     assert chosen.stdout.strip() == "/elsewhere"
-    server = subprocess.run(probe, env={**base, "PREFECT_API_URL": "http://127.0.0.1:4200/api"},
-                            capture_output=True, text=True)
+    server = subprocess.run(
+        probe, env={**base, "PREFECT_API_URL": "http://127.0.0.1:4200/api"}, capture_output=True, text=True
+    )
     assert server.stdout.strip() == ""
 
 
 def test_a_bad_parameter_is_refused_before_anything_heavy_is_imported(studyflow_home):
-    probe = ("import sys; from studyflow.entrypoints import cli; code = cli.main(['run', 'cnn', '--set', 'epochs=-1']); "
-             "heavy = [name for name in ('tensorflow', 'mlflow', 'prefect', 'keras') if name in sys.modules]; "
-             "print(code, heavy)")
+    probe = (
+        "import sys; from studyflow.entrypoints import cli; code = cli.main(['run', 'cnn', '--set', 'epochs=-1']); "
+        "heavy = [name for name in ('tensorflow', 'mlflow', 'prefect', 'keras') if name in sys.modules]; "
+        "print(code, heavy)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "2 []", result.stdout + result.stderr
     assert "parameter 'epochs'" in result.stderr
@@ -144,8 +162,9 @@ def test_a_bad_parameter_is_refused_before_anything_heavy_is_imported(studyflow_
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
-def test_a_missing_or_truncated_dataset_is_refused_in_one_line_before_anything_starts(studyflow_home, tmp_path,
-                                                                                    damage):
+def test_a_missing_or_truncated_dataset_is_refused_in_one_line_before_anything_starts(
+    studyflow_home, tmp_path, damage
+):
     from studyflow import paths
 
     data = tmp_path / "data"
@@ -155,13 +174,20 @@ def test_a_missing_or_truncated_dataset_is_refused_in_one_line_before_anything_s
         images.unlink()
     else:
         images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])
-    env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home), "STUDYFLOW_DATA_DIR": str(data),
-           "STUDYFLOW_CACHE_DIR": str(tmp_path / "cache"), "STUDYFLOW_DATA_MIRROR": "http://127.0.0.1:9/"}
+    env = {
+        **os.environ,
+        "STUDYFLOW_HOME": str(studyflow_home),
+        "STUDYFLOW_DATA_DIR": str(data),
+        "STUDYFLOW_CACHE_DIR": str(tmp_path / "cache"),
+        "STUDYFLOW_DATA_MIRROR": "http://127.0.0.1:9/",
+    }
     result = subprocess.run(STUDYFLOW + ["run", "pca"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(images) in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert "temporary server" not in result.stdout + result.stderr  # no Prefect server was started
     assert not (studyflow_home / "mlruns" / "mlflow.db").exists()
-    debug = subprocess.run(STUDYFLOW + ["--debug", "run", "pca"], capture_output=True, text=True, env=env, timeout=120)
+    debug = subprocess.run(
+        STUDYFLOW + ["--debug", "run", "pca"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "DatasetError" in debug.stderr

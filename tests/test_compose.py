@@ -1,6 +1,7 @@
 """Static checks of the container stack and the deployments: docker-compose.yml against the Compose
-specification and the stack's rules (loopback ports, start order, no secret in the file), the Dockerfile with hadolint, prefect.yaml against the flows it
-deploys. `make compose-check` (stack/compose_check.sh, run by .ci/run) brings the stack up for real."""
+specification and the stack's rules (loopback ports, start order, no secret in the file), the
+Dockerfile with hadolint, prefect.yaml against the flows it deploys. `make compose-check`
+(stack/compose_check.sh, run by .ci/run) brings the stack up for real."""
 
 from __future__ import annotations
 
@@ -18,8 +19,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 VENV_BIN = Path(sys.executable).parent
-LONG_RUNNING = ("postgres", "mlflow", "prefect-server", "worker", "serve", "optuna-dashboard", "dask-scheduler",
-                "dask-worker")
+LONG_RUNNING = (
+    "postgres",
+    "mlflow",
+    "prefect-server",
+    "worker",
+    "serve",
+    "optuna-dashboard",
+    "dask-scheduler",
+    "dask-worker",
+)
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
 REFERENCE = re.compile(r"\$\{(\w+)[^}]*\}")
 
@@ -37,14 +46,27 @@ def _tool(name: str) -> str | None:
 def test_compose_file_follows_the_compose_specification():
     checker = _tool("check-jsonschema")
     assert checker, "check-jsonschema is missing: install the test extra (pip install -e '.[test]')"
-    result = subprocess.run([checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_service_of_the_stack_is_there(compose):
-    assert set(compose["services"]) == {"postgres", "mlflow", "prefect-server", "deploy", "worker", "serve",
-                                        "optuna-dashboard", "dask-scheduler", "dask-worker"}
+    assert set(compose["services"]) == {
+        "postgres",
+        "mlflow",
+        "prefect-server",
+        "deploy",
+        "worker",
+        "serve",
+        "optuna-dashboard",
+        "dask-scheduler",
+        "dask-worker",
+    }
     assert set(compose["volumes"]) >= {"postgres-data", "mlflow-artifacts", "step-results"}
 
 
@@ -55,8 +77,14 @@ def test_published_ports_are_bound_to_loopback_only(compose):
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name} publishes {port!r}"
             published.append(name)
     # PostgreSQL stays inside the stack; the scheduler publishes its port and its dashboard
-    assert sorted(published) == ["dask-scheduler", "dask-scheduler", "mlflow", "optuna-dashboard", "prefect-server",
-                                 "serve"]
+    assert sorted(published) == [
+        "dask-scheduler",
+        "dask-scheduler",
+        "mlflow",
+        "optuna-dashboard",
+        "prefect-server",
+        "serve",
+    ]
 
 
 def test_services_come_up_in_order_on_healthchecks(compose):
@@ -79,7 +107,9 @@ def test_services_come_up_in_order_on_healthchecks(compose):
 def test_serve_runs_the_champion_from_the_stacks_tracking_server(compose):
     serve = compose["services"]["serve"]
     # tried again in the same container until a champion exists (no restart loop: see the compose file)
-    assert serve["command"][:2] == ["sh", "-c"] and "until studyflow serve --host 0.0.0.0" in serve["command"][2]
+    assert (
+        serve["command"][:2] == ["sh", "-c"] and "until studyflow serve --host 0.0.0.0" in serve["command"][2]
+    )
     assert serve["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert serve["build"]["dockerfile"] == "Dockerfile"  # the same image: the study's code and environment
 
@@ -115,7 +145,10 @@ def test_dask_workers_scale_and_share_the_stores_with_the_flow_runs(compose):
     scheduler, dask_worker, worker = services["dask-scheduler"], services["dask-worker"], services["worker"]
     assert scheduler["command"][:2] == ["dask", "scheduler"] and "--dashboard-address" in scheduler["command"]
     assert dask_worker["command"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
-    assert "--preload" in dask_worker["command"] and "studyflow.entrypoints.dask_worker" in dask_worker["command"]
+    assert (
+        "--preload" in dask_worker["command"]
+        and "studyflow.entrypoints.dask_worker" in dask_worker["command"]
+    )
     assert "container_name" not in dask_worker and "ports" not in dask_worker  # --scale dask-worker=N
     assert worker["environment"]["STUDYFLOW_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
     for service in (worker, dask_worker):  # the same stores, at the same paths
@@ -167,10 +200,17 @@ def test_dockerfile_passes_hadolint():
 
 
 def test_dockerfile_installs_dependencies_before_the_code_and_runs_as_a_user():
-    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in DOCKERFILE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     index = {line: number for number, line in enumerate(lines)}
-    dependencies = next(number for line, number in index.items()
-                        if line.startswith("RUN ") and "uv pip install --compile-bytecode -r pyproject.toml" in line)
+    dependencies = next(
+        number
+        for line, number in index.items()
+        if line.startswith("RUN ") and "uv pip install --compile-bytecode -r pyproject.toml" in line
+    )
     first_code = min(number for line, number in index.items() if line.startswith("COPY studyflow/"))
     assert index["COPY pyproject.toml ./"] < dependencies < first_code
     users = [line for line in lines if line.startswith("USER ")]
@@ -185,13 +225,16 @@ def test_dockerfile_installs_dependencies_before_the_code_and_runs_as_a_user():
 
 # ---------------------------------------------------------------- prefect.yaml
 
+
 def _deployments() -> list[dict]:
     return yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
 
 
 def _committed_flow_files() -> list[Path]:
     """The flow modules in the repository (a colleague's uncommitted file is not yet deployable)."""
-    listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "flows/*.py"], capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "ls-files", "flows/*.py"], capture_output=True, text=True
+    )
     if listed.returncode != 0:
         return sorted((REPO_ROOT / "flows").glob("*.py"))
     return [REPO_ROOT / name for name in listed.stdout.split()]
@@ -212,8 +255,11 @@ def _flows_in(path: Path) -> dict[str, set[str]]:
                     found[node.name] = {argument.arg for argument in node.args.args}
                 elif isinstance(target, ast.Name) and target.id == "part_flow":
                     config_name = decorator.args[1].id
-                    config = next(getattr(module, config_name) for module in (parts, study, sweeps)
-                                  if hasattr(module, config_name))
+                    config = next(
+                        getattr(module, config_name)
+                        for module in (parts, study, sweeps)
+                        if hasattr(module, config_name)
+                    )
                     found[node.name] = {"profile", *config.model_fields}
     return found
 
@@ -223,8 +269,10 @@ def test_every_flow_has_a_quick_deployment_on_the_studyflow_pool():
     declared = {deployment["entrypoint"] for deployment in deployments}
     flows = {f"flows/{path.name}:{name}" for path in _committed_flow_files() for name in _flows_in(path)}
     missing = sorted(flows - declared)
-    assert not missing, (f"flows without a deployment: {missing}; add a 5-line block to prefect.yaml "
-                         "(see its header) and run `make deployments`")
+    assert not missing, (
+        f"flows without a deployment: {missing}; add a 5-line block to prefect.yaml "
+        "(see its header) and run `make deployments`"
+    )
     for deployment in deployments:
         assert deployment["name"] == "quick"
         assert deployment["work_pool"]["name"] == "studyflow"
@@ -245,11 +293,15 @@ def test_deployments_run_local_code_from_the_workers_checkout():
 
 # ---------------------------------------------------------------- both kinds of image, and the check
 
+
 def test_images_are_parameters_with_the_official_images_as_defaults(compose):
     services = compose["services"]
     assert services["postgres"]["image"] == "${POSTGRES_IMAGE:-docker.io/library/postgres:15-bookworm}"
     build = services["mlflow"]["build"]
-    assert build["args"]["STUDYFLOW_BASE_IMAGE"] == "${STUDYFLOW_BASE_IMAGE:-docker.io/library/python:3.11.7-slim-bookworm}"
+    assert (
+        build["args"]["STUDYFLOW_BASE_IMAGE"]
+        == "${STUDYFLOW_BASE_IMAGE:-docker.io/library/python:3.11.7-slim-bookworm}"
+    )
     assert "EXTRA_CA_CERTS" in build["args"]
     lines = DOCKERFILE.read_text().splitlines()
     assert "ARG STUDYFLOW_BASE_IMAGE=docker.io/library/python:3.11.7-slim-bookworm" in lines

@@ -56,13 +56,19 @@ def test_unknown_profile_and_unknown_key_are_rejected():
 
 def test_set_options_parse_json_and_plain_strings():
     assert parse_set_options(["pairs=[[1,0]]", "name=abc", "rate=0.5"]) == {
-        "pairs": [[1, 0]], "name": "abc", "rate": 0.5}
+        "pairs": [[1, 0]],
+        "name": "abc",
+        "rate": 0.5,
+    }
     with pytest.raises(ConfigError, match="NAME=VALUE"):
         parse_set_options(["oops"])
 
 
-ALL_FLOWS = ([(part.flow, part.config) for part in (*PARTS.values(), STUDY)] + [(report_flow, ReportConfig)]
-             + [(SWEEP_FLOWS[kind], SWEEP_CONFIGS[kind]) for kind in SWEEP_FLOWS])
+ALL_FLOWS = (
+    [(part.flow, part.config) for part in (*PARTS.values(), STUDY)]
+    + [(report_flow, ReportConfig)]
+    + [(SWEEP_FLOWS[kind], SWEEP_CONFIGS[kind]) for kind in SWEEP_FLOWS]
+)
 
 
 @pytest.mark.parametrize("flow, config", ALL_FLOWS, ids=[flow.name for flow, _ in ALL_FLOWS])
@@ -78,6 +84,7 @@ def test_prefect_sees_the_config_fields_as_the_flow_parameters(flow, config):
 
 def test_a_new_config_field_is_a_flow_parameter_that_reaches_the_body():
     """The mechanism itself: the body gets the config built from the profile and the flat parameters."""
+
     class TinyConfig(StepConfig):
         width: int = Field(3, ge=1, description="a hyperparameter added in one place")
         PROFILE_DEFAULTS: ClassVar = {"quick": {"width": 2}, "paper": {}}
@@ -116,21 +123,34 @@ def test_bad_architecture_settings_are_rejected(config, overrides, parameter):
 def test_each_part_names_the_datasets_it_reads_and_part_5_checks_its_model_first():
     from flows.registry import datasets_needed
 
-    assert {name: datasets_needed(name, part.config.for_profile("quick")) for name, part in PARTS.items()} == {
-        "pca": ["mnist"], "perceptron": ["mnist"], "mlp": ["mnist"], "cnn": ["mnist"], "inspect": ["mnist"],
-        "mtl": ["fashion-mnist"]}
-    assert datasets_needed("study", StudyConfig.for_profile("quick", parts=["pca", "mtl"])) == ["fashion-mnist",
-                                                                                                "mnist"]
+    assert {
+        name: datasets_needed(name, part.config.for_profile("quick")) for name, part in PARTS.items()
+    } == {
+        "pca": ["mnist"],
+        "perceptron": ["mnist"],
+        "mlp": ["mnist"],
+        "cnn": ["mnist"],
+        "inspect": ["mnist"],
+        "mtl": ["fashion-mnist"],
+    }
+    assert datasets_needed("study", StudyConfig.for_profile("quick", parts=["pca", "mtl"])) == [
+        "fashion-mnist",
+        "mnist",
+    ]
     assert PARTS["inspect"].preflight_path == "tasks.inspect.source:check_model_exists"
 
 
 def test_auto_precision_says_what_it_picks_and_why():
     from studyflow.config.base import auto_precision_reason
 
-    assert auto_precision_reason(["avx2", "fma"]) == ("precision auto -> float32: the CPU has no native bfloat16 "
-                                                      "(AVX512_BF16 or AMX), and emulated it is slower than float32")
-    assert auto_precision_reason(["avx512f", "amx_bf16"]) == \
-        "precision auto -> mixed_bfloat16: the CPU computes bfloat16 natively (amx_bf16)"
+    assert auto_precision_reason(["avx2", "fma"]) == (
+        "precision auto -> float32: the CPU has no native bfloat16 "
+        "(AVX512_BF16 or AMX), and emulated it is slower than float32"
+    )
+    assert (
+        auto_precision_reason(["avx512f", "amx_bf16"])
+        == "precision auto -> mixed_bfloat16: the CPU computes bfloat16 natively (amx_bf16)"
+    )
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively():
@@ -144,13 +164,20 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively():
     # Resolved in the config, so the params, step keys and models carry the policy that was used.
     config = MlpConfig.for_profile("quick", precision="auto")
     native = any(flag in cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
-    assert config.precision == config.train_settings().precision == ("mixed_bfloat16" if native else "float32")
+    assert (
+        config.precision == config.train_settings().precision == ("mixed_bfloat16" if native else "float32")
+    )
     assert config.as_params()["precision"] == config.precision
 
 
-@pytest.mark.parametrize(("flags", "expected"), [(["avx2", "avx512f"], "float32"),
-                                                 (["avx512f", "avx512_bf16"], "mixed_bfloat16"),
-                                                 (["amx_bf16", "amx_tile"], "mixed_bfloat16")])
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["avx2", "avx512f"], "float32"),
+        (["avx512f", "avx512_bf16"], "mixed_bfloat16"),
+        (["amx_bf16", "amx_tile"], "mixed_bfloat16"),
+    ],
+)
 def test_the_default_precision_is_auto_resolved_on_the_machine(monkeypatch, flags, expected):
     """bench.precision_choice found bfloat16 as accurate as float32 where the CPU has it natively: the
     default is "auto", resolved when the config is built (a study passes "auto" on to its parts)."""
@@ -161,13 +188,20 @@ def test_the_default_precision_is_auto_resolved_on_the_machine(monkeypatch, flag
     assert TrainSettings().precision == expected
     for part in (MlpConfig, CnnConfig, MtlConfig):
         config = part.for_profile("paper")
-        assert config.precision == config.train_settings().precision == config.as_params()["precision"] == expected
+        assert (
+            config.precision
+            == config.train_settings().precision
+            == config.as_params()["precision"]
+            == expected
+        )
     assert StudyConfig.for_profile("quick").precision == "auto"
 
 
-@pytest.mark.parametrize("config", [part.config for part in PARTS.values()] + [StudyConfig, ReportConfig,
-                                                                                *SWEEP_CONFIGS.values()],
-                         ids=lambda config: config.__name__)
+@pytest.mark.parametrize(
+    "config",
+    [part.config for part in PARTS.values()] + [StudyConfig, ReportConfig, *SWEEP_CONFIGS.values()],
+    ids=lambda config: config.__name__,
+)
 def test_the_paper_profile_is_the_fields_own_defaults(config):
     # One source per value: a field's default is what runs when nothing overrides it (the paper
     # profile); the quick profile only lightens some of them.
@@ -181,6 +215,7 @@ def test_the_paper_profile_is_the_fields_own_defaults(config):
 def test_the_command_lines_config_is_the_one_the_body_receives(prefect_server):
     """Built once: the object checked before Prefect starts reaches the body through a real flow run,
     whose parameters record its resolved values; a subflow still builds its own from its parameters."""
+
     class OuterConfig(StepConfig):
         width: int = Field(3, ge=1)
 
@@ -202,4 +237,6 @@ def test_the_command_lines_config_is_the_one_the_body_receives(prefect_server):
     config = OuterConfig.for_profile("quick", width=9)
     assert run_with_config(outer_flow, config) == 14
     assert received[0] is config and received[1] == InnerConfig.for_profile("quick", depth=5)
-    assert run_with_config(outer_flow, OuterConfig.for_profile("paper")) == 8  # nothing left over from the last call
+    assert (
+        run_with_config(outer_flow, OuterConfig.for_profile("paper")) == 8
+    )  # nothing left over from the last call

@@ -6,12 +6,11 @@ both ways between the Prefect flow/task runs and the MLflow runs."""
 import asyncio
 
 import pytest
+from conftest import runs_of
 from mlflow.entities import LoggedModelStatus
 
 from studyflow.tracking.descriptions import DESCRIPTION_TAG, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 from studyflow.tracking.names import Tag
-
-from conftest import runs_of
 
 pytestmark = pytest.mark.integration  # every test runs flows on the Prefect test server
 
@@ -23,7 +22,8 @@ def _prefect_artifacts(flow_run_id: str):
     async def read():
         async with get_client() as client:
             return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
 
     return asyncio.run(read())
 
@@ -52,8 +52,14 @@ def test_mlp_runs_follow_mlflow_and_prefect_conventions(prefect_server, mlflow_c
     model = mlflow_client.get_logged_model(output.model_id)
     assert model.name == "MLP-a" and model.status == LoggedModelStatus.READY
     linked = {(metric.key, metric.dataset_name) for metric in model.metrics}
-    assert {("test_accuracy", "mnist-test"), ("val_accuracy", "mnist-val"), ("train_accuracy", "mnist-train")} <= linked
-    assert any(key.startswith("system/cpu_utilization") for key in child.data.metrics), sorted(child.data.metrics)
+    assert {
+        ("test_accuracy", "mnist-test"),
+        ("val_accuracy", "mnist-val"),
+        ("train_accuracy", "mnist-train"),
+    } <= linked
+    assert any(key.startswith("system/cpu_utilization") for key in child.data.metrics), sorted(
+        child.data.metrics
+    )
 
     artifacts = _prefect_artifacts(parent.data.tags[Tag.PREFECT_FLOW_RUN_ID])
     # Prefect stores a link artifact as Markdown: "[text](url)".
@@ -63,7 +69,9 @@ def test_mlp_runs_follow_mlflow_and_prefect_conventions(prefect_server, mlflow_c
         assert any(url in artifact.data for artifact in links.values()), [a.data for a in artifacts]
     (child_link,) = [a for a in links.values() if child.info.run_id in a.data]
     assert child_link.key == "mlflow-mlp-a-seed-0"
-    assert str(child_link.task_run_id) == child.data.tags[Tag.PREFECT_TASK_RUN_ID], "published by the task run"
+    assert str(child_link.task_run_id) == child.data.tags[Tag.PREFECT_TASK_RUN_ID], (
+        "published by the task run"
+    )
     (metrics_table,) = [a for a in artifacts if a.key == "mlflow-mlp-a-seed-0-metrics"]
     assert f"| test_accuracy | {child.data.metrics['test_accuracy']:.4f} |" in metrics_table.data
 
@@ -72,7 +80,11 @@ def test_system_metrics_can_be_turned_off(prefect_server, mlflow_client, tiny, m
     from flows.mlp import mlp_flow
 
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
-    mlp_flow(profile="quick", architectures={"MLP-a": [256, 256]}, system_metrics=False,
-             **dict(tiny, epochs=3, train_size=3000))
+    mlp_flow(
+        profile="quick",
+        architectures={"MLP-a": [256, 256]},
+        system_metrics=False,
+        **dict(tiny, epochs=3, train_size=3000),
+    )
     (child,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags[Tag.RUN_LEVEL] == "child"]
     assert not any(key.startswith("system/") for key in child.data.metrics)

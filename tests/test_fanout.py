@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY, free_port, prefect_home, runs_of
 from holding import REPO, cli_statement, kill_9, tail, wait_until_epoch_1_logged
+
 from studyflow.config import ConfigError
 from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig
 from studyflow.config.study import StudyConfig
@@ -37,8 +37,14 @@ def test_every_part_with_several_trainings_takes_workers_and_a_scheduler(monkeyp
 
 
 def _refusal(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
@@ -47,12 +53,18 @@ def test_a_cluster_that_cannot_work_is_refused_in_one_line_before_any_work(study
     embedded = _refusal(["run", "mlp", "--set", f"dask_address={address}"], {})
     assert embedded.returncode == 1, embedded.stderr
     assert embedded.stderr.count("\n") == 1 and "MLFLOW_TRACKING_URI" in embedded.stderr, embedded.stderr
-    no_prefect = _refusal(["run", "cnn", "--set", f"dask_address={address}"],
-                          {"MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:1/mlflow"})
+    no_prefect = _refusal(
+        ["run", "cnn", "--set", f"dask_address={address}"],
+        {"MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:1/mlflow"},
+    )
     assert no_prefect.returncode == 1 and "PREFECT_API_URL" in no_prefect.stderr, no_prefect.stderr
-    gone = _refusal(["run", "study", "--set", f"dask_address={address}"],
-                    {"MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:1/mlflow",
-                     "PREFECT_API_URL": "http://127.0.0.1:1/api"})
+    gone = _refusal(
+        ["run", "study", "--set", f"dask_address={address}"],
+        {
+            "MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:1/mlflow",
+            "PREFECT_API_URL": "http://127.0.0.1:1/api",
+        },
+    )
     assert gone.returncode == 1, gone.stderr
     assert gone.stderr.count("\n") == 1 and f"the Dask scheduler {address} does not answer" in gone.stderr
     for result in (embedded, no_prefect, gone):
@@ -61,8 +73,14 @@ def test_a_cluster_that_cannot_work_is_refused_in_one_line_before_any_work(study
 
 
 def _argv(tiny, *extra: str) -> list[str]:
-    return ["run", "mlp", "--set", f"architectures={THREE_MLPS}",
-            *[f"--set={name}={value}" for name, value in dict(tiny, epochs=2).items()], *extra]
+    return [
+        "run",
+        "mlp",
+        "--set",
+        f"architectures={THREE_MLPS}",
+        *[f"--set={name}={value}" for name, value in dict(tiny, epochs=2).items()],
+        *extra,
+    ]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict:
@@ -82,24 +100,57 @@ ROUND_OFF = 0.01
 
 def _losses(runs) -> dict[str, list[float]]:
     """Each architecture's final training and validation loss."""
-    return {run.data.tags[Tag.ARCHITECTURE]: [run.data.metrics["train_loss"], run.data.metrics["val_loss"]]
-            for run in runs}
+    return {
+        run.data.tags[Tag.ARCHITECTURE]: [run.data.metrics["train_loss"], run.data.metrics["val_loss"]]
+        for run in runs
+    }
 
 
 @pytest.mark.slow
 def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlflow_client):
-    argv = ["run", "study", "--set", 'parts=["perceptron", "mlp"]', "--set", "workers=2", "--set", "report=false"]
-    tiny_data = {"train_size": TINY["train_size"], "test_size": TINY["test_size"]}  # the quick profile's models
-    study = subprocess.run([sys.executable, "-c", cli_statement(argv, {"perceptron": tiny_data, "mlp": tiny_data})],
-                           cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
+    argv = [
+        "run",
+        "study",
+        "--set",
+        'parts=["perceptron", "mlp"]',
+        "--set",
+        "workers=2",
+        "--set",
+        "report=false",
+    ]
+    tiny_data = {
+        "train_size": TINY["train_size"],
+        "test_size": TINY["test_size"],
+    }  # the quick profile's models
+    study = subprocess.run(
+        [sys.executable, "-c", cli_statement(argv, {"perceptron": tiny_data, "mlp": tiny_data})],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert study.returncode == 0, study.stderr[-3000:]
-    addresses = {line.split("cluster ")[1].split()[0] for line in study.stdout.splitlines()
-                 if "trainings on the Dask cluster" in line}
+    addresses = {
+        line.split("cluster ")[1].split()[0]
+        for line in study.stdout.splitlines()
+        if "trainings on the Dask cluster" in line
+    }
     assert len(addresses) == 1, study.stdout[-3000:]  # both parts on the one cluster
-    workers = {part: {run.data.tags[Tag.PROCESS] for run in runs_of(mlflow_client, part)
-                      if run.data.tags.get(Tag.RUN_LEVEL) == "child"} for part in ("perceptron", "mlp")}
-    parents = {run.data.tags[Tag.PROCESS] for part in workers for run in runs_of(mlflow_client, part)
-               if run.data.tags.get(Tag.RUN_LEVEL) == "parent"}
+    workers = {
+        part: {
+            run.data.tags[Tag.PROCESS]
+            for run in runs_of(mlflow_client, part)
+            if run.data.tags.get(Tag.RUN_LEVEL) == "child"
+        }
+        for part in ("perceptron", "mlp")
+    }
+    parents = {
+        run.data.tags[Tag.PROCESS]
+        for part in workers
+        for run in runs_of(mlflow_client, part)
+        if run.data.tags.get(Tag.RUN_LEVEL) == "parent"
+    }
     # The same two worker processes trained both parts' models; none of them is the study's process.
     assert workers["perceptron"] | workers["mlp"] <= workers["mlp"] and len(workers["mlp"]) == 2, workers
     assert not (workers["mlp"] & parents)
@@ -110,20 +161,32 @@ def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlf
 @pytest.mark.faults
 @pytest.mark.slow
 def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training_hands_it_to_another(
-        tmp_path, prefect_server, mlflow_client, tiny):
+    tmp_path, prefect_server, mlflow_client, tiny
+):
     """One fanned command (workers=2) proves both: the trainings run in the Dask workers, not in the
     command, and give what one process gives; and a worker killed during a training (MLP-b, held after
     its epoch 1) hands it to another worker, so that each model is trained once. (That both workers of a
     cluster train is test_a_study_with_workers_starts_one_cluster_for_all_its_parts'.)"""
     log_path = tmp_path / "fanned.log"
     preload = Path(__file__).with_name("dask_hold.py")
-    env = _env(tmp_path, DASK_DISTRIBUTED__WORKER__PRELOAD=f'["{preload}"]', STUDYFLOW_TEST_HOLD_MODEL="mlp_b",
-               STUDYFLOW_TEST_HOLD_ONCE=str(tmp_path / "held-once"))
+    env = _env(
+        tmp_path,
+        DASK_DISTRIBUTED__WORKER__PRELOAD=f'["{preload}"]',
+        STUDYFLOW_TEST_HOLD_MODEL="mlp_b",
+        STUDYFLOW_TEST_HOLD_ONCE=str(tmp_path / "held-once"),
+    )
     mlflow_client.search_experiments()
     with open(log_path, "w") as log:
-        command = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", *_argv(tiny, "--set", "workers=2")],
-                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        command = subprocess.Popen(
+            [sys.executable, "-m", "studyflow.entrypoints.cli", *_argv(tiny, "--set", "workers=2")],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
+
         def mlp_b():
             return [run for run in _children(mlflow_client) if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-b"]
 
@@ -150,7 +213,9 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     (parent,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
     assert parent.info.status == "FINISHED"
     processes = {run.data.tags[Tag.PROCESS] for run in children}
-    assert parent.data.tags[Tag.PROCESS] not in processes  # every training ran in a worker, none in the command
+    assert (
+        parent.data.tags[Tag.PROCESS] not in processes
+    )  # every training ran in a worker, none in the command
     fanned_loss = _losses(finished)
     # MLP-a and MLP-b are the same network with the same seed: equal up to round-off, whichever worker
     # trained them. (This check found that one training in about a dozen, in a worker, started from other
@@ -186,8 +251,14 @@ def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
     monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", f"tcp://127.0.0.1:{free_port()}")
     _, ok, detail = dask_check()
     assert not ok and "does not answer" in detail
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
         monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", cluster.scheduler_address)
         _, ok, detail = dask_check()
     assert ok and "1 workers share the step results and run this code" in detail, detail
@@ -200,41 +271,75 @@ DASK = str(Path(sys.executable).parent / "dask")
 @pytest.mark.faults
 @pytest.mark.slow
 def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_no_run_running(
-        tmp_path, prefect_server, tiny):
+    tmp_path, prefect_server, tiny
+):
     """A scheduler (and a worker holding MLP-b after epoch 1) of our own, an MLflow server and the test
     Prefect server, as a dask_address needs them; the scheduler is killed mid-training."""
     from mlflow import MlflowClient
     from prefect.settings import PREFECT_API_URL
-
     from test_faults_servers import MlflowServer
 
     server = MlflowServer(tmp_path)
     server.start(wait=False)  # boots while the scheduler and the worker start
     address = f"tcp://127.0.0.1:{free_port()}"
-    env = _env(tmp_path, MLFLOW_TRACKING_URI=server.url, PREFECT_API_URL=PREFECT_API_URL.value(),
-               PYTHONPATH=str(REPO),  # the worker runs this checkout's code, as the command does
-               STUDYFLOW_TEST_HOLD_MODEL="mlp_b", STUDYFLOW_TEST_HOLD_ONCE=str(tmp_path / "held-once"))
+    env = _env(
+        tmp_path,
+        MLFLOW_TRACKING_URI=server.url,
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+        PYTHONPATH=str(REPO),  # the worker runs this checkout's code, as the command does
+        STUDYFLOW_TEST_HOLD_MODEL="mlp_b",
+        STUDYFLOW_TEST_HOLD_ONCE=str(tmp_path / "held-once"),
+    )
     started: list[subprocess.Popen] = []
 
     def start(name: str, argv: list[str]) -> subprocess.Popen:
         with open(tmp_path / f"{name}.log", "w") as log:
-            started.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True))
+            started.append(
+                subprocess.Popen(
+                    argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
         return started[-1]
 
     try:
         port = address.rsplit(":", 1)[1]
-        scheduler = start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"])
+        scheduler = start(
+            "scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
+        )
         hold = str(Path(__file__).with_name("dask_hold.py"))
-        start("worker", [DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                         "--preload", "studyflow.entrypoints.dask_worker", "--preload", hold])
+        start(
+            "worker",
+            [
+                DASK,
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--preload",
+                "studyflow.entrypoints.dask_worker",
+                "--preload",
+                hold,
+            ],
+        )
         server.wait_until_up()
         client = MlflowClient(server.url)
         log_path, stderr_path = tmp_path / "command.log", tmp_path / "command.err"
         with open(log_path, "w") as log, open(stderr_path, "w") as errors:
-            command = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli",
-                                        *_argv(tiny, "--set", f"dask_address={address}")],
-                                       cwd=REPO, env=env, stdout=log, stderr=errors, start_new_session=True)
+            command = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "studyflow.entrypoints.cli",
+                    *_argv(tiny, "--set", f"dask_address={address}"),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=errors,
+                start_new_session=True,
+            )
         started.append(command)
 
         def mlp_b():
@@ -248,7 +353,9 @@ def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_n
         # The command's own word is one line, its last: above it are the logs of Prefect (the failed
         # flow run's exception, with its traceback, as for any flow that fails) and of Dask's client.
         said = [line for line in stderr.splitlines() if line.startswith("studyflow:")]
-        assert len(said) == 1 and f"studyflow: error: the Dask scheduler {address} is gone" in said[0], stderr[-3000:]
+        assert len(said) == 1 and f"studyflow: error: the Dask scheduler {address} is gone" in said[0], (
+            stderr[-3000:]
+        )
         assert stderr.splitlines()[-1] == said[0], stderr[-3000:]
         assert runs_of(client, "mlp", "attributes.status = 'RUNNING'") == []  # nothing left RUNNING
         assert client.get_run(held_run_id).info.status == "KILLED"

@@ -18,14 +18,20 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY, download, prefect_home, runs_of, sweep_runs, sweep_study
+from holding import (
+    cli_statement,
+    descendants,
+    kill_9,
+    prefect_flow_runs,
+    start_held,
+    wait_gone,
+    wait_until_epoch_1_logged,
+)
 from optuna.trial import TrialState
 
 from studyflow import tracking
 from studyflow.tracking.names import Tag
-
-from conftest import TINY, download, prefect_home, runs_of, sweep_runs, sweep_study
-from holding import (cli_statement, descendants, kill_9, prefect_flow_runs, start_held, wait_gone,
-                     wait_until_epoch_1_logged)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,14 +52,19 @@ def _task_states(flow_run_id: str) -> dict[str, str]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
     return {task_run.name: task_run.state.name for task_run in task_runs}
 
 
 # ------------------------------------------------------------------------------ rerun, force
 
+
 @pytest.mark.integration
-def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlflow_client, studyflow_home, tiny):
+def test_rerun_reuses_each_finished_step_and_force_redoes_it(
+    prefect_server, mlflow_client, studyflow_home, tiny
+):
     from flows.mlp import mlp_flow
 
     architectures = {"MLP-a": [24], "MLP-b": [8, 8]}
@@ -61,13 +72,19 @@ def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlf
     mlp_flow(architectures=architectures, **tiny)
 
     first, second = _parents(mlflow_client, "mlp")
-    trained = {run.data.tags[Tag.ARCHITECTURE]: run for run in _children(mlflow_client, "mlp", first.info.run_id)}
+    trained = {
+        run.data.tags[Tag.ARCHITECTURE]: run for run in _children(mlflow_client, "mlp", first.info.run_id)
+    }
     assert set(trained) == set(architectures)
     assert _children(mlflow_client, "mlp", second.info.run_id) == [], "the rerun trained again"
-    assert set(second.data.tags[tracking.Tag.REUSED_RUN_IDS].split(",")) == {run.info.run_id for run in trained.values()}
+    assert set(second.data.tags[tracking.Tag.REUSED_RUN_IDS].split(",")) == {
+        run.info.run_id for run in trained.values()
+    }
     states = _task_states(second.data.tags[Tag.PREFECT_FLOW_RUN_ID])
     assert states["train-MLP-a-seed-0"] == states["train-MLP-b-seed-0"] == "Cached"
-    table = download(mlflow_client, second.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
+    table = (
+        download(mlflow_client, second.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
+    )
     assert sorted(line.split(",")[0] for line in table[1:]) == ["MLP-a", "MLP-b"]  # each model once
     assert len(list((studyflow_home / "mlruns" / "step-results").iterdir())) >= 2
 
@@ -98,20 +115,34 @@ def test_a_changed_input_or_a_deleted_run_redoes_the_step(prefect_server, mlflow
 
 # --------------------------------------------------------------------------- code changes
 
+
 def _copy_of_repo(destination: Path) -> Path:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in listed:
         source = REPO / name
-        if source.is_file() and not (name.startswith("data/") and source.stat().st_size > 1e6):  # datasets: by env
+        if source.is_file() and not (
+            name.startswith("data/") and source.stat().st_size > 1e6
+        ):  # datasets: by env
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
     return destination
 
 
 def _studyflow(cwd: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -120,13 +151,28 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     function of tasks/training.py (not the task itself) retrains. The first command's console is also
     what a user sees of any `studyflow run` (test_cli.py's commands all stop before any work)."""
     checkout = _copy_of_repo(tmp_path / "checkout")
-    env = {**os.environ, "PYTHONPATH": str(checkout), "STUDYFLOW_DATA_DIR": str(REPO / "data"),
-           "PREFECT_HOME": str(prefect_home(tmp_path / "prefect"))}
-    where = subprocess.run([sys.executable, "-c", "import tasks.training as t; print(t.__file__)"], cwd=checkout,
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(checkout),
+        "STUDYFLOW_DATA_DIR": str(REPO / "data"),
+        "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")),
+    }
+    where = subprocess.run(
+        [sys.executable, "-c", "import tasks.training as t; print(t.__file__)"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert where.startswith(str(checkout)), "the subprocess must run the copied code"
-    command = ["run", "mlp", "--set", 'architectures={"MLP-a": [16]}',
-               *[f"--set={name}={value}" for name, value in tiny.items()]]
+    command = [
+        "run",
+        "mlp",
+        "--set",
+        'architectures={"MLP-a": [16]}',
+        *[f"--set={name}={value}" for name, value in tiny.items()],
+    ]
 
     for attempt in range(2):
         result = _studyflow(checkout, *command, env=env)
@@ -145,7 +191,9 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     assert result.returncode == 0, result.stderr[-3000:]
     third = _parents(mlflow_client, "mlp")[-1]
     retrained = _children(mlflow_client, "mlp", third.info.run_id)
-    assert [run.info.run_name for run in retrained] == ["MLP-a-seed-0"] and retrained[0].info.status == "FINISHED"
+    assert [run.info.run_name for run in retrained] == ["MLP-a-seed-0"] and retrained[
+        0
+    ].info.status == "FINISHED"
 
 
 def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.CompletedProcess, client) -> None:
@@ -157,16 +205,22 @@ def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.Completed
     # A quiet console: the UI hint once, as a command that runs as printed, then the page of the
     # part's runs in the model-training view; no TensorFlow banners; precision "auto" explained once.
     assert result.stdout.count("start both UIs with") == 1
-    (command,) = [line.split() for line in result.stdout.splitlines() if line.strip().endswith("studyflow ui")]
+    (command,) = [
+        line.split() for line in result.stdout.splitlines() if line.strip().endswith("studyflow ui")
+    ]
     assert Path(command[0]).is_file() and os.access(command[0], os.X_OK) and command[1:] == ["ui"], command
-    assert re.search(r"then open http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?workflowType=machine_learning",
-                     result.stdout)
+    assert re.search(
+        r"then open http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?workflowType=machine_learning",
+        result.stdout,
+    )
     assert result.stdout.count("[studyflow] precision auto -> ") == 1
     console = result.stdout + result.stderr
     assert "oneDNN custom operations" not in console and "absl::InitializeLog" not in console
     # No library warning the user cannot act on, and none twice (TensorFlow's reached Prefect's handler too).
     assert "tf.function retracing" not in console and "Add type hints" not in console
-    warnings = [re.sub(r"^.*?WARNING\W+[\w.]+\W+", "", line) for line in console.splitlines() if "WARNING" in line]
+    warnings = [
+        re.sub(r"^.*?WARNING\W+[\w.]+\W+", "", line) for line in console.splitlines() if "WARNING" in line
+    ]
     assert len(warnings) == len(set(warnings)), warnings
     (parent,) = [run for run in _parents(client, "mlp") if run.info.run_name == "mlp-quick"]
     assert parent.info.run_id in result.stdout and parent.info.status == "FINISHED"
@@ -174,23 +228,36 @@ def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.Completed
 
 # ------------------------------------------------------------------- kill -9 mid-training
 
+
 @pytest.mark.slow
-def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(tmp_path,
-                                                                                             mlflow_client):
+def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(
+    tmp_path, mlflow_client
+):
     env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
     argv = ["run", "study", "--set", 'parts=["pca", "cnn"]', "--set", "report=false"]
     # `studyflow run study` on tiny data: the quick profile's CNNs (their 2 epochs: CNN-2 is held after
     # its first) on conftest's tiny subsets, the PCA on a smaller sample; both commands the same.
-    statement = cli_statement(argv, {"pca": {"sample_size": 1_000},
-                                     "cnn": {"train_size": TINY["train_size"], "test_size": TINY["test_size"]}})
+    statement = cli_statement(
+        argv,
+        {
+            "pca": {"sample_size": 1_000},
+            "cnn": {"train_size": TINY["train_size"], "test_size": TINY["test_size"]},
+        },
+    )
     mlflow_client.search_experiments()  # the store exists before the study writes to it
     log_path = tmp_path / "killed-study.log"
     # CNN-2's Keras model (cnn_2) is held after its epoch 1; CNN-1 and the PCA part run as usual.
     study = start_held("cnn_2", statement, log_path, env)
     try:
         killed_run_id = wait_until_epoch_1_logged(
-            mlflow_client, lambda: [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == "CNN-2"],
-            "CNN-2", study, log_path)
+            mlflow_client,
+            lambda: [
+                run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == "CNN-2"
+            ],
+            "CNN-2",
+            study,
+            log_path,
+        )
         started = descendants(study.pid)  # Prefect's temporary server
         study.send_signal(signal.SIGKILL)  # the command only, as `kill -9 <pid>` does
         study.wait(timeout=30)
@@ -203,8 +270,9 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert mlflow_client.get_run(killed_run_id).info.status == "RUNNING"  # what kill -9 leaves behind
     assert [point.step for point in mlflow_client.get_metric_history(killed_run_id, "val_accuracy")] == [1]
 
-    rerun = subprocess.run([sys.executable, "-c", statement], cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=900)
+    rerun = subprocess.run(
+        [sys.executable, "-c", statement], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "RUNNING -> KILLED" in rerun.stdout and "reused finished run" in rerun.stdout
 
@@ -223,7 +291,9 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     final = _parents(mlflow_client, "cnn")[-1]
     assert final.info.status == "FINISHED"
     assert final.data.tags[tracking.Tag.REUSED_RUN_IDS] == by_name["CNN-1"][0].info.run_id
-    table = download(mlflow_client, final.info.run_id, "tables/cnn_architectures.csv").read_text().splitlines()
+    table = (
+        download(mlflow_client, final.info.run_id, "tables/cnn_architectures.csv").read_text().splitlines()
+    )
     assert sorted(line.split(",")[0] for line in table[1:]) == [f"CNN-{index}" for index in range(1, 6)]
     # The PCA part had finished: both its flow runs FINISHED, the second from cached steps.
     assert [run.info.status for run in _parents(mlflow_client, "pca")] == ["FINISHED", "FINISHED"]
@@ -237,21 +307,32 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     assert [state for name, state in flow_runs if name == "cnn"] == ["CRASHED", "COMPLETED"]
     assert [state for name, state in flow_runs if name == "pca"] == ["COMPLETED", "COMPLETED"]
 
+
 # ------------------------------------------------------------ kill -9 of a sweep trial, heartbeat
+
 
 @pytest.mark.slow
 def test_trial_killed_mid_epoch_is_failed_by_the_heartbeat_and_retried(mlflow_client, tmp_path, tiny):
-    settings = dict(tiny, epochs=2, trials=1, study_name="killed",
-                    search_space={"min_depth": 2, "max_depth": 2, "min_size": 64, "max_size": 64},
-                    heartbeat_interval_s=1, heartbeat_grace_s=3)
-    statement = ("from studyflow.config.sweeps import sweep_config; from tasks.sweeps.run import run_sweep; "
-                 f"run_sweep(sweep_config('mlp', **{settings!r}))")
+    settings = dict(
+        tiny,
+        epochs=2,
+        trials=1,
+        study_name="killed",
+        search_space={"min_depth": 2, "max_depth": 2, "min_size": 64, "max_size": 64},
+        heartbeat_interval_s=1,
+        heartbeat_grace_s=3,
+    )
+    statement = (
+        "from studyflow.config.sweeps import sweep_config; from tasks.sweeps.run import run_sweep; "
+        f"run_sweep(sweep_config('mlp', **{settings!r}))"
+    )
     mlflow_client.search_experiments()  # the store exists before the sweep writes to it
     log_path = tmp_path / "killed-sweep.log"
     worker = start_held("trial_0", statement, log_path, {**os.environ})  # trial 0's model, held after epoch 1
     try:
-        run_id = wait_until_epoch_1_logged(mlflow_client, lambda: sweep_runs(mlflow_client, "mlp")[1],
-                                            "trial 0", worker, log_path)
+        run_id = wait_until_epoch_1_logged(
+            mlflow_client, lambda: sweep_runs(mlflow_client, "mlp")[1], "trial 0", worker, log_path
+        )
     finally:
         kill_9(worker)  # mid-training: no handler runs, the run stays RUNNING
     assert mlflow_client.get_run(run_id).info.status == "RUNNING"
@@ -277,23 +358,52 @@ def test_trial_killed_mid_epoch_is_failed_by_the_heartbeat_and_retried(mlflow_cl
 def _held_dask_sweep(tmp_path, mlflow_client, postgres_url, tiny, name: str):
     """`studyflow sweep mlp --set workers=2` on a PostgreSQL study, its trial 0 held after epoch 1 in
     one of the two Dask workers: (command, its log, trial 0's run id, the worker that holds it)."""
-    argv = ["sweep", "mlp", "--trials", "2", "--study-name", name, "--storage", postgres_url,
-            "--set", "workers=2", "--set", 'pruner={"kind": "none"}',
-            "--set", 'search_space={"min_depth": 1, "max_depth": 2, "min_size": 8, "max_size": 32}',
-            "--set", "heartbeat_interval_s=1", "--set", "heartbeat_grace_s=3",
-            *[f"--set={key}={value}" for key, value in dict(tiny, epochs=2).items()]]
+    argv = [
+        "sweep",
+        "mlp",
+        "--trials",
+        "2",
+        "--study-name",
+        name,
+        "--storage",
+        postgres_url,
+        "--set",
+        "workers=2",
+        "--set",
+        'pruner={"kind": "none"}',
+        "--set",
+        'search_space={"min_depth": 1, "max_depth": 2, "min_size": 8, "max_size": 32}',
+        "--set",
+        "heartbeat_interval_s=1",
+        "--set",
+        "heartbeat_grace_s=3",
+        *[f"--set={key}={value}" for key, value in dict(tiny, epochs=2).items()],
+    ]
     preload = Path(__file__).with_name("dask_hold.py")  # holds trial_0 once in the whole cluster
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1",
-           "DASK_DISTRIBUTED__WORKER__PRELOAD": f'["{preload}"]', "STUDYFLOW_TEST_HOLD_MODEL": "trial_0",
-           "STUDYFLOW_TEST_HOLD_ONCE": str(tmp_path / "held-once")}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")),
+        "PYTHONUNBUFFERED": "1",
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": f'["{preload}"]',
+        "STUDYFLOW_TEST_HOLD_MODEL": "trial_0",
+        "STUDYFLOW_TEST_HOLD_ONCE": str(tmp_path / "held-once"),
+    }
     mlflow_client.search_experiments()  # the store exists before the sweep writes to it
     log_path = tmp_path / "sweep.log"
     with open(log_path, "w") as log:
-        command = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        command = subprocess.Popen(
+            [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def trial_0():
-        return [run for run in sweep_runs(mlflow_client, "mlp")[1] if run.data.tags.get(Tag.TRIAL_NUMBER) == "0"]
+        return [
+            run for run in sweep_runs(mlflow_client, "mlp")[1] if run.data.tags.get(Tag.TRIAL_NUMBER) == "0"
+        ]
 
     try:
         run_id = wait_until_epoch_1_logged(mlflow_client, trial_0, "trial 0", command, log_path)
@@ -307,8 +417,9 @@ def _held_dask_sweep(tmp_path, mlflow_client, postgres_url, tiny, name: str):
 
 @pytest.mark.integration  # PostgreSQL: two workers share the study
 @pytest.mark.slow
-def test_a_dask_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path, mlflow_client, postgres_url,
-                                                                       tiny):
+def test_a_dask_worker_killed_mid_trial_has_its_trial_failed_and_retried(
+    tmp_path, mlflow_client, postgres_url, tiny
+):
     """The worker training trial 0 (held after its epoch 1) is killed with SIGKILL. Dask runs its trial
     loop again; the heartbeat fails trial 0, its run is closed KILLED, its parameters are trained again
     in the surviving worker, and the command ends well."""
@@ -340,8 +451,9 @@ def test_a_dask_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_pat
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_ctrl_c_of_a_sweep_on_dask_workers_queues_its_running_trials_again(tmp_path, mlflow_client, postgres_url,
-                                                                          tiny):
+def test_ctrl_c_of_a_sweep_on_dask_workers_queues_its_running_trials_again(
+    tmp_path, mlflow_client, postgres_url, tiny
+):
     """Ctrl-C (SIGINT to the command's group) while a worker holds trial 0: the command exits 130 and
     leaves nothing RUNNING: the local cluster is gone, its trials are failed with their parameters
     queued again (a resumed sweep runs them first), their runs and the parent closed KILLED."""

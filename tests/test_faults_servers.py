@@ -23,13 +23,12 @@ from pathlib import Path
 import keras
 import optuna
 import pytest
+from conftest import free_port, runs_of
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from studyflow.entrypoints.doctor import run_doctor
 from studyflow.tracking.names import Tag, TrialAttr
-
-from conftest import assert_trials_linked, free_port, runs_of, sweep_runs
 
 pytestmark = pytest.mark.faults
 
@@ -37,8 +36,11 @@ REPO = Path(__file__).resolve().parent.parent
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 SMALL_MLP = {"min_depth": 1, "max_depth": 2, "min_size": 8, "max_size": 32}
 PER_EPOCH = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
-HTTP_RETRY_SETTINGS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-                       "MLFLOW_HTTP_REQUEST_TIMEOUT")
+HTTP_RETRY_SETTINGS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+)
 
 
 # ---------------------------------------------------------------- a real MLflow server to stop
@@ -65,11 +67,27 @@ class MlflowServer:
         env.pop("MLFLOW_TRACKING_URI", None)
         with open(self.folder / "server.log", "ab") as log:
             self.process = subprocess.Popen(
-                [MLFLOW, "server", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1], "--workers", "1",
-                 "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-                 "--serve-artifacts", "--artifacts-destination", str(self.folder / "artifacts")],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True)  # its own process group: stop() ends the server and its workers
+                [
+                    MLFLOW,
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    self.url.rsplit(":", 1)[1],
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{self.folder / 'mlflow.db'}",
+                    "--serve-artifacts",
+                    "--artifacts-destination",
+                    str(self.folder / "artifacts"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )  # its own process group: stop() ends the server and its workers
         if wait:
             self.wait_until_up()
 
@@ -77,7 +95,9 @@ class MlflowServer:
         deadline = time.monotonic() + timeout_s
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}"
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -177,7 +197,9 @@ def _task_run_states(flow_run_id) -> dict[str, str]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with get_client(sync_client=True) as prefect:
-        task_runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        task_runs = prefect.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
     return {task_run.name: task_run.state.type.value for task_run in task_runs}
 
 
@@ -261,7 +283,8 @@ sys.exit(0 if state.is_completed() else 1)
 
 @pytest.mark.integration
 def test_server_gone_for_good_stops_training_naming_the_url_and_keeps_the_unlogged_epoch(
-        tracked_by, prefect_server, studyflow_home, tmp_path, tiny):
+    tracked_by, prefect_server, studyflow_home, tmp_path, tiny
+):
     """The server stays down past the retry window (shortened here to seconds): the flow fails with a
     TrackingError naming the URL, the epoch that could not be logged is in a local file, and once the
     server is back `studyflow doctor` closes the runs the dead process left RUNNING."""
@@ -269,12 +292,23 @@ def test_server_gone_for_good_stops_training_naming_the_url_and_keeps_the_unlogg
 
     handshake = tmp_path / "handshake"
     handshake.mkdir()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracked_by.url, "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "STUDYFLOW_HOME": str(studyflow_home), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-           "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracked_by.url,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "STUDYFLOW_HOME": str(studyflow_home),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
     sizes = json.dumps(dict(tiny, epochs=3))
-    child = subprocess.Popen([sys.executable, "-c", LONG_OUTAGE_CHILD, str(handshake), sizes], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", LONG_OUTAGE_CHILD, str(handshake), sizes],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not (handshake / "epoch-1-logged").exists():
@@ -342,13 +376,17 @@ def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, m
     from tasks.architectures import tasks as architecture_training
 
     _diverging(monkeypatch, architecture_training, "mlp_nan")
-    state = mlp_flow(architectures={"MLP-nan": [16], "MLP-ok": [16]}, **dict(tiny, epochs=2), return_state=True)
+    state = mlp_flow(
+        architectures={"MLP-nan": [16], "MLP-ok": [16]}, **dict(tiny, epochs=2), return_state=True
+    )
 
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
     assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
     task_states = _task_run_states(flow_run_id)
-    assert [name for name, value in task_states.items() if value == "FAILED"] == ["train-MLP-nan-seed-0"], task_states
+    assert [name for name, value in task_states.items() if value == "FAILED"] == ["train-MLP-nan-seed-0"], (
+        task_states
+    )
     assert task_states["train-MLP-ok-seed-0"] == "COMPLETED"
     runs = _runs_of_flow_run(mlflow_client, "mlp", flow_run_id)
     assert set(runs) == {"mlp-quick", "MLP-nan-seed-0", "MLP-ok-seed-0"}
@@ -375,8 +413,14 @@ def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_clie
 
     _diverging(monkeypatch, sweep_trials, "trial_2")
     name = f"nan-{os.getpid()}"
-    state = mlp_sweep_flow(trials=3, study_name=name, search_space=SMALL_MLP, **dict(tiny, epochs=2),
-                           pruner={"kind": "median", "startup_trials": 1, "warmup_epochs": 0}, return_state=True)
+    state = mlp_sweep_flow(
+        trials=3,
+        study_name=name,
+        search_space=SMALL_MLP,
+        **dict(tiny, epochs=2),
+        pruner={"kind": "median", "startup_trials": 1, "warmup_epochs": 0},
+        return_state=True,
+    )
 
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
@@ -386,10 +430,13 @@ def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_clie
     study = optuna.load_study(study_name=name, storage=default_storage_url())
     states = [trial.state for trial in study.trials]
     assert states[2] == TrialState.FAIL, states
-    assert sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states) == 3 and len(states) == 4
+    assert (
+        sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states) == 3 and len(states) == 4
+    )
     runs = runs_of(mlflow_client, "sweep-mlp")
-    trial_runs = {run.data.tags[Tag.TRIAL_NUMBER]: run for run in runs
-                  if run.data.tags.get(Tag.RUN_LEVEL) == "child"}
+    trial_runs = {
+        run.data.tags[Tag.TRIAL_NUMBER]: run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "child"
+    }
     assert sorted(trial_runs) == ["0", "1", "2", "3"]
     failed = trial_runs["2"]
     assert failed.info.status == "FAILED" and failed.data.tags[Tag.TRIAL_STATE] == "FAIL"

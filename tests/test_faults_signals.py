@@ -18,10 +18,19 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import prefect_home, runs_of
-from holding import (REPO, cli_statement, descendants, kill_9, prefect_flow_runs, start_held, tail,
-                     wait_gone, wait_until_epoch_1_logged)
+from holding import (
+    REPO,
+    cli_statement,
+    descendants,
+    kill_9,
+    prefect_flow_runs,
+    start_held,
+    tail,
+    wait_gone,
+    wait_until_epoch_1_logged,
+)
+
 from studyflow.steps import WAITING_FOR_STEP
 from studyflow.tracking.names import Tag
 
@@ -31,8 +40,13 @@ TWO_MLPS = '{"MLP-a": [16], "MLP-b": [16]}'
 
 
 def _mlp_argv(tiny) -> list[str]:
-    return ["run", "mlp", "--set", f"architectures={TWO_MLPS}",
-            *[f"--set={name}={value}" for name, value in dict(tiny, epochs=2).items()]]
+    return [
+        "run",
+        "mlp",
+        "--set",
+        f"architectures={TWO_MLPS}",
+        *[f"--set={name}={value}" for name, value in dict(tiny, epochs=2).items()],
+    ]
 
 
 def _env(tmp_path: Path) -> dict:
@@ -107,15 +121,22 @@ def test_two_identical_commands_at_once_train_each_step_once(tmp_path, mlflow_cl
     try:
         wait_until_epoch_1_logged(mlflow_client, lambda: _mlp_b(mlflow_client), "MLP-b", first, first_log)
         with open(second_log, "w") as log:
-            second = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", *_mlp_argv(tiny)], cwd=REPO,
-                                      env=_env(tmp_path / "second"), stdout=log, stderr=subprocess.STDOUT)
+            second = subprocess.Popen(
+                [sys.executable, "-m", "studyflow.entrypoints.cli", *_mlp_argv(tiny)],
+                cwd=REPO,
+                env=_env(tmp_path / "second"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 300
         (held,) = _mlp_b(mlflow_client)
         waiting = WAITING_FOR_STEP.format(owner=held.data.tags[Tag.PROCESS])  # the first command's process
         # Until the second says it waits for the first's MLP-b (after reusing MLP-a), it must not train
         # MLP-b itself: a run of its own would show here at once.
         while waiting not in second_log.read_text():
-            assert len(_mlp_b(mlflow_client)) == 1, "the second command trains MLP-b too:\n" + tail(second_log)
+            assert len(_mlp_b(mlflow_client)) == 1, "the second command trains MLP-b too:\n" + tail(
+                second_log
+            )
             assert second.poll() is None, tail(second_log)
             assert time.monotonic() < deadline, tail(second_log)
             time.sleep(0.2)
@@ -141,9 +162,17 @@ def _parents(client):
 
 
 def _read_only_mounts_work(folder: Path) -> bool:
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {folder} {folder} && "
-                            f"mount -o remount,bind,ro {folder} && ! touch {folder}/probe"],
-                           capture_output=True, timeout=30)
+    probe = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} && ! touch {folder}/probe",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
     return probe.returncode == 0
 
 
@@ -154,10 +183,20 @@ def test_a_read_only_store_is_refused_in_one_line_before_anything_starts(studyfl
     if not shutil.which("unshare") or not _read_only_mounts_work(mlruns):
         pytest.skip("cannot mount a read-only folder here (needs root and unshare)")
     command = " ".join([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "pca"])
-    result = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {mlruns} {mlruns} && "
-                             f"mount -o remount,bind,ro {mlruns} && exec {command}"],
-                            cwd=REPO, env={**os.environ, "STUDYFLOW_HOME": str(studyflow_home)},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f"mount --bind {mlruns} {mlruns} && mount -o remount,bind,ro {mlruns} && exec {command}",
+        ],
+        cwd=REPO,
+        env={**os.environ, "STUDYFLOW_HOME": str(studyflow_home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in result.stderr, result.stderr
@@ -166,26 +205,44 @@ def test_a_read_only_store_is_refused_in_one_line_before_anything_starts(studyfl
 
 
 def test_a_killed_sweeps_flow_run_is_set_crashed_by_the_resume(tmp_path, mlflow_client, tiny):
-    argv = ["sweep", "mlp", "--trials", "1", "--study-name", "killed-cli",
-            "--set", 'search_space={"min_depth": 1, "max_depth": 1, "min_size": 16, "max_size": 16}',
-            "--set", "heartbeat_interval_s=1", "--set", "heartbeat_grace_s=3",
-            *[f"--set={name}={value}" for name, value in dict(tiny, epochs=2).items()]]
+    argv = [
+        "sweep",
+        "mlp",
+        "--trials",
+        "1",
+        "--study-name",
+        "killed-cli",
+        "--set",
+        'search_space={"min_depth": 1, "max_depth": 1, "min_size": 16, "max_size": 16}',
+        "--set",
+        "heartbeat_interval_s=1",
+        "--set",
+        "heartbeat_grace_s=3",
+        *[f"--set={name}={value}" for name, value in dict(tiny, epochs=2).items()],
+    ]
     log_path = tmp_path / "killed-sweep.log"
     mlflow_client.search_experiments()
     sweep = start_held("trial_0", cli_statement(argv), log_path, _env(tmp_path))
     try:
         from conftest import sweep_runs
 
-        wait_until_epoch_1_logged(mlflow_client, lambda: sweep_runs(mlflow_client, "mlp")[1], "trial 0", sweep,
-                                  log_path)
+        wait_until_epoch_1_logged(
+            mlflow_client, lambda: sweep_runs(mlflow_client, "mlp")[1], "trial 0", sweep, log_path
+        )
         started = descendants(sweep.pid)
     finally:
         kill_9(sweep)
     assert wait_gone(started, 10) == []
     assert prefect_flow_runs(tmp_path / "prefect") == [("sweep-mlp", "RUNNING")]  # what kill -9 leaves
     time.sleep(4)  # past the heartbeat's grace: the trial counts as dead
-    resumed = subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env=_env(tmp_path),
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert prefect_flow_runs(tmp_path / "prefect") == [("sweep-mlp", "CRASHED"), ("sweep-mlp", "COMPLETED")]
     parents, children = sweep_runs(mlflow_client, "mlp")

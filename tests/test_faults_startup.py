@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-import bench.common
 from conftest import runs_of
 from holding import REPO, tail
+
+import bench.common
 from studyflow.tracking.names import RunLevel, Tag
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -38,12 +38,23 @@ def saturated_cores():
 
 
 def _start(argv: list[str], home: Path, log_path: Path, **env_changes: str) -> subprocess.Popen:
-    env = {**os.environ, "STUDYFLOW_HOME": str(home), "PREFECT_HOME": str(home / ".prefect"),
-           "PYTHONUNBUFFERED": "1", **env_changes}
+    env = {
+        **os.environ,
+        "STUDYFLOW_HOME": str(home),
+        "PREFECT_HOME": str(home / ".prefect"),
+        "PYTHONUNBUFFERED": "1",
+        **env_changes,
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     with log_path.open("w") as log:  # its own session, as a terminal's job: its processes can be found
-        return subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _finish(process: subprocess.Popen, log_path: Path) -> tuple[int, float]:
@@ -58,8 +69,10 @@ def _run_at_once(commands: dict[str, list[str]], home: Path) -> None:
     """Start every command at the same moment; each must exit 0 with no traceback."""
     assert not (home / ".prefect" / "prefect.db").exists(), "the home must start with no Prefect database"
     started = time.monotonic()
-    processes = {name: (_start(argv, home, home / f"{name}.log"), home / f"{name}.log")
-                 for name, argv in commands.items()}
+    processes = {
+        name: (_start(argv, home, home / f"{name}.log"), home / f"{name}.log")
+        for name, argv in commands.items()
+    }
     for name, (process, log_path) in processes.items():
         code, ended = _finish(process, log_path)
         print(f"{name} on saturated cores: exit {code} after {ended - started:.0f} s")
@@ -68,7 +81,9 @@ def _run_at_once(commands: dict[str, list[str]], home: Path) -> None:
 
 
 @pytest.mark.load
-def test_two_first_commands_at_once_on_saturated_cores_both_finish(saturated_cores, studyflow_home, mlflow_client):
+def test_two_first_commands_at_once_on_saturated_cores_both_finish(
+    saturated_cores, studyflow_home, mlflow_client
+):
     _run_at_once({"pca": ["run", "pca"], "perceptron": ["run", "perceptron"]}, studyflow_home)
     for part in ("pca", "perceptron"):
         runs = runs_of(mlflow_client, part)
@@ -76,14 +91,25 @@ def test_two_first_commands_at_once_on_saturated_cores_both_finish(saturated_cor
 
 
 @pytest.mark.load
-def test_a_fanned_part_and_a_sweep_on_saturated_cores_both_finish(saturated_cores, studyflow_home, mlflow_client,
-                                                                 tiny):
+def test_a_fanned_part_and_a_sweep_on_saturated_cores_both_finish(
+    saturated_cores, studyflow_home, mlflow_client, tiny
+):
     sizes = [f"--set={name}={value}" for name, value in tiny.items()]
-    _run_at_once({
-        "mlp-workers-2": ["run", "mlp", "--set", "workers=2", "--set", 'architectures={"MLP-a": [32], "MLP-b": [16]}',
-                          *sizes],
-        "sweep-mlp": ["sweep", "mlp", "--trials", "2", *sizes],
-    }, studyflow_home)
+    _run_at_once(
+        {
+            "mlp-workers-2": [
+                "run",
+                "mlp",
+                "--set",
+                "workers=2",
+                "--set",
+                'architectures={"MLP-a": [32], "MLP-b": [16]}',
+                *sizes,
+            ],
+            "sweep-mlp": ["sweep", "mlp", "--trials", "2", *sizes],
+        },
+        studyflow_home,
+    )
     said = (studyflow_home / "mlp-workers-2.log").read_text().count("[studyflow] precision auto -> ")
     assert said == 1, "the command says once which precision auto chose, and why"
     children = f"tags.`{Tag.RUN_LEVEL}` = '{RunLevel.CHILD}'"
@@ -106,11 +132,17 @@ def _session_processes(session_id: int) -> list[int]:
     return found
 
 
-def test_a_prefect_server_past_its_start_budget_is_one_line_exit_1_and_no_process(studyflow_home, mlflow_client):
+def test_a_prefect_server_past_its_start_budget_is_one_line_exit_1_and_no_process(
+    studyflow_home, mlflow_client
+):
     log_path = studyflow_home / "budget.log"
     # One second: less than any start of Prefect's server takes, which imports its app first.
-    process = _start(["run", "perceptron", "--set", "pairs=[[1, 0]]"], studyflow_home, log_path,
-                     STUDYFLOW_START_TIMEOUT="1")
+    process = _start(
+        ["run", "perceptron", "--set", "pairs=[[1, 0]]"],
+        studyflow_home,
+        log_path,
+        STUDYFLOW_START_TIMEOUT="1",
+    )
     code, _ = _finish(process, log_path)
     output = log_path.read_text(errors="replace")
     assert code == 1, output
@@ -121,8 +153,9 @@ def test_a_prefect_server_past_its_start_budget_is_one_line_exit_1_and_no_proces
     assert "Traceback" not in output
     # Prefect's server runs in a session of its own: none of this command's may be left anywhere.
     deadline = time.monotonic() + 10
-    while (left := [pid for pid in _server_processes() if f"PREFECT_HOME={studyflow_home}" in _environ(pid)]) \
-            and time.monotonic() < deadline:
+    while (
+        left := [pid for pid in _server_processes() if f"PREFECT_HOME={studyflow_home}" in _environ(pid)]
+    ) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == [], f"Prefect server processes of the command left running: {left}"
     assert _session_processes(process.pid) == []

@@ -7,8 +7,11 @@ MLP_ARCHITECTURES = reference.named_architectures("mlp")
 CNN_ARCHITECTURES = reference.named_architectures("cnn")
 # The original study's parameter counts: a model whose count differs is a different model.
 EXPECTED_PARAMETERS = {**reference.expected_param_counts("mlp"), **reference.expected_param_counts("cnn")}
-ORIGINAL_COUNTS = {entry["name"]: entry["param_count"]
-                   for kind in ("mlp", "cnn") for entry in reference.original_study()[kind]["architectures"]}
+ORIGINAL_COUNTS = {
+    entry["name"]: entry["param_count"]
+    for kind in ("mlp", "cnn")
+    for entry in reference.original_study()[kind]["architectures"]
+}
 
 
 def test_reference_data_agrees_with_itself_and_the_builder():
@@ -37,7 +40,9 @@ def test_logits_precede_the_softmax():
     assert model.layers[-1].name == "probabilities"
 
 
-@pytest.mark.parametrize("builder, widths", [(build_mlp, []), (build_mlp, [10, 0]), (build_cnn, [8] * 7), (build_cnn, [-1])])
+@pytest.mark.parametrize(
+    "builder, widths", [(build_mlp, []), (build_mlp, [10, 0]), (build_cnn, [8] * 7), (build_cnn, [-1])]
+)
 def test_bad_widths_are_rejected(builder, widths):
     with pytest.raises(ValueError):
         builder(widths)
@@ -57,6 +62,8 @@ def test_a_models_initial_weights_do_not_depend_on_other_threads_drawing_random_
     settings = TrainSettings(seed=3, precision="float32")
     alone = fresh_model(lambda: build_mlp([8], name="m"), settings).get_weights()
     disturbed = fresh_model(lambda: (random.random(), build_mlp([8], name="m"))[1], settings).get_weights()
-    other_seed = fresh_model(lambda: build_mlp([8], name="m"), settings.model_copy(update={"seed": 4})).get_weights()
+    other_seed = fresh_model(
+        lambda: build_mlp([8], name="m"), settings.model_copy(update={"seed": 4})
+    ).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(alone, disturbed, strict=True))
     assert not np.array_equal(alone[0], other_seed[0])

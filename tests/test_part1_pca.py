@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import assert_png, download, runs_of
 
 from flows.pca import pca_flow
 from studyflow import reference
@@ -10,10 +11,12 @@ from studyflow.tracking.names import Tag
 from tasks.data import load_dataset
 from tasks.pca.compute import build_pca_map
 
-from conftest import assert_png, download, runs_of
-
-FIGURES = ["pca_scatter.png", "pca_centroids_ellipses.png", "pair_accuracy_histogram.png",
-           "pair_accuracy_by_dimension.png"]
+FIGURES = [
+    "pca_scatter.png",
+    "pca_centroids_ellipses.png",
+    "pair_accuracy_histogram.png",
+    "pair_accuracy_by_dimension.png",
+]
 
 
 @pytest.mark.integration
@@ -65,8 +68,11 @@ def test_digit_table_reproduces_the_original_at_its_pixel_scale():
     dataset = load_dataset("mnist")
     # Digits 0 and 1, the two whose bounds below were derived from the sampling noise; the report sets
     # all ten beside ours (the paper run differs by up to 0.66 on PC2 and 19 % on a PC1 variance).
-    original = {entry["digit"]: entry for entry in reference.original_study()["pca"]["centroids"]
-                if entry["digit"] in (0, 1)}
+    original = {
+        entry["digit"]: entry
+        for entry in reference.original_study()["pca"]["centroids"]
+        if entry["digit"] in (0, 1)
+    }
     paper = build_pca_map(dataset.train_images, dataset.train_labels, 10_000, 0, (-1.0, 1.0)).digit_table
     unit = build_pca_map(dataset.train_images, dataset.train_labels, 10_000, 0, (0.0, 1.0)).digit_table
     for digit, entry in original.items():

@@ -7,6 +7,7 @@ import mlflow
 import mlflow.keras
 import numpy as np
 import pytest
+from conftest import assert_png, download, runs_of
 
 from flows.cnn import cnn_flow
 from flows.mlp import mlp_flow
@@ -18,25 +19,37 @@ from tasks.architectures.tasks import train_architecture
 from tasks.data import load_dataset, subset
 from tasks.training import TrainSettings
 
-from conftest import assert_png, download, runs_of
-
 PER_EPOCH = ["train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"]
-FINAL = ["test_accuracy", "test_loss", "param_count", "train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"]
+FINAL = [
+    "test_accuracy",
+    "test_loss",
+    "param_count",
+    "train_time_s",
+    "epoch_time_s",
+    "epoch_time_per_mparam_s",
+]
 
 
 def _children(client, part):
     runs = runs_of(client, part)
     parent = next(run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "parent")
-    return parent, {run.data.tags[Tag.ARCHITECTURE]: run for run in runs
-                    if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    return parent, {
+        run.data.tags[Tag.ARCHITECTURE]: run
+        for run in runs
+        if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
 
 
 @pytest.mark.integration
 def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client, tiny):
     # Two epochs for the per-epoch history; 1,500 images so that MLP-a's accuracy clears the bar below by
     # a wide margin (on the tiny profile's 600 it lands at about 0.33).
-    mlp_flow(profile="quick", architectures={"MLP-a": [32, 32], "MLP-b": [16]},
-             precision="float32", **dict(tiny, epochs=2, train_size=1500))
+    mlp_flow(
+        profile="quick",
+        architectures={"MLP-a": [32, 32], "MLP-b": [16]},
+        precision="float32",
+        **dict(tiny, epochs=2, train_size=1500),
+    )
     parent, children = _children(mlflow_client, "mlp")
     assert set(children) == {"MLP-a", "MLP-b"}
     for name, run in children.items():
@@ -52,7 +65,9 @@ def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client
     assert children["MLP-a"].data.metrics["test_accuracy"] > 0.3  # 22 Adam steps: clearly above chance (0.1)
     for figure in ("mlp_learning_curves.png", "mlp_accuracy_vs_time.png", "mlp_vs_cnn.png"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
-    table = download(mlflow_client, parent.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
+    table = (
+        download(mlflow_client, parent.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
+    )
     assert table[0].startswith("model,seed,hidden_widths,train_accuracy") and len(table) == 3
 
 
@@ -60,7 +75,9 @@ def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client
 def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, mlflow_client, tiny):
     # In mixed_bfloat16 (the MLP flow above trains in float32): the policy reaches every model, is
     # saved with it, and the registered model still serves float32 probabilities through pyfunc.
-    cnn_flow(profile="quick", architectures={"CNN-a": [4, 8], "CNN-b": [8]}, precision="mixed_bfloat16", **tiny)
+    cnn_flow(
+        profile="quick", architectures={"CNN-a": [4, 8], "CNN-b": [8]}, precision="mixed_bfloat16", **tiny
+    )
     parent, children = _children(mlflow_client, "cnn")
     assert set(children) == {"CNN-a", "CNN-b"}
     assert parent.data.params["precision"] == "mixed_bfloat16"
@@ -73,11 +90,15 @@ def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, m
     best_accuracy = max(run.data.metrics["val_accuracy"] for run in children.values())
     champion = mlflow_client.get_model_version_by_alias("mnist-cnn", CHAMPION_ALIAS)
     by_run_id = {run.info.run_id: run for run in children.values()}
-    assert by_run_id[champion.run_id].data.metrics["val_accuracy"] == best_accuracy  # a best one (ties: either)
+    assert (
+        by_run_id[champion.run_id].data.metrics["val_accuracy"] == best_accuracy
+    )  # a best one (ties: either)
     recorded = float(champion.tags["test_accuracy"])
     dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
     model = mlflow.pyfunc.load_model("models:/mnist-cnn@champion")
-    predictions = model.predict(dataset.test_images)["label"].to_numpy()  # the serving contract: label + probabilities
+    predictions = model.predict(dataset.test_images)[
+        "label"
+    ].to_numpy()  # the serving contract: label + probabilities
     assert np.mean(predictions == dataset.test_labels) == pytest.approx(recorded, abs=1e-6)
     comparison = download(mlflow_client, parent.info.run_id, "tables/mlp_vs_cnn.csv").read_text()
     assert "CNN-a" in comparison
@@ -91,8 +112,9 @@ def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_ser
 
     dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
     data = training_data(dataset, 0.1, seed=0)
-    with tracking.tracked_run(mlflow_client, "cnn", "gate", profile="quick", seed=0,
-                              dataset_digest=dataset.digest) as parent:
+    with tracking.tracked_run(
+        mlflow_client, "cnn", "gate", profile="quick", seed=0, dataset_digest=dataset.digest
+    ) as parent:
         good = train_architecture(parent, "cnn", "good", [8, 16], data, TrainSettings(epochs=2))
         bad = train_architecture(parent, "cnn", "bad", [1], data, TrainSettings(epochs=1, learning_rate=1e-5))
     test = (data.test_inputs, data.test_targets, "tiny test set")
@@ -107,7 +129,9 @@ def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_ser
     assert champion.version == first.version
     versions = mlflow_client.search_model_versions("name='mnist-cnn'")
     assert sorted(int(version.version) for version in versions) == [1, 2]
-    assert "does not beat" in versions[0].tags.get("promotion_decision", "") + versions[1].tags.get("promotion_decision", "")
+    assert "does not beat" in versions[0].tags.get("promotion_decision", "") + versions[1].tags.get(
+        "promotion_decision", ""
+    )
     by_number = {version.version: version.description for version in versions}
     assert_decision_agrees(first_description, is_champion=True, decision="no champion yet")
     assert_decision_agrees(by_number[first.version], is_champion=True, decision="is already the champion")
@@ -120,8 +144,9 @@ def assert_decision_agrees(description: str, is_champion: bool, decision: str) -
     assert status.startswith("Champion:" if is_champion else "Not promoted:"), description
     assert decision in reason, description
     if is_champion:
-        assert "does not beat" not in reason and ("became the first" in reason or "already" in reason
-                                                  or "beats the champion" in reason), description
+        assert "does not beat" not in reason and (
+            "became the first" in reason or "already" in reason or "beats the champion" in reason
+        ), description
 
 
 def _outside_code_spans(markdown: str) -> str:
@@ -133,7 +158,10 @@ def test_registry_descriptions_keep_their_placeholders_in_mlflow_markdown():
     placeholder sits in a code span, where it is shown as written."""
     from tasks.architectures.registry import contract_description, registered_model_description
 
-    model_page, version_page = registered_model_description("mnist-cnn"), contract_description("mnist-cnn", "3")
+    model_page, version_page = (
+        registered_model_description("mnist-cnn"),
+        contract_description("mnist-cnn", "3"),
+    )
     for text in (model_page, version_page):
         assert text.count("`") % 2 == 0, text
         assert not re.search(r"<[A-Za-z/!]", _outside_code_spans(text)), _outside_code_spans(text)
@@ -148,12 +176,22 @@ def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
 
     dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
     data = training_data(dataset, 0.1, seed=0)
-    with tracking.tracked_run(mlflow_client, "mlp", "parent", profile="quick", seed=0,
-                              dataset_digest=dataset.digest) as parent:
+    with tracking.tracked_run(
+        mlflow_client, "mlp", "parent", profile="quick", seed=0, dataset_digest=dataset.digest
+    ) as parent:
         with pytest.raises(TrainingDivergedError, match="nan"):
             # A learning rate no config accepts: the weights overflow and the loss turns NaN at once.
-            train_architecture(parent, "mlp", "MLP-nan", [16], data, TrainSettings(epochs=3).model_copy(update={"learning_rate": 1e30}))
-    (child,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-nan"]
+            train_architecture(
+                parent,
+                "mlp",
+                "MLP-nan",
+                [16],
+                data,
+                TrainSettings(epochs=3).model_copy(update={"learning_rate": 1e30}),
+            )
+    (child,) = [
+        run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-nan"
+    ]
     assert child.info.status == "FAILED"
     assert "TrainingDivergedError" in child.data.tags[Tag.END_REASON]
     assert len(mlflow_client.get_metric_history(child.info.run_id, "train_loss")) == 1  # stopped in epoch 1
@@ -164,12 +202,15 @@ def test_the_logged_model_holds_the_runs_final_metrics_once(mlflow_client, tiny)
 
     dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
     data = training_data(dataset, 0.1, seed=0)
-    with tracking.tracked_run(mlflow_client, "cnn", "parent", profile="quick", seed=0,
-                              dataset_digest=dataset.digest) as parent:
+    with tracking.tracked_run(
+        mlflow_client, "cnn", "parent", profile="quick", seed=0, dataset_digest=dataset.digest
+    ) as parent:
         outcome = train_architecture(parent, "cnn", "CNN-final", [4, 8], data, TrainSettings(epochs=2))
     run = mlflow_client.get_run(outcome.run_id)
     first_loss, last_loss = mlflow_client.get_metric_history(run.info.run_id, "train_loss")
-    assert first_loss.value != last_loss.value, "two epochs that differ, so the first cannot pass for the final"
+    assert first_loss.value != last_loss.value, (
+        "two epochs that differ, so the first cannot pass for the final"
+    )
     (output,) = run.outputs.model_outputs
     logged = mlflow_client.get_logged_model(output.model_id)
     values: dict[str, list[float]] = {}
@@ -178,7 +219,11 @@ def test_the_logged_model_holds_the_runs_final_metrics_once(mlflow_client, tiny)
     assert set(PER_EPOCH) | {"param_count", "train_time_s"} <= set(values)
     assert values == {key: [run.data.metrics[key]] for key in values}  # each once, the run's final value
     linked = {(metric.key, metric.dataset_name) for metric in logged.metrics}
-    assert {("test_accuracy", "mnist-test"), ("val_accuracy", "mnist-val"), ("train_accuracy", "mnist-train")} <= linked
+    assert {
+        ("test_accuracy", "mnist-test"),
+        ("val_accuracy", "mnist-val"),
+        ("train_accuracy", "mnist-train"),
+    } <= linked
     for metric in PER_EPOCH:  # linking them to the model added no point to the run's curves
         assert [point.step for point in mlflow_client.get_metric_history(run.info.run_id, metric)] == [1, 2]
 
@@ -193,11 +238,15 @@ def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(mlflow_clien
 
     dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
     data = training_data(dataset, 0.1, seed=0)
-    with tracking.tracked_run(mlflow_client, "cnn", "parent", profile="quick", seed=0,
-                              dataset_digest=dataset.digest) as parent:
-        first, again, other = (train_architecture(parent, "cnn", f"CNN-seed-{index}", [4, 8], data,
-                                                  TrainSettings(epochs=2, seed=seed)).final_metrics
-                               for index, seed in enumerate((0, 0, 1)))
+    with tracking.tracked_run(
+        mlflow_client, "cnn", "parent", profile="quick", seed=0, dataset_digest=dataset.digest
+    ) as parent:
+        first, again, other = (
+            train_architecture(
+                parent, "cnn", f"CNN-seed-{index}", [4, 8], data, TrainSettings(epochs=2, seed=seed)
+            ).final_metrics
+            for index, seed in enumerate((0, 0, 1))
+        )
     for metric in ("train_loss", "val_loss", "test_loss", "test_accuracy"):
         assert again[metric] == pytest.approx(first[metric], abs=REPRODUCIBILITY_TOLERANCE), metric
     assert other["train_loss"] != pytest.approx(first["train_loss"], abs=REPRODUCIBILITY_TOLERANCE)
@@ -212,8 +261,9 @@ def test_round_trip_check_catches_a_logged_model_that_predicts_differently(mlflo
     keras.utils.set_random_seed(0)
     logged = compile_model(build_cnn([4]), TrainSettings(epochs=1))
     other = compile_model(build_cnn([4]), TrainSettings(epochs=1))  # same shape, other initial weights
-    with tracking.tracked_run(mlflow_client, "cnn", "round-trip", profile="quick", seed=0,
-                              dataset_digest="none") as run:
+    with tracking.tracked_run(
+        mlflow_client, "cnn", "round-trip", profile="quick", seed=0, dataset_digest="none"
+    ) as run:
         model_uri = log_keras_model(run, logged, images)
     verify_round_trip(model_uri, logged, images)  # the logged model reproduces its predictions
     with pytest.raises(ModelIntegrityError, match="predicts differently"):
@@ -244,10 +294,12 @@ def test_steps_per_execution_trains_the_same_weights_and_logs_every_epoch(tiny):
     results, sinks = {}, {}
     for steps in (1, STEPS_PER_EXECUTION):
         sinks[steps] = Sink()
-        model = compile_model(fresh_model(lambda: build_mlp([32]), settings), settings, steps_per_execution=steps)
+        model = compile_model(
+            fresh_model(lambda: build_mlp([32]), settings), settings, steps_per_execution=steps
+        )
         results[steps] = train(model, data, settings, recorder=sinks[steps])
     one, many = results[1], results[STEPS_PER_EXECUTION]
-    for single, batched in zip(one.model.get_weights(), many.model.get_weights()):
+    for single, batched in zip(one.model.get_weights(), many.model.get_weights(), strict=False):
         np.testing.assert_array_equal(single, batched)
     assert set(one.history) == set(many.history)
     for metric, values in one.history.items():
@@ -268,15 +320,19 @@ def test_fused_adam_moves_the_weights_as_keras_adam_and_saves_as_it(tmp_path, we
     rng = np.random.default_rng(0)
     inputs, targets = rng.random((64, 28, 28), dtype=np.float32), rng.integers(0, 10, 64)
     trained = {}
-    for name, optimizer in (("keras", keras.optimizers.Adam(1e-3, weight_decay=weight_decay)),
-                            ("fused", fused_adam(1e-3, weight_decay))):
+    for name, optimizer in (
+        ("keras", keras.optimizers.Adam(1e-3, weight_decay=weight_decay)),
+        ("fused", fused_adam(1e-3, weight_decay)),
+    ):
         keras.utils.set_random_seed(0)
         model = build_mlp([32])
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
         for batch in (slice(0, 32), slice(32, 64)):
             model.train_on_batch(inputs[batch], targets[batch])
         trained[name] = model
-    for keras_weight, fused_weight in zip(trained["keras"].get_weights(), trained["fused"].get_weights()):
+    for keras_weight, fused_weight in zip(
+        trained["keras"].get_weights(), trained["fused"].get_weights(), strict=False
+    ):
         np.testing.assert_allclose(fused_weight, keras_weight, rtol=0, atol=1e-6)
 
     path = tmp_path / "fused.keras"
@@ -284,5 +340,7 @@ def test_fused_adam_moves_the_weights_as_keras_adam_and_saves_as_it(tmp_path, we
     assert trained["fused"].get_compile_config()["optimizer"]["class_name"] == "Adam"
     loaded = keras.saving.load_model(path)
     assert type(loaded.optimizer) is keras.optimizers.Adam
-    for saved, restored in zip(trained["fused"].optimizer.variables, loaded.optimizer.variables):
+    for saved, restored in zip(
+        trained["fused"].optimizer.variables, loaded.optimizer.variables, strict=False
+    ):
         np.testing.assert_array_equal(np.asarray(restored), np.asarray(saved))

@@ -8,6 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import assert_png, download, runs_of
 from PIL import Image
 
 from flows.inspect import InspectConfig, inspect_flow
@@ -22,8 +23,6 @@ from tasks.inspect.figures import filter_grid_figure
 from tasks.inspect.source import NO_CHAMPION
 from tasks.model_store import log_keras_model
 from tasks.training import TrainSettings, compile_model, precision_policy
-
-from conftest import assert_png, download, runs_of
 
 FILTERS = [4, 8]
 FAST_DREAM = {"dream_steps": 8, "octaves": 2}
@@ -48,8 +47,9 @@ def logged_cnn(mlflow_client, tiny_cnn, mnist):
     """The tiny CNN logged by a run of the `cnn` experiment, as part 4 logs its models."""
     from studyflow import tracking
 
-    with tracking.tracked_run(mlflow_client, "cnn", "tiny-cnn", profile="quick", seed=0,
-                              dataset_digest=mnist.digest) as run:
+    with tracking.tracked_run(
+        mlflow_client, "cnn", "tiny-cnn", profile="quick", seed=0, dataset_digest=mnist.digest
+    ) as run:
         model_uri = log_keras_model(run, tiny_cnn, mnist.test_images[:8])
     return model_uri, run.run_id
 
@@ -60,8 +60,9 @@ def _inspect_run(client):
 
 
 @pytest.mark.integration
-def test_inspect_flow_logs_every_figure_and_raises_both_classes(prefect_server, mlflow_client, logged_cnn, tiny_cnn,
-                                                                mnist, tmp_path):
+def test_inspect_flow_logs_every_figure_and_raises_both_classes(
+    prefect_server, mlflow_client, logged_cnn, tiny_cnn, mnist, tmp_path
+):
     model_uri, source_run_id = logged_cnn
     assert model_uri.startswith("models:/m-")
     metrics = inspect_flow(profile="quick", model_uri=model_uri, **FAST_DREAM)
@@ -80,15 +81,26 @@ def test_inspect_flow_logs_every_figure_and_raises_both_classes(prefect_server, 
         assert run.data.params[f"image_predicted_{digit}"] == str(digit)
         for start in ("digit", "noise"):
             prefix = f"dream_{digit}_{start}"
-            assert run.data.metrics[f"{prefix}_score_after"] > run.data.metrics[f"{prefix}_score_before"], prefix
-            assert metrics[f"{prefix}_score_after"] == pytest.approx(run.data.metrics[f"{prefix}_score_after"])
-            history = sorted(mlflow_client.get_metric_history(run.info.run_id, f"{prefix}_score"), key=lambda p: p.step)
-            assert [point.step for point in history] == list(range(FAST_DREAM["dream_steps"] * FAST_DREAM["octaves"] + 1))
+            assert run.data.metrics[f"{prefix}_score_after"] > run.data.metrics[f"{prefix}_score_before"], (
+                prefix
+            )
+            assert metrics[f"{prefix}_score_after"] == pytest.approx(
+                run.data.metrics[f"{prefix}_score_after"]
+            )
+            history = sorted(
+                mlflow_client.get_metric_history(run.info.run_id, f"{prefix}_score"), key=lambda p: p.step
+            )
+            assert [point.step for point in history] == list(
+                range(FAST_DREAM["dream_steps"] * FAST_DREAM["octaves"] + 1)
+            )
             assert history[-1].value == pytest.approx(run.data.metrics[f"{prefix}_score_after"])
-    for layer, count in zip(("conv_1", "conv_2"), FILTERS):
+    for layer, count in zip(("conv_1", "conv_2"), FILTERS, strict=False):
         assert run.data.params[f"{layer}_filters"] == str(count)  # panels drawn in the logged figure
-    figures = [f"figures/filters/conv_{n}.png" for n in (1, 2)] + [
-        f"figures/activations/conv_{n}.png" for n in (1, 2)] + [f"figures/dreams/class_{d}.png" for d in (2, 9)]
+    figures = (
+        [f"figures/filters/conv_{n}.png" for n in (1, 2)]
+        + [f"figures/activations/conv_{n}.png" for n in (1, 2)]
+        + [f"figures/dreams/class_{d}.png" for d in (2, 9)]
+    )
     for artifact in figures:
         path = download(mlflow_client, run.info.run_id, artifact)
         assert_png(path, min_side=200)
@@ -113,7 +125,7 @@ def test_inspect_flow_logs_every_figure_and_raises_both_classes(prefect_server, 
 def test_filter_figure_has_one_panel_per_filter(tiny_cnn):
     grids = filter_grids(tiny_cnn)
     assert [grid.filter_count for grid in grids] == FILTERS
-    for grid, layer in zip(grids, ("conv_1", "conv_2")):
+    for grid, layer in zip(grids, ("conv_1", "conv_2"), strict=False):
         figure = filter_grid_figure(grid)
         assert len(figure.axes[0].images) == tiny_cnn.get_layer(layer).filters
         assert ("strongest" in figure.axes[0].get_title()) == (layer != "conv_1")
@@ -138,8 +150,20 @@ def test_a_mixed_bfloat16_cnn_dreams_and_gives_float32_maps(mnist):
     maps = activation_maps(model, mnist.test_images[:2])
     assert {array.dtype for array in maps.values()} == {np.dtype("float32")}
     chosen = choose_digit_images(model, mnist.test_images[:500], mnist.test_labels[:500], [3])
-    dreams = dream_digits(model, chosen, DreamSettings(dream_steps=8, octaves=2, octave_scale=1.4, dream_learning_rate=0.02, jitter=1, blur_every=4,
-                                                     blur_sigma=0.5, l2_penalty=0.05))
+    dreams = dream_digits(
+        model,
+        chosen,
+        DreamSettings(
+            dream_steps=8,
+            octaves=2,
+            octave_scale=1.4,
+            dream_learning_rate=0.02,
+            jitter=1,
+            blur_every=4,
+            blur_sigma=0.5,
+            l2_penalty=0.05,
+        ),
+    )
     assert len(dreams) == 2
     for dream in dreams:  # the ascent raised the digit's logit from the image and from noise
         assert np.isfinite(dream.score_after) and dream.score_after > dream.score_before, dream.start
@@ -151,8 +175,14 @@ def test_default_is_the_champion(prefect_server, mlflow_client, logged_cnn, tiny
     from tasks.architectures.registry import register_and_promote
 
     model_uri, source_run_id = logged_cnn
-    register_and_promote(mlflow_client, model_uri, source_run_id, mnist.test_images[:500],
-                         mnist.test_labels[:500], "first 500 test images")
+    register_and_promote(
+        mlflow_client,
+        model_uri,
+        source_run_id,
+        mnist.test_images[:500],
+        mnist.test_labels[:500],
+        "first 500 test images",
+    )
     inspect_flow(profile="quick", dream_steps=2, octaves=1)
     run = _inspect_run(mlflow_client)
     assert run.data.tags[Tag.SOURCE_MODEL_URI] == "models:/mnist-cnn@champion"
@@ -160,12 +190,15 @@ def test_default_is_the_champion(prefect_server, mlflow_client, logged_cnn, tiny
     assert run.data.tags[Tag.SOURCE_RUN_ID] == source_run_id
 
 
-@pytest.mark.parametrize("model_uri, message", [
-    ("models:/mnist-cnn@champion", NO_CHAMPION),
-    ("models:/no-such-cnn/1", "not found"),
-    ("models:/m-0123456789abcdef0123456789abcdef", "not found"),
-    ("runs:/0123456789abcdef0123456789abcdef/model", "not found"),
-])
+@pytest.mark.parametrize(
+    "model_uri, message",
+    [
+        ("models:/mnist-cnn@champion", NO_CHAMPION),
+        ("models:/no-such-cnn/1", "not found"),
+        ("models:/m-0123456789abcdef0123456789abcdef", "not found"),
+        ("runs:/0123456789abcdef0123456789abcdef/model", "not found"),
+    ],
+)
 @pytest.mark.integration
 def test_missing_model_is_a_clear_error_and_leaves_no_run(prefect_server, mlflow_client, model_uri, message):
     with pytest.raises(ModelSourceError, match=message):
@@ -176,22 +209,34 @@ def test_missing_model_is_a_clear_error_and_leaves_no_run(prefect_server, mlflow
 @pytest.mark.slow
 def test_cli_says_how_to_make_a_champion(studyflow_home):
     """The real command, on an empty store: one line saying what to do, no Prefect server, no traceback."""
-    env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home), "PREFECT_HOME": str(studyflow_home / "prefect")}
-    result = subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "inspect"], capture_output=True,
-                            text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "STUDYFLOW_HOME": str(studyflow_home),
+        "PREFECT_HOME": str(studyflow_home / "prefect"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "studyflow.entrypoints.cli", "run", "inspect"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 1
     assert "studyflow: error: no champion yet: run `studyflow run cnn` first" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("overrides, parameter", [
-    ({"model_uri": "/tmp/model.keras"}, "model_uri"),
-    ({"octaves": 4, "octave_scale": 2.0}, "octave"),
-    ({"dream_steps": 0}, "dream_steps"),
-    ({"dream_learning_rate": 0.0}, "dream_learning_rate"),
-    ({"digits": [2, 2]}, "digits"),
-    ({"jitter": 9}, "jitter"),
-])
+@pytest.mark.parametrize(
+    "overrides, parameter",
+    [
+        ({"model_uri": "/tmp/model.keras"}, "model_uri"),
+        ({"octaves": 4, "octave_scale": 2.0}, "octave"),
+        ({"dream_steps": 0}, "dream_steps"),
+        ({"dream_learning_rate": 0.0}, "dream_learning_rate"),
+        ({"digits": [2, 2]}, "digits"),
+        ({"jitter": 9}, "jitter"),
+    ],
+)
 def test_bad_dream_parameters_are_rejected(overrides, parameter):
     with pytest.raises(ConfigError, match=parameter):
         InspectConfig.for_profile("quick", **overrides)

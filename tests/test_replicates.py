@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_png, download, prefect_home, runs_of
+from holding import REPO
 from scipy import stats
 
 from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig
@@ -20,15 +22,16 @@ from tasks.data import load_dataset, subset
 from tasks.replicates.compute import SEEDS_FOR_POWER, differences_table, summary_table
 from tasks.replicates.power import seeds_to_resolve, spread_from_interval, t_test_power
 
-from conftest import assert_png, download, prefect_home, runs_of
-from holding import REPO
-
 T_975_2DF = 4.302652729911275  # Student's t quantile 0.975 with 2 degrees of freedom (tables)
 GROUP = "replicate_group"
 
 
 def _under(client, part: str, run) -> list:
-    return [child for child in runs_of(client, part) if child.data.tags.get("mlflow.parentRunId") == run.info.run_id]
+    return [
+        child
+        for child in runs_of(client, part)
+        if child.data.tags.get("mlflow.parentRunId") == run.info.run_id
+    ]
 
 
 def _history(client, run_id: str, key: str) -> dict[int, float]:
@@ -48,7 +51,8 @@ def _groups_with_seeds(client, part: str, parent, models: list[str], seeds: list
         assert sorted(run.data.tags[Tag.SEED] for run in nested[model]) == sorted(seeds)
         assert all(run.data.tags[Tag.RUN_LEVEL] == "child" for run in nested[model])
         assert sorted(group.data.tags[Tag.REPLICATE_SEED_RUN_IDS].split(",")) == sorted(
-            run.info.run_id for run in nested[model])
+            run.info.run_id for run in nested[model]
+        )
     return {model: (groups[model], nested[model]) for model in groups}
 
 
@@ -63,23 +67,35 @@ def _mlp_members_and_reused(client) -> tuple[int, int]:
 def assert_group_is_its_seeds_statistics(client, group, seed_runs) -> None:
     """The group's `<metric>_mean`, `_std`, `_ci95_low`, `_ci95_high` for every final metric of its
     seeds, computed here from the seed runs' final metrics; its curves: the seeds' mean at each step."""
-    finals = [{key: value for key, value in run.data.metrics.items() if not key.startswith("system/")}
-              for run in seed_runs]
+    finals = [
+        {key: value for key, value in run.data.metrics.items() if not key.startswith("system/")}
+        for run in seed_runs
+    ]
     keys = set(finals[0])
     assert all(set(final) == keys for final in finals)
     expected = {}
     for key in keys:
         values = np.array([final[key] for final in finals])
         mean, std = values.mean(), values.std(ddof=1)
-        half_width = stats.t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values))  # (the table's, in full)
-        expected.update({f"{key}_mean": mean, f"{key}_std": std, f"{key}_ci95_low": mean - half_width,
-                         f"{key}_ci95_high": mean + half_width})
+        half_width = (
+            stats.t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values))
+        )  # (the table's, in full)
+        expected.update(
+            {
+                f"{key}_mean": mean,
+                f"{key}_std": std,
+                f"{key}_ci95_low": mean - half_width,
+                f"{key}_ci95_high": mean + half_width,
+            }
+        )
     got = {key: value for key, value in group.data.metrics.items() if key in expected}
     assert sorted(got) == sorted(expected)
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key  # float round-off only
     assert group.data.metrics["seeds"] == len(seed_runs)
-    curves = [key for key in keys if any(step >= 1 for step in _history(client, seed_runs[0].info.run_id, key))]
+    curves = [
+        key for key in keys if any(step >= 1 for step in _history(client, seed_runs[0].info.run_id, key))
+    ]
     assert curves, "the seeds have per-epoch curves"
     for key in curves:
         histories = [_history(client, run.info.run_id, key) for run in seed_runs]
@@ -87,12 +103,19 @@ def assert_group_is_its_seeds_statistics(client, group, seed_runs) -> None:
         steps = sorted(set().union(*histories))
         assert sorted(mean_curve) == steps, key  # one value per step (epoch, iteration)
         for step in steps:
-            assert mean_curve[step] == pytest.approx(np.mean([h[step] for h in histories if step in h]), abs=1e-9)
+            assert mean_curve[step] == pytest.approx(
+                np.mean([h[step] for h in histories if step in h]), abs=1e-9
+            )
 
 
 def _runs(values: dict[str, dict[int, float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"model": model, "seed": seed, "test_accuracy": value}
-                         for model, by_seed in values.items() for seed, value in by_seed.items()])
+    return pd.DataFrame(
+        [
+            {"model": model, "seed": seed, "test_accuracy": value}
+            for model, by_seed in values.items()
+            for seed, value in by_seed.items()
+        ]
+    )
 
 
 def test_summary_is_the_t_interval_and_one_seed_leaves_the_interval_empty():
@@ -128,8 +151,10 @@ def test_differences_pair_by_seed_when_the_seeds_match_and_use_welch_otherwise()
 
 
 @pytest.mark.parametrize("config_class", [MlpConfig, CnnConfig, MtlConfig, PerceptronConfig, StudyConfig])
-@pytest.mark.parametrize("seeds, message", [([], "at least one seed"), ([1, 1], "distinct"), ([0, -1], "seeds.1"),
-                                            ("three", "valid list")])
+@pytest.mark.parametrize(
+    "seeds, message",
+    [([], "at least one seed"), ([1, 1], "distinct"), ([0, -1], "seeds.1"), ("three", "valid list")],
+)
 def test_bad_seeds_are_a_config_error_naming_them(config_class, seeds, message):
     with pytest.raises(ConfigError, match=message):
         config_class.for_profile("quick", seeds=seeds)
@@ -148,28 +173,38 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
     groups = _groups_with_seeds(mlflow_client, "mlp", parent, list(architectures), ["0", "1", "2"])
     children = [run for _, nested in groups.values() for run in nested]
     assert sorted((run.data.tags[Tag.ARCHITECTURE], run.data.tags[Tag.SEED]) for run in children) == [
-        (name, str(seed)) for name in architectures for seed in (0, 1, 2)]
+        (name, str(seed)) for name in architectures for seed in (0, 1, 2)
+    ]
     for name, (group, nested) in groups.items():
         assert group.info.run_name == f"{name}-replicates" and Tag.ARCHITECTURE not in group.data.tags
         assert all(run.data.tags[Tag.ARCHITECTURE] == name for run in nested)
         assert_group_is_its_seeds_statistics(mlflow_client, group, nested)
-        assert sorted(_history(mlflow_client, group.info.run_id, "val_accuracy")) == list(range(1, epochs + 1))
-        assert group.data.params["hidden_widths"] == str(architectures[name]) and "seed" not in group.data.params
+        assert sorted(_history(mlflow_client, group.info.run_id, "val_accuracy")) == list(
+            range(1, epochs + 1)
+        )
+        assert (
+            group.data.params["hidden_widths"] == str(architectures[name]) and "seed" not in group.data.params
+        )
     # The report's and the registry's view of the part: its training runs, never a group.
     from studyflow import tracking
     from tasks.architectures.record import architecture_runs
 
-    assert sorted(run.info.run_id for run in tracking.member_runs(mlflow_client, "mlp", parent.info.run_id)) == sorted(
-        run.info.run_id for run in children)
+    assert sorted(
+        run.info.run_id for run in tracking.member_runs(mlflow_client, "mlp", parent.info.run_id)
+    ) == sorted(run.info.run_id for run in children)
     assert architecture_runs(mlflow_client, "mlp", parent.info.run_id)["seeds"].tolist() == [3, 3]
     assert {run.data.params["seed"] for run in children} == {"0", "1", "2"}
     assert all(run.info.status == "FINISHED" for run in runs)
     assert parent.data.tags[Tag.REPLICATE_SEEDS] == "0,1,2"
 
-    summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/mlp_summary.csv")).set_index("model")
+    summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/mlp_summary.csv")).set_index(
+        "model"
+    )
     for name in architectures:
         for metric in ("test_accuracy", "train_accuracy", "val_accuracy"):
-            values = np.array([run.data.metrics[metric] for run in children if run.data.tags[Tag.ARCHITECTURE] == name])
+            values = np.array(
+                [run.data.metrics[metric] for run in children if run.data.tags[Tag.ARCHITECTURE] == name]
+            )
             mean, std = values.mean(), values.std(ddof=1)
             half_width = T_975_2DF * std / math.sqrt(3)
             row = summary.loc[name]
@@ -181,10 +216,13 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
     differences = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/mlp_differences.csv"))
     (row,) = differences.to_dict(orient="records")
     assert (row["model_a"], row["model_b"]) == ("MLP-a", "MLP-b") and row["test"].startswith("paired")
-    assert row["difference"] == pytest.approx(summary.loc["MLP-a", "test_accuracy_mean"]
-                                              - summary.loc["MLP-b", "test_accuracy_mean"], abs=1e-6)
+    assert row["difference"] == pytest.approx(
+        summary.loc["MLP-a", "test_accuracy_mean"] - summary.loc["MLP-b", "test_accuracy_mean"], abs=1e-6
+    )
     assert row["ci95_low"] <= row["difference"] <= row["ci95_high"]
-    assert download(mlflow_client, parent.info.run_id, "tables/mlp_summary.md").read_text().count("| MLP-") == 2
+    assert (
+        download(mlflow_client, parent.info.run_id, "tables/mlp_summary.md").read_text().count("| MLP-") == 2
+    )
     for figure in ("mlp_replicates.png", "mlp_learning_curves.png"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
 
@@ -202,8 +240,10 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
     # A longer list of seeds trains only the new one; the rest is reused, and each new group still
     # lists (and is computed from) its reused seeds, which stay under the first run's groups.
     mlp_flow(profile="quick", architectures=architectures, seeds=[0, 1, 2, 3], **dict(tiny, epochs=epochs))
-    second = max((run for run in runs_of(mlflow_client, "mlp") if run.data.tags[Tag.RUN_LEVEL] == "parent"),
-                 key=lambda run: run.info.start_time)
+    second = max(
+        (run for run in runs_of(mlflow_client, "mlp") if run.data.tags[Tag.RUN_LEVEL] == "parent"),
+        key=lambda run: run.info.start_time,
+    )
     new_groups = {run.data.tags[Tag.REPLICATE_GROUP]: run for run in _under(mlflow_client, "mlp", second)}
     assert sorted(new_groups) == sorted(architectures)
     trained = [run for group in new_groups.values() for run in _under(mlflow_client, "mlp", group)]
@@ -229,20 +269,32 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
 
     cnn_flow(profile="quick", architectures={"CNN-a": [4], "CNN-b": [2]}, seeds=[0, 1], **tiny)
     (parent,) = [run for run in runs_of(mlflow_client, "cnn") if run.data.tags[Tag.RUN_LEVEL] == "parent"]
-    summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/cnn_summary.csv")).set_index("model")
+    summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/cnn_summary.csv")).set_index(
+        "model"
+    )
     best_name = summary["val_accuracy_mean"].idxmax()
     assert parent.data.tags[Tag.BEST_ARCHITECTURE] == best_name
     champion = mlflow_client.get_model_version_by_alias("mnist-cnn", "champion")
     source = mlflow_client.get_run(champion.run_id)
     assert source.data.tags[Tag.ARCHITECTURE] == best_name and source.data.tags[Tag.RUN_LEVEL] == "child"
     best_group = mlflow_client.get_run(source.data.tags["mlflow.parentRunId"])  # a seed run, under its group
-    assert best_group.data.tags[Tag.REPLICATE_GROUP] == best_name and best_group.data.tags[Tag.RUN_LEVEL] == GROUP
-    seeds_of_best = [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == best_name]
-    assert source.data.metrics["val_accuracy"] == max(run.data.metrics["val_accuracy"] for run in seeds_of_best)
+    assert (
+        best_group.data.tags[Tag.REPLICATE_GROUP] == best_name
+        and best_group.data.tags[Tag.RUN_LEVEL] == GROUP
+    )
+    seeds_of_best = [
+        run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == best_name
+    ]
+    assert source.data.metrics["val_accuracy"] == max(
+        run.data.metrics["val_accuracy"] for run in seeds_of_best
+    )
     assert champion.tags["replicate_seeds"] == "2"
-    assert float(champion.tags["test_accuracy_mean"]) == pytest.approx(summary.loc[best_name, "test_accuracy_mean"], abs=1e-6)
+    assert float(champion.tags["test_accuracy_mean"]) == pytest.approx(
+        summary.loc[best_name, "test_accuracy_mean"], abs=1e-6
+    )
     assert float(champion.tags["test_accuracy_ci95_low"]) == pytest.approx(
-        summary.loc[best_name, "test_accuracy_ci95_low"], abs=1e-6)
+        summary.loc[best_name, "test_accuracy_ci95_low"], abs=1e-6
+    )
     assert "no champion yet" in champion.description
 
     # Another seed pair of the same architectures: both sides have intervals, so the interval rule decides.
@@ -258,8 +310,10 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
     mine = _test_accuracy_interval(mlflow_client, challenger_name, seeds={"5", "6"})
     theirs = _test_accuracy_interval(mlflow_client, best_name, seeds={"0", "1"})
     for tags, (mean, low, high) in ((challenger.tags, mine), (champion.tags, theirs)):
-        assert [float(tags[key]) for key in ("test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high")
-                ] == pytest.approx([mean, low, high], abs=1e-6)
+        assert [
+            float(tags[key])
+            for key in ("test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high")
+        ] == pytest.approx([mean, low, high], abs=1e-6)
     should_win = mine[0] > theirs[0] and (mine[1] > theirs[2] or theirs[1] > mine[2])
     now = mlflow_client.get_model_version_by_alias("mnist-cnn", "champion").version
     assert now == (challenger.version if should_win else champion.version)
@@ -274,8 +328,15 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
     other = next(version for version in versions if version.version != champion_now.version)
     test = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
     for stats_given, promoted in ((inside, False), (clear, True)):
-        decision = register_and_promote(mlflow_client, other.tags[KERAS_MODEL_VERSION_TAG], other.tags["source_run_id"],
-                                        test.test_images, test.test_labels, "mnist test", replicates=stats_given)
+        decision = register_and_promote(
+            mlflow_client,
+            other.tags[KERAS_MODEL_VERSION_TAG],
+            other.tags["source_run_id"],
+            test.test_images,
+            test.test_labels,
+            "mnist test",
+            replicates=stats_given,
+        )
         assert decision.rule == INTERVAL_RULE and decision.promoted is promoted, decision.reason
         expected = other.version if promoted else champion_now.version
         assert mlflow_client.get_model_version_by_alias("mnist-cnn", "champion").version == expected
@@ -283,8 +344,11 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
 
 def _test_accuracy_interval(client, architecture: str, seeds: set[str]) -> tuple[float, float, float]:
     """Mean test accuracy of `architecture`'s runs of `seeds` and its 95 % t interval."""
-    accuracies = [run.data.metrics["test_accuracy"] for run in runs_of(client, "cnn")
-                  if run.data.tags.get(Tag.ARCHITECTURE) == architecture and run.data.tags.get(Tag.SEED) in seeds]
+    accuracies = [
+        run.data.metrics["test_accuracy"]
+        for run in runs_of(client, "cnn")
+        if run.data.tags.get(Tag.ARCHITECTURE) == architecture and run.data.tags.get(Tag.SEED) in seeds
+    ]
     assert len(accuracies) == len(seeds), accuracies
     mean = float(np.mean(accuracies))
     half = stats.t.ppf(0.975, len(accuracies) - 1) * np.std(accuracies, ddof=1) / math.sqrt(len(accuracies))
@@ -300,22 +364,34 @@ def test_mtl_and_perceptron_replicates(prefect_server, mlflow_client, tiny):
     (parent,) = [run for run in runs_of(mlflow_client, "mtl") if run.data.tags[Tag.RUN_LEVEL] == "parent"]
     summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/mtl_summary.csv"))
     (row,) = summary.to_dict(orient="records")
-    ((group, children),) = _groups_with_seeds(mlflow_client, "mtl", parent, ["MTL lambda 0.5"], ["0", "1"]).values()
+    ((group, children),) = _groups_with_seeds(
+        mlflow_client, "mtl", parent, ["MTL lambda 0.5"], ["0", "1"]
+    ).values()
     assert group.info.run_name == "mtl-lambda-0.5-replicates"
     assert_group_is_its_seeds_statistics(mlflow_client, group, children)
-    assert group.data.metrics["task1_test_accuracy_mean"] == pytest.approx(row["task1_test_accuracy_mean"], abs=1e-6)
+    assert group.data.metrics["task1_test_accuracy_mean"] == pytest.approx(
+        row["task1_test_accuracy_mean"], abs=1e-6
+    )
     for metric in ("task1_test_accuracy", "task2_test_accuracy"):
-        assert row[f"{metric}_mean"] == pytest.approx(np.mean([run.data.metrics[metric] for run in children]), abs=1e-6)
+        assert row[f"{metric}_mean"] == pytest.approx(
+            np.mean([run.data.metrics[metric] for run in children]), abs=1e-6
+        )
         assert row[f"{metric}_ci95_low"] < row[f"{metric}_mean"] < row[f"{metric}_ci95_high"]
     assert_png(download(mlflow_client, parent.info.run_id, "figures/mtl_final_accuracy_vs_lambda.png"))
 
-    records = perceptron_flow(profile="quick", pairs=[[1, 0], [4, 9]], seeds=[0, 1, 2], max_epochs=5, train_size=3000)
+    records = perceptron_flow(
+        profile="quick", pairs=[[1, 0], [4, 9]], seeds=[0, 1, 2], max_epochs=5, train_size=3000
+    )
     assert [(record["model"], record["seeds"]) for record in records] == [("1 vs 0", 3), ("4 vs 9", 3)]
-    (parent,) = [run for run in runs_of(mlflow_client, "perceptron") if run.data.tags[Tag.RUN_LEVEL] == "parent"]
-    differences = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/perceptron_differences.csv"))
+    (parent,) = [
+        run for run in runs_of(mlflow_client, "perceptron") if run.data.tags[Tag.RUN_LEVEL] == "parent"
+    ]
+    differences = pd.read_csv(
+        download(mlflow_client, parent.info.run_id, "tables/perceptron_differences.csv")
+    )
     assert differences["test"].tolist() == ["paired t (same seeds)"]
     groups = _groups_with_seeds(mlflow_client, "perceptron", parent, ["1 vs 0", "4 vs 9"], ["0", "1", "2"])
-    for model, (group, nested) in groups.items():
+    for group, nested in groups.values():
         assert_group_is_its_seeds_statistics(mlflow_client, group, nested)  # train_error: per iteration
         assert group.data.tags[Tag.REPLICATE_SEEDS] == "0,1,2"
     # The report's perceptron section keys pairs by their tag: a group, which has none, is not a pair.
@@ -339,9 +415,14 @@ def test_one_seed_makes_no_group_runs(prefect_server, mlflow_client):
         assert child.data.tags[Tag.PAIR] == "1-0" and Tag.REPLICATE_SEED_RUN_IDS not in parent.data.tags
 
 
-@pytest.mark.parametrize("stop, status, reason", [(None, "FAILED", "no seed of this model finished"),
-                                                  (RuntimeError("the part broke"), "FAILED", "the part broke"),
-                                                  (KeyboardInterrupt(), "KILLED", "interrupted (SIGINT")])
+@pytest.mark.parametrize(
+    "stop, status, reason",
+    [
+        (None, "FAILED", "no seed of this model finished"),
+        (RuntimeError("the part broke"), "FAILED", "the part broke"),
+        (KeyboardInterrupt(), "KILLED", "interrupted (SIGINT"),
+    ],
+)
 def test_group_runs_end_with_the_part_never_running(mlflow_client, stop, status, reason):
     """Group runs end FAILED or KILLED with the part; a group whose every seed failed, FAILED on its own
     (its part goes on and ends FINISHED)."""
@@ -349,8 +430,9 @@ def test_group_runs_end_with_the_part_never_running(mlflow_client, stop, status,
     from tasks.replicates.groups import replicate_groups
 
     with pytest.raises(type(stop)) if stop else contextlib.nullcontext():
-        with tracking.tracked_run(mlflow_client, "mlp", "mlp-quick", profile="quick", seed=0,
-                                  dataset_digest="none") as parent:
+        with tracking.tracked_run(
+            mlflow_client, "mlp", "mlp-quick", profile="quick", seed=0, dataset_digest="none"
+        ) as parent:
             with replicate_groups(parent, {"MLP-a": "MLP-a", "MLP-b": "MLP-b"}, [0, 1]) as groups:
                 group_ids = [group.run_id for group in groups.runs.values()]
                 if stop is None:
@@ -368,11 +450,29 @@ def test_group_runs_end_with_the_part_never_running(mlflow_client, stop, status,
 def test_seeds_fanned_out_on_dask_workers_open_their_runs_under_their_group(tmp_path, mlflow_client):
     """The group runs are opened by the command; each seed run by the Dask worker that trains it,
     under its group."""
-    argv = ["run", "perceptron", "--set", "pairs=[[1,0],[4,9]]", "--set", "seeds=[0,1]", "--set", "max_epochs=5",
-            "--set", "train_size=3000", "--set", "workers=2"]
+    argv = [
+        "run",
+        "perceptron",
+        "--set",
+        "pairs=[[1,0],[4,9]]",
+        "--set",
+        "seeds=[0,1]",
+        "--set",
+        "max_epochs=5",
+        "--set",
+        "train_size=3000",
+        "--set",
+        "workers=2",
+    ]
     env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
-    command = subprocess.run([sys.executable, "-m", "studyflow.entrypoints.cli", *argv], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=900)
+    command = subprocess.run(
+        [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert command.returncode == 0, command.stdout[-2000:] + command.stderr[-3000:]
     assert "trainings on the Dask cluster" in command.stdout
     (parent,) = runs_of(mlflow_client, "perceptron", f"tags.`{Tag.RUN_LEVEL}` = 'parent'")
@@ -392,12 +492,14 @@ def test_runs_left_running_by_dead_workers_are_closed_under_their_group_which_st
     from studyflow.fanout import close_leftover_children
     from tasks.replicates.groups import replicate_groups
 
-    with tracking.tracked_run(mlflow_client, "mlp", "mlp-quick", profile="quick", seed=0,
-                              dataset_digest="none") as parent:
+    with tracking.tracked_run(
+        mlflow_client, "mlp", "mlp-quick", profile="quick", seed=0, dataset_digest="none"
+    ) as parent:
         with replicate_groups(parent, {"MLP-a": "MLP-a"}, [0, 1]) as groups:
             group = groups.under("MLP-a")
-            left = mlflow_client.create_run(parent.experiment_id, run_name="MLP-a-seed-1",
-                                            tags={"mlflow.parentRunId": group.run_id}).info.run_id
+            left = mlflow_client.create_run(
+                parent.experiment_id, run_name="MLP-a-seed-1", tags={"mlflow.parentRunId": group.run_id}
+            ).info.run_id
             assert close_leftover_children(parent, "its Dask worker died") == [left]
             assert mlflow_client.get_run(group.run_id).info.status == "RUNNING"
             groups.record([])
@@ -421,7 +523,9 @@ def test_seeds_to_resolve_match_the_published_power_tables():
 
 def test_differences_say_how_many_seeds_would_resolve_them_and_the_interval_gives_the_spread_back():
     a = {0: 0.950, 1: 0.962, 2: 0.941, 3: 0.957}
-    b = {seed: value - 0.004 + 0.003 * (-1) ** seed for seed, value in a.items()}  # paired differences 0.001, 0.007
+    b = {
+        seed: value - 0.004 + 0.003 * (-1) ** seed for seed, value in a.items()
+    }  # paired differences 0.001, 0.007
     row = differences_table(_runs({"A": a, "B": b}), "test_accuracy").iloc[0]
     per_seed = np.array([a[seed] - b[seed] for seed in sorted(a)])
     spread = float(np.std(per_seed, ddof=1))

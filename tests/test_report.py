@@ -5,6 +5,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import assert_png
 
 from flows.cnn import cnn_flow
 from flows.inspect import inspect_flow
@@ -14,8 +15,8 @@ from flows.perceptron import perceptron_flow
 from flows.report import report_flow
 from studyflow import reference, tracking
 from studyflow.config.parts import PART_CONFIGS
-from studyflow.tracking.names import Tag
 from studyflow.errors import UnpublishableReportError
+from studyflow.tracking.names import Tag
 from tasks.mtl.figures import final_accuracy_figure
 from tasks.replicates.compute import SEEDS_FOR_POWER
 from tasks.replicates.power import seeds_to_resolve, spread_from_interval
@@ -24,8 +25,6 @@ from tasks.report.originals import mtl_best_table
 from tasks.report.replicates import read_table, replicate_accuracy_cells, seeds_needed
 from tasks.report.tables import accuracy_cells, difference_cells, ratio_cells
 from tasks.report.write import build_report, render
-
-from conftest import assert_png
 
 VOID_ELEMENTS = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -54,7 +53,9 @@ class StrictHtml(HTMLParser):
 
 
 @pytest.mark.integration
-def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect_server, mlflow_client, tmp_path):
+def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(
+    prefect_server, mlflow_client, tmp_path
+):
     pca_flow(profile="quick", sample_size=2000, dimensions=[10])
     perceptron_flow(profile="quick", pairs=[[1, 0]], max_epochs=5, train_size=3000)
     out = tmp_path / "report"
@@ -90,7 +91,9 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     for source in parser.images:
         assert_png(out / source)
     (pca_run,) = [run for run in tracking.find_runs(mlflow_client, "pca") if run.info.status == "FINISHED"]
-    assert any(link.endswith(f"/runs/{pca_run.info.run_id}?workflowType=machine_learning") for link in parser.links)
+    assert any(
+        link.endswith(f"/runs/{pca_run.info.run_id}?workflowType=machine_learning") for link in parser.links
+    )
 
     (report_run,) = tracking.find_runs(mlflow_client, "report")
     assert report_run.info.status == "FINISHED" and report_run.data.metrics["parts_run"] == 2
@@ -99,12 +102,17 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     assert Path(out / "figures" / "pca").is_dir()
 
     # The perceptron's accuracies are judged both ways by the one-seed rule, from the run's own counts.
-    (pair_run,) = [run for run in tracking.find_runs(mlflow_client, "perceptron") if Tag.PAIR in run.data.tags]
+    (pair_run,) = [
+        run for run in tracking.find_runs(mlflow_client, "perceptron") if Tag.PAIR in run.data.tags
+    ]
     for split in ("train", "test"):
         original = reference.original_study()["perceptron"]["pairs"][0][f"{split}_accuracy"]
         ours = pair_run.data.metrics[f"{split}_accuracy"]
         expected = judge_one_seed(original, ours, int(pair_run.data.params[f"{split}_samples"]))
-        assert f"| {signed(ours - original, 4)} {expected.words}{' **⚑**' if expected.beyond_noise else ''} |" in markdown
+        assert (
+            f"| {signed(ours - original, 4)} {expected.words}{' **⚑**' if expected.beyond_noise else ''} |"
+            in markdown
+        )
     assert "1.96 binomial standard errors" in markdown
 
     # The protocol, at the top: each choice with its value as the runs logged it (the quick runs'
@@ -112,7 +120,10 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     protocol = markdown.split("## Protocol")[1].split("\n## ")[0]
     assert markdown.index("## Protocol") < markdown.index("## 1. PCA")
     paper = {kind: PART_CONFIGS[kind].for_profile("paper") for kind in ("mlp", "cnn", "mtl")}
-    assert f"| validation split (model selection) | mlp, cnn, mtl: {100 * paper['mlp'].validation_fraction:g} % | our default" in protocol
+    assert (
+        f"| validation split (model selection) | mlp, cnn, mtl: {100 * paper['mlp'].validation_fraction:g} % "
+        "| our default" in protocol
+    )
     assert f"| batch size | mlp, cnn, mtl: {paper['mlp'].batch_size} |" in protocol
     assert f"| learning rate | mlp, cnn, mtl: {paper['mlp'].learning_rate} |" in protocol
     assert "| optimizer | mlp, cnn, mtl: Adam |" in protocol
@@ -120,14 +131,19 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     assert f"| epochs | mtl: {paper['mtl'].epochs} | our reading of the original |" in protocol
     assert "| pixel scaling | pca, perceptron: [-1, 1] | our reading of the original |" in protocol
     assert "| pixel scaling | mlp, cnn, mtl: [0, 1] | our default" in protocol
-    assert "| perceptron iterations at most | perceptron: 5 | the original |" in protocol  # this run's, not 1000
+    assert (
+        "| perceptron iterations at most | perceptron: 5 | the original |" in protocol
+    )  # this run's, not 1000
     assert "| images the PCA is fitted on | pca: 2,000 |" in protocol
     assert "| what one perceptron iteration is | perceptron: one full-batch update" in protocol
     assert f"| precision (Keras dtype policy) | mlp, cnn, mtl: {paper['mlp'].precision} |" in protocol
     assert "| seeds per model |" in protocol and "| machine |" in protocol
 
     # Each part's section says how to rerun it as it ran: its profile and the settings it changed.
-    assert "Reproduce: `studyflow run pca --profile quick --set sample_size=2000 --set 'dimensions=[10]'`" in markdown
+    assert (
+        "Reproduce: `studyflow run pca --profile quick --set sample_size=2000 --set 'dimensions=[10]'`"
+        in markdown
+    )
     # Provenance, from the runs themselves: each run's id, commit and wall time.
     assert "## Where these numbers come from" in markdown
     commit = pca_run.data.tags[Tag.GIT_COMMIT][:10]
@@ -147,8 +163,11 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     report = build_report(mlflow_client)
     report.links = False
     (tmp_path / "offline").mkdir()
-    render(report, {(f.run_id, f.artifact_path): "x.png" for s in report.sections for f in s.figures},
-           tmp_path / "offline")
+    render(
+        report,
+        {(f.run_id, f.artifact_path): "x.png" for s in report.sections for f in s.figures},
+        tmp_path / "offline",
+    )
     offline = StrictHtml()
     offline.feed((tmp_path / "offline" / "report.html").read_text())
     assert offline.links == [link for link in offline.links if link.startswith("#")]
@@ -167,11 +186,19 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect
     resumed = build_report(mlflow_client)
     (part,) = [part for part in resumed.provenance.parts if part.part == "perceptron"]
     assert part.run_id == rerun.info.run_id
-    assert (part.member_runs, part.reused_runs) == (len(first_members), len(first_members)) and part.member_runs >= 1
-    assert part.member_s == pytest.approx(sum((run.info.end_time - run.info.start_time) / 1000 for run in first_members))
+    assert (part.member_runs, part.reused_runs) == (
+        len(first_members),
+        len(first_members),
+    ) and part.member_runs >= 1
+    assert part.member_s == pytest.approx(
+        sum((run.info.end_time - run.info.start_time) / 1000 for run in first_members)
+    )
     (tmp_path / "resumed").mkdir()
-    render(resumed, {(f.run_id, f.artifact_path): "x.png" for s in resumed.sections for f in s.figures},
-           tmp_path / "resumed")
+    render(
+        resumed,
+        {(f.run_id, f.artifact_path): "x.png" for s in resumed.sections for f in s.figures},
+        tmp_path / "resumed",
+    )
     resumed_markdown = (tmp_path / "resumed" / "report.md").read_text()
     assert "Resumed:" in resumed_markdown
     assert f"| perceptron | `{rerun.info.run_id}` |" in resumed_markdown
@@ -196,7 +223,12 @@ def test_a_difference_is_flagged_above_or_below_the_original_only_beyond_noise()
     assert judge_interval(0.97, 0.975, 0.985) == Judgement("above", True, "interval")
     assert judge_interval(0.99, 0.975, 0.985) == Judgement("below", True, "interval")
     assert not judge_interval(0.98, 0.975, 0.985).beyond_noise
-    summary = {"seeds": 3, "test_accuracy_mean": 0.98, "test_accuracy_ci95_low": 0.975, "test_accuracy_ci95_high": 0.985}
+    summary = {
+        "seeds": 3,
+        "test_accuracy_mean": 0.98,
+        "test_accuracy_ci95_low": 0.975,
+        "test_accuracy_ci95_high": 0.985,
+    }
     cells = replicate_accuracy_cells(0.9544, summary, "test_accuracy", None)
     assert cells[1].text == "0.9800 ± 0.0050 (3 seeds)" and cells[2].text == "+0.0256 above" and cells[2].flag
     # Never "-0.00": a difference that rounds to zero has no sign.
@@ -209,8 +241,14 @@ def test_the_differences_table_gives_the_seeds_a_known_spread_needs():
     # Paired, 3 seeds, differences with standard deviation 0.004 around +0.004 (d_z = 1): the
     # interval's half-width is t(2) * 0.004 / sqrt(3); at d_z = 1 a paired t-test needs 10 seeds.
     half = 4.302652729911275 * 0.004 / math.sqrt(3)
-    row = {"difference": 0.004, "ci95_low": 0.004 - half, "ci95_high": 0.004 + half, "seeds_a": 3, "seeds_b": 3,
-           "test": "paired t (same seeds)"}
+    row = {
+        "difference": 0.004,
+        "ci95_low": 0.004 - half,
+        "ci95_high": 0.004 + half,
+        "seeds_a": 3,
+        "seeds_b": 3,
+        "test": "paired t (same seeds)",
+    }
     assert spread_from_interval(row["ci95_low"], row["ci95_high"], 3, 3, paired=True) == pytest.approx(0.004)
     assert seeds_needed(row) == seeds_to_resolve(1.0, 1.0, paired=True) == 10
     assert seeds_needed({**row, SEEDS_FOR_POWER: 7.0}) == 7, "the table's own column where it has one"
@@ -218,8 +256,12 @@ def test_the_differences_table_gives_the_seeds_a_known_spread_needs():
 
 
 def test_mtl_figures_zoom_on_the_trained_heads_and_name_the_untrained_ones():
-    accuracies = {0.0: {"item": [0.1375], "group": [0.9442]}, 0.25: {"item": [0.9195], "group": [0.9516]},
-                  0.5: {"item": [0.9139], "group": [0.9474]}, 1.0: {"item": [0.9208], "group": [0.2487]}}
+    accuracies = {
+        0.0: {"item": [0.1375], "group": [0.9442]},
+        0.25: {"item": [0.9195], "group": [0.9516]},
+        0.5: {"item": [0.9139], "group": [0.9474]},
+        1.0: {"item": [0.9208], "group": [0.2487]},
+    }
     figure = final_accuracy_figure(accuracies, {"item": [0.9085], "group": [0.9470]})
     item_axes, group_axes = figure.axes[:2]
     low, high = item_axes.get_ylim()
@@ -231,11 +273,17 @@ def test_mtl_figures_zoom_on_the_trained_heads_and_name_the_untrained_ones():
 
 @pytest.mark.integration
 def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspected_cnn(
-        prefect_server, mlflow_client, tiny, tmp_path):
+    prefect_server, mlflow_client, tiny, tmp_path
+):
     # MLP over three seeds (replicates: intervals and differences), then a CNN, then part 5 on its
     # champion: the MLP vs CNN comparison must hold both, although part 3 ran before part 4.
-    mlp_flow(profile="quick", architectures={"MLP-1": [16], "MLP-2": [8]}, seeds=[0, 1, 2], precision="float32",
-             **tiny)
+    mlp_flow(
+        profile="quick",
+        architectures={"MLP-1": [16], "MLP-2": [8]},
+        seeds=[0, 1, 2],
+        precision="float32",
+        **tiny,
+    )
     cnn_flow(profile="quick", architectures={"CNN-4": [4]}, precision="float32", **tiny)
     inspect_flow(profile="quick", dream_steps=2, octaves=1)
     out = tmp_path / "report"
@@ -247,8 +295,11 @@ def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspec
 
     # The differences between models say how many seeds would resolve each, as the part logged it.
     mlp_parent = tracking.latest_parent(mlflow_client, "mlp")
-    (logged,) = [row for row in read_table(mlflow_client, mlp_parent, "tables/mlp_differences.csv")
-                 if row["metric"] == "test_accuracy"]
+    (logged,) = [
+        row
+        for row in read_table(mlflow_client, mlp_parent, "tables/mlp_differences.csv")
+        if row["metric"] == "test_accuracy"
+    ]
     needed = logged[SEEDS_FOR_POWER]
     assert "| seeds to resolve |" in mlp
     assert f"| {logged['verdict']} | {int(needed) if needed == needed else 'none practical'} |" in mlp
@@ -260,14 +311,23 @@ def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspec
     epochs = reference.original_study()["mlp"]["epochs"]
     per_epoch = original["train_time_s"] / epochs
     assert f"| MLP-1 | {original['train_time_s']:.1f} | [" in mlp
-    assert f"| {per_epoch:.2f} | [" in mlp and f"| {per_epoch / (original['param_count'] / 1e6):.2f} | [" in mlp
-    seeds = [run for run in tracking.find_runs(mlflow_client, "mlp") if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-1"]
+    assert (
+        f"| {per_epoch:.2f} | [" in mlp and f"| {per_epoch / (original['param_count'] / 1e6):.2f} | [" in mlp
+    )
+    seeds = [
+        run
+        for run in tracking.find_runs(mlflow_client, "mlp")
+        if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-1"
+    ]
     assert len(seeds) == 3  # ours: the mean over the three seeds, every figure alike
     for metric in ("train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"):
         mean = sum(run.data.metrics[metric] for run in seeds) / 3
         assert f"| [{mean:.1f}](" in mlp if metric == "train_time_s" else f"| [{mean:.2f}](" in mlp, metric
     second = original["second_run_test_accuracy"]
-    assert f"| MLP-1 | {original['test_accuracy']:.4f} | {second:.4f} | {signed(second - original['test_accuracy'], 4)} |" in mlp
+    assert (
+        f"| MLP-1 | {original['test_accuracy']:.4f} | {second:.4f} | {signed(second - original['test_accuracy'], 4)} |"
+        in mlp
+    )
 
     # MLP vs CNN, drawn by the report from both parts' runs, in part 4's section; the parts' own
     # (part 3's without any CNN) are left out.
@@ -277,9 +337,13 @@ def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspec
     assert_png(out / figure_line.split("](")[1].rstrip(")"))
 
     # Part 5 names the CNN it looked inside: the model URI and version, and the run that trained it.
-    (cnn_child,) = [run for run in tracking.find_runs(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE)]
-    assert "Inspected CNN: `models:/mnist-cnn@champion` (registered model mnist-cnn, version 1), trained by run " \
-           f"`{cnn_child.info.run_id}` (CNN-4, seed 0)" in inspect
+    (cnn_child,) = [
+        run for run in tracking.find_runs(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE)
+    ]
+    assert (
+        "Inspected CNN: `models:/mnist-cnn@champion` (registered model mnist-cnn, version 1), trained by run "
+        f"`{cnn_child.info.run_id}` (CNN-4, seed 0)" in inspect
+    )
     (inspect_row,) = [line for line in markdown.splitlines() if line.startswith("| inspect | `")]
     assert inspect_row.endswith("(its own run) |")
 
@@ -291,8 +355,11 @@ def test_the_originals_best_mtl_comparison_is_the_mean_of_its_own_two_task_accur
     models = {entry["name"]: entry for entry in original["models"]}
     best = models[f"MTL lambda {original['best_lambda']}"]
     assert original["best_mean_accuracy"] == pytest.approx(
-        (best["task1_test_accuracy"] + best["task2_test_accuracy"]) / 2, abs=5e-5)
+        (best["task1_test_accuracy"] + best["task2_test_accuracy"]) / 2, abs=5e-5
+    )
     assert original["single_task_mean_accuracy"] == pytest.approx(
-        (models["single task 1"]["task1_test_accuracy"] + models["single task 2"]["task2_test_accuracy"]) / 2, abs=5e-5)
+        (models["single task 1"]["task1_test_accuracy"] + models["single task 2"]["task2_test_accuracy"]) / 2,
+        abs=5e-5,
+    )
     table = mtl_best_table(original, None)
     assert [cell.text for cell in table.rows[0]] == ["original", "0.25", "0.9356", "0.9278", "+0.0078"]

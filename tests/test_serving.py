@@ -20,16 +20,19 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import free_port
 from mlflow.exceptions import MlflowException
 
 from flows.cnn import cnn_flow
 from tasks.data import load_dataset, subset
 from tasks.model_store import outputs
 
-from conftest import free_port
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STUDYFLOW = [sys.executable, "-m", "studyflow.entrypoints.cli"]  # as test_cli: this checkout's code, the venv's interpreter
+STUDYFLOW = [
+    sys.executable,
+    "-m",
+    "studyflow.entrypoints.cli",
+]  # as test_cli: this checkout's code, the venv's interpreter
 CHAMPION = "models:/mnist-cnn@champion"
 PROBABILITIES = [f"probability_{digit}" for digit in range(10)]
 
@@ -60,13 +63,19 @@ def test_the_registered_version_states_its_contract_and_applies_it(champion, tes
     assert "(n, 28, 28) or (n, 784)" in registered.description  # the model's own page, before any version
     model = mlflow.pyfunc.load_model(CHAMPION)
     assert model.metadata.get_output_schema().input_names() == ["label", *PROBABILITIES]
-    example = np.asarray(json.loads(Path(mlflow.artifacts.download_artifacts(
-        f"{CHAMPION}/input_example.json")).read_text()))
+    example = np.asarray(
+        json.loads(Path(mlflow.artifacts.download_artifacts(f"{CHAMPION}/input_example.json")).read_text())
+    )
     assert example.shape == (2, 28, 28) and example.max() > 1  # two real images, as 0-255 integers
     network = mlflow.keras.load_model(CHAMPION)  # the keras flavor: what part 5 inspects
     expected = outputs(network, test_images)
-    for images in (_uint8(test_images), test_images.reshape(5, 784), pd.DataFrame(test_images.reshape(5, 784)),
-                   test_images.astype(np.float64), _uint8(test_images).reshape(5, 784).astype(np.int64)):
+    for images in (
+        _uint8(test_images),
+        test_images.reshape(5, 784),
+        pd.DataFrame(test_images.reshape(5, 784)),
+        test_images.astype(np.float64),
+        _uint8(test_images).reshape(5, 784).astype(np.int64),
+    ):
         table = model.predict(images)
         assert list(table.columns) == ["label", *PROBABILITIES]
         np.testing.assert_array_equal(table["label"], expected.argmax(axis=1))
@@ -86,7 +95,9 @@ def test_the_registered_version_states_its_contract_and_applies_it(champion, tes
 
 
 def _post(url: str, body) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.load(response)
@@ -126,15 +137,23 @@ def _stop_group(server: subprocess.Popen) -> None:
 
 
 @pytest.mark.integration
-def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_oversized_batch(champion, test_images, tmp_path):
+def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_oversized_batch(
+    champion, test_images, tmp_path
+):
     port = free_port()
     log = tmp_path / "serve.log"
     environment = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     environment["PATH"] = "/usr/bin:/bin"  # not activated: the command finds its own uvicorn
     with open(log, "wb") as output:
-        server = subprocess.Popen([*STUDYFLOW, "serve", "--port", str(port), "--max-batch", "3"], cwd=REPO_ROOT,
-                                  stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            [*STUDYFLOW, "serve", "--port", str(port), "--max-batch", "3"],
+            cwd=REPO_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=environment,
+            start_new_session=True,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_for_ping(base + "/ping", server, log)
@@ -146,7 +165,9 @@ def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_ove
             [prediction] = answer["predictions"]
             row = 0 if images.dtype == np.uint8 else 1
             assert prediction["label"] == int(expected[row].argmax())
-            np.testing.assert_allclose([prediction[column] for column in PROBABILITIES], expected[row], atol=1e-6)
+            np.testing.assert_allclose(
+                [prediction[column] for column in PROBABILITIES], expected[row], atol=1e-6
+            )
         status, answer = _post(base + "/invocations", {"inputs": [[0.5] * 100]})
         assert status == 400
         assert answer["error_code"] == "INVALID_PARAMETER_VALUE" and "shape (1, 100)" in answer["message"]
@@ -167,8 +188,13 @@ def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_ove
 
 @pytest.mark.slow
 def test_serve_without_a_champion_is_one_line_before_any_server(studyflow_home):
-    result = subprocess.run([*STUDYFLOW, "serve", "--port", str(free_port())], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [*STUDYFLOW, "serve", "--port", str(free_port())],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "no champion yet" in result.stderr or "run `studyflow run cnn` first" in result.stderr

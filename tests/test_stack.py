@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import PNG_SIGNATURE, free_port
+
 from studyflow import processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,9 +39,15 @@ QUICK_RUN = ["-p", "pairs=[[1,0]]", "-p", "max_epochs=100", "-p", "seeds=[0,1]"]
 # Set by other test modules or by studyflow itself (mlflow.set_tracking_uri sets MLFLOW_TRACKING_URI,
 # tracking.connect the HTTP retry settings): not passed on, so that the stack is the same whichever
 # test files ran before this one.
-NOT_INHERITED = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", "PREFECT_HOME",
-                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT")
+NOT_INHERITED = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "PREFECT_API_URL",
+    "PREFECT_HOME",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+)
 
 
 def _load_native():
@@ -75,15 +81,17 @@ def stack_home(tmp_path_factory):
     folder.chmod(0o755)
     home = tmp_path_factory.mktemp("stack-home")
     env = {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
-    env.update({
-        "STUDYFLOW_STACK_DIR": str(folder / "stack"),
-        "STUDYFLOW_HOME": str(home),  # what the flow runs write besides MLflow (data cache, reports)
-        "STUDYFLOW_PG_PORT": str(free_port()),
-        "STUDYFLOW_MLFLOW_PORT": str(free_port()),
-        "STUDYFLOW_PREFECT_PORT": str(free_port()),
-        "STUDYFLOW_SERVE_PORT": str(free_port()),
-        "STUDYFLOW_DASHBOARD_PORT": str(free_port()),
-    })
+    env.update(
+        {
+            "STUDYFLOW_STACK_DIR": str(folder / "stack"),
+            "STUDYFLOW_HOME": str(home),  # what the flow runs write besides MLflow (data cache, reports)
+            "STUDYFLOW_PG_PORT": str(free_port()),
+            "STUDYFLOW_MLFLOW_PORT": str(free_port()),
+            "STUDYFLOW_PREFECT_PORT": str(free_port()),
+            "STUDYFLOW_SERVE_PORT": str(free_port()),
+            "STUDYFLOW_DASHBOARD_PORT": str(free_port()),
+        }
+    )
     try:
         yield {"env": env, "dir": folder / "stack", "worker_swapped": False}
     finally:
@@ -102,8 +110,11 @@ def stack(stack_home):
         assert result.returncode == 0, result.stdout + result.stderr
         state["up_seconds"] = time.monotonic() - started
         state["settings"] = json.loads((state["dir"] / "stack.json").read_text())
-        state["cli_env"] = {**env, "PREFECT_API_URL": state["settings"]["prefect_api_url"],
-                            "PREFECT_HOME": str(state["dir"] / "prefect-home")}
+        state["cli_env"] = {
+            **env,
+            "PREFECT_API_URL": state["settings"]["prefect_api_url"],
+            "PREFECT_HOME": str(state["dir"] / "prefect-home"),
+        }
     if state["worker_swapped"]:
         stopped = _native(env, "worker", "stop")
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
@@ -114,14 +125,26 @@ def stack(stack_home):
 
 
 def _native(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(NATIVE), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, str(NATIVE), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )
 
 
 def _run_deployment(stack: dict, name: str, *params: str) -> tuple[subprocess.CompletedProcess, str, float]:
     started = time.monotonic()
-    result = subprocess.run([PREFECT, "deployment", "run", name, *params, "--watch", "--watch-timeout", "240"],
-                            env=stack["cli_env"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    result = subprocess.run(
+        [PREFECT, "deployment", "run", name, *params, "--watch", "--watch-timeout", "240"],
+        env=stack["cli_env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
     seconds = time.monotonic() - started
     match = re.search(r"UUID: ([0-9a-f-]{36})", result.stdout)
     assert match, result.stdout + result.stderr
@@ -134,7 +157,9 @@ def _get(url: str) -> dict:
 
 
 def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
@@ -177,19 +202,32 @@ def test_deployment_run_completes_on_the_worker_and_lands_in_the_postgres_backed
     api = stack["settings"]["mlflow_url"] + "/api/2.0/mlflow"
     experiment = _get(f"{api}/experiments/get-by-name?experiment_name=studyflow-perceptron")["experiment"]
     assert experiment["artifact_location"].startswith("mlflow-artifacts:")  # served by the server
-    runs = _post(f"{api}/runs/search", {
-        "experiment_ids": [experiment["experiment_id"]],
-        "filter": f"tags.`studyflow.prefect_flow_run_id` = '{flow_run_id}'",
-    })["runs"]
+    runs = _post(
+        f"{api}/runs/search",
+        {
+            "experiment_ids": [experiment["experiment_id"]],
+            "filter": f"tags.`studyflow.prefect_flow_run_id` = '{flow_run_id}'",
+        },
+    )["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}
-    assert set(by_name) == {"perceptron-quick", "perceptron-1-vs-0-replicates", "perceptron-1-vs-0-seed-0",
-                            "perceptron-1-vs-0-seed-1"}, sorted(by_name)
+    assert set(by_name) == {
+        "perceptron-quick",
+        "perceptron-1-vs-0-replicates",
+        "perceptron-1-vs-0-seed-0",
+        "perceptron-1-vs-0-seed-1",
+    }, sorted(by_name)
     assert all(run["info"]["status"] == "FINISHED" for run in runs)
-    parent, group, child = (by_name[name] for name in ("perceptron-quick", "perceptron-1-vs-0-replicates",
-                                                      "perceptron-1-vs-0-seed-0"))
+    parent, group, child = (
+        by_name[name]
+        for name in ("perceptron-quick", "perceptron-1-vs-0-replicates", "perceptron-1-vs-0-seed-0")
+    )
     # two seeds: the seed runs are nested under the pair's replicate group, itself under the parent
-    assert {tag["key"]: tag["value"] for tag in group["data"]["tags"]}["mlflow.parentRunId"] == parent["info"]["run_id"]
-    assert {tag["key"]: tag["value"] for tag in child["data"]["tags"]}["mlflow.parentRunId"] == group["info"]["run_id"]
+    assert {tag["key"]: tag["value"] for tag in group["data"]["tags"]}["mlflow.parentRunId"] == parent[
+        "info"
+    ]["run_id"]
+    assert {tag["key"]: tag["value"] for tag in child["data"]["tags"]}["mlflow.parentRunId"] == group["info"][
+        "run_id"
+    ]
     assert "test_accuracy_ci95_low" in {metric["key"] for metric in group["data"]["metrics"]}
     params = {param["key"]: param["value"] for param in parent["data"]["params"]}
     assert params["max_epochs"] == "100" and params["profile"] == "quick" and params["seeds"] == "[0, 1]"
@@ -198,23 +236,40 @@ def test_deployment_run_completes_on_the_worker_and_lands_in_the_postgres_backed
 
     child_id = child["info"]["run_id"]
     history = _get(f"{api}/metrics/get-history?run_id={child_id}&metric_key=train_error")["metrics"]
-    assert 1 <= len(history) <= 100 and [point["step"] for point in history] == list(range(1, len(history) + 1))
+    assert 1 <= len(history) <= 100 and [point["step"] for point in history] == list(
+        range(1, len(history) + 1)
+    )
     metrics = {metric["key"]: metric["value"] for metric in child["data"]["metrics"]}
     assert metrics["test_accuracy"] > 0.9  # 1 vs 0 is easy within 100 iterations
 
     listed = _get(f"{api}/artifacts/list?run_id={child_id}&path=figures")["files"]
     assert "figures/weights.png" in {item["path"] for item in listed}
-    download = (f"{stack['settings']['mlflow_url']}/get-artifact?"
-                f"{urllib.parse.urlencode({'path': 'figures/weights.png', 'run_uuid': child_id})}")
+    download = (
+        f"{stack['settings']['mlflow_url']}/get-artifact?"
+        f"{urllib.parse.urlencode({'path': 'figures/weights.png', 'run_uuid': child_id})}"
+    )
     with urllib.request.urlopen(download, timeout=30) as response:
         assert response.read(8) == PNG_SIGNATURE
-    stored = stack["dir"] / "mlflow-artifacts" / experiment["experiment_id"] / child_id / "artifacts" / "figures" / "weights.png"
+    stored = (
+        stack["dir"]
+        / "mlflow-artifacts"
+        / experiment["experiment_id"]
+        / child_id
+        / "artifacts"
+        / "figures"
+        / "weights.png"
+    )
     assert stored.is_file()  # the server's artifact folder, not the worker's
 
     import psycopg
 
-    with psycopg.connect(host="127.0.0.1", port=stack["settings"]["ports"]["postgres"], user="studyflow",
-                         password=native_password(stack), dbname="mlflow") as connection:
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=stack["settings"]["ports"]["postgres"],
+        user="studyflow",
+        password=native_password(stack),
+        dbname="mlflow",
+    ) as connection:
         row = connection.execute("SELECT status FROM runs WHERE run_uuid = %s", (child_id,)).fetchone()
     assert row == ("FINISHED",)
 
@@ -275,28 +330,55 @@ def test_waiting_for_servers_names_the_one_that_exited_or_did_not_answer_with_it
     monkeypatch.setenv("STUDYFLOW_START_TIMEOUT", "20")
     (tmp_path / "logs").mkdir()
     answering_port, silent_port = free_port(), free_port()
-    answering = subprocess.Popen([sys.executable, "-m", "http.server", str(answering_port), "--bind", "127.0.0.1",
-                                  "--directory", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    answering = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(answering_port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with open(tmp_path / "logs" / "failing.log", "w") as log:
-            failing = subprocess.Popen([sys.executable, "-c", "print('cannot open the store'); raise SystemExit(3)"],
-                                       stdout=log, stderr=subprocess.STDOUT)
+            failing = subprocess.Popen(
+                [sys.executable, "-c", "print('cannot open the store'); raise SystemExit(3)"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         with pytest.raises(native.StackError) as exited:
-            native.wait_answering({"answering": (f"http://127.0.0.1:{answering_port}/", answering),
-                                   "failing": (f"http://127.0.0.1:{silent_port}/health", failing)})
+            native.wait_answering(
+                {
+                    "answering": (f"http://127.0.0.1:{answering_port}/", answering),
+                    "failing": (f"http://127.0.0.1:{silent_port}/health", failing),
+                }
+            )
         assert str(exited.value).startswith("failing exited with code 3")
         assert "cannot open the store" in str(exited.value)
-        native.wait_answering({"answering": (f"http://127.0.0.1:{answering_port}/", answering)})  # answers: returns
+        native.wait_answering(
+            {"answering": (f"http://127.0.0.1:{answering_port}/", answering)}
+        )  # answers: returns
 
         monkeypatch.setenv("STUDYFLOW_START_TIMEOUT", "2")
         (tmp_path / "logs" / "silent.log").write_text("still migrating\n")
         started = time.monotonic()
         with pytest.raises(native.StackError) as silent:
-            native.wait_answering({"answering": (f"http://127.0.0.1:{answering_port}/", answering),
-                                   "silent": (f"http://127.0.0.1:{silent_port}/health", None)})
+            native.wait_answering(
+                {
+                    "answering": (f"http://127.0.0.1:{answering_port}/", answering),
+                    "silent": (f"http://127.0.0.1:{silent_port}/health", None),
+                }
+            )
         assert 2 <= time.monotonic() - started < 15
         message = str(silent.value)
-        assert message.startswith(f"silent did not answer on http://127.0.0.1:{silent_port}/health within 2 s")
+        assert message.startswith(
+            f"silent did not answer on http://127.0.0.1:{silent_port}/health within 2 s"
+        )
         assert "STUDYFLOW_START_TIMEOUT" in message and "still migrating" in message
     finally:
         answering.terminate()

@@ -30,7 +30,9 @@ def test_a_slow_start_says_once_what_it_waits_for(monkeypatch, capsys):
     waited = startup.wait_until_ready("the test server", lambda: time.monotonic() >= ready_at)
     assert waited >= 0.7
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["[studyflow] waiting for the test server to start (up to 180 s; STUDYFLOW_START_TIMEOUT sets it)"]
+    assert lines == [
+        "[studyflow] waiting for the test server to start (up to 180 s; STUDYFLOW_START_TIMEOUT sets it)"
+    ]
 
 
 def test_a_quick_start_says_nothing(capsys):
@@ -44,14 +46,18 @@ def test_past_the_budget_the_error_names_the_server_the_budget_and_both_remedies
     monkeypatch.setenv(startup.START_TIMEOUT_ENV, "0.5")
     with pytest.raises(startup.ServerStartError) as raised:
         startup.wait_until_ready("the test server", lambda: False, remedy="is port 1 free?")
-    assert str(raised.value) == ("the test server did not answer within 0.5 s; is port 1 free?, or on a busy machine, "
-                                 "give it longer with STUDYFLOW_START_TIMEOUT=<seconds> (now 0.5)")
+    assert str(raised.value) == (
+        "the test server did not answer within 0.5 s; is port 1 free?, or on a busy machine, "
+        "give it longer with STUDYFLOW_START_TIMEOUT=<seconds> (now 0.5)"
+    )
 
 
 def test_a_server_that_exits_before_it_answers_fails_at_once_with_its_exit_code(monkeypatch):
     monkeypatch.setenv(startup.START_TIMEOUT_ENV, "60")
     started = time.monotonic()
-    with pytest.raises(startup.ServerStartError, match="the test server exited with code 3 before it answered"):
+    with pytest.raises(
+        startup.ServerStartError, match="the test server exited with code 3 before it answered"
+    ):
         startup.wait_until_ready("the test server", lambda: False, exited=lambda: 3)
     assert time.monotonic() - started < 5  # not the whole budget
 

@@ -16,13 +16,16 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 def test_code_digest_follows_helpers_through_imports(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
-    _write(tmp_path, {
-        "demo/__init__.py": "",
-        "demo/step.py": "from demo.helpers import scale\n\ndef step(x):\n    return scale(x)\n",
-        "demo/helpers.py": "from . import deeper\n\ndef scale(x):\n    return deeper.twice(x)\n",
-        "demo/deeper.py": "def twice(x):\n    return 2 * x\n",
-        "demo/unrelated.py": "VALUE = 1\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "demo/__init__.py": "",
+            "demo/step.py": "from demo.helpers import scale\n\ndef step(x):\n    return scale(x)\n",
+            "demo/helpers.py": "from . import deeper\n\ndef scale(x):\n    return deeper.twice(x)\n",
+            "demo/deeper.py": "def twice(x):\n    return 2 * x\n",
+            "demo/unrelated.py": "VALUE = 1\n",
+        },
+    )
     digest = steps.code_digest("demo.step", packages=("demo",))
     _write(tmp_path, {"demo/unrelated.py": "VALUE = 2\n"})
     assert steps.code_digest("demo.step", packages=("demo",)) == digest, "a module the step never imports"

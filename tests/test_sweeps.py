@@ -6,15 +6,14 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import assert_png, assert_trials_linked, download, free_port, sweep_runs, sweep_study
 from optuna.trial import TrialState
 
-from studyflow.entrypoints import cli
 from studyflow.config import ConfigError
 from studyflow.config.sweeps import SWEEP_CONFIGS, sweep_config
+from studyflow.entrypoints import cli
 from studyflow.tracking.names import Tag
 from tasks.sweeps.run import run_sweep
-
-from conftest import assert_png, assert_trials_linked, download, free_port, sweep_runs, sweep_study
 
 SMALL_MLP = {"min_depth": 1, "max_depth": 3, "min_size": 8, "max_size": 64}
 SMALL_CNN = {"min_depth": 1, "max_depth": 2, "min_size": 2, "max_size": 8}
@@ -72,8 +71,13 @@ def test_mtl_sweep_has_two_objectives_and_draws_the_pareto_front(prefect_server,
 @pytest.mark.slow  # a sweep of several trainings: 15-25 s on 2 loaded cores
 def test_pruned_trials_end_finished_with_a_pruned_tag(mlflow_client, tiny):
     """A strict pruner (threshold above any accuracy reachable here) prunes every trial after epoch 1."""
-    config = sweep_config("mlp", trials=2, **dict(tiny, epochs=3), search_space=SMALL_MLP,
-                          pruner={"kind": "threshold", "min_val_accuracy": 0.999, "warmup_epochs": 0})
+    config = sweep_config(
+        "mlp",
+        trials=2,
+        **dict(tiny, epochs=3),
+        search_space=SMALL_MLP,
+        pruner={"kind": "threshold", "min_val_accuracy": 0.999, "warmup_epochs": 0},
+    )
     summary = run_sweep(config)
     study = sweep_study(config.resolved_study_name)
     assert [trial.state for trial in study.trials] == [TrialState.PRUNED] * 2
@@ -87,11 +91,14 @@ def test_pruned_trials_end_finished_with_a_pruned_tag(mlflow_client, tiny):
     assert parent.data.metrics["trials_pruned"] == 2 and parent.data.metrics["epochs_trained"] == 2
 
 
-@pytest.mark.parametrize("pruner", [
-    {"kind": "successive_halving", "min_resource": 1, "reduction_factor": 2},
-    # max_resource = min_resource: one bracket (the most aggressive), so both trials compete in it
-    {"kind": "hyperband", "min_resource": 1, "reduction_factor": 2, "max_resource": 1},
-])
+@pytest.mark.parametrize(
+    "pruner",
+    [
+        {"kind": "successive_halving", "min_resource": 1, "reduction_factor": 2},
+        # max_resource = min_resource: one bracket (the most aggressive), so both trials compete in it
+        {"kind": "hyperband", "min_resource": 1, "reduction_factor": 2, "max_resource": 1},
+    ],
+)
 @pytest.mark.slow  # a sweep of several trainings: 15-25 s on 2 loaded cores
 def test_successive_halving_prunes_the_worse_trial_at_its_first_rung(mlflow_client, tiny, pruner):
     """Two trials queued in order: a good MLP (width 64), then a hopeless one (width 1). The first
@@ -99,8 +106,13 @@ def test_successive_halving_prunes_the_worse_trial_at_its_first_rung(mlflow_clie
     only the better goes on: the first completes, the second is pruned after epoch 2."""
     from tasks.sweeps.storage import open_storage, open_study
 
-    config = sweep_config("mlp", trials=2, **dict(tiny, epochs=3), pruner=pruner,
-                          search_space={"min_depth": 1, "max_depth": 1, "min_size": 1, "max_size": 64})
+    config = sweep_config(
+        "mlp",
+        trials=2,
+        **dict(tiny, epochs=3),
+        pruner=pruner,
+        search_space={"min_depth": 1, "max_depth": 1, "min_size": 1, "max_size": 64},
+    )
     study = open_study(config, open_storage(config))
     study.enqueue_trial({"depth": 1, "width_1": 64})
     study.enqueue_trial({"depth": 1, "width_1": 1})
@@ -146,7 +158,11 @@ def test_each_sweep_names_its_objectives_for_the_dashboard(studyflow_home):
 
     from tasks.sweeps.storage import open_storage, open_study
 
-    expected = {"mlp": ["val_accuracy"], "cnn": ["val_accuracy"], "mtl": ["val_item_accuracy", "val_group_accuracy"]}
+    expected = {
+        "mlp": ["val_accuracy"],
+        "cnn": ["val_accuracy"],
+        "mtl": ["val_item_accuracy", "val_group_accuracy"],
+    }
     for kind, names in expected.items():
         config = sweep_config(kind, study_name=f"named-{kind}")
         open_study(config, open_storage(config))
@@ -168,21 +184,27 @@ def test_a_study_made_before_a_setting_existed_resumes_at_its_default():
     config = sweep_config("mlp", study_name="older", precision="float32")
     study = open_study(config, open_storage(config))
     older = config.study_settings()
-    older["pruner"] = {key: older["pruner"][key] for key in ("kind", "startup_trials", "warmup_epochs",
-                                                             "min_val_accuracy")}
+    older["pruner"] = {
+        key: older["pruner"][key] for key in ("kind", "startup_trials", "warmup_epochs", "min_val_accuracy")
+    }
     del older["precision"]
     study.set_user_attr(TrialAttr.SETTINGS, older)
     open_study(config, open_storage(config))  # accepted
     with pytest.raises(ConfigError, match=r'precision: study has "float32", asked "mixed_bfloat16"'):
         open_study(sweep_config("mlp", study_name="older", precision="mixed_bfloat16"), open_storage(config))
-    with pytest.raises(ConfigError, match=r'pruner: study has .*"reduction_factor": 3.*asked .*"reduction_factor": 4'):
-        open_study(sweep_config("mlp", study_name="older", pruner={"reduction_factor": 4}), open_storage(config))
+    with pytest.raises(
+        ConfigError, match=r'pruner: study has .*"reduction_factor": 3.*asked .*"reduction_factor": 4'
+    ):
+        open_study(
+            sweep_config("mlp", study_name="older", pruner={"reduction_factor": 4}), open_storage(config)
+        )
 
 
 @pytest.mark.slow  # a sweep of several trainings: 15-25 s on 2 loaded cores
 def test_seeds_per_trial_scores_each_trial_by_the_mean_over_its_seeds(mlflow_client, tiny):
-    config = sweep_config("mlp", trials=2, seeds_per_trial=2, **tiny, search_space=SMALL_MLP,
-                          pruner={"kind": "none"})
+    config = sweep_config(
+        "mlp", trials=2, seeds_per_trial=2, **tiny, search_space=SMALL_MLP, pruner={"kind": "none"}
+    )
     run_sweep(config)
     study = sweep_study(config.resolved_study_name)
     (parent,), children = sweep_runs(mlflow_client, "mlp")
@@ -191,10 +213,18 @@ def test_seeds_per_trial_scores_each_trial_by_the_mean_over_its_seeds(mlflow_cli
         assert trial.state == TrialState.COMPLETE
         metrics = by_number[trial.number].data.metrics
         per_seed = [metrics["val_accuracy_seed_0"], metrics["val_accuracy_seed_1"]]
-        assert metrics["val_accuracy_seed_0"] == pytest.approx(metrics["val_accuracy"])  # the curves are seed 0's
-        assert trial.value == pytest.approx(sum(per_seed) / 2) == pytest.approx(metrics["val_accuracy_mean_over_seeds"])
+        assert metrics["val_accuracy_seed_0"] == pytest.approx(
+            metrics["val_accuracy"]
+        )  # the curves are seed 0's
+        assert (
+            trial.value
+            == pytest.approx(sum(per_seed) / 2)
+            == pytest.approx(metrics["val_accuracy_mean_over_seeds"])
+        )
         assert by_number[trial.number].data.tags[Tag.TRIAL_SEEDS] == "0,1"
-        assert trial.user_attrs["studyflow.epochs_run"] == 2 * tiny["epochs"]  # both seeds' epochs are counted
+        assert (
+            trial.user_attrs["studyflow.epochs_run"] == 2 * tiny["epochs"]
+        )  # both seeds' epochs are counted
 
 
 @pytest.mark.slow  # three or more sweeps in a row: out of test-fast
@@ -214,31 +244,87 @@ def test_resume_runs_only_the_missing_trials(mlflow_client, tiny):
         run_sweep(sweep_config("mlp", trials=5, **dict(settings, epochs=settings["epochs"] + 1)))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["sweep", "mlp", "--trials", "0"], "parameter 'trials'"),
-    (["sweep", "mtl", "--trials", "3", "--set", 'search_space={"max_lambda": 1.5}'], "max_lambda"),
-    (["sweep", "mtl", "--trials", "3", "--set", 'search_space={"min_lambda": -0.1}'], "min_lambda"),
-    (["sweep", "cnn", "--trials", "3", "--set", 'search_space={"max_depth": 7}'], "at most 6"),
-    (["sweep", "mlp", "--trials", "3", "--set", 'search_space={"min_size": 64, "max_size": 8}'], "min_size"),
-    (["sweep", "mlp", "--trials", "3", "--set", 'search_space={"widths": [1]}'], "widths"),
-    (["sweep", "mlp", "--trials", "3", "--set", "epoch=3"], "unknown parameter(s) epoch"),
-    (["sweep", "mtl", "--trials", "3", "--set", 'pruner={"kind": "median"}'], "multi-objective"),
-    (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "halving"}'], "parameter 'pruner.kind'"),
-    (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "successive_halving", "reduction_factor": 1}'],
-     "parameter 'pruner.reduction_factor'"),
-    (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "successive_halving", "min_resource": 0}'],
-     "parameter 'pruner.min_resource'"),
-    (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "successive_halving", "min_early_stopping_rate": -1}'],
-     "parameter 'pruner.min_early_stopping_rate'"),
-    (["sweep", "cnn", "--trials", "3", "--set", "epochs=4", "--set", 'pruner={"kind": "hyperband", "max_resource": 8}'],
-     "max_resource 8 exceeds epochs 4"),
-    (["sweep", "cnn", "--trials", "3", "--set", 'pruner={"kind": "hyperband", "min_resource": 3, "max_resource": 2}'],
-     "max_resource 2 is below min_resource 3"),
-    (["sweep", "cnn", "--trials", "4", "--set", "workers=2"], "PostgreSQL"),
-    (["sweep", "mlp", "--set", "dask_address=tcp://127.0.0.1:8786"], "PostgreSQL"),
-    (["sweep", "mlp", "--set", "workers=1025", "--storage", "postgresql://u@127.0.0.1/optuna"], "parameter 'workers'"),
-    (["sweep", "mlp", "--trials", "3", "--set", "trials=4"], "trials given twice"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sweep", "mlp", "--trials", "0"], "parameter 'trials'"),
+        (["sweep", "mtl", "--trials", "3", "--set", 'search_space={"max_lambda": 1.5}'], "max_lambda"),
+        (["sweep", "mtl", "--trials", "3", "--set", 'search_space={"min_lambda": -0.1}'], "min_lambda"),
+        (["sweep", "cnn", "--trials", "3", "--set", 'search_space={"max_depth": 7}'], "at most 6"),
+        (
+            ["sweep", "mlp", "--trials", "3", "--set", 'search_space={"min_size": 64, "max_size": 8}'],
+            "min_size",
+        ),
+        (["sweep", "mlp", "--trials", "3", "--set", 'search_space={"widths": [1]}'], "widths"),
+        (["sweep", "mlp", "--trials", "3", "--set", "epoch=3"], "unknown parameter(s) epoch"),
+        (["sweep", "mtl", "--trials", "3", "--set", 'pruner={"kind": "median"}'], "multi-objective"),
+        (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "halving"}'], "parameter 'pruner.kind'"),
+        (
+            [
+                "sweep",
+                "mlp",
+                "--trials",
+                "3",
+                "--set",
+                'pruner={"kind": "successive_halving", "reduction_factor": 1}',
+            ],
+            "parameter 'pruner.reduction_factor'",
+        ),
+        (
+            [
+                "sweep",
+                "mlp",
+                "--trials",
+                "3",
+                "--set",
+                'pruner={"kind": "successive_halving", "min_resource": 0}',
+            ],
+            "parameter 'pruner.min_resource'",
+        ),
+        (
+            [
+                "sweep",
+                "mlp",
+                "--trials",
+                "3",
+                "--set",
+                'pruner={"kind": "successive_halving", "min_early_stopping_rate": -1}',
+            ],
+            "parameter 'pruner.min_early_stopping_rate'",
+        ),
+        (
+            [
+                "sweep",
+                "cnn",
+                "--trials",
+                "3",
+                "--set",
+                "epochs=4",
+                "--set",
+                'pruner={"kind": "hyperband", "max_resource": 8}',
+            ],
+            "max_resource 8 exceeds epochs 4",
+        ),
+        (
+            [
+                "sweep",
+                "cnn",
+                "--trials",
+                "3",
+                "--set",
+                'pruner={"kind": "hyperband", "min_resource": 3, "max_resource": 2}',
+            ],
+            "max_resource 2 is below min_resource 3",
+        ),
+        (["sweep", "cnn", "--trials", "4", "--set", "workers=2"], "PostgreSQL"),
+        (["sweep", "mlp", "--set", "dask_address=tcp://127.0.0.1:8786"], "PostgreSQL"),
+        (
+            ["sweep", "mlp", "--set", "workers=1025", "--storage", "postgresql://u@127.0.0.1/optuna"],
+            "parameter 'workers'",
+        ),
+        (["sweep", "mlp", "--trials", "3", "--set", "trials=4"], "trials given twice"),
+    ],
+)
 def test_bad_inputs_fail_before_any_work(studyflow_home, capsys, argv, message):
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
@@ -255,6 +341,7 @@ def test_unreachable_storage_is_reported_before_prefect_starts_and_hides_the_pas
 def test_trials_default_to_the_profile_and_workers_are_set_as_for_a_part(studyflow_home):
     """--trials left out takes the sweep profile's count; `workers` and `dask_address` are --set
     parameters, with a part's meaning and limits."""
+
     def config(*argv):
         return cli.command_config(cli.build_parser().parse_args(["sweep", *argv]))
 
@@ -278,9 +365,11 @@ def test_a_one_process_sweep_does_not_import_dask(studyflow_home, tiny):
     import subprocess
     import sys
 
-    statement = ("import sys; from studyflow.config.sweeps import sweep_config; from tasks.sweeps.run import run_sweep; "
-                 f"summary = run_sweep(sweep_config('mlp', trials=1, search_space={SMALL_MLP!r}, **{dict(tiny)!r})); "
-                 "print(summary['trials']['FINISHED'], 'distributed' in sys.modules, 'dask' in sys.modules)")
+    statement = (
+        "import sys; from studyflow.config.sweeps import sweep_config; from tasks.sweeps.run import run_sweep; "
+        f"summary = run_sweep(sweep_config('mlp', trials=1, search_space={SMALL_MLP!r}, **{dict(tiny)!r})); "
+        "print(summary['trials']['FINISHED'], 'distributed' in sys.modules, 'dask' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[-1] == "1 False False", result.stdout[-2000:]
@@ -295,8 +384,15 @@ def test_two_dask_workers_share_a_postgresql_study(prefect_server, mlflow_client
     from studyflow.processes import identity
 
     name = "two-dask-workers"
-    state = mlp_sweep_flow(trials=3, workers=2, storage=postgres_url, study_name=name, search_space=SMALL_MLP,
-                           **tiny, return_state=True)
+    state = mlp_sweep_flow(
+        trials=3,
+        workers=2,
+        storage=postgres_url,
+        study_name=name,
+        search_space=SMALL_MLP,
+        **tiny,
+        return_state=True,
+    )
 
     assert state.is_completed(), state.message
     study = sweep_study(name, postgres_url)
@@ -329,8 +425,17 @@ def test_unknown_kind_is_refused_by_the_command_line(studyflow_home, capsys):
 @pytest.mark.integration
 @pytest.mark.slow  # three or more sweeps in a row: out of test-fast
 def test_cli_sweep_resumes_and_prints_the_parent_run(prefect_server, mlflow_client, capsys, tiny):
-    args = ["sweep", "mlp", "--trials", "1", "--study-name", "cli", "--set", f"search_space={json.dumps(SMALL_MLP)}",
-            *[f"--set={name}={value}" for name, value in tiny.items()]]
+    args = [
+        "sweep",
+        "mlp",
+        "--trials",
+        "1",
+        "--study-name",
+        "cli",
+        "--set",
+        f"search_space={json.dumps(SMALL_MLP)}",
+        *[f"--set={name}={value}" for name, value in tiny.items()],
+    ]
     assert cli.main(args) == 0
     assert cli.main(args[:2] + ["--trials", "2"] + args[4:]) == 0
     out = capsys.readouterr().out
@@ -353,13 +458,19 @@ def test_dashboard_serves_the_sweeps_studies_on_localhost(studyflow_home):
 
     assert cli.main(["dashboard"]) == 2  # no sweep yet: one line, nothing started
     mlruns_dir().mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(study_name="sweep-mlp-quick", storage=default_optuna_storage_url(),
-                                direction="maximize")
+    study = optuna.create_study(
+        study_name="sweep-mlp-quick", storage=default_optuna_storage_url(), direction="maximize"
+    )
     study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
     port = free_port()
     env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home)}
-    server = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", "dashboard", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "studyflow.entrypoints.cli", "dashboard", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

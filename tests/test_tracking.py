@@ -17,8 +17,17 @@ def test_finished_run_carries_every_convention_tag(mlflow_client):
     assert parent.info.status == "FINISHED" and nested.info.status == "FINISHED"
     assert nested.data.tags["mlflow.parentRunId"] == run.run_id
     for tags in (parent.data.tags, nested.data.tags):
-        for key in ("git_commit", "git_dirty", "profile", "seed", "dataset_digest", "prefect_flow_run_id",
-                    "prefect_task_run_id", "version.tensorflow-cpu", "version.mlflow"):
+        for key in (
+            "git_commit",
+            "git_dirty",
+            "profile",
+            "seed",
+            "dataset_digest",
+            "prefect_flow_run_id",
+            "prefect_task_run_id",
+            "version.tensorflow-cpu",
+            "version.mlflow",
+        ):
             assert PREFIX + key in tags, key
         assert tags[Tag.SEED] == "3" and tags[Tag.DATASET_DIGEST] == "d" * 64
     experiment = mlflow_client.get_experiment(parent.info.experiment_id)

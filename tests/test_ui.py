@@ -12,21 +12,36 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import assert_png, free_port, runs_of
 
 from studyflow.tracking.names import Tag
 from studyflow.tracking.store import TRAINING_VIEW
 
-from conftest import assert_png, free_port, runs_of
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.slow, pytest.mark.integration,
-              pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (.ci/run installs Debian's chromium)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (.ci/run installs Debian's chromium)"),
+]
 
 
 def _browser(url: str, *mode: str) -> subprocess.CompletedProcess:
     # The virtual-time budget lets the single-page app fetch its data and render before the dump.
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
-                           "--virtual-time-budget=20000", *mode, url], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1400,900",
+            "--virtual-time-budget=20000",
+            *mode,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _page_text(url: str) -> str:
@@ -58,7 +73,9 @@ def _assert_rendered(shot: Path) -> bytes:
     return gray.tobytes()
 
 
-def test_printed_links_open_the_training_pages_of_the_mlflow_ui(prefect_server, mlflow_client, tiny, tmp_path):
+def test_printed_links_open_the_training_pages_of_the_mlflow_ui(
+    prefect_server, mlflow_client, tiny, tmp_path
+):
     from flows.cnn import cnn_flow
     from studyflow import paths, tracking
 
@@ -66,11 +83,24 @@ def test_printed_links_open_the_training_pages_of_the_mlflow_ui(prefect_server, 
     (parent,) = [run for run in runs_of(mlflow_client, "cnn") if run.data.tags[Tag.RUN_LEVEL] == "parent"]
     (child,) = [run for run in runs_of(mlflow_client, "cnn") if run.data.tags[Tag.RUN_LEVEL] == "child"]
     port = free_port()
-    ui = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
-                           tracking.tracking_uri(), "--default-artifact-root", str(paths.default_artifact_root()),
-                           "--host", "127.0.0.1", "--port", str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                          env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    ui = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            tracking.tracking_uri(),
+            "--default-artifact-root",
+            str(paths.default_artifact_root()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -92,7 +122,9 @@ def test_printed_links_open_the_training_pages_of_the_mlflow_ui(prefect_server, 
         # or a new wording in MLflow's UI, fails here instead of passing.
         for name in ("runs", "run"):
             ours, genai = _page_text(pages[name]), _page_text(_genai_view(pages[name]))
-            assert GENAI_ONLY in genai and TRAINING_ONLY not in genai, f"MLflow's GenAI {name} page changed: update this test"
+            assert GENAI_ONLY in genai and TRAINING_ONLY not in genai, (
+                f"MLflow's GenAI {name} page changed: update this test"
+            )
             assert TRAINING_ONLY in ours and GENAI_ONLY not in ours, f"the {name} link opens the GenAI view"
         runs_page, run_page = _page_text(pages["runs"]), _page_text(pages["run"])
         assert "cnn-quick" in runs_page and "Run Name" in runs_page  # the runs table

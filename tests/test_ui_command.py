@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port, prefect_home
 from holding import REPO, tail
+
 from studyflow.tracking.names import Tag
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -25,13 +25,16 @@ STUDYFLOW = [sys.executable, "-m", "studyflow.entrypoints.cli"]
 
 
 def _post_json(url: str, body: dict) -> list[dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
 
-def _wait_for_line(log_path: Path, pattern: str, process: subprocess.Popen, timeout_s: float = 240) -> re.Match:
+def _wait_for_line(
+    log_path: Path, pattern: str, process: subprocess.Popen, timeout_s: float = 240
+) -> re.Match:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if match := re.search(pattern, log_path.read_text(errors="replace")):
@@ -41,33 +44,72 @@ def _wait_for_line(log_path: Path, pattern: str, process: subprocess.Popen, time
     pytest.fail(f"no line matching {pattern!r} within {timeout_s:.0f} s:\n{tail(log_path)}")
 
 
-def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(studyflow_home, mlflow_client, tmp_path):
+def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(
+    studyflow_home, mlflow_client, tmp_path
+):
     mlflow_port, prefect_port = free_port(), free_port()
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1",
-           # The addresses a user's `studyflow ui` serves at (5000 and 4200 unless set): here free ports.
-           "STUDYFLOW_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
-           "STUDYFLOW_PREFECT_UI_URL": f"http://127.0.0.1:{prefect_port}"}
-    finished = subprocess.run([*STUDYFLOW, "run", "perceptron", "--set", "pairs=[[1, 0]]", "--set", "max_epochs=5",
-                               "--set", "train_size=600", "--set", "test_size=200"], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")),
+        "PYTHONUNBUFFERED": "1",
+        # The addresses a user's `studyflow ui` serves at (5000 and 4200 unless set): here free ports.
+        "STUDYFLOW_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
+        "STUDYFLOW_PREFECT_UI_URL": f"http://127.0.0.1:{prefect_port}",
+    }
+    finished = subprocess.run(
+        [
+            *STUDYFLOW,
+            "run",
+            "perceptron",
+            "--set",
+            "pairs=[[1, 0]]",
+            "--set",
+            "max_epochs=5",
+            "--set",
+            "train_size=600",
+            "--set",
+            "test_size=200",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     assert "studyflow ui" in finished.stdout  # the console says how to see it afterwards
-    (parent,) = [run for run in mlflow_client.search_runs([mlflow_client.get_experiment_by_name(
-        "studyflow-perceptron").experiment_id]) if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
+    (parent,) = [
+        run
+        for run in mlflow_client.search_runs(
+            [mlflow_client.get_experiment_by_name("studyflow-perceptron").experiment_id]
+        )
+        if run.data.tags.get(Tag.RUN_LEVEL) == "parent"
+    ]
 
     log_path = tmp_path / "ui.log"
     with log_path.open("w") as log:
-        ui = subprocess.Popen([*STUDYFLOW, "ui"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+        ui = subprocess.Popen(
+            [*STUDYFLOW, "ui"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         mlflow_page = _wait_for_line(log_path, r"the MLflow UI: (\S+)", ui).group(1)
         _wait_for_line(log_path, r"Ctrl-C stops them", ui)
-        assert mlflow_page.startswith(f"http://127.0.0.1:{mlflow_port}/") and "workflowType=machine_learning" in mlflow_page
+        assert (
+            mlflow_page.startswith(f"http://127.0.0.1:{mlflow_port}/")
+            and "workflowType=machine_learning" in mlflow_page
+        )
         assert f"http://127.0.0.1:{prefect_port}/runs" in log_path.read_text()
 
         # MLflow: the command's runs, through the UI's own server.
-        searched = _post_json(f"http://127.0.0.1:{mlflow_port}/api/2.0/mlflow/runs/search",
-                              {"experiment_ids": [parent.info.experiment_id]})
+        searched = _post_json(
+            f"http://127.0.0.1:{mlflow_port}/api/2.0/mlflow/runs/search",
+            {"experiment_ids": [parent.info.experiment_id]},
+        )
         assert parent.info.run_id in {run["info"]["run_id"] for run in searched["runs"]}
         # Prefect: the command's flow run, finished, from the database its temporary server left.
         prefect_api = f"http://127.0.0.1:{prefect_port}/api"
@@ -75,14 +117,21 @@ def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(studyf
         (flow_run,) = [run for run in flow_runs if run["id"] == parent.data.tags[Tag.PREFECT_FLOW_RUN_ID]]
         assert flow_run["state_type"] == "COMPLETED"
         # The links both ways point at the ports served.
-        assert parent.data.tags[Tag.PREFECT_FLOW_RUN_URL] == \
-            f"http://127.0.0.1:{prefect_port}/runs/flow-run/{flow_run['id']}"
-        links = [artifact["data"] for artifact in _post_json(f"{prefect_api}/artifacts/filter", {})
-                 if artifact["type"] == "markdown" or artifact["type"] == "link"]
+        assert (
+            parent.data.tags[Tag.PREFECT_FLOW_RUN_URL]
+            == f"http://127.0.0.1:{prefect_port}/runs/flow-run/{flow_run['id']}"
+        )
+        links = [
+            artifact["data"]
+            for artifact in _post_json(f"{prefect_api}/artifacts/filter", {})
+            if artifact["type"] == "markdown" or artifact["type"] == "link"
+        ]
         mlflow_links = re.findall(r"https?://[^\s)\]]+", " ".join(map(str, links)))
         assert any(parent.info.run_id in link for link in mlflow_links), links
         assert all(link.startswith(f"http://127.0.0.1:{mlflow_port}/") for link in mlflow_links), mlflow_links
-        page = urllib.request.Request(parent.data.tags[Tag.PREFECT_FLOW_RUN_URL], headers={"Accept": "text/html"})
+        page = urllib.request.Request(
+            parent.data.tags[Tag.PREFECT_FLOW_RUN_URL], headers={"Accept": "text/html"}
+        )
         with urllib.request.urlopen(page, timeout=30) as response:  # as a browser asks for it
             assert response.status == 200 and b"<!DOCTYPE html>" in response.read(200)  # the UI's page
 
@@ -95,8 +144,9 @@ def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(studyf
             os.killpg(ui.pid, signal.SIGKILL)
             ui.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _answers(f"http://127.0.0.1:{mlflow_port}/health") | \
-            _answers(f"http://127.0.0.1:{prefect_port}/api/health"):
+    while time.monotonic() < deadline and _answers(f"http://127.0.0.1:{mlflow_port}/health") | _answers(
+        f"http://127.0.0.1:{prefect_port}/api/health"
+    ):
         time.sleep(0.2)
     assert not _answers(f"http://127.0.0.1:{mlflow_port}/health"), "the MLflow UI outlived Ctrl-C"
     assert not _answers(f"http://127.0.0.1:{prefect_port}/api/health"), "the Prefect UI outlived Ctrl-C"

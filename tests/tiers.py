@@ -49,9 +49,11 @@ def is_fast(item: pytest.Item) -> bool:
 
 def unmarked_server_users(items: list[pytest.Item]) -> list[str]:
     """The tests that start a server through a fixture but are not marked integration."""
-    return [f"{item.nodeid} (uses {', '.join(sorted(SERVER_FIXTURES & set(item.fixturenames)))})"
-            for item in items
-            if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and "integration" not in tier_marks(item)]
+    return [
+        f"{item.nodeid} (uses {', '.join(sorted(SERVER_FIXTURES & set(item.fixturenames)))})"
+        for item in items
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and "integration" not in tier_marks(item)
+    ]
 
 
 def starts_python(args) -> bool:
@@ -72,8 +74,10 @@ def starts_python(args) -> bool:
 
 def _refuse(what: str, started: list[str]):
     started.append(what)
-    raise SlowTestInFastTier(f"a fast-tier test started {what}: mark it slow, or integration if it starts a "
-                             f"server ({', '.join(TIER_MARKS)}: pyproject.toml's markers)")
+    raise SlowTestInFastTier(
+        f"a fast-tier test started {what}: mark it slow, or integration if it starts a "
+        f"server ({', '.join(TIER_MARKS)}: pyproject.toml's markers)"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -88,8 +92,9 @@ def fast_tier_guard(request, monkeypatch):
 
     def guarded_popen_init(self, args, *rest, **kwargs):
         if starts_python(kwargs.get("executable") or args):
-            _refuse(f"a Python process ({args if isinstance(args, str) else shlex.join(map(str, args))})",
-                    started)
+            _refuse(
+                f"a Python process ({args if isinstance(args, str) else shlex.join(map(str, args))})", started
+            )
         popen_init(self, args, *rest, **kwargs)
 
     def guarded_process_start(process):
@@ -105,7 +110,9 @@ def fast_tier_guard(request, monkeypatch):
 def pytest_collection_modifyitems(config, items):
     unmarked = unmarked_server_users(items)
     if unmarked:
-        raise pytest.UsageError("tests that start a server must be marked integration:\n  " + "\n  ".join(unmarked))
+        raise pytest.UsageError(
+            "tests that start a server must be marked integration:\n  " + "\n  ".join(unmarked)
+        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -124,7 +131,9 @@ def pytest_runtest_makereport(item, call):
         cpu_s = dict(item.user_properties).get("cpu_s", 0.0)
         if cpu_s > FAST_TEST_CPU_BUDGET_S or report.duration > FAST_TEST_WALL_BUDGET_S:
             report.outcome = "failed"
-            report.longrepr = (f"a fast-tier test took {cpu_s:.0f} s of CPU and {report.duration:.0f} s (budgets "
-                               f"{FAST_TEST_CPU_BUDGET_S:.0f} s and {FAST_TEST_WALL_BUDGET_S:.0f} s): make it "
-                               "lighter, or mark it slow")
+            report.longrepr = (
+                f"a fast-tier test took {cpu_s:.0f} s of CPU and {report.duration:.0f} s (budgets "
+                f"{FAST_TEST_CPU_BUDGET_S:.0f} s and {FAST_TEST_WALL_BUDGET_S:.0f} s): make it "
+                "lighter, or mark it slow"
+            )
     return report

@@ -12,11 +12,11 @@ from pathlib import Path
 import bench.tuning
 import studyflow  # noqa: F401  (sets the libraries' environment defaults, inherited by every child process)
 from bench import common
-from studyflow.machine import cpu_flags
 from bench.tuning.mlflow_logging import logging_section, run_logging_worker
 from bench.tuning.plan import QUICK, SECTIONS, TRAINING_SECTIONS, Plan
 from bench.tuning.startup import startup_section
 from bench.tuning.training import run_training_worker, training_sections
+from studyflow.machine import cpu_flags
 
 
 def worker_main(spec_path: str) -> None:
@@ -28,12 +28,17 @@ def worker_main(spec_path: str) -> None:
 
 
 def main() -> None:
-    parser = common.add_benchmark_arguments(argparse.ArgumentParser(
-        prog="python -m bench.tuning", description=bench.tuning.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = common.add_benchmark_arguments(
+        argparse.ArgumentParser(
+            prog="python -m bench.tuning",
+            description=bench.tuning.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections (default: all)")
-    parser.add_argument("--no-study-run", action="store_true",
-                        help="startup: skip `studyflow run pca --profile quick`")
+    parser.add_argument(
+        "--no-study-run", action="store_true", help="startup: skip `studyflow run pca --profile quick`"
+    )
     parser.add_argument("--out-dir", dest="out", help=argparse.SUPPRESS)  # the former name of --out
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -49,12 +54,20 @@ def main() -> None:
     if args.quick:
         print("--quick: a smoke test with tiny step counts; its figures are not measurements")
     started = time.perf_counter()
-    results = {"quick": args.quick, "sections": sorted(selected), "plan": dataclasses.asdict(plan),
-               "cpu_flags": cpu_flags()}
+    results = {
+        "quick": args.quick,
+        "sections": sorted(selected),
+        "plan": dataclasses.asdict(plan),
+        "cpu_flags": cpu_flags(),
+    }
     parts = []
     if selected & TRAINING_SECTIONS:
-        parts.append(("training", lambda: training_sections(selected, plan, workdir, results,
-                                                            default_at_end=not args.quick)))
+        parts.append(
+            (
+                "training",
+                lambda: training_sections(selected, plan, workdir, results, default_at_end=not args.quick),
+            )
+        )
     if "logging" in selected:
         parts.append(("logging", lambda: logging_section(plan, workdir, results)))
     if "startup" in selected:

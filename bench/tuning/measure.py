@@ -16,17 +16,23 @@ def load_model_data(model: str, train_size: int | None, test_size: int | None) -
     from tasks.data import load_dataset, subset
     from tasks.mtl.compute import group_lookup
 
-    dataset = subset(load_dataset("fashion-mnist" if model == "MTL" else "mnist"), train_size, test_size, seed=0)
+    dataset = subset(
+        load_dataset("fashion-mnist" if model == "MTL" else "mnist"), train_size, test_size, seed=0
+    )
     if model != "MTL":
-        return {"train": (dataset.train_images, dataset.train_labels),
-                "test": (dataset.test_images, dataset.test_labels)}
+        return {
+            "train": (dataset.train_images, dataset.train_labels),
+            "test": (dataset.test_images, dataset.test_labels),
+        }
     lookup = group_lookup(reference.fashion_groups())
 
     def targets(labels: np.ndarray) -> dict:
         return {"item": labels, "group": lookup[labels]}
 
-    return {"train": (dataset.train_images, targets(dataset.train_labels)),
-            "test": (dataset.test_images, targets(dataset.test_labels))}
+    return {
+        "train": (dataset.train_images, targets(dataset.train_labels)),
+        "test": (dataset.test_images, targets(dataset.test_labels)),
+    }
 
 
 def build_model(model: str, setting: Setting):
@@ -48,9 +54,13 @@ def build_model(model: str, setting: Setting):
         elif model == "MLP-1":
             network = compile_model(build_mlp(reference.named_architectures("mlp")["MLP-1"]), settings)
         else:
-            network = compile_model(build_multitask(TASKS, group_count=len(reference.fashion_groups())), settings,
-                                    loss={task: CROSS_ENTROPY for task in TASKS}, metrics=task_metrics(TASKS),
-                                    loss_weights=MTL_LOSS_WEIGHTS)
+            network = compile_model(
+                build_multitask(TASKS, group_count=len(reference.fashion_groups())),
+                settings,
+                loss={task: CROSS_ENTROPY for task in TASKS},
+                metrics=task_metrics(TASKS),
+                loss_weights=MTL_LOSS_WEIGHTS,
+            )
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if setting.jit_compile:
@@ -92,8 +102,15 @@ def fit_steps(network, data: dict, setting: Setting, skip: int, steps: int) -> f
         network.fit(data["dataset"], epochs=100_000, verbose=0, callbacks=[timer])
     else:
         images, targets = data["train"]
-        network.fit(images, targets, batch_size=setting.batch_size, epochs=100_000, shuffle=True, verbose=0,
-                    callbacks=[timer])
+        network.fit(
+            images,
+            targets,
+            batch_size=setting.batch_size,
+            epochs=100_000,
+            shuffle=True,
+            verbose=0,
+            callbacks=[timer],
+        )
     return steps * setting.batch_size / timer.elapsed_s
 
 
@@ -101,8 +118,13 @@ def cached_dataset(data: dict, batch_size: int):
     import tensorflow as tf
 
     images, targets = data["train"]
-    dataset = (tf.data.Dataset.from_tensor_slices((images, targets)).cache()
-               .shuffle(len(images), seed=0).batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((images, targets))
+        .cache()
+        .shuffle(len(images), seed=0)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     for _ in dataset:  # one full pass completes the cache; later iterators read from it
         pass
     return dataset
@@ -123,15 +145,19 @@ def measure_throughput(model: str, settings: list[Setting], plan: Plan) -> dict:
             warmup, _ = plan.steps(model, setting.batch_size)
             fit_steps(network, setting_data, setting, warmup, 1)  # traces (and XLA-compiles) the step
             networks[setting.name] = (network, setting_data, setting)
-            results[setting.name] = {"samples_per_s_repeats": [], "batch_size": setting.batch_size,
-                                     "jit_compile": bool(network.jit_compile)}
+            results[setting.name] = {
+                "samples_per_s_repeats": [],
+                "batch_size": setting.batch_size,
+                "jit_compile": bool(network.jit_compile),
+            }
         except Exception as exc:  # one setting that does not run must not lose the others
             results[setting.name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
     for _ in range(plan.repeats):  # in turns, so drift and CPU steal hit every setting alike
         for name, (network, setting_data, setting) in networks.items():
             _, steps = plan.steps(model, setting.batch_size)
             results[name]["samples_per_s_repeats"].append(
-                fit_steps(network, setting_data, setting, plan.skipped_steps, steps))
+                fit_steps(network, setting_data, setting, plan.skipped_steps, steps)
+            )
     for name in networks:
         results[name]["samples_per_s"] = common.median(results[name]["samples_per_s_repeats"])
     del networks
@@ -154,7 +180,10 @@ def measure_accuracy(model: str, settings: list[Setting], plan: Plan) -> dict:
             fit_s = time.perf_counter() - started
             scores = network.evaluate(*data["test"], batch_size=512, verbose=0, return_dict=True)
             if model == "MTL":
-                result = {"test_accuracy": scores["item_accuracy"], "test_group_accuracy": scores["group_accuracy"]}
+                result = {
+                    "test_accuracy": scores["item_accuracy"],
+                    "test_group_accuracy": scores["group_accuracy"],
+                }
             else:
                 result = {"test_accuracy": scores["accuracy"]}
             results[setting.name] = {**result, "fit_s_with_tracing": fit_s, "train_images": len(images)}
@@ -166,10 +195,12 @@ def measure_accuracy(model: str, settings: list[Setting], plan: Plan) -> dict:
 
 def tensorflow_state(tf) -> dict:
     """What TensorFlow actually ran with (0 threads means "TensorFlow chooses")."""
-    state = {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-             "tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
-             "gpus": len(tf.config.list_physical_devices("GPU"))}
+    state = {
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+    }
     try:
         from tensorflow.python.util import _pywrap_util_port
 

@@ -14,9 +14,15 @@ MTL_LOSS_WEIGHTS = {"item": 0.5, "group": 0.5}
 # Variables a "default" process must not inherit, or it would not be the default.
 TUNING_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "TF_SET_ONEDNN_FPMATH_MODE", "MLFLOW_ENABLE_ASYNC_LOGGING")
 # The start-up section's imports, each timed in a fresh process.
-IMPORTS = {"python (no import)": "pass", "tensorflow": "import tensorflow", "keras": "import keras",
-           "mlflow": "import mlflow", "mlflow.keras": "import mlflow.keras", "prefect": "import prefect",
-           "optuna": "import optuna"}
+IMPORTS = {
+    "python (no import)": "pass",
+    "tensorflow": "import tensorflow",
+    "keras": "import keras",
+    "mlflow": "import mlflow",
+    "mlflow.keras": "import mlflow.keras",
+    "prefect": "import prefect",
+    "optuna": "import optuna",
+}
 
 
 @dataclass(frozen=True)
@@ -40,23 +46,45 @@ class Plan:
 
     def chosen(self, settings: list, sections: set[str]) -> list:
         """Those of `settings` (Setting or ProcessSetting) in `sections` that this plan measures."""
-        return [setting for setting in settings
-                if setting.section in sections and (self.settings is None or setting.name in self.settings)]
+        return [
+            setting
+            for setting in settings
+            if setting.section in sections and (self.settings is None or setting.name in self.settings)
+        ]
 
     def steps(self, model: str, batch_size: int) -> tuple[int, int]:
         """Warm-up and timed steps at this batch size: the same samples as at the study's batch size."""
         scale = STUDY_BATCH_SIZE / batch_size
-        return (max(2, round(self.warmup_steps[model] * scale)), max(1, round(self.timed_steps[model] * scale)))
+        return (
+            max(2, round(self.warmup_steps[model] * scale)),
+            max(1, round(self.timed_steps[model] * scale)),
+        )
 
 
-QUICK = Plan(train_size=2_048, warmup_steps={"CNN-1": 2, "MLP-1": 2, "MTL": 1},
-             timed_steps={"CNN-1": 3, "MLP-1": 3, "MTL": 2}, skipped_steps=1, repeats=1,
-             accuracy_train_size=512, accuracy_test_size=500, logging_train_size=2_048, logging_epochs=2,
-             logging_repeats=1, startup_repeats=1, models=("MLP-1",),
-             # one setting of each kind: threads set, an environment variable with accuracy, each in-process lever
-             settings=("intra_op 1 / inter_op 1", "oneDNN bf16 math mode (TF_SET_ONEDNN_FPMATH_MODE=BF16)",
-                       "tf.data cache+shuffle+prefetch", "jit_compile=True (XLA)", "mixed_bfloat16", "batch 256"),
-             imports=("python (no import)", "optuna"))
+QUICK = Plan(
+    train_size=2_048,
+    warmup_steps={"CNN-1": 2, "MLP-1": 2, "MTL": 1},
+    timed_steps={"CNN-1": 3, "MLP-1": 3, "MTL": 2},
+    skipped_steps=1,
+    repeats=1,
+    accuracy_train_size=512,
+    accuracy_test_size=500,
+    logging_train_size=2_048,
+    logging_epochs=2,
+    logging_repeats=1,
+    startup_repeats=1,
+    models=("MLP-1",),
+    # one setting of each kind: threads set, an environment variable with accuracy, each in-process lever
+    settings=(
+        "intra_op 1 / inter_op 1",
+        "oneDNN bf16 math mode (TF_SET_ONEDNN_FPMATH_MODE=BF16)",
+        "tf.data cache+shuffle+prefetch",
+        "jit_compile=True (XLA)",
+        "mixed_bfloat16",
+        "batch 256",
+    ),
+    imports=("python (no import)", "optuna"),
+)
 
 
 @dataclass(frozen=True)
@@ -93,9 +121,16 @@ class ProcessSetting:
 
 
 PROCESS_SETTINGS = [
-    *(ProcessSetting(f"intra_op {intra} / inter_op {inter}", "threads", threads=(intra, inter))
-      for intra in (1, 2) for inter in (1, 2)),
+    *(
+        ProcessSetting(f"intra_op {intra} / inter_op {inter}", "threads", threads=(intra, inter))
+        for intra in (1, 2)
+        for inter in (1, 2)
+    ),
     ProcessSetting("TF_ENABLE_ONEDNN_OPTS=0", "onednn", env={"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    ProcessSetting("oneDNN bf16 math mode (TF_SET_ONEDNN_FPMATH_MODE=BF16)", "precision",
-                   env={"TF_SET_ONEDNN_FPMATH_MODE": "BF16"}, accuracy=True),
+    ProcessSetting(
+        "oneDNN bf16 math mode (TF_SET_ONEDNN_FPMATH_MODE=BF16)",
+        "precision",
+        env={"TF_SET_ONEDNN_FPMATH_MODE": "BF16"},
+        accuracy=True,
+    ),
 ]

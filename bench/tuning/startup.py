@@ -19,7 +19,9 @@ def timed_command(arguments: list[str], env: dict) -> tuple[float, str]:
     completed = subprocess.run(arguments, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(arguments[1:])} exited {completed.returncode}: {completed.stderr[-1500:]}")
+        raise RuntimeError(
+            f"{' '.join(arguments[1:])} exited {completed.returncode}: {completed.stderr[-1500:]}"
+        )
     return elapsed, completed.stdout
 
 
@@ -34,12 +36,19 @@ def startup_section(plan: Plan, workdir: Path, results: dict, with_study_run: bo
             wall, output = timed_command([sys.executable, "-c", code], env)
             walls.append(wall)
             import_times.append(float(output.strip().splitlines()[-1]))
-        startup[name] = {"import_s": common.median(import_times), "process_s": common.median(walls),
-                         "process_s_repeats": walls}
-        print(f"startup    import {name:<30} {common.median(import_times):6.2f} s  "
-              f"(whole process {common.median(walls):.2f} s)")
-    walls = [timed_command([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "pca", "--help"], env)[0]
-             for _ in range(plan.startup_repeats)]
+        startup[name] = {
+            "import_s": common.median(import_times),
+            "process_s": common.median(walls),
+            "process_s_repeats": walls,
+        }
+        print(
+            f"startup    import {name:<30} {common.median(import_times):6.2f} s  "
+            f"(whole process {common.median(walls):.2f} s)"
+        )
+    walls = [
+        timed_command([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "pca", "--help"], env)[0]
+        for _ in range(plan.startup_repeats)
+    ]
     startup["studyflow run pca --help"] = {"process_s": common.median(walls), "process_s_repeats": walls}
     print(f"startup    {'studyflow run pca --help':<37} {common.median(walls):6.2f} s  (whole process)")
     if with_study_run:
@@ -54,9 +63,15 @@ def pca_quick_run(workdir: Path) -> dict:
     for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
         env.pop(name, None)
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "studyflow.entrypoints.cli", "run", "pca", "--profile", "quick"],
-                               cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               bufsize=1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "studyflow.entrypoints.cli", "run", "pca", "--profile", "quick"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     marks, tail = {}, []
     for line in process.stdout:
         now = time.perf_counter() - started
@@ -70,7 +85,11 @@ def pca_quick_run(workdir: Path) -> dict:
     if returncode != 0:
         raise RuntimeError(f"studyflow run pca --profile quick exited {returncode}:\n" + "\n".join(tail))
     result = {"total_s": total, **marks}
-    shown = ", ".join(f"{key.removesuffix('_s').replace('_', ' ')} at {value:.1f} s" for key, value in marks.items())
-    print(f"startup    {'studyflow run pca --profile quick':<37} {total:6.2f} s total "
-          f"({shown or 'no Prefect log lines seen'})")
+    shown = ", ".join(
+        f"{key.removesuffix('_s').replace('_', ' ')} at {value:.1f} s" for key, value in marks.items()
+    )
+    print(
+        f"startup    {'studyflow run pca --profile quick':<37} {total:6.2f} s total "
+        f"({shown or 'no Prefect log lines seen'})"
+    )
     return result

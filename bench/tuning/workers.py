@@ -27,9 +27,17 @@ def run_worker(name: str, spec: dict, env_extra: dict, workdir: Path) -> dict:
     spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
     print(f"... {name}", flush=True)
     started = time.perf_counter()
-    env = {key: value for key, value in {**base_env(), **env_extra}.items() if value is not None}  # None: unset
-    completed = subprocess.run([sys.executable, "-m", "bench.tuning", "--worker", str(spec_path)], cwd=REPO_ROOT,
-                               env=env, capture_output=True, text=True, check=False)
+    env = {
+        key: value for key, value in {**base_env(), **env_extra}.items() if value is not None
+    }  # None: unset
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.tuning", "--worker", str(spec_path)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     elapsed = time.perf_counter() - started
     if completed.returncode != 0 or not out_path.exists():
         tail = (completed.stdout + completed.stderr)[-3000:]

@@ -4,20 +4,33 @@ MLflow), and SQLAlchemy's URL parser only when a sweep's storage is checked: the
 validates a command's parameters with it before TensorFlow, MLflow or Prefect is imported."""
 
 from studyflow.config.base import (
-                                   PROFILES,
-                                   FannedOut,
-                                   PartConfig,
-                                   Precision,
-                                   Profile,
-                                   Replicated,
-                                   Seeded,
-                                   StepConfig,
-                                   StrictModel,
-                                   TrainingConfig,
-                                   TrainSettings,
-                                   parse_set_options,
+    PROFILES,
+    FannedOut,
+    PartConfig,
+    Precision,
+    Profile,
+    Replicated,
+    Seeded,
+    StepConfig,
+    StrictModel,
+    TrainingConfig,
+    TrainSettings,
+    parse_set_options,
 )
 from studyflow.errors import ConfigError
 
-__all__ = ["PROFILES", "ConfigError", "FannedOut", "PartConfig", "Precision", "Profile", "Replicated", "Seeded", "StepConfig", "StrictModel",
-           "TrainSettings", "TrainingConfig", "parse_set_options"]
+__all__ = [
+    "PROFILES",
+    "ConfigError",
+    "FannedOut",
+    "PartConfig",
+    "Precision",
+    "Profile",
+    "Replicated",
+    "Seeded",
+    "StepConfig",
+    "StrictModel",
+    "TrainSettings",
+    "TrainingConfig",
+    "parse_set_options",
+]

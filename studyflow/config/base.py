@@ -34,7 +34,7 @@ NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def resolve_precision(choice: str, cpu_flags: list[str] | None = None) -> str:
-    """"auto" -> mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), else
+    """ "auto" -> mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), else
     float32; a named policy stays itself. `cpu_flags` defaults to this machine's."""
     if choice != "auto":
         return choice
@@ -52,8 +52,11 @@ def auto_precision_reason(cpu_flags: list[str] | None = None) -> str:
 
         cpu_flags = machine_flags()
     native = [flag for flag in NATIVE_BFLOAT16_FLAGS if flag in cpu_flags]
-    why = f"the CPU computes bfloat16 natively ({', '.join(native)})" if native else \
-        "the CPU has no native bfloat16 (AVX512_BF16 or AMX), and emulated it is slower than float32"
+    why = (
+        f"the CPU computes bfloat16 natively ({', '.join(native)})"
+        if native
+        else "the CPU has no native bfloat16 (AVX512_BF16 or AMX), and emulated it is slower than float32"
+    )
     return f"precision auto -> {resolve_precision('auto', cpu_flags)}: {why}"
 
 
@@ -77,8 +80,10 @@ class Replicated(StrictModel):
     models trained with the same seed saw the same data in the same order and pair up by seed."""
 
     seeds: list[Seed] | None = Field(
-        None, description="train every model once per seed (replicates: means and 95 % intervals); "
-                          "None: once, with `seed`")
+        None,
+        description="train every model once per seed (replicates: means and 95 % intervals); "
+        "None: once, with `seed`",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -96,7 +101,9 @@ class Replicated(StrictModel):
         return list(self.seeds) if self.seeds is not None else [self.seed]  # type: ignore[attr-defined]
 
 
-DASK_ADDRESS_VARIABLE = "STUDYFLOW_DASK_ADDRESS"  # the default scheduler of `dask_address` (set by the stacks)
+DASK_ADDRESS_VARIABLE = (
+    "STUDYFLOW_DASK_ADDRESS"  # the default scheduler of `dask_address` (set by the stacks)
+)
 
 
 class FannedOut(StrictModel):
@@ -104,15 +111,21 @@ class FannedOut(StrictModel):
     (studyflow.cluster: a part's through prefect-dask, studyflow.fanout; a sweep's as trial loops,
     tasks.sweeps.parallel). `workers=1` and no address: one after another in this process, as always."""
 
-    workers: int = Field(1, ge=1, le=1024, description="trainings (a sweep's trials) at once: 1 runs them one "
-                                                       "after another in this process; N > 1 starts a local Dask "
-                                                       "cluster of N worker processes, each with its share of the "
-                                                       "cores")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="trainings (a sweep's trials) at once: 1 runs them one "
+        "after another in this process; N > 1 starts a local Dask "
+        "cluster of N worker processes, each with its share of the "
+        "cores",
+    )
     dask_address: str | None = Field(
         default_factory=lambda: os.environ.get(DASK_ADDRESS_VARIABLE) or None,
         description="a Dask scheduler (tcp://host:8786) to send the trainings to instead (default: "
-                    f"${DASK_ADDRESS_VARIABLE}, else none); needs an MLflow server, a Prefect server and a "
-                    "step-results folder that every worker shares (a sweep: and a PostgreSQL --storage)")
+        f"${DASK_ADDRESS_VARIABLE}, else none); needs an MLflow server, a Prefect server and a "
+        "step-results folder that every worker shares (a sweep: and a PostgreSQL --storage)",
+    )
 
     @field_validator("dask_address")
     @classmethod
@@ -164,19 +177,30 @@ class PartConfig(Seeded):
     @classmethod
     def flow_signature(cls) -> inspect.Signature:
         """The part flow's parameters: `profile`, then every field, unset (None) by default."""
-        parameters = [inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY, default="quick",
-                                        annotation=Profile)]
-        parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                         annotation=Optional[field.annotation])
-                       for name, field in cls.model_fields.items() if name != "profile"]
+        parameters = [
+            inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY, default="quick", annotation=Profile)
+        ]
+        parameters += [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Optional[field.annotation],  # noqa: UP045 (built at run time)
+            )
+            for name, field in cls.model_fields.items()
+            if name != "profile"
+        ]
         return inspect.Signature(parameters)
 
     @classmethod
     def parameter_docs(cls) -> str:
         """The fields' descriptions as a docstring's Args section (Prefect shows them in its UI)."""
         lines = ["Args:", "    profile: quick (subsets, few epochs) or paper (the original study's settings)"]
-        lines += [f"    {name}: {field.description}" for name, field in cls.model_fields.items()
-                  if field.description and name != "profile"]
+        lines += [
+            f"    {name}: {field.description}"
+            for name, field in cls.model_fields.items()
+            if field.description and name != "profile"
+        ]
         return "\n".join(lines)
 
     def flow_arguments(self) -> dict[str, Any]:
@@ -187,8 +211,11 @@ class PartConfig(Seeded):
 class StepConfig(PartConfig):
     """Settings of a part whose expensive steps are reused by a rerun (see studyflow.steps)."""
 
-    force: bool = Field(False, description="redo every step, even one that a finished run already did "
-                                           "with the same inputs, code and data")
+    force: bool = Field(
+        False,
+        description="redo every step, even one that a finished run already did "
+        "with the same inputs, code and data",
+    )
 
 
 def epochs_field(default: int) -> Any:
@@ -206,14 +233,18 @@ class TrainSettings(Seeded):
     epochs: int = epochs_field(10)
     batch_size: int = Field(128, ge=1, le=60_000, description="images per gradient step")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam's learning rate")
-    weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="Adam's decoupled weight decay (0: none, as the original)")
+    weight_decay: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Adam's decoupled weight decay (0: none, as the original)"
+    )
     # "auto" by default: bench.precision_choice found bfloat16's mean test accuracies inside float32's
     # 95 % intervals (CNN-1 and MTL at paper length, 3 seeds each) on a CPU with native bfloat16.
     precision: PrecisionChoice = Field(
-        "auto", validate_default=True,
+        "auto",
+        validate_default=True,
         description="Keras dtype policy: mixed_bfloat16 computes in bfloat16 with float32 weights, "
-                    "faster on CPUs with native bf16 (AVX512-BF16, AMX), emulated and slower elsewhere; "
-                    "auto (the default): mixed_bfloat16 on such CPUs, float32 elsewhere (runs log the policy used)")
+        "faster on CPUs with native bf16 (AVX512-BF16, AMX), emulated and slower elsewhere; "
+        "auto (the default): mixed_bfloat16 on such CPUs, float32 elsewhere (runs log the policy used)",
+    )
 
     @field_validator("precision")
     @classmethod
@@ -233,8 +264,11 @@ class TrainingConfig(PartConfig, TrainSettings):
     )
     train_size: int | None = Field(None, ge=100, description="training images drawn (None: all 60,000)")
     test_size: int | None = Field(None, ge=100, description="test images drawn (None: all 10,000)")
-    system_metrics: bool = Field(True, description="sample CPU, memory, disk and network use into each training "
-                                                   "run (MLflow system metrics, every 5 s)")
+    system_metrics: bool = Field(
+        True,
+        description="sample CPU, memory, disk and network use into each training "
+        "run (MLflow system metrics, every 5 s)",
+    )
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(**self.model_dump(include=set(TrainSettings.model_fields)))

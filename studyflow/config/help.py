@@ -68,17 +68,30 @@ def profile_default(config: type[PartConfig], name: str, profile: str) -> Any:
 
 def parameter_help(config: type[PartConfig], skip: tuple[str, ...] = ()) -> str:
     """Every parameter of `config` but `profile` and `skip` (those given as options of their own)."""
-    lines = ["parameters (--set NAME=VALUE, VALUE as JSON where it parses; the default depends on --profile):"]
+    lines = [
+        "parameters (--set NAME=VALUE, VALUE as JSON where it parses; the default depends on --profile):"
+    ]
     for name, field in config.model_fields.items():
         if name == "profile" or name in skip:
             continue
         defaults = {profile: value_text(profile_default(config, name, profile)) for profile in PROFILES}
-        default = (f"default: {defaults[PROFILES[0]]} (every profile)" if len(set(defaults.values())) == 1
-                   else "default: " + ", ".join(f"{profile} {value}" for profile, value in defaults.items()))
+        default = (
+            f"default: {defaults[PROFILES[0]]} (every profile)"
+            if len(set(defaults.values())) == 1
+            else "default: " + ", ".join(f"{profile} {value}" for profile, value in defaults.items())
+        )
         lines.append(f"  {name} ({type_name(field.annotation)})")
         for text in (field.description or "(no description)", default):
-            lines.append(textwrap.fill(text, WIDTH, initial_indent=INDENT, subsequent_indent=INDENT,
-                                       break_long_words=False, break_on_hyphens=False))
+            lines.append(
+                textwrap.fill(
+                    text,
+                    WIDTH,
+                    initial_indent=INDENT,
+                    subsequent_indent=INDENT,
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+            )
     return "\n".join(lines)
 
 
@@ -87,8 +100,15 @@ class ParametersHelp(argparse.Action):
     it, the help ends with that config's parameters. argparse has taken the name by then (it reads
     positionals before the option that follows them); before it, the help is the command's own."""
 
-    def __init__(self, option_strings, dest, configs: dict[str, type[PartConfig]], name: str,
-                 skip: tuple[str, ...] = (), **kwargs):
+    def __init__(
+        self,
+        option_strings,
+        dest,
+        configs: dict[str, type[PartConfig]],
+        name: str,
+        skip: tuple[str, ...] = (),
+        **kwargs,
+    ):
         super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
         self.configs, self.name, self.skip = configs, name, skip
 

@@ -7,19 +7,25 @@ profile. Validation happens here, before any work: a bad value is a ConfigError 
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
 
 from studyflow import reference
-from studyflow.config.base import (FannedOut, PartConfig, Replicated, Seeded, StepConfig,
-                                   TrainingConfig, epochs_field)
+from studyflow.config.base import (
+    FannedOut,
+    PartConfig,
+    Replicated,
+    Seeded,
+    StepConfig,
+    TrainingConfig,
+    epochs_field,
+)
+from studyflow.config.mtl import MtlConfig
 from studyflow.tracking.names import CHAMPION_URI, MODEL_URI_FORMS, REGISTERED_CNN
 
 Digit = Annotated[int, Field(ge=0, le=9)]
 Width = Annotated[int, Field(ge=1, le=100_000)]
-Lambda = Annotated[float, Field(ge=0.0, le=1.0)]
 # The interval [0, 1] pixels are mapped onto, linearly. The original study does not state its scaling;
 # its PCA digit table (centroids, variances) is reproduced by [-1, 1] (see docs/study.md, part 1).
 ORIGINAL_PIXEL_RANGE = (-1.0, 1.0)
@@ -36,17 +42,22 @@ PixelRange = Annotated[tuple[FiniteFloat, FiniteFloat], AfterValidator(_check_pi
 
 DEFAULT_PAIRS = [(1, 0), (8, 3), (4, 9), (8, 7), (2, 9)]
 ALL_PAIRS = [tuple(pair) for pair in itertools.combinations(range(10), 2)]
-DEFAULT_LAMBDAS = [0.0, 0.25, 0.5, 0.75, 1.0]
-ITEM_CLASSES = 10
+
+
 class PcaConfig(StepConfig):
-    sample_size: int = Field(10_000, ge=200, le=60_000, description="images the PCA is fitted on (seeded sample)")
+    sample_size: int = Field(
+        10_000, ge=200, le=60_000, description="images the PCA is fitted on (seeded sample)"
+    )
     holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of each pair's samples held out")
     svc_max_iter: int = Field(10_000, ge=1, description="LinearSVC max_iter")
     dimensions: list[Annotated[int, Field(ge=2, le=784)]] = Field(
-        [10, 50], description="further PCA dimensions in which the pair accuracies are computed")
+        [10, 50], description="further PCA dimensions in which the pair accuracies are computed"
+    )
     pixel_range: PixelRange = Field(
-        ORIGINAL_PIXEL_RANGE, description="[low, high] the pixels are scaled to before the PCA ([-1, 1] reproduces "
-                                          "the original's centroids and variances; [0, 1] halves them)")
+        ORIGINAL_PIXEL_RANGE,
+        description="[low, high] the pixels are scaled to before the PCA ([-1, 1] reproduces "
+        "the original's centroids and variances; [0, 1] halves them)",
+    )
 
     PROFILE_DEFAULTS: ClassVar = {"quick": {"sample_size": 5_000}}
 
@@ -55,26 +66,38 @@ class PerceptronSettings(Seeded):
     """How one pair's perceptron is trained: the object that reaches `train_perceptron`, logged as it is."""
 
     learning_rate: float = Field(0.01, gt=0.0, description="the perceptron's learning rate")
-    max_epochs: int = Field(1000, ge=1, le=100_000,
-                            description="iterations at most: batch updates, each one pass over the pair's "
-                                        "training images (the original's 1000 iterations)")
-    tolerance: float = Field(1e-3, ge=0.0, lt=1.0,
-                             description="training stops once the training misclassification error is below this")
-    init_scale: float = Field(0.5, ge=0.0, le=100.0,
-                              description="initial weights and bias are drawn uniformly from [-init_scale, init_scale]")
+    max_epochs: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="iterations at most: batch updates, each one pass over the pair's "
+        "training images (the original's 1000 iterations)",
+    )
+    tolerance: float = Field(
+        1e-3,
+        ge=0.0,
+        lt=1.0,
+        description="training stops once the training misclassification error is below this",
+    )
+    init_scale: float = Field(
+        0.5,
+        ge=0.0,
+        le=100.0,
+        description="initial weights and bias are drawn uniformly from [-init_scale, init_scale]",
+    )
 
 
 class PerceptronConfig(StepConfig, PerceptronSettings, Replicated, FannedOut):
     pairs: list[tuple[Digit, Digit]] | Literal["all"] = Field(
-        DEFAULT_PAIRS, description='digit pairs (first digit +1, second -1), or "all" for the 45 pairs')
-    pixel_range: PixelRange = Field(ORIGINAL_PIXEL_RANGE,
-                                    description="[low, high] the pixels are scaled to (as in part 1)")
+        DEFAULT_PAIRS, description='digit pairs (first digit +1, second -1), or "all" for the 45 pairs'
+    )
+    pixel_range: PixelRange = Field(
+        ORIGINAL_PIXEL_RANGE, description="[low, high] the pixels are scaled to (as in part 1)"
+    )
     train_size: int | None = Field(None, ge=100, description="training images drawn from MNIST (None: all)")
     test_size: int | None = Field(None, ge=100, description="test images drawn from MNIST (None: all)")
 
-    PROFILE_DEFAULTS: ClassVar = {
-        "quick": {"max_epochs": 100, "train_size": 10_000, "test_size": 2_000},
-    }
+    PROFILE_DEFAULTS: ClassVar = {"quick": {"max_epochs": 100, "train_size": 10_000, "test_size": 2_000}}
 
     @field_validator("pairs")
     @classmethod
@@ -99,7 +122,9 @@ class ArchitectureConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     """Parts 3 and 4: named architectures, each trained in its own child run."""
 
     architectures: dict[str, list[Width]] = Field(
-        default_factory=dict, description="name -> widths per hidden layer (MLP) or filters per conv layer (CNN)")
+        default_factory=dict,
+        description="name -> widths per hidden layer (MLP) or filters per conv layer (CNN)",
+    )
 
     @field_validator("architectures")
     @classmethod
@@ -116,24 +141,25 @@ class MlpConfig(ArchitectureConfig):
     epochs: int = epochs_field(20)  # the original's MLP runs: 20 epochs (its conv nets: 10)
     architectures: dict[str, list[Width]] = Field(
         default_factory=lambda: reference.named_architectures("mlp"),
-        description="name -> widths of the hidden layers (default MLP-1..5)")
+        description="name -> widths of the hidden layers (default MLP-1..5)",
+    )
 
-    PROFILE_DEFAULTS: ClassVar = {
-        "quick": {"epochs": 2, "train_size": 1_500, "test_size": 500},
-    }
+    PROFILE_DEFAULTS: ClassVar = {"quick": {"epochs": 2, "train_size": 1_500, "test_size": 500}}
 
 
 class CnnConfig(ArchitectureConfig):
     architectures: dict[str, list[Width]] = Field(
         default_factory=lambda: reference.named_architectures("cnn"),
-        description="name -> filters of the conv layers (default CNN-1..5)")
-    registered_model: str = Field(REGISTERED_CNN, min_length=1,
-                                  description="Model Registry name of the best CNN")
+        description="name -> filters of the conv layers (default CNN-1..5)",
+    )
+    registered_model: str = Field(
+        REGISTERED_CNN, min_length=1, description="Model Registry name of the best CNN"
+    )
 
     PROFILE_DEFAULTS: ClassVar = {
         # Two epochs, so that every curve has two points, on few images: the quick profile is a smoke
         # test of every figure and table, sized for a 2-core AVX2 laptop (bench.study_quick).
-        "quick": {"epochs": 2, "train_size": 600, "test_size": 500},
+        "quick": {"epochs": 2, "train_size": 600, "test_size": 500}
     }
 
     @field_validator("architectures")
@@ -152,24 +178,34 @@ class DreamSettings(Seeded):
     dream_steps: int = Field(60, ge=1, le=1000, description="gradient-ascent steps per octave")
     octaves: int = Field(3, ge=1, le=4, description="resolutions of the ascent, coarse to fine")
     octave_scale: float = Field(1.4, ge=1.1, le=2.0, description="side ratio between successive octaves")
-    dream_learning_rate: float = Field(0.02, gt=0.0, le=0.5,
-                                       description="pixel change per step, in gradient standard deviations")
-    jitter: int = Field(1, ge=0, le=4, description="pixels the image is randomly rolled by each step (0: off)")
-    blur_every: int = Field(4, ge=0, le=1000, description="blur the change from the start every N steps (0: off)")
+    dream_learning_rate: float = Field(
+        0.02, gt=0.0, le=0.5, description="pixel change per step, in gradient standard deviations"
+    )
+    jitter: int = Field(
+        1, ge=0, le=4, description="pixels the image is randomly rolled by each step (0: off)"
+    )
+    blur_every: int = Field(
+        4, ge=0, le=1000, description="blur the change from the start every N steps (0: off)"
+    )
     blur_sigma: float = Field(0.5, ge=0.1, le=3.0, description="the blur's Gaussian sigma, in pixels")
-    l2_penalty: float = Field(0.05, ge=0.0, lt=1.0,
-                              description="each step the change from the start shrinks by this fraction")
+    l2_penalty: float = Field(
+        0.05, ge=0.0, lt=1.0, description="each step the change from the start shrinks by this fraction"
+    )
 
     def octave_sides(self) -> list[int]:
         """The side of each octave's resolution, coarse to fine, ending at the image's side."""
         side = reference.architectures()["geometry"]["image_side"]
-        return [max(2, round(side / self.octave_scale ** level)) for level in reversed(range(self.octaves))]
+        return [max(2, round(side / self.octave_scale**level)) for level in reversed(range(self.octaves))]
 
 
 class InspectConfig(StepConfig, DreamSettings):
     model_uri: str = Field(CHAMPION_URI, min_length=1, description=f"the CNN to inspect: {MODEL_URI_FORMS}")
-    digits: list[Digit] = Field([2, 9], min_length=1, max_length=4,
-                                description="classes whose images, activations and dreams are shown")
+    digits: list[Digit] = Field(
+        [2, 9],
+        min_length=1,
+        max_length=4,
+        description="classes whose images, activations and dreams are shown",
+    )
 
     PROFILE_DEFAULTS: ClassVar = {"quick": {"dream_steps": 30, "octaves": 2}}
 
@@ -193,79 +229,24 @@ class InspectConfig(StepConfig, DreamSettings):
         smallest = reference.architectures()["geometry"]["image_side"] // 4
         coarsest = self.octave_sides()[0]
         if coarsest < smallest:
-            raise ValueError(f"octaves={self.octaves} with octave_scale={self.octave_scale} starts at "
-                             f"{coarsest}x{coarsest} pixels; the coarsest octave must be at least "
-                             f"{smallest}x{smallest}")
+            raise ValueError(
+                f"octaves={self.octaves} with octave_scale={self.octave_scale} starts at "
+                f"{coarsest}x{coarsest} pixels; the coarsest octave must be at least "
+                f"{smallest}x{smallest}"
+            )
         return self
 
     def dream_settings(self) -> DreamSettings:
         return DreamSettings(**self.model_dump(include=set(DreamSettings.model_fields)))
 
 
-def check_group_mapping(group_mapping: dict[str, list[int]]) -> None:
-    """Every one of the ten item classes in exactly one group; at least two non-empty groups."""
-    if len(group_mapping) < 2:
-        raise ValueError(f"give at least 2 groups, got {len(group_mapping)}")
-    seen: dict[int, str] = {}
-    for group, classes in group_mapping.items():
-        if not group.strip():
-            raise ValueError("a group needs a non-empty name")
-        if not classes:
-            raise ValueError(f"group {group!r} has no classes")
-        for item in classes:
-            if not 0 <= item < ITEM_CLASSES:
-                raise ValueError(f"group {group!r}: class {item} is not one of 0..{ITEM_CLASSES - 1}")
-            if item in seen:
-                where = f"listed twice in group {group!r}" if seen[item] == group else \
-                    f"in two groups: {seen[item]!r} and {group!r}"
-                raise ValueError(f"class {item} is {where}")
-            seen[item] = group
-    missing = sorted(set(range(ITEM_CLASSES)) - set(seen))
-    if missing:
-        raise ValueError(f"class(es) {missing} are in no group")
-
-
-class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
-    """Part 6. The paper profile trains 10 epochs on the full data: the original does not state its
-    epoch count; 10 is what it trained its conv nets with in part 4, and with Adam at 1e-3 a CNN of
-    this size on Fashion-MNIST is near its test-accuracy plateau by then.
-
-    Models are logged only in the paper profile (`log_models`): a 26 M-parameter model with its Adam
-    state is a file of a few hundred MB, which a quick smoke run has no use for.
-    """
-
-    lambdas: list[Lambda] = Field(default_factory=lambda: list(DEFAULT_LAMBDAS),
-                                  description="weights of the task-1 loss, one MTL model each")
-    group_mapping: dict[str, list[int]] = Field(default_factory=reference.fashion_groups,
-                                                description="task-2 group name -> Fashion-MNIST class ids")
-    include_single_task: bool = Field(True, description="also train the two single-task models")
-    log_models: bool = Field(True, description="log every trained model to MLflow (a few hundred MB each)")
-
-    PROFILE_DEFAULTS: ClassVar = {
-        # Two points per curve; three lambdas (both ends and the middle) still draw the lambda curve.
-        "quick": {"epochs": 2, "train_size": 600, "test_size": 500, "lambdas": [0.0, 0.5, 1.0],
-                  "log_models": False},
-    }
-
-    @field_validator("lambdas")
-    @classmethod
-    def _distinct_finite_lambdas(cls, lambdas):
-        if not lambdas:
-            raise ValueError("give at least one lambda")
-        if any(not math.isfinite(value) for value in lambdas):
-            raise ValueError(f"every lambda must be a number in [0, 1], got {lambdas}")
-        if len(set(lambdas)) != len(lambdas):
-            raise ValueError(f"lambdas must be distinct, got {lambdas}")
-        return lambdas
-
-    @field_validator("group_mapping")
-    @classmethod
-    def _every_class_in_one_group(cls, group_mapping):
-        check_group_mapping(group_mapping)
-        return group_mapping
-
-
 # Each part's config, by the part's name (what its runs are tagged with), in study order.
-PART_CONFIGS: dict[str, type[PartConfig]] = {"pca": PcaConfig, "perceptron": PerceptronConfig, "mlp": MlpConfig,
-                                             "cnn": CnnConfig, "inspect": InspectConfig, "mtl": MtlConfig}
+PART_CONFIGS: dict[str, type[PartConfig]] = {
+    "pca": PcaConfig,
+    "perceptron": PerceptronConfig,
+    "mlp": MlpConfig,
+    "cnn": CnnConfig,
+    "inspect": InspectConfig,
+    "mtl": MtlConfig,
+}
 PART_NAMES = tuple(PART_CONFIGS)  # study order

@@ -38,25 +38,56 @@ class PrunerSettings(StrictModel):
 
     kind: Literal["median", "successive_halving", "hyperband", "threshold", "none"] = "median"
     startup_trials: int = Field(5, ge=0, le=1000, description="median: trials that finish before any pruning")
-    warmup_epochs: int = Field(1, ge=0, le=1000, description="median, threshold: epochs every trial runs before "
-                                                             "it can be pruned")
+    warmup_epochs: int = Field(
+        1, ge=0, le=1000, description="median, threshold: epochs every trial runs before it can be pruned"
+    )
     min_val_accuracy: float | None = Field(None, ge=0.0, le=1.0, description="threshold: prune below this")
-    min_resource: int = Field(1, ge=1, le=1000, description=(
-        "successive_halving, hyperband: epochs (Optuna steps) before the first rung is judged, which is "
-        "after epoch min_resource + 1"))
-    reduction_factor: int = Field(3, ge=2, le=100, description=(
-        "successive_halving, hyperband: a rung keeps the best 1 / reduction_factor of its trials, and the "
-        "next rung is that many times further"))
-    min_early_stopping_rate: int = Field(0, ge=0, le=30, description=(
-        "successive_halving: the first rung at min_resource * reduction_factor ** rate (0: the earliest)"))
-    max_resource: int | None = Field(None, ge=1, le=1000, description=(
-        "hyperband: the longest budget, in epochs, that sets the brackets (None: the sweep's epochs)"))
+    min_resource: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description=(
+            "successive_halving, hyperband: epochs (Optuna steps) before the first rung is judged, which is "
+            "after epoch min_resource + 1"
+        ),
+    )
+    reduction_factor: int = Field(
+        3,
+        ge=2,
+        le=100,
+        description=(
+            "successive_halving, hyperband: a rung keeps the best 1 / reduction_factor of its trials, and the "
+            "next rung is that many times further"
+        ),
+    )
+    min_early_stopping_rate: int = Field(
+        0,
+        ge=0,
+        le=30,
+        description=(
+            "successive_halving: the first rung at min_resource * reduction_factor ** rate (0: the earliest)"
+        ),
+    )
+    max_resource: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description=(
+            "hyperband: the longest budget, in epochs, that sets the brackets (None: the sweep's epochs)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Self:
         if self.kind == "threshold" and self.min_val_accuracy is None:
             raise ValueError("a threshold pruner needs min_val_accuracy")
-        if self.kind == "hyperband" and self.max_resource is not None and self.max_resource < self.min_resource:
-            raise ValueError(f"max_resource {self.max_resource} is below min_resource {self.min_resource}: "
-                             "Hyperband would have no bracket")
+        if (
+            self.kind == "hyperband"
+            and self.max_resource is not None
+            and self.max_resource < self.min_resource
+        ):
+            raise ValueError(
+                f"max_resource {self.max_resource} is below min_resource {self.min_resource}: "
+                "Hyperband would have no bracket"
+            )
         return self

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from studyflow.config.base import FannedOut, PartConfig, PrecisionChoice, Replicated, StepConfig, TrainingConfig
+from studyflow.config.base import (
+    FannedOut,
+    PartConfig,
+    PrecisionChoice,
+    Replicated,
+    StepConfig,
+    TrainingConfig,
+)
 from studyflow.config.parts import PART_NAMES
 
 
 class StudyConfig(StepConfig, Replicated, FannedOut):
-    parts: list[str] = Field(default_factory=lambda: list(PART_NAMES), description="parts to run, in study order")
+    parts: list[str] = Field(
+        default_factory=lambda: list(PART_NAMES), description="parts to run, in study order"
+    )
     report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
     precision: PrecisionChoice = TrainingConfig.model_fields["precision"]
 
@@ -26,9 +35,14 @@ class StudyConfig(StepConfig, Replicated, FannedOut):
 
 class ReportConfig(PartConfig):
     out_dir: str | None = Field(None, description="folder to write into (default: reports/<timestamp>/)")
-    run_ids: dict[str, str] = Field(default_factory=dict, description="part -> parent run id to report (default: latest)")
-    published: bool = Field(False, description="a report to commit: every part's run must be paper-profile; run ids "
-                                               "instead of links to a local MLflow UI; the folder's old figures go")
+    run_ids: dict[str, str] = Field(
+        default_factory=dict, description="part -> parent run id to report (default: latest)"
+    )
+    published: bool = Field(
+        False,
+        description="a report to commit: every part's run must be paper-profile; run ids "
+        "instead of links to a local MLflow UI; the folder's old figures go",
+    )
 
     @field_validator("run_ids")
     @classmethod

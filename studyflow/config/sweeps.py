@@ -12,19 +12,28 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from studyflow import paths, reference
-from studyflow.config.base import FannedOut, StrictModel, TrainingConfig, epochs_field
+from studyflow import paths
+from studyflow.config.base import FannedOut, TrainingConfig, epochs_field
 from studyflow.config.pruning import PrunerSettings
+from studyflow.config.search_spaces import CnnSearchSpace, MlpSearchSpace, MtlSearchSpace
 from studyflow.errors import ConfigError
 
 SWEEP_KINDS = ("mlp", "cnn", "mtl")
 STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 # Settings that do not change what a trial is, so a resumed study may differ in them.
-RUN_ONLY_FIELDS = ("trials", "workers", "dask_address", "study_name", "storage", "heartbeat_interval_s", "heartbeat_grace_s",
-                   "system_metrics")
+RUN_ONLY_FIELDS = (
+    "trials",
+    "workers",
+    "dask_address",
+    "study_name",
+    "storage",
+    "heartbeat_interval_s",
+    "heartbeat_grace_s",
+    "system_metrics",
+)
 
 
 @dataclass(frozen=True)
@@ -45,53 +54,10 @@ OBJECTIVES = {
 }
 
 
-class _LayerSpace(StrictModel):
-    """Depth and per-layer sizes: layer i's size is its own parameter `<size_name>_<i>`."""
-
-    min_depth: int = Field(1, ge=1, le=20)
-    max_depth: int = Field(3, ge=1, le=20)
-    min_size: int = Field(16, ge=1, le=8192)
-    max_size: int = Field(256, ge=1, le=8192)
-    log: bool = Field(True, description="sample sizes on a log scale (16, 32, 64 equally likely)")
-
-    @model_validator(mode="after")
-    def _ranges(self) -> Self:
-        if self.min_depth > self.max_depth:
-            raise ValueError(f"min_depth {self.min_depth} exceeds max_depth {self.max_depth}")
-        if self.min_size > self.max_size:
-            raise ValueError(f"min_size {self.min_size} exceeds max_size {self.max_size}")
-        return self
-
-
-class MlpSearchSpace(_LayerSpace):
-    """MLP depth (hidden layers) and per-layer widths `width_<i>`."""
-
-
-class CnnSearchSpace(_LayerSpace):
-    """CNN depth (conv layers) and per-layer filters `filters_<i>`; kernels and strides as in part 4."""
-
-    @model_validator(mode="after")
-    def _fits_the_image(self) -> Self:
-        if self.max_depth > reference.max_cnn_depth():
-            raise ValueError(f"max_depth {self.max_depth}: at most {reference.max_cnn_depth()} stride-2 conv layers fit a 28x28 image")
-        return self
-
-
-class MtlSearchSpace(StrictModel):
-    """The MTL loss weight lambda: lambda * CE(items) + (1 - lambda) * CE(groups), within [0, 1]."""
-
-    min_lambda: float = Field(0.0, ge=0.0, le=1.0)
-    max_lambda: float = Field(1.0, ge=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _range(self) -> Self:
-        if self.min_lambda > self.max_lambda:
-            raise ValueError(f"min_lambda {self.min_lambda} exceeds max_lambda {self.max_lambda}")
-        return self
-
-
-PRUNER_DESCRIPTION = ("what stops hopeless trials after an epoch: kind median, successive_halving, hyperband, "
-                      "threshold or none, and its settings; the keys given replace the profile's")
+PRUNER_DESCRIPTION = (
+    "what stops hopeless trials after an epoch: kind median, successive_halving, hyperband, "
+    "threshold or none, and its settings; the keys given replace the profile's"
+)
 
 
 class SweepConfig(TrainingConfig, FannedOut):
@@ -102,17 +68,32 @@ class SweepConfig(TrainingConfig, FannedOut):
     KIND: ClassVar[str] = ""
     DATASET: ClassVar[str] = "mnist"
 
-    trials: int = Field(20, ge=1, le=10_000, description="trials that must have finished (complete or pruned)")
+    trials: int = Field(
+        20, ge=1, le=10_000, description="trials that must have finished (complete or pruned)"
+    )
     study_name: str | None = Field(None, description="Optuna study name (None: sweep-<kind>-<profile>)")
     # validate_default: the check that several workers have a database they can share runs unset too
-    storage: str | None = Field(None, validate_default=True,
-                                description="SQLAlchemy URL of the Optuna storage (None: SQLite under mlruns/)")
-    seeds_per_trial: int = Field(1, ge=1, le=10, description=(
-        "train each trial's model with this many seeds (seed, seed+1, ...) and score it by their mean, so "
-        "that the sweep does not pick a lucky seed; pruning acts on the first seed (1: one seed, off)"))
+    storage: str | None = Field(
+        None,
+        validate_default=True,
+        description="SQLAlchemy URL of the Optuna storage (None: SQLite under mlruns/)",
+    )
+    seeds_per_trial: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description=(
+            "train each trial's model with this many seeds (seed, seed+1, ...) and score it by their mean, so "
+            "that the sweep does not pick a lucky seed; pruning acts on the first seed (1: one seed, off)"
+        ),
+    )
     pruner: PrunerSettings = Field(PrunerSettings(), description=PRUNER_DESCRIPTION)
-    heartbeat_interval_s: int = Field(20, ge=1, le=3600, description="how often a running trial says it is alive")
-    heartbeat_grace_s: int = Field(60, ge=2, le=86_400, description="silence after which a trial counts as dead")
+    heartbeat_interval_s: int = Field(
+        20, ge=1, le=3600, description="how often a running trial says it is alive"
+    )
+    heartbeat_grace_s: int = Field(
+        60, ge=2, le=86_400, description="silence after which a trial counts as dead"
+    )
 
     @field_validator("study_name")
     @classmethod
@@ -131,15 +112,20 @@ class SweepConfig(TrainingConfig, FannedOut):
             try:
                 make_url(url)
             except ArgumentError as exc:
-                raise ValueError(f"not an SQLAlchemy URL ({exc}); e.g. postgresql://user:password@host:5432/optuna") from None
+                raise ValueError(
+                    f"not an SQLAlchemy URL ({exc}); e.g. postgresql://user:password@host:5432/optuna"
+                ) from None
         # `workers` and `dask_address` (FannedOut, a base class) are validated before `storage`
         workers, address = info.data.get("workers", 1), info.data.get("dask_address")
-        if (workers > 1 or address is not None) and (url or paths.default_optuna_storage_url()).startswith("sqlite"):
+        if (workers > 1 or address is not None) and (url or paths.default_optuna_storage_url()).startswith(
+            "sqlite"
+        ):
             where = f"the Dask workers of {address}" if address is not None else f"{workers} workers"
             raise ValueError(
                 f"{where} need an Optuna storage that several processes (and machines) can write at once; "
                 "SQLite is a local file that locks the whole database. Give a PostgreSQL storage, e.g. --storage "
-                "postgresql://user:password@127.0.0.1:5432/optuna, or run with workers=1 and no dask_address")
+                "postgresql://user:password@127.0.0.1:5432/optuna, or run with workers=1 and no dask_address"
+            )
         return url
 
     @field_validator("pruner")
@@ -147,10 +133,16 @@ class SweepConfig(TrainingConfig, FannedOut):
     def _budget_within_the_epochs(cls, pruner, info: ValidationInfo):
         # `epochs` (TrainSettings) is declared before `pruner`, so already validated
         epochs = info.data.get("epochs")
-        if pruner.kind == "hyperband" and pruner.max_resource is not None and epochs is not None \
-                and pruner.max_resource > epochs:
-            raise ValueError(f"max_resource {pruner.max_resource} exceeds epochs {epochs}: a trial never trains "
-                             "longer than the sweep's epochs (leave max_resource unset to use them)")
+        if (
+            pruner.kind == "hyperband"
+            and pruner.max_resource is not None
+            and epochs is not None
+            and pruner.max_resource > epochs
+        ):
+            raise ValueError(
+                f"max_resource {pruner.max_resource} exceeds epochs {epochs}: a trial never trains "
+                "longer than the sweep's epochs (leave max_resource unset to use them)"
+            )
         return pruner
 
     @field_validator("heartbeat_grace_s")
@@ -194,28 +186,46 @@ class MlpSweepConfig(SweepConfig):
     epochs: int = epochs_field(20)  # as the MLP part
     pruner: PrunerSettings = Field(PrunerSettings(warmup_epochs=2), description=PRUNER_DESCRIPTION)
     # Depths 1-9 and widths 32-2048 hold all five named MLPs (1000 x 2 ... 500 x 9).
-    search_space: MlpSearchSpace = Field(MlpSearchSpace(max_depth=9, min_size=32, max_size=2048), description=(
-        "hidden layers (min_depth..max_depth) and widths (min_size..max_size, on a log scale if log); the keys "
-        "given replace the profile's"))
+    search_space: MlpSearchSpace = Field(
+        MlpSearchSpace(max_depth=9, min_size=32, max_size=2048),
+        description=(
+            "hidden layers (min_depth..max_depth) and widths (min_size..max_size, on a log scale if log); the keys "
+            "given replace the profile's"
+        ),
+    )
 
     PROFILE_DEFAULTS: ClassVar = {
-        "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000, "trials": 6,
-                  "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 16, "max_size": 256},
-                  "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0}},
+        "quick": {
+            "epochs": 2,
+            "train_size": 4_000,
+            "test_size": 1_000,
+            "trials": 6,
+            "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 16, "max_size": 256},
+            "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0},
+        }
     }
 
 
 class CnnSweepConfig(SweepConfig):
     KIND: ClassVar[str] = "cnn"
     # Depths 1-5 and filters 8-512 hold all five named CNNs (16, 32 ... 32-512).
-    search_space: CnnSearchSpace = Field(CnnSearchSpace(max_depth=5, min_size=8, max_size=512), description=(
-        "conv layers (min_depth..max_depth) and filters (min_size..max_size, on a log scale if log); the keys "
-        "given replace the profile's"))
+    search_space: CnnSearchSpace = Field(
+        CnnSearchSpace(max_depth=5, min_size=8, max_size=512),
+        description=(
+            "conv layers (min_depth..max_depth) and filters (min_size..max_size, on a log scale if log); the keys "
+            "given replace the profile's"
+        ),
+    )
 
     PROFILE_DEFAULTS: ClassVar = {
-        "quick": {"epochs": 2, "train_size": 4_000, "test_size": 1_000, "trials": 6,
-                  "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 4, "max_size": 64},
-                  "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0}},
+        "quick": {
+            "epochs": 2,
+            "train_size": 4_000,
+            "test_size": 1_000,
+            "trials": 6,
+            "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 4, "max_size": 64},
+            "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0},
+        }
     }
 
 
@@ -224,25 +234,31 @@ class MtlSweepConfig(SweepConfig):
 
     KIND: ClassVar[str] = "mtl"
     DATASET: ClassVar[str] = "fashion-mnist"
-    search_space: MtlSearchSpace = Field(MtlSearchSpace(), description="the loss weight lambda's range "
-                                                                       "(min_lambda..max_lambda, within [0, 1])")
-    pruner: PrunerSettings = Field(PrunerSettings(kind="none"),
-                                   description="none: Optuna cannot prune a two-objective study")
+    search_space: MtlSearchSpace = Field(
+        MtlSearchSpace(), description="the loss weight lambda's range (min_lambda..max_lambda, within [0, 1])"
+    )
+    pruner: PrunerSettings = Field(
+        PrunerSettings(kind="none"), description="none: Optuna cannot prune a two-objective study"
+    )
 
-    PROFILE_DEFAULTS: ClassVar = {
-        "quick": {"epochs": 1, "train_size": 2_000, "test_size": 500, "trials": 5},
-    }
+    PROFILE_DEFAULTS: ClassVar = {"quick": {"epochs": 1, "train_size": 2_000, "test_size": 500, "trials": 5}}
 
     @field_validator("pruner")
     @classmethod
     def _no_pruning(cls, pruner):
         if pruner.kind != "none":
-            raise ValueError("the MTL sweep has two objectives and Optuna cannot prune multi-objective "
-                             "studies; use pruner={'kind': 'none'}")
+            raise ValueError(
+                "the MTL sweep has two objectives and Optuna cannot prune multi-objective "
+                "studies; use pruner={'kind': 'none'}"
+            )
         return pruner
 
 
-SWEEP_CONFIGS: dict[str, type[SweepConfig]] = {"mlp": MlpSweepConfig, "cnn": CnnSweepConfig, "mtl": MtlSweepConfig}
+SWEEP_CONFIGS: dict[str, type[SweepConfig]] = {
+    "mlp": MlpSweepConfig,
+    "cnn": CnnSweepConfig,
+    "mtl": MtlSweepConfig,
+}
 
 
 def sweep_config(kind: str, profile: str = "quick", **overrides: Any) -> SweepConfig:

@@ -15,11 +15,10 @@ from studyflow.config import PartConfig, parse_set_options
 from studyflow.config.base import auto_precision_reason
 from studyflow.config.study import ReportConfig
 from studyflow.config.sweeps import SWEEP_KINDS, SweepConfig, sweep_config
+from studyflow.entrypoints.parser import SWEEP_OPTIONS, build_parser, runnable_parts
+from studyflow.errors import ConfigError, StudyflowError
 from studyflow.quiet import import_tensorflow_quietly
 from studyflow.startup import start_budget
-from studyflow.errors import ConfigError, StudyflowError
-from studyflow.entrypoints.parser import SWEEP_OPTIONS, build_parser, runnable_parts
-
 
 _stopping = False  # set by the first Ctrl-C or SIGTERM
 
@@ -38,8 +37,11 @@ def _interrupt(signum, frame):
 
 
 def _exit_now(signum, frame):
-    print("studyflow: stopped at once (second signal); `studyflow doctor` closes what was left open",
-          file=sys.stderr, flush=True)
+    print(
+        "studyflow: stopped at once (second signal); `studyflow doctor` closes what was left open",
+        file=sys.stderr,
+        flush=True,
+    )
     os._exit(128 + signum)
 
 
@@ -54,8 +56,10 @@ def command_config(args: argparse.Namespace) -> PartConfig:
         options = {name: getattr(args, name) for name in SWEEP_OPTIONS if getattr(args, name) is not None}
         clash = sorted(set(overrides) & set(options))
         if clash:
-            raise ConfigError(f"{', '.join(clash)} given twice: as option (--{clash[0].replace('_', '-')} ...) "
-                              "and with --set; give one")
+            raise ConfigError(
+                f"{', '.join(clash)} given twice: as option (--{clash[0].replace('_', '-')} ...) "
+                "and with --set; give one"
+            )
         return sweep_config(args.kind, args.profile, **overrides, **options)
     if args.force:
         overrides["force"] = True
@@ -64,8 +68,10 @@ def command_config(args: argparse.Namespace) -> PartConfig:
 
 def _say_precision(args: argparse.Namespace, config: PartConfig) -> None:
     """Once per command, when it trains in the precision "auto" chose: which, and why."""
-    if "precision" in type(config).model_fields and \
-            parse_set_options(getattr(args, "assignments", [])).get("precision", "auto") == "auto":
+    if (
+        "precision" in type(config).model_fields
+        and parse_set_options(getattr(args, "assignments", [])).get("precision", "auto") == "auto"
+    ):
         print(f"[studyflow] {auto_precision_reason()}", flush=True)
 
 
@@ -100,7 +106,9 @@ def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
         runnable_parts()[args.part].preflight(config)  # e.g. the model part 5 inspects exists
 
 
-def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
+def run_sweep(
+    kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext
+):
     """Close what dead processes left open, then run the sweep's flow on this config."""
     from studyflow import tracking
 
@@ -115,7 +123,9 @@ def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], Abstra
         return run_with_config(SWEEP_FLOWS[kind], config)
 
 
-def run_part(part_name: str, config: PartConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
+def run_part(
+    part_name: str, config: PartConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext
+):
     """Close what dead processes left open, then run the part's flow on this config."""
     part = runnable_parts()[part_name]
     from studyflow import tracking
@@ -221,14 +231,19 @@ def ui_hint(part: str) -> str:
     from studyflow import tracking
     from studyflow.config.parts import PART_NAMES
 
-    experiment = tracking.connect().get_experiment_by_name(tracking.experiment_name(part)) \
-        if part in (*PART_NAMES, *(f"sweep-{kind}" for kind in SWEEP_KINDS)) else None
+    experiment = (
+        tracking.connect().get_experiment_by_name(tracking.experiment_name(part))
+        if part in (*PART_NAMES, *(f"sweep-{kind}" for kind in SWEEP_KINDS))
+        else None
+    )
     page = tracking.experiment_url(experiment.experiment_id) if experiment else tracking.experiments_url()
     if tracking.uses_tracking_server():
         return f"[studyflow] MLflow UI: {page}"
     studyflow = Path(sys.executable).parent / "studyflow"
-    return (f"[studyflow] the runs in MLflow and the flow runs in Prefect: start both UIs with\n  {studyflow} ui\n"
-            f"then open {page}")
+    return (
+        f"[studyflow] the runs in MLflow and the flow runs in Prefect: start both UIs with\n  {studyflow} ui\n"
+        f"then open {page}"
+    )
 
 
 if __name__ == "__main__":

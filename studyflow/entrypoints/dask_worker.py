@@ -26,8 +26,10 @@ def _apply_thread_share() -> None:
     worker compute with the machine's 2 threads (its loss matched a 2-thread process, not its twin's)."""
     import tensorflow as tf
 
-    for variable, setter in (("TF_NUM_INTRAOP_THREADS", tf.config.threading.set_intra_op_parallelism_threads),
-                             ("TF_NUM_INTEROP_THREADS", tf.config.threading.set_inter_op_parallelism_threads)):
+    for variable, setter in (
+        ("TF_NUM_INTRAOP_THREADS", tf.config.threading.set_intra_op_parallelism_threads),
+        ("TF_NUM_INTEROP_THREADS", tf.config.threading.set_inter_op_parallelism_threads),
+    ):
         if os.environ.get(variable, "").isdigit():
             setter(int(os.environ[variable]))
 

@@ -37,8 +37,11 @@ class DoctorReport:
 def close_orphaned_runs(client: MlflowClient) -> list[str]:
     """Close as KILLED every studyflow run left RUNNING by a process that no longer exists, and
     mark its Prefect flow run Crashed."""
-    experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ALL)
-                   if experiment.name.startswith(EXPERIMENT_PREFIX)]
+    experiments = [
+        experiment.experiment_id
+        for experiment in client.search_experiments(view_type=ViewType.ALL)
+        if experiment.name.startswith(EXPERIMENT_PREFIX)
+    ]
     if not experiments:
         return []
     fixed: list[str] = []
@@ -75,10 +78,14 @@ def crash_flow_runs(flow_runs: dict[str, str]) -> list[str]:
                         break
                     if flow_run.state is not None and not flow_run.state.is_final():
                         prefect.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
-                        fixed.append(f"Prefect flow run {flow_run.id} ({flow_run.name}) "
-                                     f"{flow_run.state.type.value} -> CRASHED: {message}")
+                        fixed.append(
+                            f"Prefect flow run {flow_run.id} ({flow_run.name}) "
+                            f"{flow_run.state.type.value} -> CRASHED: {message}"
+                        )
                     parent_task_run = flow_run.parent_task_run_id
-                    flow_run_id = prefect.read_task_run(parent_task_run).flow_run_id if parent_task_run else None
+                    flow_run_id = (
+                        prefect.read_task_run(parent_task_run).flow_run_id if parent_task_run else None
+                    )
     except Exception as exc:  # Prefect unreachable: MLflow is already consistent; say so and go on
         fixed.append(f"could not reach Prefect to mark flow runs {sorted(flow_runs)} Crashed: {exc}")
     return fixed
@@ -111,9 +118,9 @@ def _check_prefect() -> tuple[bool, str]:
 def _check_dask() -> tuple[bool, str]:
     """The configured Dask scheduler (STUDYFLOW_DASK_ADDRESS) answers, has workers, and they share the
     step-results folder and this code (what a fanned-out run checks before any work)."""
+    from studyflow.cluster import check_workers, scheduler_client
     from studyflow.config.base import DASK_ADDRESS_VARIABLE
     from studyflow.errors import DaskClusterError
-    from studyflow.cluster import check_workers, scheduler_client
 
     address = os.environ[DASK_ADDRESS_VARIABLE]
     try:
@@ -153,5 +160,7 @@ def run_doctor() -> DoctorReport:
         report.checks.append(("Dask scheduler", *_check_dask()))
     report.checks += _check_datasets()
     free_gb = shutil.disk_usage(paths.project_root()).free / 1e9
-    report.checks.append(("disk space", free_gb >= MIN_FREE_DISK_GB, f"{free_gb:.1f} GB free under {paths.project_root()}"))
+    report.checks.append(
+        ("disk space", free_gb >= MIN_FREE_DISK_GB, f"{free_gb:.1f} GB free under {paths.project_root()}")
+    )
     return report

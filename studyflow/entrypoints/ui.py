@@ -39,19 +39,41 @@ def mlflow_ui(port: int) -> LocalServer:
     # No job-execution consumers: a UI over finished runs has no jobs to run.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     training_runs = f"http://127.0.0.1:{port}/#/experiments{tracking.TRAINING_VIEW}"
-    return LocalServer("the MLflow UI", argv, f"http://127.0.0.1:{port}/health", training_runs, env,
-                       remedy=f"is port {port} free? (--mlflow-port)", log=paths.mlruns_dir() / "ui.log")
+    return LocalServer(
+        "the MLflow UI",
+        argv,
+        f"http://127.0.0.1:{port}/health",
+        training_runs,
+        env,
+        remedy=f"is port {port} free? (--mlflow-port)",
+        log=paths.mlruns_dir() / "ui.log",
+    )
 
 
 def prefect_ui(port: int) -> LocalServer:
-    argv = [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
-            "--no-services", "--analytics-off"]
+    argv = [
+        str(VENV_BIN / "prefect"),
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-services",
+        "--analytics-off",
+    ]
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     home = Path(os.environ.get("PREFECT_HOME") or paths.prefect_home())
-    return LocalServer("the Prefect UI", argv, f"http://127.0.0.1:{port}/api/health",
-                       f"http://127.0.0.1:{port}/runs (the flow runs of {home})", env,
-                       remedy=f"is port {port} free? (--prefect-port)", log=home / "ui.log")
+    return LocalServer(
+        "the Prefect UI",
+        argv,
+        f"http://127.0.0.1:{port}/api/health",
+        f"http://127.0.0.1:{port}/runs (the flow runs of {home})",
+        env,
+        remedy=f"is port {port} free? (--prefect-port)",
+        log=home / "ui.log",
+    )
 
 
 def run_ui(mlflow_port: int | None, prefect_port: int | None) -> int:
@@ -61,7 +83,9 @@ def run_ui(mlflow_port: int | None, prefect_port: int | None) -> int:
     else:
         servers.append(mlflow_ui(mlflow_port or default_mlflow_port()))
     if os.environ.get("PREFECT_API_URL"):
-        print(f"[studyflow] the Prefect UI is the Prefect server's: {os.environ['PREFECT_API_URL'].removesuffix('/api')}")
+        print(
+            f"[studyflow] the Prefect UI is the Prefect server's: {os.environ['PREFECT_API_URL'].removesuffix('/api')}"
+        )
     else:
         servers.append(prefect_ui(prefect_port or default_prefect_port()))
     return run_in_foreground(servers) if servers else 0

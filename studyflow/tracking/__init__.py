@@ -5,7 +5,8 @@
 - `provenance`: the code version, package versions and Prefect ids every run is tagged with;
 - `runs`: a run's life (opened with the conventional tags, ended FINISHED, FAILED or KILLED, never
   left RUNNING) and the RunRecorder that writes into it;
-- `endings`: how a run ends, and closing one left open with its reason.
+- `endings`: how a run ends, and closing one left open with its reason;
+- `artifacts`: the figures, tables, texts and dataset inputs a RunRecorder writes.
 
 `from studyflow import tracking` gives all of them as `tracking.<name>`. The names are importable
 without MLflow (`from studyflow.tracking.names import Tag`); MLflow is imported only when a store or
@@ -34,19 +35,47 @@ if TYPE_CHECKING:  # never run; tells readers (and studyflow.steps' code digest)
     from studyflow.tracking import descriptions, endings, links, provenance, runs, store  # noqa: F401
 
 _LAZY = {
-    "store": ("check_server", "check_writable", "connect", "plain_cause", "ensure_experiment", "find_runs", "latest_parent", "member_runs", "server_problem",
-              "tracking_uri", "ui_argv", "ui_base", "run_url", "experiment_url", "experiments_url", "registered_model_url",
-              "TRAINING_VIEW",
-              "uses_embedded_store", "uses_tracking_server",
-              "HTTP_RETRY_DEFAULTS"),
+    "store": (
+        "check_server",
+        "check_writable",
+        "connect",
+        "plain_cause",
+        "ensure_experiment",
+        "find_runs",
+        "latest_parent",
+        "member_runs",
+        "server_problem",
+        "tracking_uri",
+        "ui_argv",
+        "ui_base",
+        "run_url",
+        "experiment_url",
+        "experiments_url",
+        "registered_model_url",
+        "TRAINING_VIEW",
+        "uses_embedded_store",
+        "uses_tracking_server",
+        "HTTP_RETRY_DEFAULTS",
+    ),
     "runs": ("RunRecorder", "resumed_run", "run_tags", "sampled_system_metrics", "tracked_run"),
     "endings": ("close_run", "ending", "stop_reason"),
     "provenance": ("code_version", "package_versions", "prefect_ids"),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = ["CHAMPION_ALIAS", "CHAMPION_URI", "EXPERIMENT_PREFIX", "REGISTERED_CNN", "RunLevel", "Tag", "TrialAttr",
-           "TrackingError", "experiment_name", "is_replicate_group", *_HOME]
+__all__ = [
+    "CHAMPION_ALIAS",
+    "CHAMPION_URI",
+    "EXPERIMENT_PREFIX",
+    "REGISTERED_CNN",
+    "RunLevel",
+    "Tag",
+    "TrialAttr",
+    "TrackingError",
+    "experiment_name",
+    "is_replicate_group",
+    *_HOME,
+]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: import the MLflow-backed modules on first use

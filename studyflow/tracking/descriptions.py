@@ -16,38 +16,42 @@ DESCRIPTION_TAG = "mlflow.note.content"
 
 PART_DESCRIPTIONS = {
     "pca": "Part 1 of the study: a 2-D PCA map of MNIST (digit centroids, 95 % ellipses) and how "
-           "linearly separable each of the 45 digit pairs is (LinearSVC in 2, 10 and 50 PCA dimensions).",
+    "linearly separable each of the 45 digit pairs is (LinearSVC in 2, 10 and 50 PCA dimensions).",
     "perceptron": "Part 2: the classic perceptron on pairs of MNIST digits (first digit +1, second -1); "
-                  "training error per iteration, weight heatmaps, the train-test gap. One child run per pair and seed "
-                  "(several seeds: under a group run per pair, with means and 95 % intervals).",
+    "training error per iteration, weight heatmaps, the train-test gap. One child run per pair and seed "
+    "(several seeds: under a group run per pair, with means and 95 % intervals).",
     "mlp": "Part 3: dense ReLU networks (MLP-1..5 or any widths) on MNIST, 20 epochs in the original; "
-           "learning curves, accuracy against training time. One child run per architecture and seed (several "
-           "seeds: under a group run per architecture, with means and 95 % intervals).",
+    "learning curves, accuracy against training time. One child run per architecture and seed (several "
+    "seeds: under a group run per architecture, with means and 95 % intervals).",
     "cnn": "Part 4: convolutional networks (CNN-1..5 or any filters) on MNIST; the architecture with the best "
-           "mean validation accuracy goes to the Model Registry as mnist-cnn (alias champion on a win). "
-           "One child run per architecture and seed (several seeds: under a group run per architecture, with "
-           "means and 95 % intervals).",
+    "mean validation accuracy goes to the Model Registry as mnist-cnn (alias champion on a win). "
+    "One child run per architecture and seed (several seeds: under a group run per architecture, with "
+    "means and 95 % intervals).",
     "inspect": "Part 5: inside a CNN (the champion by default): first-layer filters, activation maps of "
-               "digits, and deep dreams from a digit and from noise.",
+    "digits, and deep dreams from a digit and from noise.",
     "mtl": "Part 6: multi-task learning on Fashion-MNIST: one network with an item head (10 classes) and a "
-           "group head, the loss weighted by lambda, against two single-task networks. One child run per "
-           "model and seed (several seeds: under a group run per model, with means and 95 % intervals).",
+    "group head, the loss weighted by lambda, against two single-task networks. One child run per "
+    "model and seed (several seeds: under a group run per model, with means and 95 % intervals).",
     "report": "The study report: every part's latest results beside the original study's, as Markdown and HTML.",
     "sweep-mlp": "Optuna sweeps of MLP depth and widths; one child run per trial, pruned trials tagged.",
     "sweep-cnn": "Optuna sweeps of CNN depth and filters per layer; one child run per trial, pruned trials tagged.",
     "sweep-mtl": "Optuna sweeps of the multi-task loss weight lambda (two objectives: both tasks' validation "
-                 "accuracy); one child run per trial.",
+    "accuracy); one child run per trial.",
 }
 
 
 def experiment_tags(part: str) -> dict[str, str]:
-    return {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND,
-            DESCRIPTION_TAG: PART_DESCRIPTIONS.get(part, f"studyflow {part}")}
+    return {
+        EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND,
+        DESCRIPTION_TAG: PART_DESCRIPTIONS.get(part, f"studyflow {part}"),
+    }
 
 
 def parent_description(part: str, profile: str, parameters: dict) -> str:
     """A parent run's description: what the part does, and with which settings this run did it."""
     settings = ", ".join(f"{key}={value}" for key, value in parameters.items() if value is not None)
-    return (f"{PART_DESCRIPTIONS.get(part, f'studyflow {part}')}\n\nThis run: profile {profile} "
-            f"({'the original study' if profile == 'paper' else 'subsets and few epochs, a smoke test'}); "
-            f"{settings}.")
+    return (
+        f"{PART_DESCRIPTIONS.get(part, f'studyflow {part}')}\n\nThis run: profile {profile} "
+        f"({'the original study' if profile == 'paper' else 'subsets and few epochs, a smoke test'}); "
+        f"{settings}."
+    )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus, RunTag
@@ -47,7 +48,9 @@ def stop_reason(exc: BaseException) -> str | None:
         signal_number = int(str(exc.args[0]).split()[1])
     if signal_number == signal.SIGINT:
         return "interrupted (SIGINT: Ctrl-C)"
-    if signal_number is not None and (isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal"):
+    if signal_number is not None and (
+        isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal"
+    ):
         return f"terminated ({signal.Signals(signal_number).name})"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (SIGINT: Ctrl-C)"
@@ -56,8 +59,9 @@ def stop_reason(exc: BaseException) -> str | None:
     return None
 
 
-def close_run(client: MlflowClient, run_id: str, status: int | str, reason: str,
-              tags: dict[str, Any] | None = None) -> bool:
+def close_run(
+    client: MlflowClient, run_id: str, status: int | str, reason: str, tags: dict[str, Any] | None = None
+) -> bool:
     """End a run that is still RUNNING, with the reason (and `tags`); one already ended keeps its end.
 
     Never raises: closing bookkeeping must not hide the failure that led here. A tracking server
@@ -66,14 +70,22 @@ def close_run(client: MlflowClient, run_id: str, status: int | str, reason: str,
     status_text = status if isinstance(status, str) else RunStatus.to_string(status)
     uri = client.tracking_uri
     if uri.startswith(("http://", "https://")) and server_problem(uri) is not None:
-        print(f"[studyflow] MLflow run {run_id} stays RUNNING: the tracking server {uri} does not answer. "
-              "`studyflow doctor` closes it as KILLED once the server is back.", file=sys.stderr)
+        print(
+            f"[studyflow] MLflow run {run_id} stays RUNNING: the tracking server {uri} does not answer. "
+            "`studyflow doctor` closes it as KILLED once the server is back.",
+            file=sys.stderr,
+        )
         return False
     try:
         if client.get_run(run_id).info.status != "RUNNING":
             return False
-        client.log_batch(run_id, tags=[RunTag(key, str(value)[:5000])
-                                       for key, value in {**(tags or {}), Tag.END_REASON: reason}.items()])
+        client.log_batch(
+            run_id,
+            tags=[
+                RunTag(key, str(value)[:5000])
+                for key, value in {**(tags or {}), Tag.END_REASON: reason}.items()
+            ],
+        )
         client.set_terminated(run_id, status=status_text)
         return True
     except Exception as exc:

@@ -44,8 +44,10 @@ def resolve_model_source(client: MlflowClient, uri: str) -> ModelSource:
                 version = client.get_model_version_by_alias(name, alias)
             except MlflowException as exc:
                 if (name, alias) == (REGISTERED_CNN, CHAMPION_ALIAS):
-                    raise ModelSourceError(f"{NO_CHAMPION} (no version of registered model {name!r} has the "
-                                           f"alias {alias!r} in {store.tracking_uri()})") from exc
+                    raise ModelSourceError(
+                        f"{NO_CHAMPION} (no version of registered model {name!r} has the "
+                        f"alias {alias!r} in {store.tracking_uri()})"
+                    ) from exc
                 raise
             return ModelSource(uri, version.run_id, version.model_id, f"{name}/{version.version}")
         if match := _VERSION.match(uri):

@@ -15,8 +15,9 @@ REGISTERED_CNN = "mnist-cnn"
 CHAMPION_ALIAS = "champion"
 CHAMPION_URI = f"models:/{REGISTERED_CNN}@{CHAMPION_ALIAS}"
 # The model URIs part 5 and `studyflow serve` accept (studyflow.tracking.model_source resolves them).
-MODEL_URI_FORMS = ("models:/<name>@<alias>, models:/<name>/<version>, models:/m-<logged model id> or "
-                   "runs:/<run id>/<path>")
+MODEL_URI_FORMS = (
+    "models:/<name>@<alias>, models:/<name>/<version>, models:/m-<logged model id> or runs:/<run id>/<path>"
+)
 # On a registered version: the trained Keras model it packages for serving (tasks/serving/package.py).
 # A version without it was registered before packaging: a plain Keras model, without the serving contract.
 KERAS_MODEL_VERSION_TAG = "keras_model_uri"

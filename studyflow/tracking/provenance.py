@@ -10,7 +10,16 @@ from importlib import metadata
 
 from studyflow import paths
 
-TRACKED_PACKAGES = ("studyflow", "tensorflow-cpu", "keras", "mlflow", "optuna", "prefect", "scikit-learn", "numpy")
+TRACKED_PACKAGES = (
+    "studyflow",
+    "tensorflow-cpu",
+    "keras",
+    "mlflow",
+    "optuna",
+    "prefect",
+    "scikit-learn",
+    "numpy",
+)
 
 
 @lru_cache(maxsize=1)
@@ -21,10 +30,15 @@ def code_version() -> tuple[str, bool]:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip() != ""
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
     return commit, dirty

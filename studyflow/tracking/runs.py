@@ -8,28 +8,36 @@ dropped silently.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-import pandas as pd
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from mlflow.entities import LoggedModelStatus, Metric, Param, RunTag
 from mlflow.utils.time import get_current_time_millis
 
 from studyflow import paths, processes
 from studyflow.errors import TrackingError
-from studyflow.tracking.links import MetricLinks, dataset_input
-from studyflow.tracking.names import RunLevel, Tag, logged_model_name
+from studyflow.tracking.artifacts import ArtifactWriter
 from studyflow.tracking.endings import close_run, ending
-from studyflow.tracking.provenance import code_version, package_versions, prefect_flow_run_url, prefect_ids, user
+from studyflow.tracking.links import MetricLinks
+from studyflow.tracking.names import RunLevel, Tag, logged_model_name
+from studyflow.tracking.provenance import (
+    code_version,
+    package_versions,
+    prefect_flow_run_url,
+    prefect_ids,
+    user,
+)
 from studyflow.tracking.store import attach, ensure_experiment
 
-def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None) -> dict[str, str]:
+
+def run_tags(
+    part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None
+) -> dict[str, str]:
     commit, dirty = code_version()
     flow_run_id, task_run_id = prefect_ids()
     tags = {
@@ -54,7 +62,7 @@ def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dic
     return tags
 
 
-class RunRecorder:
+class RunRecorder(ArtifactWriter):
     """Logs into one MLflow run by id, so it works from any thread a Prefect task runs in."""
 
     def __init__(self, client: MlflowClient, run_id: str, experiment_id: str, context: dict[str, Any]):
@@ -81,13 +89,15 @@ class RunRecorder:
         self.client = attach(tracking_uri, registry_uri)
 
     @contextmanager
-    def child(self, run_name: str, tags: dict[str, Any] | None = None,
-              seed: int | None = None) -> Iterator["RunRecorder"]:
+    def child(
+        self, run_name: str, tags: dict[str, Any] | None = None, seed: int | None = None
+    ) -> Iterator[RunRecorder]:
         """A nested run (one model, pair or trial) under this one, with the same conventions; `seed`:
         the replicate's own seed (tag `studyflow.seed`), when it is not the parent's."""
         context = {**self.context, **({"seed": seed} if seed is not None else {})}
-        with tracked_run(self.client, run_name=run_name, parent_run_id=self.run_id, tags=tags,
-                         **context) as recorder:
+        with tracked_run(
+            self.client, run_name=run_name, parent_run_id=self.run_id, tags=tags, **context
+        ) as recorder:
             if not self.system_metrics:
                 yield recorder
                 return
@@ -126,7 +136,10 @@ class RunRecorder:
         """Give the run's logged model each metric's final value (the run's latest), once, with its
         dataset. Logged again at its own step and time, a value adds no point to the run's history:
         MLflow's store keeps one row per key, step, time and value."""
-        items = [self.links.metric(item.key, item.value, item.timestamp, item.step) for item in self.latest.values()]
+        items = [
+            self.links.metric(item.key, item.value, item.timestamp, item.step)
+            for item in self.latest.values()
+        ]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
@@ -137,8 +150,18 @@ class RunRecorder:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
             for item in items:
-                handle.write(json.dumps({"run_id": self.run_id, "key": item.key, "value": item.value,
-                                         "step": item.step, "timestamp": item.timestamp}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "run_id": self.run_id,
+                            "key": item.key,
+                            "value": item.value,
+                            "step": item.step,
+                            "timestamp": item.timestamp,
+                        }
+                    )
+                    + "\n"
+                )
         cause = " ".join(str(exc).split())[:400]
         retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
         return TrackingError(
@@ -146,71 +169,35 @@ class RunRecorder:
             f"{self.run_id} (MLFLOW_HTTP_REQUEST_MAX_RETRIES={retries}; {cause}); the work stopped. The "
             f"{len(items)} values it did not take are in {path}. The run is closed FAILED if the store answers "
             f"again when the run ends; if not, it stays RUNNING until `studyflow doctor` (or the next "
-            f"`studyflow run`) closes it as KILLED, once the store is back and this process has ended.")
+            f"`studyflow run`) closes it as KILLED, once the store is back and this process has ended."
+        )
 
-    def log_metric_history(self, name: str, values: list[float], first_step: int = 1,
-                           steps: list[int] | None = None) -> None:
+    def log_metric_history(
+        self, name: str, values: list[float], first_step: int = 1, steps: list[int] | None = None
+    ) -> None:
         """The values at consecutive steps from `first_step`, or at the given `steps`."""
         now = get_current_time_millis()
         steps = steps if steps is not None else range(first_step, first_step + len(values))
-        items = [Metric(name, float(value), now, int(step)) for step, value in zip(steps, values, strict=True)]
+        items = [
+            Metric(name, float(value), now, int(step)) for step, value in zip(steps, values, strict=True)
+        ]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
 
-    def log_figure(self, figure, artifact_file: str) -> None:
-        """A matplotlib figure as a PNG artifact; the figure is closed afterwards."""
-        import matplotlib.pyplot as plt
-
-        try:
-            self.client.log_figure(self.run_id, figure, artifact_file, save_kwargs={"dpi": 110, "bbox_inches": "tight"})
-        finally:
-            plt.close(figure)
-
-    def log_table(self, table: pd.DataFrame, artifact_stem: str, caption: str = "") -> None:
-        """A table as CSV (for tools) and Markdown (for people), side by side."""
-        buffer = io.StringIO()
-        table.to_csv(buffer, index=False)
-        self.client.log_text(self.run_id, buffer.getvalue(), f"{artifact_stem}.csv")
-        markdown = (f"{caption}\n\n" if caption else "") + table.to_markdown(index=False) + "\n"
-        self.client.log_text(self.run_id, markdown, f"{artifact_stem}.md")
-
-    def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
-
-    def log_dict(self, data: dict, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, json.dumps(data, indent=2, default=str), artifact_file)
-
-    def log_dataset(self, dataset, context: str) -> None:
-        """Record which data the run used (MLflow dataset inputs), by digest, without copying it."""
-        train = context == "train"
-        self.log_split(f"{dataset.name}-{context}", context, dataset.train_images if train else dataset.test_images,
-                       dataset.train_labels if train else dataset.test_labels, str(paths.data_dir() / dataset.name))
-
-    def log_split(self, name: str, context: str, features, targets, source: str) -> None:
-        """One split a model is trained or evaluated on, as a dataset input with its own digest; the
-        run's metrics of that split (`train_*`, `val_*`, `test_*`) are linked to it from now on."""
-        entity, digest = dataset_input(name, context, features, targets, source)
-        try:
-            self.client.log_inputs(self.run_id, datasets=[entity])
-        except MlflowException as exc:
-            # The store records a dataset once per experiment: two processes logging the same split at
-            # once (trainings fanned out on Dask) race to insert it, and the loser is told it exists.
-            # Its second call finds the dataset and only links it.
-            if "unique" not in str(exc).lower() and "duplicate" not in str(exc).lower():
-                raise
-            self.client.log_inputs(self.run_id, datasets=[entity])
-        self.links.datasets[context] = (name, digest)
-
     def start_logged_model(self, name: str, model_type: str = "keras") -> str:
         """Create the run's logged model (MLflow 3) before training, so that a failed training leaves it
         FAILED; `tasks.model_store` stores the trained model into it and links the final metrics."""
         import mlflow
 
-        logged = mlflow.initialize_logged_model(name=logged_model_name(name), source_run_id=self.run_id,
-                                                experiment_id=self.experiment_id, model_type=model_type)
+        logged = mlflow.initialize_logged_model(
+            name=logged_model_name(name),
+            source_run_id=self.run_id,
+            experiment_id=self.experiment_id,
+            model_type=model_type,
+        )
         self.links.model_id = logged.model_id
         return logged.model_id
 
@@ -262,9 +249,12 @@ def sampled_system_metrics(client: MlflowClient, run_id: str) -> Iterator[None]:
     interval."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start/stop notices: console noise
-    monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S,
-                                   tracking_uri=client.tracking_uri)
+    logging.getLogger("mlflow.system_metrics").setLevel(
+        logging.WARNING
+    )  # its start/stop notices: console noise
+    monitor = SystemMetricsMonitor(
+        run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, tracking_uri=client.tracking_uri
+    )
     monitor.start()
     try:
         yield
@@ -290,8 +280,18 @@ def resumed_run(client: MlflowClient, run, context: dict[str, Any]) -> Iterator[
     client.update_run(run.info.run_id, status="RUNNING")
     commit, dirty = code_version()
     flow_run_id, _ = prefect_ids()
-    client.log_batch(run.info.run_id, tags=[RunTag(key, str(value)) for key, value in {
-        Tag.PROCESS: processes.identity(), Tag.PREFECT_FLOW_RUN_ID: flow_run_id, Tag.GIT_COMMIT: commit,
-        Tag.GIT_DIRTY: str(dirty).lower(), Tag.RESUMED: "true"}.items()])
+    client.log_batch(
+        run.info.run_id,
+        tags=[
+            RunTag(key, str(value))
+            for key, value in {
+                Tag.PROCESS: processes.identity(),
+                Tag.PREFECT_FLOW_RUN_ID: flow_run_id,
+                Tag.GIT_COMMIT: commit,
+                Tag.GIT_DIRTY: str(dirty).lower(),
+                Tag.RESUMED: "true",
+            }.items()
+        ],
+    )
     with ending(client, run.info.run_id):
         yield RunRecorder(client, run.info.run_id, run.info.experiment_id, context)

@@ -39,7 +39,6 @@ HTTP_RETRY_DEFAULTS = {
 }
 
 
-
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or paths.default_tracking_uri()
 
@@ -61,8 +60,17 @@ def uses_tracking_server() -> bool:
 def ui_argv(port: int = UI_PORT) -> list[str]:
     """The MLflow UI over this store (not a server), from the environment's own `mlflow`."""
     root = ["--default-artifact-root", str(paths.default_artifact_root())] if uses_embedded_store() else []
-    return [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", tracking_uri(), *root,
-            "--host", "127.0.0.1", "--port", str(port)]
+    return [
+        str(Path(sys.executable).parent / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        tracking_uri(),
+        *root,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
 
 
 def ui_base() -> str:
@@ -156,9 +164,11 @@ def check_writable() -> None:
         with tempfile.TemporaryFile(dir=existing):  # the folder takes a new file (removed at once)
             pass
     except OSError as exc:
-        raise TrackingError(f"tracking store {tracking_uri()} is read-only: {exc.filename or existing} cannot be "
-                            f"written ({exc.strerror}); make it writable, or set STUDYFLOW_HOME to a writable "
-                            "folder, or MLFLOW_TRACKING_URI to a tracking server") from None
+        raise TrackingError(
+            f"tracking store {tracking_uri()} is read-only: {exc.filename or existing} cannot be "
+            f"written ({exc.strerror}); make it writable, or set STUDYFLOW_HOME to a writable "
+            "folder, or MLFLOW_TRACKING_URI to a tracking server"
+        ) from None
 
 
 def plain_cause(exc: BaseException) -> str:
@@ -204,14 +214,18 @@ def find_runs(client: MlflowClient, part: str, filter_string: str = "", max_resu
     experiment = client.get_experiment_by_name(experiment_name(part))
     if experiment is None:
         return []
-    return client.search_runs([experiment.experiment_id], filter_string=filter_string, max_results=max_results)
+    return client.search_runs(
+        [experiment.experiment_id], filter_string=filter_string, max_results=max_results
+    )
 
 
 def latest_parent(client: MlflowClient, part: str, run_id: str | None = None):
     """The parent run given by id, else the part's latest FINISHED parent run; None if there is none."""
     if run_id:
         return client.get_run(run_id)
-    parents = find_runs(client, part, f"tags.`{Tag.RUN_LEVEL}` = '{RunLevel.PARENT}' and attributes.status = 'FINISHED'")
+    parents = find_runs(
+        client, part, f"tags.`{Tag.RUN_LEVEL}` = '{RunLevel.PARENT}' and attributes.status = 'FINISHED'"
+    )
     return max(parents, key=lambda run: run.info.start_time) if parents else None
 
 

@@ -26,8 +26,14 @@ class ArchitectureOutcome:
 
 def training_data(dataset: Dataset, validation_fraction: float, seed: int) -> TrainingData:
     split = validation_split(dataset.train_images, dataset.train_labels, validation_fraction, seed)
-    return TrainingData(split.train_images, split.train_labels, split.val_images, split.val_labels,
-                        dataset.test_images, dataset.test_labels)
+    return TrainingData(
+        split.train_images,
+        split.train_labels,
+        split.val_images,
+        split.val_labels,
+        dataset.test_images,
+        dataset.test_labels,
+    )
 
 
 def model_name(name: str) -> str:

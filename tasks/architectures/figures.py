@@ -20,8 +20,14 @@ def learning_curves_figure(histories: dict[str, list[dict[str, list[float]]]], k
         epochs = np.arange(1, max(len(history["train_accuracy"]) for history in seed_histories) + 1)
         for axes, metric in ((accuracy_axes, "accuracy"), (loss_axes, "loss")):
             for split, style in (("train", "-o"), ("test", "--s")):
-                plot_band(axes, epochs, [history[f"{split}_{metric}"] for history in seed_histories], colour,
-                          f"{name} {split}", style)
+                plot_band(
+                    axes,
+                    epochs,
+                    [history[f"{split}_{metric}"] for history in seed_histories],
+                    colour,
+                    f"{name} {split}",
+                    style,
+                )
     accuracy_axes.set_title(f"{kind.upper()} learning curves: accuracy")
     accuracy_axes.set_ylabel("accuracy")
     loss_axes.set_title(f"{kind.upper()} learning curves: loss")
@@ -38,9 +44,17 @@ def accuracy_vs_time_figure(table: pd.DataFrame, title: str):
     figure, axes = new_figure(8, 5.5)
     sizes = 40 + 400 * table["param_count"] / table["param_count"].max()
     for index, row in enumerate(table.itertuples()):
-        axes.scatter(row.train_time_s, row.test_accuracy, s=sizes.iloc[index], alpha=0.6, color=f"C{index}",
-                     label=f"{row.name} ({row.param_count / 1e6:.2f} M params)")
-        axes.annotate(row.name, (row.train_time_s, row.test_accuracy), xytext=(6, 4), textcoords="offset points")
+        axes.scatter(
+            row.train_time_s,
+            row.test_accuracy,
+            s=sizes.iloc[index],
+            alpha=0.6,
+            color=f"C{index}",
+            label=f"{row.name} ({row.param_count / 1e6:.2f} M params)",
+        )
+        axes.annotate(
+            row.name, (row.train_time_s, row.test_accuracy), xytext=(6, 4), textcoords="offset points"
+        )
     axes.set_title(title + "\n(marker area proportional to parameter count)")
     axes.set_xlabel("training time (s)")
     axes.set_ylabel("test accuracy")

@@ -26,7 +26,6 @@ NOISE_AMPLITUDE = 0.3
 DIGIT_CANDIDATES = 200
 
 
-
 def conv_layers(model: keras.Model) -> list[keras.layers.Conv2D]:
     """The conv layers conv_1..conv_n in depth order; checks the model is a study CNN."""
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -41,6 +40,7 @@ def conv_layers(model: keras.Model) -> list[keras.layers.Conv2D]:
 
 
 # --- filters -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FilterGrid:
@@ -61,8 +61,10 @@ class FilterGrid:
         """How a 3-D kernel became the 2-D panel shown: goes into the figure's title."""
         if self.input_channels == 1:
             return "each filter's kernel (1 input channel)"
-        return (f"each filter's slice at its strongest of {self.input_channels} input channels (largest L2 norm),\n"
-                f"which holds a median {np.median(self.energy_share):.0%} of the filter's squared weights")
+        return (
+            f"each filter's slice at its strongest of {self.input_channels} input channels (largest L2 norm),\n"
+            f"which holds a median {np.median(self.energy_share):.0%} of the filter's squared weights"
+        )
 
 
 def filter_grid(layer: keras.layers.Conv2D) -> FilterGrid:
@@ -87,6 +89,7 @@ def filter_grids(model: keras.Model) -> list[FilterGrid]:
 
 # --- activations ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DigitImage:
     """A test image chosen for inspection, and whether the model gets it right."""
@@ -98,8 +101,9 @@ class DigitImage:
     probability: float  # the model's probability of `digit` on this image
 
 
-def choose_digit_images(model: keras.Model, test_images: np.ndarray, test_labels: np.ndarray,
-                        digits: list[int]) -> list[DigitImage]:
+def choose_digit_images(
+    model: keras.Model, test_images: np.ndarray, test_labels: np.ndarray, digits: list[int]
+) -> list[DigitImage]:
     """For each digit, the first test image of it that the model classifies correctly.
 
     Deterministic (test-set order); if none of the first DIGIT_CANDIDATES is right, the first image
@@ -115,8 +119,15 @@ def choose_digit_images(model: keras.Model, test_images: np.ndarray, test_labels
         right = np.flatnonzero(predicted == digit)
         position = int(right[0]) if len(right) else 0
         index = int(candidates[position])
-        chosen.append(DigitImage(digit, index, test_images[index], int(predicted[position]),
-                                 float(probabilities[position, digit])))
+        chosen.append(
+            DigitImage(
+                digit,
+                index,
+                test_images[index],
+                int(predicted[position]),
+                float(probabilities[position, digit]),
+            )
+        )
     return chosen
 
 
@@ -128,10 +139,14 @@ def activation_maps(model: keras.Model, images: np.ndarray) -> dict[str, np.ndar
     if len(layers) == 1:
         outputs = [outputs]
     # float32 even from a model trained in mixed_bfloat16, whose layers output bfloat16.
-    return {layer.name: np.asarray(output, dtype=np.float32) for layer, output in zip(layers, outputs)}
+    return {
+        layer.name: np.asarray(output, dtype=np.float32)
+        for layer, output in zip(layers, outputs, strict=False)
+    }
 
 
 # --- deep dream ----------------------------------------------------------------------------------
+
 
 @dataclass
 class DreamResult:
@@ -156,7 +171,9 @@ def logits_model(model: keras.Model) -> keras.Model:
 
 
 def noise_image(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(0.0, NOISE_AMPLITUDE, (IMAGE_SIDE, IMAGE_SIDE)).astype(np.float32)
+    return (
+        np.random.default_rng(seed).uniform(0.0, NOISE_AMPLITUDE, (IMAGE_SIDE, IMAGE_SIDE)).astype(np.float32)
+    )
 
 
 def _gaussian_kernel(sigma: float) -> tf.Tensor:
@@ -202,8 +219,14 @@ def _score(scores: keras.Model, image: np.ndarray, target: int) -> tuple[float, 
     return float(logits[target]), float(probabilities[target])
 
 
-def deep_dream(scores: keras.Model, start_image: np.ndarray, target: int, start: str,
-               settings: DreamSettings, ascent: _Ascent | None = None) -> DreamResult:
+def deep_dream(
+    scores: keras.Model,
+    start_image: np.ndarray,
+    target: int,
+    start: str,
+    settings: DreamSettings,
+    ascent: _Ascent | None = None,
+) -> DreamResult:
     """Raise `target`'s logit by gradient ascent on the input, from `start_image`.
 
     Regularisers keep the picture readable: octaves (coarse shapes first), jitter (a feature must
@@ -218,14 +241,18 @@ def deep_dream(scores: keras.Model, start_image: np.ndarray, target: int, start:
     score_before, probability_before = _score(scores, start_image, target)
     history: list[float] = []
     target_tensor = tf.constant(target, tf.int32)
-    rate, l2 = tf.constant(settings.dream_learning_rate, tf.float32), tf.constant(settings.l2_penalty, tf.float32)
+    rate, l2 = (
+        tf.constant(settings.dream_learning_rate, tf.float32),
+        tf.constant(settings.l2_penalty, tf.float32),
+    )
     step_count = 0
     for side in settings.octave_sides():
         side_tensor = tf.constant(side, tf.int32)
         for _ in range(settings.dream_steps):
             shift = rng.integers(-settings.jitter, settings.jitter + 1, size=2) if settings.jitter else (0, 0)
-            image, score = ascent.step(image, start_tensor, target_tensor, tf.constant(shift, tf.int32),
-                                       side_tensor, rate, l2)
+            image, score = ascent.step(
+                image, start_tensor, target_tensor, tf.constant(shift, tf.int32), side_tensor, rate, l2
+            )
             step_count += 1
             if kernel is not None and step_count % settings.blur_every == 0:
                 image = _blur_change(image, start_tensor, kernel)
@@ -233,11 +260,22 @@ def deep_dream(scores: keras.Model, start_image: np.ndarray, target: int, start:
     final = image.numpy()
     score_after, probability_after = _score(scores, final, target)
     history.append(score_after)
-    return DreamResult(target, start, np.asarray(start_image, dtype=np.float32), final, score_before,
-                       score_after, probability_before, probability_after, history)
+    return DreamResult(
+        target,
+        start,
+        np.asarray(start_image, dtype=np.float32),
+        final,
+        score_before,
+        score_after,
+        probability_before,
+        probability_after,
+        history,
+    )
 
 
-def dream_digits(model: keras.Model, digit_images: list[DigitImage], settings: DreamSettings) -> list[DreamResult]:
+def dream_digits(
+    model: keras.Model, digit_images: list[DigitImage], settings: DreamSettings
+) -> list[DreamResult]:
     """For each chosen digit: a dream from its own image and one from seeded noise."""
     scores = logits_model(model)
     ascent = _Ascent(scores)

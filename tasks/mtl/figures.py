@@ -39,12 +39,20 @@ def zoom(axes, values: list[float]) -> None:
 
 def _untrained_text(axes, entries: list[str]) -> None:
     if entries:
-        axes.text(0.02, 0.02, "not drawn (untrained head, loss weight 0):\n" + "\n".join(entries),
-                  transform=axes.transAxes, fontsize="x-small", va="bottom",
-                  bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
+        axes.text(
+            0.02,
+            0.02,
+            "not drawn (untrained head, loss weight 0):\n" + "\n".join(entries),
+            transform=axes.transAxes,
+            fontsize="x-small",
+            va="bottom",
+            bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0},
+        )
 
 
-def final_accuracy_figure(mtl_accuracies: dict[float, dict[str, list[float]]], single_task: dict[str, list[float]]):
+def final_accuracy_figure(
+    mtl_accuracies: dict[float, dict[str, list[float]]], single_task: dict[str, list[float]]
+):
     """Final test accuracy of each task against lambda, one panel per task: the mean over seeds with
     its 95 % interval as a band (several seeds); the single-task model as a dashed line.
 
@@ -53,14 +61,22 @@ def final_accuracy_figure(mtl_accuracies: dict[float, dict[str, list[float]]], s
     """
     figure, panels = new_figure(13, 5, ncols=2)
     lambdas = sorted(mtl_accuracies)
-    for axes, (task, title) in zip(panels, TASK_TITLES.items()):
+    for axes, (task, title) in zip(panels, TASK_TITLES.items(), strict=False):
         trained = [value for value in lambdas if head_trained(task, value)]
-        means, _, lows, highs = (np.array([interval(np.array(mtl_accuracies[value][task])) for value in trained]).T
-                                 if trained else (np.array([]),) * 4)
+        means, _, lows, highs = (
+            np.array([interval(np.array(mtl_accuracies[value][task])) for value in trained]).T
+            if trained
+            else (np.array([]),) * 4
+        )
         seeds = max((len(mtl_accuracies[value][task]) for value in lambdas), default=1)
         drawn = [*means, *lows, *highs]
-        axes.plot(trained, means, "-o", color=TASK_COLOURS[task],
-                  label="MTL" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""))
+        axes.plot(
+            trained,
+            means,
+            "-o",
+            color=TASK_COLOURS[task],
+            label="MTL" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""),
+        )
         if seeds > 1 and trained:
             axes.fill_between(trained, lows, highs, color=TASK_COLOURS[task], alpha=0.2, linewidth=0)
         if task in single_task:
@@ -69,8 +85,14 @@ def final_accuracy_figure(mtl_accuracies: dict[float, dict[str, list[float]]], s
             drawn += [mean, low, high]
             if np.isfinite(low):
                 axes.axhspan(low, high, color="black", alpha=0.08)
-        _untrained_text(axes, [f"lambda {value:g}: {np.mean(mtl_accuracies[value][task]):.4f}"
-                               for value in lambdas if not head_trained(task, value)])
+        _untrained_text(
+            axes,
+            [
+                f"lambda {value:g}: {np.mean(mtl_accuracies[value][task]):.4f}"
+                for value in lambdas
+                if not head_trained(task, value)
+            ],
+        )
         zoom(axes, drawn)
         axes.set_title(f"Final test accuracy across lambda, {title}")
         axes.set_xlabel(LAMBDA_AXIS)
@@ -83,20 +105,25 @@ def final_accuracy_figure(mtl_accuracies: dict[float, dict[str, list[float]]], s
     return figure
 
 
-def per_epoch_accuracy_figure(mtl_histories: dict[float, list[dict[str, list[float]]]],
-                              single_task_histories: dict[str, list[dict[str, list[float]]]]):
+def per_epoch_accuracy_figure(
+    mtl_histories: dict[float, list[dict[str, list[float]]]],
+    single_task_histories: dict[str, list[dict[str, list[float]]]],
+):
     """Test accuracy per epoch, one panel per task: one line per lambda, single-task dashed black;
     each the mean over seeds with its 95 % interval as a band."""
     figure, panels = new_figure(13, 5, ncols=2)
     lambdas = sorted(mtl_histories)
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(lambdas), 1)))
-    max_epochs = max(len(history["train_loss"]) for histories in [*mtl_histories.values(), *single_task_histories.values()]
-                     for history in histories)
+    max_epochs = max(
+        len(history["train_loss"])
+        for histories in [*mtl_histories.values(), *single_task_histories.values()]
+        for history in histories
+    )
     epochs = np.arange(1, max_epochs + 1)
-    for axes, (task, title) in zip(panels, TASK_TITLES.items()):
+    for axes, (task, title) in zip(panels, TASK_TITLES.items(), strict=False):
         metric = f"test_{task}_accuracy"
         drawn: list[float] = []
-        for colour, value in zip(colours, lambdas):
+        for colour, value in zip(colours, lambdas, strict=False):
             curves = [history[metric] for history in mtl_histories[value]]
             if head_trained(task, value):
                 plot_band(axes, epochs, curves, colour, f"MTL lambda {value}")
@@ -105,9 +132,15 @@ def per_epoch_accuracy_figure(mtl_histories: dict[float, list[dict[str, list[flo
             curves = [history[metric] for history in single_task_histories[task]]
             plot_band(axes, epochs, curves, "black", "single-task model", "--s")
             drawn += [point for curve in curves for point in curve]
-        _untrained_text(axes, [f"lambda {value:g}: last epoch "
-                               f"{np.mean([history[metric][-1] for history in mtl_histories[value]]):.4f}"
-                               for value in lambdas if not head_trained(task, value)])
+        _untrained_text(
+            axes,
+            [
+                f"lambda {value:g}: last epoch "
+                f"{np.mean([history[metric][-1] for history in mtl_histories[value]]):.4f}"
+                for value in lambdas
+                if not head_trained(task, value)
+            ],
+        )
         zoom(axes, drawn)
         axes.set_title(f"Test accuracy per epoch, {title}")
         axes.set_xlabel("epoch")

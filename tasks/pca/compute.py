@@ -28,8 +28,9 @@ class PcaMap:
     pixel_range: tuple[float, float]
 
 
-def sample_for_pca(images: np.ndarray, labels: np.ndarray, sample_size: int, seed: int,
-                   pixel_range: tuple[float, float]):
+def sample_for_pca(
+    images: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, pixel_range: tuple[float, float]
+):
     """A seeded random sample of the images, flattened to vectors, pixels scaled to `pixel_range`."""
     rng = np.random.default_rng(seed)
     index = rng.choice(len(labels), size=min(sample_size, len(labels)), replace=False)
@@ -79,15 +80,20 @@ def oriented(pca: PCA, projection: np.ndarray) -> np.ndarray:
     return projection * np.sign(largest)
 
 
-def build_pca_map(images: np.ndarray, labels: np.ndarray, sample_size: int, seed: int,
-                  pixel_range: tuple[float, float]) -> PcaMap:
+def build_pca_map(
+    images: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, pixel_range: tuple[float, float]
+) -> PcaMap:
     sample_images, sample_labels = sample_for_pca(images, labels, sample_size, seed, pixel_range)
     pca = PCA(n_components=2, random_state=seed)
     projection = oriented(pca, pca.fit_transform(sample_images))
     ratio = pca.explained_variance_ratio_
     return PcaMap(
-        sample_images, sample_labels, projection, (float(ratio[0]), float(ratio[1])),
-        digit_table(projection, sample_labels), tuple(pixel_range),
+        sample_images,
+        sample_labels,
+        projection,
+        (float(ratio[0]), float(ratio[1])),
+        digit_table(projection, sample_labels),
+        tuple(pixel_range),
     )
 
 
@@ -110,10 +116,14 @@ def separability_by_dimension(
     pca_map: PcaMap, dimensions: list[int], holdout_fraction: float, max_iter: int, seed: int
 ) -> dict[int, pd.DataFrame]:
     """Pair accuracies in 2-D (the map itself) and in each further PCA dimension asked for."""
-    results = {2: pair_accuracies(pca_map.projection, pca_map.sample_labels, holdout_fraction, max_iter, seed)}
+    results = {
+        2: pair_accuracies(pca_map.projection, pca_map.sample_labels, holdout_fraction, max_iter, seed)
+    }
     for n_components in dimensions:
         if n_components == 2:
             continue
         features = project(pca_map.sample_images, n_components, seed)
-        results[n_components] = pair_accuracies(features, pca_map.sample_labels, holdout_fraction, max_iter, seed)
+        results[n_components] = pair_accuracies(
+            features, pca_map.sample_labels, holdout_fraction, max_iter, seed
+        )
     return results

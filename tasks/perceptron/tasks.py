@@ -17,19 +17,27 @@ def train_pair(parent: RunRecorder, data: PairData, settings: PerceptronSettings
     """One pair in its own child run: train, then record it.
 
     Takes the pair's images, not the whole dataset: the step's cache key hashes only what it uses."""
-    with parent.child(replicate_run_name(pair_run_name(data.pair), settings.seed), tags={Tag.PAIR: pair_tag(data.pair)},
-                      seed=settings.seed) as run:
+    with parent.child(
+        replicate_run_name(pair_run_name(data.pair), settings.seed),
+        tags={Tag.PAIR: pair_tag(data.pair)},
+        seed=settings.seed,
+    ) as run:
         source, name = str(paths.data_dir() / "mnist"), f"mnist-{pair_tag(data.pair)}"
         run.log_split(f"{name}-train", "train", data.train_features, data.train_targets, source)
         run.log_split(f"{name}-test", "test", data.test_features, data.test_targets, source)
         result = train_perceptron(data, settings)
         log_pair(run, data, result, settings)
-        print(f"{pair_run_name(data.pair)} seed {settings.seed}: train {result.train_accuracy:.4f}, "
-              f"test {result.test_accuracy:.4f}, {result.epochs_run} iterations")
+        print(
+            f"{pair_run_name(data.pair)} seed {settings.seed}: train {result.train_accuracy:.4f}, "
+            f"test {result.test_accuracy:.4f}, {result.epochs_run} iterations"
+        )
     return dataclasses.replace(result, run_id=run.run_id, seed=settings.seed)
 
 
 # A step: rerun with the same inputs, code and data, it reuses this pair's run instead of training again.
-train_pair_task = step_task(train_pair, name="perceptron-pair",
-                            task_run_name="perceptron-{data.pair[0]}-vs-{data.pair[1]}-seed-{settings.seed}")
+train_pair_task = step_task(
+    train_pair,
+    name="perceptron-pair",
+    task_run_name="perceptron-{data.pair[0]}-vs-{data.pair[1]}-seed-{settings.seed}",
+)
 log_perceptron_summary_task = studyflow_task(log_perceptron_summary, name="log-perceptron-summary")

@@ -44,7 +44,7 @@ def summary_table(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         for metric in metrics:
             values = group[metric].dropna().to_numpy(dtype=float) if metric in group else np.array([])
             statistics = interval(values) if len(values) else (math.nan,) * 4
-            row.update(dict(zip(statistic_names(metric), statistics)))
+            row.update(dict(zip(statistic_names(metric), statistics, strict=False)))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -58,8 +58,14 @@ def _difference(first: pd.Series, second: pd.Series) -> dict:
     """
     difference = float(first.mean() - second.mean())
     if len(first) < 2 or len(second) < 2:
-        return {"difference": difference, "test": "none (one seed)", "ci95_low": math.nan, "ci95_high": math.nan,
-                "p_value": math.nan, SEEDS_FOR_POWER: math.nan}
+        return {
+            "difference": difference,
+            "test": "none (one seed)",
+            "ci95_low": math.nan,
+            "ci95_high": math.nan,
+            "p_value": math.nan,
+            SEEDS_FOR_POWER: math.nan,
+        }
     if set(first.index) == set(second.index):
         result = stats.ttest_rel(first.sort_index(), second.loc[first.sort_index().index])
         test = "paired t (same seeds)"
@@ -72,9 +78,14 @@ def _difference(first: pd.Series, second: pd.Series) -> dict:
     low, high = result.confidence_interval(CONFIDENCE)
     if not (math.isfinite(low) and math.isfinite(high)):  # every difference identical: no spread at all
         low = high = difference
-    return {"difference": difference, "test": test, "ci95_low": float(low), "ci95_high": float(high),
-            "p_value": float(result.pvalue) if math.isfinite(result.pvalue) else math.nan,
-            SEEDS_FOR_POWER: float(needed) if needed is not None else math.nan}
+    return {
+        "difference": difference,
+        "test": test,
+        "ci95_low": float(low),
+        "ci95_high": float(high),
+        "p_value": float(result.pvalue) if math.isfinite(result.pvalue) else math.nan,
+        SEEDS_FOR_POWER: float(needed) if needed is not None else math.nan,
+    }
 
 
 def verdict(row: dict, first: str, second: str) -> str:
@@ -90,17 +101,41 @@ def verdict(row: dict, first: str, second: str) -> str:
 def differences_table(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """For every pair of models that both have `metric`: the difference of its means (first minus
     second, in the order the models were given), its 95 % interval, the test used and a verdict."""
-    by_model = {model: group.dropna(subset=[metric]).set_index(SEED)[metric]
-                for model, group in runs.groupby(MODEL, sort=False) if metric in group}
+    by_model = {
+        model: group.dropna(subset=[metric]).set_index(SEED)[metric]
+        for model, group in runs.groupby(MODEL, sort=False)
+        if metric in group
+    }
     by_model = {model: values for model, values in by_model.items() if len(values)}
     rows = []
     for first, second in itertools.combinations(by_model, 2):
-        row = {"metric": metric, "model_a": first, "model_b": second, "seeds_a": len(by_model[first]),
-               "seeds_b": len(by_model[second]), **_difference(by_model[first], by_model[second])}
+        row = {
+            "metric": metric,
+            "model_a": first,
+            "model_b": second,
+            "seeds_a": len(by_model[first]),
+            "seeds_b": len(by_model[second]),
+            **_difference(by_model[first], by_model[second]),
+        }
         row["verdict"] = verdict(row, first, second)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["metric", "model_a", "model_b", "seeds_a", "seeds_b", "difference", "ci95_low",
-                                       "ci95_high", "test", "p_value", "verdict", SEEDS_FOR_POWER])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "metric",
+            "model_a",
+            "model_b",
+            "seeds_a",
+            "seeds_b",
+            "difference",
+            "ci95_low",
+            "ci95_high",
+            "test",
+            "p_value",
+            "verdict",
+            SEEDS_FOR_POWER,
+        ],
+    )
 
 
 def curve_band(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,7 +160,7 @@ def group_statistics(finals: list[dict[str, float]]) -> dict[str, float]:
     statistics: dict[str, float] = {}
     for metric in sorted({key for final in finals for key in final}):
         values = np.array([final[metric] for final in finals if metric in final], dtype=float)
-        named = dict(zip(statistic_names(metric), interval(values)))
+        named = dict(zip(statistic_names(metric), interval(values), strict=False))
         statistics.update({name: value for name, value in named.items() if math.isfinite(value)})
     return statistics
 
@@ -136,8 +171,12 @@ def mean_curves(histories: list[dict[str, dict[int, float]]]) -> dict[str, dict[
     curves: dict[str, dict[int, float]] = {}
     for metric in sorted({key for history in histories for key in history}):
         steps = sorted({step for history in histories for step in history.get(metric, {})})
-        curves[metric] = {step: float(np.mean([history[metric][step] for history in histories
-                                               if step in history.get(metric, {})])) for step in steps}
+        curves[metric] = {
+            step: float(
+                np.mean([history[metric][step] for history in histories if step in history.get(metric, {})])
+            )
+            for step in steps
+        }
     return curves
 
 

@@ -31,9 +31,9 @@ fails or is stopped, and FAILED on its own (with the reason) if none of its seed
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric
@@ -62,12 +62,18 @@ class SeedRun:
 
 def read_seed_run(client: MlflowClient, run_id: str) -> SeedRun:
     run = client.get_run(run_id)
-    finals = {key: value for key, value in run.data.metrics.items() if not key.startswith(SYSTEM_METRICS_PREFIX)}
+    finals = {
+        key: value for key, value in run.data.metrics.items() if not key.startswith(SYSTEM_METRICS_PREFIX)
+    }
     curves = {}
     for key in finals:
         by_step: dict[int, float] = {}
-        for point in sorted(client.get_metric_history(run_id, key), key=lambda point: (point.step, point.timestamp)):
-            by_step[int(point.step)] = float(point.value)  # a step logged twice: its latest value, as MLflow shows
+        for point in sorted(
+            client.get_metric_history(run_id, key), key=lambda point: (point.step, point.timestamp)
+        ):
+            by_step[int(point.step)] = float(
+                point.value
+            )  # a step logged twice: its latest value, as MLflow shows
         if any(step >= 1 for step in by_step):
             curves[key] = by_step
     return SeedRun(run_id, run.data.tags.get(Tag.SEED, ""), dict(run.data.params), finals, curves)
@@ -76,16 +82,21 @@ def read_seed_run(client: MlflowClient, run_id: str) -> SeedRun:
 def shared_params(seeds: list[SeedRun]) -> dict[str, str]:
     """The params every seed run has with the same value (the model's), without `seed`."""
     first, *others = seeds
-    return {key: value for key, value in first.params.items()
-            if key != "seed" and all(other.params.get(key) == value for other in others)}
+    return {
+        key: value
+        for key, value in first.params.items()
+        if key != "seed" and all(other.params.get(key) == value for other in others)
+    }
 
 
 def group_description(model: str, seeds: list[int]) -> str:
-    return (f"{model} over seeds {', '.join(map(str, seeds))}: each final metric's mean, standard deviation and "
-            "95 % Student's t interval over the seeds (`<metric>_mean`, `_std`, `_ci95_low`, `_ci95_high`), and "
-            "each per-epoch curve as its mean over the seeds (under the seeds' metric name). Its seed runs are "
-            "nested under it; seed runs reused from an earlier command stay under their first parent and are "
-            f"listed in the tag `{Tag.REPLICATE_SEED_RUN_IDS}`.")
+    return (
+        f"{model} over seeds {', '.join(map(str, seeds))}: each final metric's mean, standard deviation and "
+        "95 % Student's t interval over the seeds (`<metric>_mean`, `_std`, `_ci95_low`, `_ci95_high`), and "
+        "each per-epoch curve as its mean over the seeds (under the seeds' metric name). Its seed runs are "
+        "nested under it; seed runs reused from an earlier command stay under their first parent and are "
+        f"listed in the tag `{Tag.REPLICATE_SEED_RUN_IDS}`."
+    )
 
 
 class ReplicateGroups:
@@ -106,7 +117,9 @@ class ReplicateGroups:
 
 
 @contextmanager
-def replicate_groups(parent: RunRecorder, models: dict[str, str], seeds: list[int]) -> Iterator[ReplicateGroups]:
+def replicate_groups(
+    parent: RunRecorder, models: dict[str, str], seeds: list[int]
+) -> Iterator[ReplicateGroups]:
     """One open group run per model under `parent` when there are several seeds; none with one.
 
     `models`: each model's label (its row of the part's summary table) -> the name its seed runs are
@@ -118,11 +131,21 @@ def replicate_groups(parent: RunRecorder, models: dict[str, str], seeds: list[in
     with ExitStack() as stack:
         runs = {}
         for model, run_name in models.items():
-            tags = {Tag.RUN_LEVEL: RunLevel.REPLICATE_GROUP, Tag.REPLICATE_GROUP: model,
-                    Tag.REPLICATE_SEEDS: ",".join(map(str, seeds)), DESCRIPTION_TAG: group_description(model, seeds)}
-            group = stack.enter_context(tracking.tracked_run(
-                parent.client, run_name=replicate_group_run_name(run_name), parent_run_id=parent.run_id, tags=tags,
-                **parent.context))
+            tags = {
+                Tag.RUN_LEVEL: RunLevel.REPLICATE_GROUP,
+                Tag.REPLICATE_GROUP: model,
+                Tag.REPLICATE_SEEDS: ",".join(map(str, seeds)),
+                DESCRIPTION_TAG: group_description(model, seeds),
+            }
+            group = stack.enter_context(
+                tracking.tracked_run(
+                    parent.client,
+                    run_name=replicate_group_run_name(run_name),
+                    parent_run_id=parent.run_id,
+                    tags=tags,
+                    **parent.context,
+                )
+            )
             group.system_metrics = parent.system_metrics  # for the seed runs opened under it
             runs[model] = group
         yield ReplicateGroups(runs)
@@ -137,12 +160,19 @@ def record_group(group: RunRecorder, run_ids: list[str]) -> None:
     group.log_params(shared_params(seeds))
     group.log_metrics({**group_statistics([seed.finals for seed in seeds]), "seeds": len(seeds)})
     now = get_current_time_millis()
-    points = [Metric(key, value, now, step) for key, curve in mean_curves([seed.curves for seed in seeds]).items()
-              for step, value in curve.items()]
+    points = [
+        Metric(key, value, now, step)
+        for key, curve in mean_curves([seed.curves for seed in seeds]).items()
+        for step, value in curve.items()
+    ]
     for start in range(0, len(points), BATCH_LIMIT):
         group.client.log_batch(group.run_id, metrics=points[start : start + BATCH_LIMIT])
-    group.set_tags({Tag.REPLICATE_SEED_RUN_IDS: ",".join(run_ids),
-                    Tag.REPLICATE_SEEDS: ",".join(sorted({seed.seed for seed in seeds}, key=_seed_order))})
+    group.set_tags(
+        {
+            Tag.REPLICATE_SEED_RUN_IDS: ",".join(run_ids),
+            Tag.REPLICATE_SEEDS: ",".join(sorted({seed.seed for seed in seeds}, key=_seed_order)),
+        }
+    )
 
 
 def _seed_order(seed: str) -> tuple[int, str]:

@@ -27,11 +27,14 @@ def t_test_power(effect_size: float, seeds: int, paired: bool, alpha: float = AL
     else:
         freedom, noncentrality = 2 * seeds - 2, effect_size * math.sqrt(seeds / 2)
     critical = stats.t.ppf(1 - alpha / 2, freedom)
-    return float(stats.nct.sf(critical, freedom, noncentrality) + stats.nct.cdf(-critical, freedom, noncentrality))
+    return float(
+        stats.nct.sf(critical, freedom, noncentrality) + stats.nct.cdf(-critical, freedom, noncentrality)
+    )
 
 
-def seeds_to_resolve(difference: float, spread: float, paired: bool, alpha: float = ALPHA,
-                     power: float = POWER) -> int | None:
+def seeds_to_resolve(
+    difference: float, spread: float, paired: bool, alpha: float = ALPHA, power: float = POWER
+) -> int | None:
     """The fewest seeds per model at which the test resolves `difference` with probability `power`.
 
     `spread`: the standard deviation of the per-seed differences (paired) or each model's own over
@@ -53,8 +56,9 @@ def seeds_to_resolve(difference: float, spread: float, paired: bool, alpha: floa
     return high
 
 
-def spread_from_interval(low: float, high: float, seeds_a: int, seeds_b: int, paired: bool,
-                         confidence: float = 0.95) -> float:
+def spread_from_interval(
+    low: float, high: float, seeds_a: int, seeds_b: int, paired: bool, confidence: float = 0.95
+) -> float:
     """The spread behind a difference's t interval, for tables that kept the interval only.
 
     Paired: the half-width is t(n-1) * s / sqrt(n), inverted exactly. Two-sample: the pooled spread

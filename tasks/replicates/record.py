@@ -23,23 +23,29 @@ DIFFERENCES_CAPTION = (
 )
 
 
-def log_replicates(parent: RunRecorder, part: str, runs: pd.DataFrame, metrics: dict[str, str],
-                   compared: list[str]) -> pd.DataFrame:
+def log_replicates(
+    parent: RunRecorder, part: str, runs: pd.DataFrame, metrics: dict[str, str], compared: list[str]
+) -> pd.DataFrame:
     """Log the replicate tables and figure of `part` on its parent run; return the summary.
 
     `runs`: one row per finished (model, seed) with its run id and metrics; `metrics`: the metrics
     summarised, with their labels (the figure shows the accuracies); `compared`: the metrics whose
     differences between models are tested."""
     summary = summary_table(runs, list(metrics))
-    parent.log_table(runs.round(6), f"tables/{part}_runs", "One row per model and seed: its MLflow run and final metrics.")
+    parent.log_table(
+        runs.round(6), f"tables/{part}_runs", "One row per model and seed: its MLflow run and final metrics."
+    )
     parent.log_table(summary.round(6), f"tables/{part}_summary", SUMMARY_CAPTION.format(level=CONFIDENCE))
     differences = pd.concat([differences_table(runs, metric) for metric in compared], ignore_index=True)
     if not differences.empty:
-        parent.log_table(differences.round(6), f"tables/{part}_differences",
-                         DIFFERENCES_CAPTION.format(level=CONFIDENCE))
+        parent.log_table(
+            differences.round(6), f"tables/{part}_differences", DIFFERENCES_CAPTION.format(level=CONFIDENCE)
+        )
     accuracies = {metric: label for metric, label in metrics.items() if metric.endswith("accuracy")}
-    parent.log_figure(replicate_figures.means_figure(summary, accuracies, f"{part.upper()}: accuracy over seeds"),
-                      f"figures/{part}_replicates.png")
+    parent.log_figure(
+        replicate_figures.means_figure(summary, accuracies, f"{part.upper()}: accuracy over seeds"),
+        f"figures/{part}_replicates.png",
+    )
     parent.set_tags({Tag.REPLICATE_SEEDS: ",".join(str(seed) for seed in sorted(runs[SEED].unique()))})
     print("\n".join(brief(summary, list(accuracies))))
     return summary
@@ -55,5 +61,7 @@ def brief(summary: pd.DataFrame, metrics: list[str]) -> list[str]:
             if pd.isna(mean):
                 continue
             figures.append(f"{metric} {mean:.4f}" + ("" if pd.isna(low) else f" ± {(high - low) / 2:.4f}"))
-        lines.append(f"{row[MODEL]} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''}): " + ", ".join(figures))
+        lines.append(
+            f"{row[MODEL]} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''}): " + ", ".join(figures)
+        )
     return lines

@@ -14,9 +14,13 @@ from tasks.report.sections import REPORT_RUN, Figure, children_by, tag_of
 from tasks.report.tables import Cell, Table
 
 KINDS = ("mlp", "cnn")
-COLUMNS = [("test accuracy", "test_accuracy", "{:.4f}"), ("parameters", "param_count", "{:,.0f}"),
-           ("time (s)", "train_time_s", "{:.1f}"), ("time per epoch (s)", "epoch_time_s", "{:.2f}"),
-           ("time per epoch per million parameters (s)", "epoch_time_per_mparam_s", "{:.2f}")]
+COLUMNS = [
+    ("test accuracy", "test_accuracy", "{:.4f}"),
+    ("parameters", "param_count", "{:,.0f}"),
+    ("time (s)", "train_time_s", "{:.1f}"),
+    ("time per epoch (s)", "epoch_time_s", "{:.2f}"),
+    ("time per epoch per million parameters (s)", "epoch_time_per_mparam_s", "{:.2f}"),
+]
 
 
 def comparison_rows(client: MlflowClient, runs: dict[str, Run]) -> list[dict]:
@@ -41,15 +45,27 @@ def mlp_vs_cnn(client: MlflowClient, runs: dict[str, Run]) -> tuple[Table | None
     kinds = sorted({row["kind"] for row in rows})
     if not rows:
         return None, None, "MLP vs CNN: neither part has a run to compare."
-    table = Table("MLP vs CNN, drawn from the runs this report shows (ours: the mean over a model's seeds; times: "
-                  "wall time on this machine)",
-                  ["name", "kind"] + [title for title, _, _ in COLUMNS])
+    table = Table(
+        "MLP vs CNN, drawn from the runs this report shows (ours: the mean over a model's seeds; times: "
+        "wall time on this machine)",
+        ["name", "kind"] + [title for title, _, _ in COLUMNS],
+    )
     for row in rows:
-        table.rows.append([Cell(row["name"]), Cell(row["kind"])]
-                          + [Cell.of(row[metric][0], row[metric][1], fmt) for _, metric, fmt in COLUMNS])
-    frame = pd.DataFrame([{"name": row["name"], **{metric: row[metric][0] for _, metric, _ in COLUMNS}}
-                          for row in rows])
+        table.rows.append(
+            [Cell(row["name"]), Cell(row["kind"])]
+            + [Cell.of(row[metric][0], row[metric][1], fmt) for _, metric, fmt in COLUMNS]
+        )
+    frame = pd.DataFrame(
+        [{"name": row["name"], **{metric: row[metric][0] for _, metric, _ in COLUMNS}} for row in rows]
+    )
     drawn = accuracy_vs_time_figure(frame, f"{' vs '.join(kinds)}: test accuracy against training time")
-    note = ("" if len(kinds) == 2 else
-            f"MLP vs CNN: only the {kinds[0]} part has a run, so the comparison shows {kinds[0]}s alone.")
-    return table, Figure(REPORT_RUN, "figures/mlp_vs_cnn.png", "MLP vs CNN (drawn by the report)", drawn), note
+    note = (
+        ""
+        if len(kinds) == 2
+        else f"MLP vs CNN: only the {kinds[0]} part has a run, so the comparison shows {kinds[0]}s alone."
+    )
+    return (
+        table,
+        Figure(REPORT_RUN, "figures/mlp_vs_cnn.png", "MLP vs CNN (drawn by the report)", drawn),
+        note,
+    )

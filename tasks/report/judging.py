@@ -15,10 +15,14 @@ from dataclasses import dataclass
 
 Z_95 = 1.959963984540054  # the standard normal's 0.975 quantile: a two-sided 95 % band
 
-ONE_SEED_RULE = ("one seed: beyond noise when |ours - original| exceeds 1.96 binomial standard errors of an "
-                 "accuracy, 1.96 sqrt(p (1 - p) / n), p the original's accuracy and n the images ours was measured "
-                 "on (10,000 test images give ±0.0043 at p = 0.95); it counts test-set sampling only, not seed noise")
-INTERVAL_RULE = "several seeds: beyond noise when the original's figure lies outside our 95 % interval over seeds"
+ONE_SEED_RULE = (
+    "one seed: beyond noise when |ours - original| exceeds 1.96 binomial standard errors of an "
+    "accuracy, 1.96 sqrt(p (1 - p) / n), p the original's accuracy and n the images ours was measured "
+    "on (10,000 test images give ±0.0043 at p = 0.95); it counts test-set sampling only, not seed noise"
+)
+INTERVAL_RULE = (
+    "several seeds: beyond noise when the original's figure lies outside our 95 % interval over seeds"
+)
 
 
 @dataclass(frozen=True)

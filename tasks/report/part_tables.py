@@ -4,8 +4,8 @@ ways; and the differences between models when there are replicates."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -20,7 +20,15 @@ from tasks.report.replicates import (
     replicate_accuracy_cells,
     summary_rows,
 )
-from tasks.report.sections import child_runs, children_by, mtl_variant_of, original_results, pair_of, run_link, tag_of
+from tasks.report.sections import (
+    child_runs,
+    children_by,
+    mtl_variant_of,
+    original_results,
+    pair_of,
+    run_link,
+    tag_of,
+)
 from tasks.report.tables import (
     MISSING,
     Cell,
@@ -49,17 +57,23 @@ def _iterations(original, ours, link):
     return ratio_cells(original, ours, link, "{:.0f}")
 
 
-PERCEPTRON_FIGURES = [Compared("train accuracy", "train_accuracy", "train_accuracy", images_param="train_samples"),
-                      Compared("test accuracy", "test_accuracy", "test_accuracy", images_param="test_samples"),
-                      # the original's word; ours: full-batch updates, each one pass over the pair's images
-                      Compared("iterations", "epochs_run", "epochs_run", _iterations)]
-ARCHITECTURE_FIGURES = [Compared("parameters", "param_count", "param_count", count_cells),
-                        Compared("train accuracy", "train_accuracy", "train_accuracy", images_param="train_samples"),
-                        Compared("test accuracy", "test_accuracy", "test_accuracy", images_param="test_samples")]
-MTL_FIGURES = [Compared("parameters", "param_count", "param_count", count_cells),
-               Compared("task 1 accuracy", "task1_test_accuracy", "task1_test_accuracy", images_param="test_samples"),
-               Compared("task 2 accuracy", "task2_test_accuracy", "task2_test_accuracy", images_param="test_samples"),
-               Compared("time (s)", "train_time_s", "train_time_s", ratio_cells)]
+PERCEPTRON_FIGURES = [
+    Compared("train accuracy", "train_accuracy", "train_accuracy", images_param="train_samples"),
+    Compared("test accuracy", "test_accuracy", "test_accuracy", images_param="test_samples"),
+    # the original's word; ours: full-batch updates, each one pass over the pair's images
+    Compared("iterations", "epochs_run", "epochs_run", _iterations),
+]
+ARCHITECTURE_FIGURES = [
+    Compared("parameters", "param_count", "param_count", count_cells),
+    Compared("train accuracy", "train_accuracy", "train_accuracy", images_param="train_samples"),
+    Compared("test accuracy", "test_accuracy", "test_accuracy", images_param="test_samples"),
+]
+MTL_FIGURES = [
+    Compared("parameters", "param_count", "param_count", count_cells),
+    Compared("task 1 accuracy", "task1_test_accuracy", "task1_test_accuracy", images_param="test_samples"),
+    Compared("task 2 accuracy", "task2_test_accuracy", "task2_test_accuracy", images_param="test_samples"),
+    Compared("time (s)", "train_time_s", "train_time_s", ratio_cells),
+]
 
 
 def _images(child: Run | None, param: str | None) -> int | None:
@@ -67,9 +81,15 @@ def _images(child: Run | None, param: str | None) -> int | None:
     return int(value) if value is not None else None
 
 
-def comparison_table(caption: str, row_title: str, originals: dict[str, dict], children: dict[str, Run],
-                     figures: list[Compared], summary: dict[str, dict] | None = None,
-                     parent: Run | None = None) -> Table:
+def comparison_table(
+    caption: str,
+    row_title: str,
+    originals: dict[str, dict],
+    children: dict[str, Run],
+    figures: list[Compared],
+    summary: dict[str, dict] | None = None,
+    parent: Run | None = None,
+) -> Table:
     """One row per model (the original's, then any extra of ours), each figure original vs ours.
 
     With a summary over seeds (`summary`: model -> its row), ours are the means over seeds, linked to
@@ -84,11 +104,16 @@ def comparison_table(caption: str, row_title: str, originals: dict[str, dict], c
         for figure in figures:
             original, images = entry.get(figure.original_key), _images(child, figure.images_param)
             if figure.cells is accuracy_cells:
-                row += (replicate_accuracy_cells(original, replicate, figure.metric, link, images) if replicate
-                        else accuracy_cells(original, metrics.get(figure.metric), link, images))
+                row += (
+                    replicate_accuracy_cells(original, replicate, figure.metric, link, images)
+                    if replicate
+                    else accuracy_cells(original, metrics.get(figure.metric), link, images)
+                )
             else:
                 mean = replicate.get(f"{figure.metric}_mean") if replicate else None
-                row += figure.cells(original, mean if isinstance(mean, float) else metrics.get(figure.metric), link)
+                row += figure.cells(
+                    original, mean if isinstance(mean, float) else metrics.get(figure.metric), link
+                )
         table.rows.append(row)
     return table
 
@@ -111,10 +136,14 @@ def perceptron_tables(client: MlflowClient, run: Run) -> list[Table]:
     summary = summary_rows(client, run, "perceptron")
     original = original_results()["perceptron"]
     originals = {entry["pair"]: entry for entry in original["pairs"]}
-    caption = (f"Perceptron per digit pair (first digit +1); {original['count_word']}: the original's word, "
-               "ours counts full-batch updates, each one pass over the pair's training images")
-    return [comparison_table(caption, "pair", originals, children, PERCEPTRON_FIGURES, summary, run),
-            *replicate_tables(client, run, "perceptron", summary)]
+    caption = (
+        f"Perceptron per digit pair (first digit +1); {original['count_word']}: the original's word, "
+        "ours counts full-batch updates, each one pass over the pair's training images"
+    )
+    return [
+        comparison_table(caption, "pair", originals, children, PERCEPTRON_FIGURES, summary, run),
+        *replicate_tables(client, run, "perceptron", summary),
+    ]
 
 
 def architecture_tables(client: MlflowClient, run: Run, kind: str) -> list[Table]:
@@ -122,9 +151,18 @@ def architecture_tables(client: MlflowClient, run: Run, kind: str) -> list[Table
     summary = summary_rows(client, run, kind)
     children = child_runs(client, kind, run, tag_of(Tag.ARCHITECTURE))
     members = children_by(client, kind, run, tag_of(Tag.ARCHITECTURE))
-    tables = [comparison_table(f"{kind.upper()} architectures: parameters and accuracies", "name", originals,
-                               children, ARCHITECTURE_FIGURES, summary, run),
-              epoch_times_table(kind, originals, members, run)]
+    tables = [
+        comparison_table(
+            f"{kind.upper()} architectures: parameters and accuracies",
+            "name",
+            originals,
+            children,
+            ARCHITECTURE_FIGURES,
+            summary,
+            run,
+        ),
+        epoch_times_table(kind, originals, members, run),
+    ]
     if kind == "mlp":
         tables.append(second_mlp_run_table(originals, members, run))
     return tables + replicate_tables(client, run, kind, summary)
@@ -135,16 +173,26 @@ def mtl_tables(client: MlflowClient, run: Run) -> list[Table]:
     children = child_runs(client, "mtl", run, mtl_variant_of)
     summary = summary_rows(client, run, "mtl")
     originals = {entry["name"]: entry for entry in original["models"]}
-    table = comparison_table('Multi-task learning on Fashion-MNIST ("-": the model has no head for that task)',
-                             "model", originals, children, MTL_FIGURES, summary, run)
+    table = comparison_table(
+        'Multi-task learning on Fashion-MNIST ("-": the model has no head for that task)',
+        "model",
+        originals,
+        children,
+        MTL_FIGURES,
+        summary,
+        run,
+    )
     mark_untrained_heads(table, children)
-    saving = Table("Parameters saved by one MTL model over the two single-task models",
-                   comparison_columns(["parameters saved", "percent saved"]))
+    saving = Table(
+        "Parameters saved by one MTL model over the two single-task models",
+        comparison_columns(["parameters saved", "percent saved"]),
+    )
     metrics, link = run.data.metrics, run_link(run)
-    saving.rows.append(count_cells(original["parameter_saving"], metrics.get("param_saving"), link)
-                       + difference_cells(original["parameter_saving_percent"], metrics.get("param_saving_percent"), link))
-    return [table, mtl_best_table(original, run), saving,
-            *replicate_tables(client, run, "mtl", summary)]
+    saving.rows.append(
+        count_cells(original["parameter_saving"], metrics.get("param_saving"), link)
+        + difference_cells(original["parameter_saving_percent"], metrics.get("param_saving_percent"), link)
+    )
+    return [table, mtl_best_table(original, run), saving, *replicate_tables(client, run, "mtl", summary)]
 
 
 def untrained_head_figures(child: Run) -> list[str]:
@@ -152,7 +200,9 @@ def untrained_head_figures(child: Run) -> list[str]:
     `loss_weights` (at lambda 0 the task-1 head, at lambda 1 the task-2 head): they never learned."""
     logged = child.data.params.get("loss_weights")
     weights = json.loads(logged) if logged else {}
-    return [f"task {MTL_TASK_NUMBERS[task]} accuracy" for task, weight in weights.items() if float(weight) == 0.0]
+    return [
+        f"task {MTL_TASK_NUMBERS[task]} accuracy" for task, weight in weights.items() if float(weight) == 0.0
+    ]
 
 
 def mark_untrained_heads(table: Table, children: dict[str, Run]) -> None:
@@ -163,16 +213,24 @@ def mark_untrained_heads(table: Table, children: dict[str, Run]) -> None:
         for figure in untrained_head_figures(child) if child else []:
             difference = table.columns.index(f"{figure} (ours)") + 1
             if row[difference].text != MISSING:
-                row[difference] = Cell(f"{row[difference].text.split(' ')[0]}: untrained head (loss weight 0), chance")
+                row[difference] = Cell(
+                    f"{row[difference].text.split(' ')[0]}: untrained head (loss weight 0), chance"
+                )
 
 
 def inspect_tables(client: MlflowClient, run: Run) -> list[Table]:
     metrics, link = run.data.metrics, run_link(run)
-    table = Table("Deep dream: the target class's pre-softmax score before and after gradient ascent",
-                  ["dream", "score before", "score after", "probability before", "probability after"])
+    table = Table(
+        "Deep dream: the target class's pre-softmax score before and after gradient ascent",
+        ["dream", "score before", "score after", "probability before", "probability after"],
+    )
     for name in sorted(key for key in metrics if key.startswith("dream_") and key.endswith("_score_before")):
         stem = name.removesuffix("_score_before")
-        table.rows.append([Cell(stem.removeprefix("dream_").replace("_", " from "))]
-                          + [Cell.of(metrics.get(f"{stem}_{suffix}"), link, "{:.3f}")
-                             for suffix in ("score_before", "score_after", "probability_before", "probability_after")])
+        table.rows.append(
+            [Cell(stem.removeprefix("dream_").replace("_", " from "))]
+            + [
+                Cell.of(metrics.get(f"{stem}_{suffix}"), link, "{:.3f}")
+                for suffix in ("score_before", "score_after", "probability_before", "probability_after")
+            ]
+        )
     return [table] if table.rows else []

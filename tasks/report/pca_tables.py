@@ -18,8 +18,11 @@ def component_signs(ours: dict[int, dict], original: dict[int, dict]) -> dict[in
     nearest the original's over every digit both give."""
     signs = {}
     for k in COMPONENTS:
-        pairs = [(float(ours[digit][f"centroid_pc{k}"]), entry[f"centroid_pc{k}"])
-                 for digit, entry in original.items() if digit in ours]
+        pairs = [
+            (float(ours[digit][f"centroid_pc{k}"]), entry[f"centroid_pc{k}"])
+            for digit, entry in original.items()
+            if digit in ours
+        ]
         kept = sum((mine - theirs) ** 2 for mine, theirs in pairs)
         flipped = sum((-mine - theirs) ** 2 for mine, theirs in pairs)
         signs[k] = 1.0 if kept <= flipped else -1.0
@@ -29,10 +32,14 @@ def component_signs(ours: dict[int, dict], original: dict[int, dict]) -> dict[in
 def pca_tables(client: MlflowClient, run: Run) -> list[Table]:
     original = original_results()["pca"]
     metrics, link = run.data.metrics, run_link(run)
-    accuracy = Table("Mean LinearSVC accuracy over the 45 digit pairs, by PCA dimension (a mean over pairs: "
-                     "no noise rule, the difference gives its direction only)",
-                     ["PCA dimensions"] + comparison_columns(["mean pair accuracy"]))
-    accuracy.rows.append([Cell("2")] + accuracy_cells(original["mean_pair_accuracy"], metrics.get("mean_pair_accuracy"), link))
+    accuracy = Table(
+        "Mean LinearSVC accuracy over the 45 digit pairs, by PCA dimension (a mean over pairs: "
+        "no noise rule, the difference gives its direction only)",
+        ["PCA dimensions"] + comparison_columns(["mean pair accuracy"]),
+    )
+    accuracy.rows.append(
+        [Cell("2")] + accuracy_cells(original["mean_pair_accuracy"], metrics.get("mean_pair_accuracy"), link)
+    )
     for name in sorted(key for key in metrics if key.startswith("mean_pair_accuracy_")):
         dimensions = name.removeprefix("mean_pair_accuracy_").removesuffix("d")
         accuracy.rows.append([Cell(dimensions)] + accuracy_cells(None, metrics[name], link))
@@ -40,23 +47,51 @@ def pca_tables(client: MlflowClient, run: Run) -> list[Table]:
     reference = {entry["digit"]: entry for entry in original["centroids"]}
     signs = component_signs(ours, reference)
     oriented = "; our components oriented like the original's" if reference else ""
-    centroids = Table(f"Per digit: centroid along each principal component (PCA units{oriented})",
-                      ["digit"] + comparison_columns(["centroid PC1", "centroid PC2"]))
-    variances = Table("Per digit: variance along each principal component (PCA units squared; the difference "
-                      "also as a percentage of the original's)",
-                      ["digit"] + comparison_columns(["variance PC1", "variance PC2"]) + ["images (ours)"])
+    centroids = Table(
+        f"Per digit: centroid along each principal component (PCA units{oriented})",
+        ["digit"] + comparison_columns(["centroid PC1", "centroid PC2"]),
+    )
+    variances = Table(
+        "Per digit: variance along each principal component (PCA units squared; the difference "
+        "also as a percentage of the original's)",
+        ["digit"] + comparison_columns(["variance PC1", "variance PC2"]) + ["images (ours)"],
+    )
     for digit, row in sorted(ours.items()):
         entry = reference.get(digit, {})
-        centroids.rows.append([Cell(str(digit))] + [
-            cell for k in COMPONENTS
-            for cell in difference_cells(entry.get(f"centroid_pc{k}"), signs[k] * float(row[f"centroid_pc{k}"]), link)])
-        variances.rows.append([Cell(str(digit))] + [
-            cell for k in COMPONENTS
-            for cell in difference_cells(entry.get(f"variance_pc{k}"), float(row[f"variance_pc{k}"]), link,
-                                         relative=True)] + [Cell(row["count"], link)])
+        centroids.rows.append(
+            [Cell(str(digit))]
+            + [
+                cell
+                for k in COMPONENTS
+                for cell in difference_cells(
+                    entry.get(f"centroid_pc{k}"), signs[k] * float(row[f"centroid_pc{k}"]), link
+                )
+            ]
+        )
+        variances.rows.append(
+            [Cell(str(digit))]
+            + [
+                cell
+                for k in COMPONENTS
+                for cell in difference_cells(
+                    entry.get(f"variance_pc{k}"), float(row[f"variance_pc{k}"]), link, relative=True
+                )
+            ]
+            + [Cell(row["count"], link)]
+        )
     pairs = Table("Easiest and hardest digit pairs in 2-D", ["", "original", "ours"])
-    pairs.rows.append([Cell("easiest"), Cell(", ".join(original["easiest_pairs"])),
-                       Cell(run.data.tags.get(Tag.EASIEST_PAIRS, "-"), link)])
-    pairs.rows.append([Cell("hardest"), Cell(", ".join(original["hardest_pairs"])),
-                       Cell(run.data.tags.get(Tag.HARDEST_PAIRS, "-"), link)])
+    pairs.rows.append(
+        [
+            Cell("easiest"),
+            Cell(", ".join(original["easiest_pairs"])),
+            Cell(run.data.tags.get(Tag.EASIEST_PAIRS, "-"), link),
+        ]
+    )
+    pairs.rows.append(
+        [
+            Cell("hardest"),
+            Cell(", ".join(original["hardest_pairs"])),
+            Cell(run.data.tags.get(Tag.HARDEST_PAIRS, "-"), link),
+        ]
+    )
     return [accuracy, centroids, variances, pairs]

@@ -6,8 +6,8 @@ part not run, from the paper profile's config: nothing here restates a number th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mlflow.entities import Run
 
@@ -51,35 +51,85 @@ class Choice:
 
 
 CHOICES = [
-    Choice("images the PCA is fitted on", "sample_size", ("pca",), ORIGINAL, "a seeded random sample", _count),
+    Choice(
+        "images the PCA is fitted on", "sample_size", ("pca",), ORIGINAL, "a seeded random sample", _count
+    ),
     Choice("pair hold-out share (LinearSVC)", "holdout_fraction", ("pca",), DEFAULT, "", _percent),
     Choice("LinearSVC max_iter", "svc_max_iter", ("pca",), ORIGINAL, "", _count),
-    Choice("pixel scaling", "pixel_range", ("pca", "perceptron"), READING,
-           "the original does not say; [-1, 1] reproduces its per-digit PCA table, [0, 1] halves its centroids",
-           _range),
-    Choice("pixel scaling", None, NETWORKS, DEFAULT, "pixels / 255, as loaded",
-           fixed=f"[{LOADED_PIXEL_RANGE[0]:g}, {LOADED_PIXEL_RANGE[1]:g}]"),
+    Choice(
+        "pixel scaling",
+        "pixel_range",
+        ("pca", "perceptron"),
+        READING,
+        "the original does not say; [-1, 1] reproduces its per-digit PCA table, [0, 1] halves its centroids",
+        _range,
+    ),
+    Choice(
+        "pixel scaling",
+        None,
+        NETWORKS,
+        DEFAULT,
+        "pixels / 255, as loaded",
+        fixed=f"[{LOADED_PIXEL_RANGE[0]:g}, {LOADED_PIXEL_RANGE[1]:g}]",
+    ),
     Choice("perceptron learning rate", "learning_rate", ("perceptron",), ORIGINAL),
     Choice("perceptron iterations at most", "max_epochs", ("perceptron",), ORIGINAL, "", _count),
-    Choice("what one perceptron iteration is", None, ("perceptron",), READING,
-           "the original does not say whether an iteration is an epoch, an update or a sample",
-           fixed="one full-batch update: one pass over the pair's training images"),
-    Choice("perceptron stopping tolerance", "tolerance", ("perceptron",), ORIGINAL,
-           "training error below it stops training"),
-    Choice("perceptron initial weights", "init_scale", ("perceptron",), DEFAULT,
-           "random (the original); uniform in [-scale, scale] with this scale (ours)"),
+    Choice(
+        "what one perceptron iteration is",
+        None,
+        ("perceptron",),
+        READING,
+        "the original does not say whether an iteration is an epoch, an update or a sample",
+        fixed="one full-batch update: one pass over the pair's training images",
+    ),
+    Choice(
+        "perceptron stopping tolerance",
+        "tolerance",
+        ("perceptron",),
+        ORIGINAL,
+        "training error below it stops training",
+    ),
+    Choice(
+        "perceptron initial weights",
+        "init_scale",
+        ("perceptron",),
+        DEFAULT,
+        "random (the original); uniform in [-scale, scale] with this scale (ours)",
+    ),
     Choice("epochs", "epochs", ("mlp", "cnn"), ORIGINAL),
-    Choice("epochs", "epochs", ("mtl",), READING, "the original does not state them; its conv nets' count (part 4)"),
-    Choice("validation split (model selection)", "validation_fraction", NETWORKS, DEFAULT,
-           "carved from the training set with a fixed seed; the test set is only reported", _percent),
+    Choice(
+        "epochs",
+        "epochs",
+        ("mtl",),
+        READING,
+        "the original does not state them; its conv nets' count (part 4)",
+    ),
+    Choice(
+        "validation split (model selection)",
+        "validation_fraction",
+        NETWORKS,
+        DEFAULT,
+        "carved from the training set with a fixed seed; the test set is only reported",
+        _percent,
+    ),
     Choice("optimizer", None, NETWORKS, DEFAULT, fixed=TrainSettings().as_params()["optimizer"].capitalize()),
     Choice("learning rate", "learning_rate", NETWORKS, DEFAULT),
     Choice("batch size", "batch_size", NETWORKS, DEFAULT, "images per gradient step"),
     Choice("weight decay", "weight_decay", NETWORKS, DEFAULT),
-    Choice("precision (Keras dtype policy)", "precision", NETWORKS, DEFAULT,
-           "auto: mixed_bfloat16 where the CPU computes bfloat16 natively, else float32"),
-    Choice("seed", "seed", ("pca", "perceptron", "mlp", "cnn", "inspect", "mtl"), DEFAULT,
-           "samples, splits and initial weights"),
+    Choice(
+        "precision (Keras dtype policy)",
+        "precision",
+        NETWORKS,
+        DEFAULT,
+        "auto: mixed_bfloat16 where the CPU computes bfloat16 natively, else float32",
+    ),
+    Choice(
+        "seed",
+        "seed",
+        ("pca", "perceptron", "mlp", "cnn", "inspect", "mtl"),
+        DEFAULT,
+        "samples, splits and initial weights",
+    ),
     Choice("seeds per model", "seeds", ("perceptron", "mlp", "cnn", "mtl"), DEFAULT, "", _seeds),
 ]
 
@@ -105,6 +155,12 @@ def protocol_rows(runs: dict[str, Run], machine: str) -> list[tuple[str, str, st
                 values.setdefault(text if choice.param is None else choice.show(text), []).append(part)
         shown = "; ".join(f"{', '.join(parts)}: {value}" for value, parts in values.items())
         rows.append((choice.setting, shown, choice.source, choice.why))
-    rows.append(("machine", machine, "ours (the original's is not stated)",
-                 "times compare by ratio only; the host this report was generated on"))
+    rows.append(
+        (
+            "machine",
+            machine,
+            "ours (the original's is not stated)",
+            "times compare by ratio only; the host this report was generated on",
+        )
+    )
     return rows

@@ -7,7 +7,7 @@ elsewhere, states the same provenance; only the machine is the report's host, an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mlflow.entities import Run
 
@@ -53,6 +53,7 @@ class Provenance:
     @property
     def member_s(self) -> float:
         return sum(part.own_s or 0.0 for part in self.parts)
+
     versions: dict[str, str]
     machine: str
 
@@ -70,7 +71,7 @@ def duration(seconds: float | None) -> str:
 
 
 def _when(millis: int) -> str:
-    return datetime.fromtimestamp(millis / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def commit_of(run: Run) -> str:
@@ -82,7 +83,9 @@ def _seconds(run: Run) -> float | None:
     return (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None
 
 
-def provenance(runs: dict[str, Run], machine: str, members: dict[str, list[Run]] | None = None) -> Provenance | None:
+def provenance(
+    runs: dict[str, Run], machine: str, members: dict[str, list[Run]] | None = None
+) -> Provenance | None:
     """The provenance of the parts' parent runs (part -> run), None when no part has a run.
 
     `members`: part -> the runs its parent is made of (tracking.member_runs), reused ones included."""
@@ -95,14 +98,33 @@ def provenance(runs: dict[str, Run], machine: str, members: dict[str, list[Run]]
         # by the parent's list, not by each member's parent: a seed run under a replicate group is the part's own
         listed = set(run.data.tags.get(Tag.REUSED_RUN_IDS, "").split(","))
         reused = [member for member in own if member.info.run_id in listed]
-        parts.append(PartProvenance(part, run.info.run_id, commit_of(run), _when(run.info.start_time), _seconds(run),
-                                    len(own), len(reused), sum(_seconds(member) or 0.0 for member in own)))
+        parts.append(
+            PartProvenance(
+                part,
+                run.info.run_id,
+                commit_of(run),
+                _when(run.info.start_time),
+                _seconds(run),
+                len(own),
+                len(reused),
+                sum(_seconds(member) or 0.0 for member in own),
+            )
+        )
     starts = [run.info.start_time for run in runs.values()]
     ends = [run.info.end_time for run in runs.values()]
     finished = all(ends)
     latest = max(runs.values(), key=lambda run: run.info.start_time)
-    versions = {name: latest.data.tags[Tag.VERSION_PREFIX + name] for name in VERSIONS_SHOWN
-                if Tag.VERSION_PREFIX + name in latest.data.tags}
-    return Provenance(parts, sorted({part.commit for part in parts}), _when(min(starts)),
-                      _when(max(ends)) if finished else None,
-                      (max(ends) - min(starts)) / 1000 if finished else None, versions, machine)
+    versions = {
+        name: latest.data.tags[Tag.VERSION_PREFIX + name]
+        for name in VERSIONS_SHOWN
+        if Tag.VERSION_PREFIX + name in latest.data.tags
+    }
+    return Provenance(
+        parts,
+        sorted({part.commit for part in parts}),
+        _when(min(starts)),
+        _when(max(ends)) if finished else None,
+        (max(ends) - min(starts)) / 1000 if finished else None,
+        versions,
+        machine,
+    )

@@ -15,14 +15,18 @@ from tasks.replicates.power import ALPHA, POWER, seeds_to_resolve, spread_from_i
 from tasks.report.judging import INTERVAL_RULE, ONE_SEED_RULE, judge_interval, signed
 from tasks.report.tables import MISSING, Cell, Table, accuracy_cells
 
-INTERVAL_NOTE = ("Ours: mean over {seeds} seeds ± the half-width of its 95 % interval. Each difference says "
-                 "whether ours is above, below or within noise of the original; " + INTERVAL_RULE + ". ⚑: beyond "
-                 "noise, either way. The differences between models say how many seeds per model would resolve "
-                 f"each ({POWER * 100:.0f} % power, alpha {ALPHA}, from the spread these seeds showed).")
-ONE_SEED_NOTE = ("One seed per model. Each difference says whether ours is above, below or within noise of the "
-                 "original, by this rule: " + ONE_SEED_RULE + ". ⚑: beyond noise, either way. With one seed no "
-                 "spread is observed, so no power calculation says how many seeds would resolve a difference "
-                 "between models: train with `--set seeds='[0,1,2]'` for intervals and seed counts.")
+INTERVAL_NOTE = (
+    "Ours: mean over {seeds} seeds ± the half-width of its 95 % interval. Each difference says "
+    "whether ours is above, below or within noise of the original; " + INTERVAL_RULE + ". ⚑: beyond "
+    "noise, either way. The differences between models say how many seeds per model would resolve "
+    f"each ({POWER * 100:.0f} % power, alpha {ALPHA}, from the spread these seeds showed)."
+)
+ONE_SEED_NOTE = (
+    "One seed per model. Each difference says whether ours is above, below or within noise of the "
+    "original, by this rule: " + ONE_SEED_RULE + ". ⚑: beyond noise, either way. With one seed no "
+    "spread is observed, so no power calculation says how many seeds would resolve a difference "
+    "between models: train with `--set seeds='[0,1,2]'` for intervals and seed counts."
+)
 
 
 def _number(text: str):
@@ -51,8 +55,9 @@ def most_seeds(summary: dict[str, dict]) -> int:
     return int(max((row["seeds"] for row in summary.values()), default=0))
 
 
-def replicate_accuracy_cells(original: float | None, row: dict, metric: str, href: str | None,
-                             images: int | None = None) -> list[Cell]:
+def replicate_accuracy_cells(
+    original: float | None, row: dict, metric: str, href: str | None, images: int | None = None
+) -> list[Cell]:
     """Original, ours as mean +- half-width (n seeds), and where ours lies against the original
     judged by our interval. With one seed: judged by binomial noise on `images`."""
     mean, low, high = (row.get(f"{metric}_{end}", math.nan) for end in ("mean", "ci95_low", "ci95_high"))
@@ -64,8 +69,11 @@ def replicate_accuracy_cells(original: float | None, row: dict, metric: str, hre
     if original is None:
         return [Cell(MISSING), ours, Cell(MISSING)]
     judgement = judge_interval(original, low, high)
-    return [Cell(f"{original:.4f}"), ours,
-            Cell(f"{signed(mean - original, 4)} {judgement.words}", flag=judgement.beyond_noise)]
+    return [
+        Cell(f"{original:.4f}"),
+        ours,
+        Cell(f"{signed(mean - original, 4)} {judgement.words}", flag=judgement.beyond_noise),
+    ]
 
 
 def seeds_needed(row: dict) -> int | None:
@@ -75,7 +83,9 @@ def seeds_needed(row: dict) -> int | None:
     if isinstance(logged, float):
         return None if math.isnan(logged) else int(logged)
     paired = str(row["test"]).startswith("paired")
-    spread = spread_from_interval(row["ci95_low"], row["ci95_high"], int(row["seeds_a"]), int(row["seeds_b"]), paired)
+    spread = spread_from_interval(
+        row["ci95_low"], row["ci95_high"], int(row["seeds_a"]), int(row["seeds_b"]), paired
+    )
     return seeds_to_resolve(row["difference"], spread, paired)
 
 
@@ -84,16 +94,25 @@ def differences_table(client: MlflowClient, run: Run, part: str, href: str) -> T
     rows = read_table(client, run, f"tables/{part}_differences.csv")
     if not rows or all(isinstance(row["ci95_low"], float) and math.isnan(row["ci95_low"]) for row in rows):
         return None
-    table = Table("Differences between models (A minus B, mean over seeds) with their 95 % interval; the test "
-                  "used; the verdict (`within noise` when the interval contains 0); and the seeds per model at "
-                  f"which that test would resolve the difference seen ({POWER * 100:.0f} % power, alpha {ALPHA}, from the "
-                  "spread observed)",
-                  ["metric", "A", "B", "difference", "95 % interval", "test", "verdict", "seeds to resolve"])
+    table = Table(
+        "Differences between models (A minus B, mean over seeds) with their 95 % interval; the test "
+        "used; the verdict (`within noise` when the interval contains 0); and the seeds per model at "
+        f"which that test would resolve the difference seen ({POWER * 100:.0f} % power, alpha {ALPHA}, from the "
+        "spread observed)",
+        ["metric", "A", "B", "difference", "95 % interval", "test", "verdict", "seeds to resolve"],
+    )
     for row in rows:
         needed = seeds_needed(row)
-        table.rows.append([Cell(str(row["metric"])), Cell(str(row["model_a"])), Cell(str(row["model_b"])),
-                           Cell(signed(row["difference"], 4), href),
-                           Cell(f"[{signed(row['ci95_low'], 4)}, {signed(row['ci95_high'], 4)}]"),
-                           Cell(str(row["test"])), Cell(str(row["verdict"])),
-                           Cell(f"{needed}" if needed is not None else "none practical")])
+        table.rows.append(
+            [
+                Cell(str(row["metric"])),
+                Cell(str(row["model_a"])),
+                Cell(str(row["model_b"])),
+                Cell(signed(row["difference"], 4), href),
+                Cell(f"[{signed(row['ci95_low'], 4)}, {signed(row['ci95_high'], 4)}]"),
+                Cell(str(row["test"])),
+                Cell(str(row["verdict"])),
+                Cell(f"{needed}" if needed is not None else "none practical"),
+            ]
+        )
     return table

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -15,8 +16,8 @@ from mlflow.entities import Run
 from studyflow import reference, tracking
 from studyflow.config.base import PROFILES
 from studyflow.config.parts import PART_CONFIGS
-from studyflow.tracking.runs import param_text
 from studyflow.tracking.names import Tag, mtl_label, pair_label
+from studyflow.tracking.runs import param_text
 from tasks.report.tables import Table
 
 PART_TITLES = {
@@ -93,7 +94,9 @@ def run_link(run: Run) -> str:
     return tracking.run_url(run.info.experiment_id, run.info.run_id)
 
 
-def child_runs(client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]) -> dict[str, Run]:
+def child_runs(
+    client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]
+) -> dict[str, Run]:
     """The parent's member runs by what `key` reads from their tags (runs it gives None are left out)."""
     runs = {}
     for run in tracking.member_runs(client, part, parent.info.run_id):
@@ -103,7 +106,9 @@ def child_runs(client: MlflowClient, part: str, parent: Run, key: Callable[[Run]
     return runs
 
 
-def children_by(client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]) -> dict[str, list[Run]]:
+def children_by(
+    client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]
+) -> dict[str, list[Run]]:
     """The parent's finished member runs grouped by what `key` reads from their tags: every seed of a
     model (child_runs keeps one run per model)."""
     groups: dict[str, list[Run]] = {}
@@ -141,7 +146,9 @@ def trial_of(run: Run) -> str | None:
 REDRAWN_FIGURES = {"mlp_vs_cnn.png"}
 
 
-def figures_of(client: MlflowClient, run: Run, caption_prefix: str = "", folder: str = "figures") -> list[Figure]:
+def figures_of(
+    client: MlflowClient, run: Run, caption_prefix: str = "", folder: str = "figures"
+) -> list[Figure]:
     """Every PNG under the run's `figures/`, sub-folders included (part 5 keeps its filters,
     activation maps and dreams in figures/filters, figures/activations and figures/dreams)."""
     found = []
@@ -172,6 +179,7 @@ def inspected_model(client: MlflowClient, run: Run) -> str:
     if source_id:
         source = client.get_run(source_id)
         architecture = source.data.tags.get(Tag.ARCHITECTURE)
-        text += (f", trained by run `{source_id}`" + (f" ({architecture}, seed {source.data.tags.get(Tag.SEED)})"
-                                                      if architecture else ""))
+        text += f", trained by run `{source_id}`" + (
+            f" ({architecture}, seed {source.data.tags.get(Tag.SEED)})" if architecture else ""
+        )
     return text + "."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -17,8 +17,8 @@ from tasks.report import part_tables, sections
 from tasks.report.comparison import mlp_vs_cnn
 from tasks.report.pca_tables import pca_tables
 from tasks.report.protocol import protocol_rows
-from tasks.report.replicates import summary_rows
 from tasks.report.provenance import Provenance, duration, provenance
+from tasks.report.replicates import summary_rows
 from tasks.report.sections import PART_TITLES, Section
 from tasks.report.sweep_tables import sweep_table
 
@@ -52,13 +52,25 @@ class Report:
 
     @property
     def flags(self) -> int:
-        return sum(cell.flag for section in self.sections for table in section.tables for row in table.rows for cell in row)
+        return sum(
+            cell.flag
+            for section in self.sections
+            for table in section.tables
+            for row in table.rows
+            for cell in row
+        )
 
     def flags_by_direction(self) -> dict[str, int]:
         """Flagged differences by where ours lies: above or below the original (or a count that differs)."""
         counts = {"above": 0, "below": 0, "other": 0}
-        for cell in (cell for section in self.sections for table in section.tables for row in table.rows
-                     for cell in row if cell.flag):
+        for cell in (
+            cell
+            for section in self.sections
+            for table in section.tables
+            for row in table.rows
+            for cell in row
+            if cell.flag
+        ):
             counts[next((word for word in ("above", "below") if f" {word}" in cell.text), "other")] += 1
         return counts
 
@@ -81,12 +93,16 @@ def build_section(client: MlflowClient, part: str, run_id: str | None = None) ->
     if part == "inspect":
         section.notes.append(sections.inspected_model(client, section.run))
     if section.profile == "quick":
-        section.notes.append("Quick profile: subsets of the data and few epochs. These numbers are a smoke "
-                             "test, not a reproduction; compare only a paper-profile run with the original.")
+        section.notes.append(
+            "Quick profile: subsets of the data and few epochs. These numbers are a smoke "
+            "test, not a reproduction; compare only a paper-profile run with the original."
+        )
     return section
 
 
-def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None, published: bool = False) -> Report:
+def build_report(
+    client: MlflowClient, run_ids: dict[str, str] | None = None, published: bool = False
+) -> Report:
     run_ids = run_ids or {}
     built = [build_section(client, part, run_ids.get(part)) for part in PART_TITLES]
     named = {section.part: section.run for section in built}
@@ -95,16 +111,25 @@ def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None, pu
     add_mlp_vs_cnn(client, built, runs)
     members = {part: tracking.member_runs(client, part, run.info.run_id) for part, run in runs.items()}
     host = machine.description()
-    return Report(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tracking.tracking_uri(),
-                  tracking.ui_base(), built, sweeps, provenance(runs, host, members), protocol_rows(runs, host),
-                  links=not published)
+    return Report(
+        datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        tracking.tracking_uri(),
+        tracking.ui_base(),
+        built,
+        sweeps,
+        provenance(runs, host, members),
+        protocol_rows(runs, host),
+        links=not published,
+    )
 
 
 def add_mlp_vs_cnn(client: MlflowClient, built: list[Section], runs: dict) -> None:
     """The MLP vs CNN table and figure, drawn from the reported runs, in part 4's section (part 3's
     when part 4 has not run)."""
     table, figure, note = mlp_vs_cnn(client, runs)
-    home = next((section for section in reversed(built) if section.part in ("cnn", "mlp") and section.has_run), None)
+    home = next(
+        (section for section in reversed(built) if section.part in ("cnn", "mlp") and section.has_run), None
+    )
     if home is None:
         return
     home.tables += [table] if table else []
@@ -116,14 +141,19 @@ def check_publishable(client: MlflowClient, run_ids: dict[str, str] | None = Non
     """A published report shows a whole paper-profile study: every part run, every run paper."""
     runs = {part: tracking.latest_parent(client, part, (run_ids or {}).get(part)) for part in PART_TITLES}
     missing = [part for part, run in runs.items() if run is None]
-    other = [f"{part} ({run.data.tags.get(Tag.PROFILE)})" for part, run in runs.items()
-             if run is not None and run.data.tags.get(Tag.PROFILE) != "paper"]
+    other = [
+        f"{part} ({run.data.tags.get(Tag.PROFILE)})"
+        for part, run in runs.items()
+        if run is not None and run.data.tags.get(Tag.PROFILE) != "paper"
+    ]
     if missing or other:
         problems = ([f"not run: {', '.join(missing)}"] if missing else []) + (
-            [f"latest run not paper-profile: {', '.join(other)}"] if other else [])
+            [f"latest run not paper-profile: {', '.join(other)}"] if other else []
+        )
         raise UnpublishableReportError(
             f"a published report needs every part's latest run in the paper profile ({'; '.join(problems)}); "
-            "run `studyflow run study --profile paper` first, or name the runs with --run PART=RUN_ID")
+            "run `studyflow run study --profile paper` first, or name the runs with --run PART=RUN_ID"
+        )
 
 
 def save_figure(figure, target: Path) -> None:
@@ -154,8 +184,12 @@ def _collect_figures(client: MlflowClient, report: Report, out_dir: Path) -> dic
 
 
 def render(report: Report, figure_paths: dict, out_dir: Path) -> tuple[Path, Path]:
-    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                              trim_blocks=True, lstrip_blocks=True)
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     context = {"report": report, "figure_paths": figure_paths, "duration": duration}
     markdown = out_dir / "report.md"
     html = out_dir / "report.html"
@@ -164,8 +198,9 @@ def render(report: Report, figure_paths: dict, out_dir: Path) -> tuple[Path, Pat
     return markdown, html
 
 
-def write_report(client: MlflowClient, out_dir: Path, run_ids: dict[str, str] | None = None,
-                 published: bool = False) -> Report:
+def write_report(
+    client: MlflowClient, out_dir: Path, run_ids: dict[str, str] | None = None, published: bool = False
+) -> Report:
     """The report in `out_dir`; `published`: run ids instead of UI links, the folder's old figures gone
     (report_flow has refused, with check_publishable, anything but a whole paper-profile study)."""
     report = build_report(client, run_ids, published)
@@ -174,4 +209,3 @@ def write_report(client: MlflowClient, out_dir: Path, run_ids: dict[str, str] | 
         shutil.rmtree(out_dir / "figures", ignore_errors=True)
     render(report, _collect_figures(client, report, out_dir), out_dir)
     return report
-

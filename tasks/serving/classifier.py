@@ -33,15 +33,21 @@ LABEL_COLUMN = "label"
 PROBABILITY_COLUMNS = tuple(f"probability_{digit}" for digit in CLASSES)
 BATCH = 1024  # images per call of the network: bounds memory for large requests
 
-INPUT_CONTRACT = ("a batch of 28x28 grey images, white digit on black as in MNIST: shape (n, 28, 28) or (n, 784); "
-                  "integers are 0-255 pixel values (uint8), floats are intensities in [0, 1]; a float above 1, a "
-                  "negative or non-finite value, an integer above 255 or any other shape is refused (HTTP 400)")
-OUTPUT_CONTRACT = ("one row per image: label (the predicted digit, int) and probability_0 .. probability_9 "
-                   "(float32 softmax probabilities of digits 0-9, summing to 1)")
+INPUT_CONTRACT = (
+    "a batch of 28x28 grey images, white digit on black as in MNIST: shape (n, 28, 28) or (n, 784); "
+    "integers are 0-255 pixel values (uint8), floats are intensities in [0, 1]; a float above 1, a "
+    "negative or non-finite value, an integer above 255 or any other shape is refused (HTTP 400)"
+)
+OUTPUT_CONTRACT = (
+    "one row per image: label (the predicted digit, int) and probability_0 .. probability_9 "
+    "(float32 softmax probabilities of digits 0-9, summing to 1)"
+)
 CLASSES_TEXT = "digits 0-9 (probability_k is the probability of digit k)"
 REQUEST_BODY = '{"inputs": [<image>, ...]}'
-REQUEST_FORMAT = (f"POST /invocations, Content-Type: application/json, body {REQUEST_BODY} with each "
-                  "image 28 rows of 28 values (or 784 values)")
+REQUEST_FORMAT = (
+    f"POST /invocations, Content-Type: application/json, body {REQUEST_BODY} with each "
+    "image 28 rows of 28 values (or 784 values)"
+)
 
 
 MAX_BATCH_VARIABLE = "STUDYFLOW_SERVE_MAX_BATCH"  # images per request at most; unset: no limit
@@ -98,9 +104,12 @@ def max_batch_setting() -> int | None:
 
 def check_batch_size(count: int, limit: int | None) -> None:
     if limit is not None and count > limit:
-        raise RequestRefused(f"the request holds {count} images; this server takes at most {limit} per request "
-                             f"({MAX_BATCH_VARIABLE}): send them in batches of {limit}",
-                             error_code=REQUEST_LIMIT_EXCEEDED, http_status=413)
+        raise RequestRefused(
+            f"the request holds {count} images; this server takes at most {limit} per request "
+            f"({MAX_BATCH_VARIABLE}): send them in batches of {limit}",
+            error_code=REQUEST_LIMIT_EXCEEDED,
+            http_status=413,
+        )
 
 
 def images_from(data) -> np.ndarray:
@@ -121,7 +130,11 @@ def images_from(data) -> np.ndarray:
     if images.ndim == 2 and images.shape[1] == SIDE * SIDE:
         images = images.reshape(-1, SIDE, SIDE)
     if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
-        hint = " (one image: send a batch of one, [image])" if images.shape in ((SIDE, SIDE), (SIDE * SIDE,)) else ""
+        hint = (
+            " (one image: send a batch of one, [image])"
+            if images.shape in ((SIDE, SIDE), (SIDE * SIDE,))
+            else ""
+        )
         raise _refuse(f"got an array of shape {images.shape}{hint}")
     if len(images) == 0:
         raise _refuse("got no image")
@@ -147,7 +160,9 @@ class DigitClassifier(PythonModel):
         import keras
 
         self.network = keras.saving.load_model(context.artifacts["keras_model"])
-        self.max_batch = max_batch_setting()  # read once: a bad value stops the server at start, not a request
+        self.max_batch = (
+            max_batch_setting()
+        )  # read once: a bad value stops the server at start, not a request
 
     # model_input's hint is one MLflow infers no schema from (as np.ndarray, pd.DataFrame): it then neither
     # validates nor converts the input, so images_from's checks stay the contract (a typed hint would put
@@ -159,9 +174,12 @@ class DigitClassifier(PythonModel):
         import keras
 
         # A direct call, not network.predict: no progress bar on the server's output, no tf.data pipeline.
-        probabilities = np.concatenate([
-            keras.ops.convert_to_numpy(self.network(images[start:start + BATCH], training=False))
-            for start in range(0, len(images), BATCH)]).astype(np.float32)
+        probabilities = np.concatenate(
+            [
+                keras.ops.convert_to_numpy(self.network(images[start : start + BATCH], training=False))
+                for start in range(0, len(images), BATCH)
+            ]
+        ).astype(np.float32)
         table = pd.DataFrame(probabilities, columns=list(PROBABILITY_COLUMNS))
         table.insert(0, LABEL_COLUMN, probabilities.argmax(axis=1).astype(np.int64))
         return table

@@ -26,11 +26,14 @@ def trials_table(config: SweepConfig, trials: list[FrozenTrial]) -> pd.DataFrame
     rows = []
     for trial in trials:
         row = {"trial": trial.number, "state": trial.state.name}
-        row.update({name: (trial.values[index] if trial.values else None) for index, name in enumerate(metrics)})
+        row.update(
+            {name: (trial.values[index] if trial.values else None) for index, name in enumerate(metrics)}
+        )
         if trial.state == TrialState.PRUNED and trial.intermediate_values:
             row[metrics[0]] = None  # a pruned trial has no objective value; see last_reported
-        row["last_reported_val_accuracy"] = (trial.intermediate_values[max(trial.intermediate_values)]
-                                             if trial.intermediate_values else None)
+        row["last_reported_val_accuracy"] = (
+            trial.intermediate_values[max(trial.intermediate_values)] if trial.intermediate_values else None
+        )
         row["epochs_run"] = trial.user_attrs.get(TrialAttr.EPOCHS_RUN)
         row["train_time_s"] = trial.user_attrs.get(TrialAttr.TRAIN_TIME_S)
         row["param_count"] = trial.user_attrs.get(TrialAttr.PARAM_COUNT)
@@ -54,14 +57,25 @@ def history_figure(config: SweepConfig, trials: list[FrozenTrial]):
         values = [trial.values[index] for trial in complete]
         axis.scatter(numbers, values, label=f"{metric} (complete trial)", zorder=3)
         if len(metrics) == 1 and values:
-            axis.step(numbers, np.maximum.accumulate(values), where="post", color="tab:red", label="best so far")
+            axis.step(
+                numbers, np.maximum.accumulate(values), where="post", color="tab:red", label="best so far"
+            )
     pruned = [trial for trial in trials if trial.state == TrialState.PRUNED and trial.intermediate_values]
     if pruned:
-        axis.scatter([trial.number for trial in pruned],
-                     [trial.intermediate_values[max(trial.intermediate_values)] for trial in pruned],
-                     marker="x", color="grey", label="pruned (last reported value)", zorder=3)
-    _finish(axis, f"Optimisation history: {config.resolved_study_name}", "trial number",
-            "validation accuracy (last epoch)")
+        axis.scatter(
+            [trial.number for trial in pruned],
+            [trial.intermediate_values[max(trial.intermediate_values)] for trial in pruned],
+            marker="x",
+            color="grey",
+            label="pruned (last reported value)",
+            zorder=3,
+        )
+    _finish(
+        axis,
+        f"Optimisation history: {config.resolved_study_name}",
+        "trial number",
+        "validation accuracy (last epoch)",
+    )
     return figure
 
 
@@ -75,11 +89,21 @@ def learning_curves_figure(config: SweepConfig, trials: list[FrozenTrial]):
             continue
         steps = sorted(trial.intermediate_values)
         style, label = styles[trial.state]
-        axis.plot([step + 1 for step in steps], [trial.intermediate_values[step] for step in steps], style, marker="o",
-                  label=f"{label} trial" if label not in labelled else None, alpha=0.8)
+        axis.plot(
+            [step + 1 for step in steps],
+            [trial.intermediate_values[step] for step in steps],
+            style,
+            marker="o",
+            label=f"{label} trial" if label not in labelled else None,
+            alpha=0.8,
+        )
         labelled.add(label)
-    _finish(axis, f"Validation accuracy per epoch, every trial: {config.resolved_study_name}", "epoch",
-            "validation accuracy")
+    _finish(
+        axis,
+        f"Validation accuracy per epoch, every trial: {config.resolved_study_name}",
+        "epoch",
+        "validation accuracy",
+    )
     return figure
 
 
@@ -103,8 +127,11 @@ def importances_figure(config: SweepConfig, values: dict[str, float]):
     names = list(values)[::-1]
     axis.barh(names, [values[name] for name in names], color="tab:blue", label="importance (normalised to 1)")
     what = "both objectives (Pareto)" if config.KIND == "mtl" else "validation accuracy"
-    axis.set(title=f"Parameter importances for {what}: {config.resolved_study_name}",
-             xlabel="importance (PED-ANOVA, sums to 1)", ylabel="parameter")
+    axis.set(
+        title=f"Parameter importances for {what}: {config.resolved_study_name}",
+        xlabel="importance (PED-ANOVA, sums to 1)",
+        ylabel="parameter",
+    )
     axis.legend(loc="lower right")
     return figure
 
@@ -112,16 +139,34 @@ def importances_figure(config: SweepConfig, values: dict[str, float]):
 def pareto_figure(config: SweepConfig, trials: list[FrozenTrial], front: list[FrozenTrial]):
     figure, axis = plt.subplots(figsize=(6.5, 5))
     complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    axis.scatter([t.values[0] for t in complete], [t.values[1] for t in complete], color="lightgrey",
-                 edgecolor="grey", label="trial")
+    axis.scatter(
+        [t.values[0] for t in complete],
+        [t.values[1] for t in complete],
+        color="lightgrey",
+        edgecolor="grey",
+        label="trial",
+    )
     ordered = sorted(front, key=lambda trial: trial.values[0])
-    axis.plot([t.values[0] for t in ordered], [t.values[1] for t in ordered], "-o", color="tab:red",
-              label="Pareto front")
+    axis.plot(
+        [t.values[0] for t in ordered],
+        [t.values[1] for t in ordered],
+        "-o",
+        color="tab:red",
+        label="Pareto front",
+    )
     for trial in ordered:
-        axis.annotate(f"λ={trial.params['lambda']:.2f}", (trial.values[0], trial.values[1]),
-                      textcoords="offset points", xytext=(4, 4), fontsize=8)
-    axis.set(title=f"Pareto front, items vs groups: {config.resolved_study_name}",
-             xlabel="validation accuracy, task 1 (10 items)", ylabel="validation accuracy, task 2 (3 groups)")
+        axis.annotate(
+            f"λ={trial.params['lambda']:.2f}",
+            (trial.values[0], trial.values[1]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
+    axis.set(
+        title=f"Pareto front, items vs groups: {config.resolved_study_name}",
+        xlabel="validation accuracy, task 1 (10 items)",
+        ylabel="validation accuracy, task 2 (3 groups)",
+    )
     axis.legend(loc="lower left")
     axis.grid(alpha=0.3)
     return figure
@@ -133,8 +178,11 @@ def lambda_figure(config: SweepConfig, trials: list[FrozenTrial]):
     lambdas = [t.params["lambda"] for t in complete]
     axis.plot(lambdas, [t.values[0] for t in complete], "-o", label="task 1: items")
     axis.plot(lambdas, [t.values[1] for t in complete], "-s", label="task 2: groups")
-    axis.set(title=f"Validation accuracy across lambda: {config.resolved_study_name}",
-             xlabel="lambda (weight of the item loss)", ylabel="validation accuracy (last epoch)")
+    axis.set(
+        title=f"Validation accuracy across lambda: {config.resolved_study_name}",
+        xlabel="lambda (weight of the item loss)",
+        ylabel="validation accuracy (last epoch)",
+    )
     axis.legend(loc="lower center")
     axis.grid(alpha=0.3)
     return figure

@@ -10,7 +10,7 @@ most K - 1 when loops start trials at the same instant (each checks the count ju
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 
@@ -24,8 +24,12 @@ def never() -> bool:
     return False
 
 
-def run_trials_here(config: SweepConfig, study: optuna.Study, objective: TrialObjective,
-                    should_stop: Callable[[], bool] = never) -> None:
+def run_trials_here(
+    config: SweepConfig,
+    study: optuna.Study,
+    objective: TrialObjective,
+    should_stop: Callable[[], bool] = never,
+) -> None:
     """Run trials in this process until the study has `config.trials` finished ones, or until
     `should_stop()` (asked before each trial: the command that started this loop has stopped).
 
@@ -42,12 +46,16 @@ def run_trials_here(config: SweepConfig, study: optuna.Study, objective: TrialOb
         if counts["FINISHED"] >= config.trials:
             return
         if counts["FAIL"] - failed_before >= config.trials:
-            raise TrainingDivergedError(f"{config.trials} trials of study {study.study_name} failed in this run; "
-                                        "see their MLflow runs' studyflow.end_reason")
+            raise TrainingDivergedError(
+                f"{config.trials} trials of study {study.study_name} failed in this run; "
+                "see their MLflow runs' studyflow.end_reason"
+            )
         if counts["FINISHED"] + counts["RUNNING"] >= config.trials:
             if not announced_wait:
-                print(f"[studyflow] waiting for {counts['RUNNING']} running trial(s) of other processes to "
-                      f"finish or to miss their heartbeat (grace {config.heartbeat_grace_s} s)")
+                print(
+                    f"[studyflow] waiting for {counts['RUNNING']} running trial(s) of other processes to "
+                    f"finish or to miss their heartbeat (grace {config.heartbeat_grace_s} s)"
+                )
                 announced_wait = True
             time.sleep(config.heartbeat_interval_s)
             continue

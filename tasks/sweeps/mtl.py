@@ -23,5 +23,10 @@ def build_mtl_trial_model(mtl_lambda: float, settings: TrainSettings, name: str)
     """Part 6's two-head model with loss lambda * CE(items) + (1 - lambda) * CE(groups)."""
     variant = Variant(TASKS, mtl_lambda)
     model = build_multitask(TASKS, group_count=len(reference.fashion_groups()), name=name)
-    return compile_model(model, settings, loss={task: CROSS_ENTROPY for task in TASKS},
-                         metrics=task_metrics(TASKS), loss_weights=variant.loss_weights)
+    return compile_model(
+        model,
+        settings,
+        loss={task: CROSS_ENTROPY for task in TASKS},
+        metrics=task_metrics(TASKS),
+        loss_weights=variant.loss_weights,
+    )

@@ -40,8 +40,9 @@ from tasks.sweeps.trials import TrialObjective
 from tasks.training import TrainingData
 
 
-def run_trials_on_cluster(config: SweepConfig, study: optuna.Study, data: TrainingData, parent: RunRecorder,
-                          flow_run_id: str = "") -> None:
+def run_trials_on_cluster(
+    config: SweepConfig, study: optuna.Study, data: TrainingData, parent: RunRecorder, flow_run_id: str = ""
+) -> None:
     """One trial loop per worker thread of the config's cluster, until the study has enough trials."""
     from distributed import Event, as_completed
 
@@ -52,8 +53,19 @@ def run_trials_on_cluster(config: SweepConfig, study: optuna.Study, data: Traini
             print(f"[studyflow] trials on the Dask cluster {address} ({loops} at once)")
             stop = Event(f"studyflow-sweep-stop-{uuid.uuid4().hex}", client=client)
             shared_data = client.scatter(data, broadcast=True)  # a copy on each worker: none lost with one
-            futures = [client.submit(trial_loop, config, shared_data, parent, flow_run_id, index, stop.name,
-                                     key=f"trial-loop-{index}-{stop.name}") for index in range(loops)]
+            futures = [
+                client.submit(
+                    trial_loop,
+                    config,
+                    shared_data,
+                    parent,
+                    flow_run_id,
+                    index,
+                    stop.name,
+                    key=f"trial-loop-{index}-{stop.name}",
+                )
+                for index in range(loops)
+            ]
             try:
                 for future in as_completed(futures, loop=client.loop):  # not the default client: ours
                     cluster_result(future, address, client)
@@ -74,8 +86,14 @@ def _tell(stop) -> None:
         pass
 
 
-def trial_loop(config: SweepConfig, data: TrainingData, parent: RunRecorder, flow_run_id: str, index: int,
-               stop_event: str) -> None:
+def trial_loop(
+    config: SweepConfig,
+    data: TrainingData,
+    parent: RunRecorder,
+    flow_run_id: str,
+    index: int,
+    stop_event: str,
+) -> None:
     """One worker's trials (a Dask task): open the study and run trials until it has enough finished
     ones, or until the command that submitted this says stop."""
     from distributed import Event
@@ -90,5 +108,7 @@ def trial_loop(config: SweepConfig, data: TrainingData, parent: RunRecorder, flo
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the command said once which study it opened
     # worker_index: each loop's sampler draws from its own seed (index 0 is a one-process sweep's)
-    study = open_study(config, open_storage(config, on_stale_trial=close_stale_trial_run), worker_index=index + 1)
+    study = open_study(
+        config, open_storage(config, on_stale_trial=close_stale_trial_run), worker_index=index + 1
+    )
     run_trials_here(config, study, TrialObjective(config, data, parent, flow_run_id), should_stop=stopping)

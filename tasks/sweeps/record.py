@@ -13,18 +13,19 @@ recorded, so that a later sweep can tell a parent left by a killed process from 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import optuna
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from studyflow.tracking.descriptions import DESCRIPTION_TAG, parent_description
 from studyflow import processes, tracking
 from studyflow.config.sweeps import SweepConfig
 from studyflow.errors import SweepBusyError
 from studyflow.tracking import RunRecorder, Tag, TrialAttr
+from studyflow.tracking.descriptions import DESCRIPTION_TAG, parent_description
 from tasks.data import Dataset
 from tasks.sweeps import figures
 from tasks.sweeps.storage import masked_url, trial_counts
@@ -38,18 +39,26 @@ def close_stale_trial_run(trial: optuna.trial.FrozenTrial) -> None:
     """The heartbeat found this trial's process dead: its run ends KILLED (called before the retry)."""
     run_id = trial.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)
     if run_id:
-        tracking.close_run(MlflowClient(tracking.tracking_uri()), run_id, "KILLED",
-                  f"trial {trial.number}: no heartbeat; its process died. Its parameters were queued again.",
-                  {Tag.TRIAL_STATE: "FAIL"})
+        tracking.close_run(
+            MlflowClient(tracking.tracking_uri()),
+            run_id,
+            "KILLED",
+            f"trial {trial.number}: no heartbeat; its process died. Its parameters were queued again.",
+            {Tag.TRIAL_STATE: "FAIL"},
+        )
 
 
-def close_orphaned_trial_runs(client: MlflowClient, study: optuna.Study, experiment_id: str,
-                              why: str = "its process died") -> int:
+def close_orphaned_trial_runs(
+    client: MlflowClient, study: optuna.Study, experiment_id: str, why: str = "its process died"
+) -> int:
     """Trial runs still RUNNING although Optuna has finished their trial (e.g. the process died between
     the two stores' updates, or a stopped sweep failed it): close them KILLED, saying `why`. Runs of
     trials that are still running are left alone."""
-    runs = client.search_runs([experiment_id], max_results=5000, filter_string=(
-        f"tags.`{Tag.OPTUNA_STUDY}` = '{study.study_name}' and attributes.status = 'RUNNING'"))
+    runs = client.search_runs(
+        [experiment_id],
+        max_results=5000,
+        filter_string=(f"tags.`{Tag.OPTUNA_STUDY}` = '{study.study_name}' and attributes.status = 'RUNNING'"),
+    )
     trials = {str(trial.number): trial for trial in study.get_trials(deepcopy=False)}
     closed = 0
     for run in runs:
@@ -58,19 +67,30 @@ def close_orphaned_trial_runs(client: MlflowClient, study: optuna.Study, experim
         if number is None or (trial is not None and not trial.state.is_finished()):
             continue
         state = trial.state.name if trial is not None else "FAIL"
-        tracking.close_run(client, run.info.run_id, "KILLED", f"trial {number} is {state} in Optuna; {why}",
-                  {Tag.TRIAL_STATE: state})
+        tracking.close_run(
+            client,
+            run.info.run_id,
+            "KILLED",
+            f"trial {number} is {state} in Optuna; {why}",
+            {Tag.TRIAL_STATE: state},
+        )
         closed += 1
     return closed
 
 
 def trial_tags(config: SweepConfig, trial: optuna.Trial, flow_run_id: str) -> dict[str, Any]:
     tags = {
-        Tag.SWEEP_KIND: config.KIND, Tag.OPTUNA_STUDY: config.resolved_study_name, Tag.OPTUNA_STORAGE: masked_url(config.storage_url),
-        Tag.TRIAL_NUMBER: trial.number, Tag.TRIAL_ID: trial._trial_id, Tag.PROCESS: processes.identity(),
+        Tag.SWEEP_KIND: config.KIND,
+        Tag.OPTUNA_STUDY: config.resolved_study_name,
+        Tag.OPTUNA_STORAGE: masked_url(config.storage_url),
+        Tag.TRIAL_NUMBER: trial.number,
+        Tag.TRIAL_ID: trial._trial_id,
+        Tag.PROCESS: processes.identity(),
     }
     if flow_run_id:
-        tags[Tag.PREFECT_FLOW_RUN_ID] = flow_run_id  # also right in Dask workers, which have no Prefect context
+        tags[Tag.PREFECT_FLOW_RUN_ID] = (
+            flow_run_id  # also right in Dask workers, which have no Prefect context
+        )
     retried = trial.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
     if retried is not None:
         tags[Tag.RETRY_OF] = retried
@@ -89,31 +109,49 @@ def _flat_params(config: SweepConfig) -> dict[str, Any]:
 
 
 @contextmanager
-def sweep_parent_run(client: MlflowClient, config: SweepConfig, study: optuna.Study,
-                     dataset: Dataset) -> Iterator[RunRecorder]:
+def sweep_parent_run(
+    client: MlflowClient, config: SweepConfig, study: optuna.Study, dataset: Dataset
+) -> Iterator[RunRecorder]:
     """The study's parent run: created on the first sweep, reopened by a resumed one (so the MLflow
     UI shows one sweep with all its trials); ended like every run (tracking.ending)."""
     part = sweep_part(config.KIND)
     experiment_id = tracking.ensure_experiment(client, part)
     existing = _recorded_parent(client, study, experiment_id)
     if existing is None:
-        opened = tracking.tracked_run(client, part, study.study_name, profile=config.profile, seed=config.seed,
-                                      dataset_digest=dataset.digest, tags={
-                                          Tag.SWEEP_KIND: config.KIND, Tag.OPTUNA_STUDY: study.study_name,
-                                          Tag.OPTUNA_STORAGE: masked_url(config.storage_url)})
+        opened = tracking.tracked_run(
+            client,
+            part,
+            study.study_name,
+            profile=config.profile,
+            seed=config.seed,
+            dataset_digest=dataset.digest,
+            tags={
+                Tag.SWEEP_KIND: config.KIND,
+                Tag.OPTUNA_STUDY: study.study_name,
+                Tag.OPTUNA_STORAGE: masked_url(config.storage_url),
+            },
+        )
     else:
         owner = existing.data.tags.get(Tag.PROCESS, "")
         if existing.info.status == "RUNNING" and processes.is_alive(owner) is not False:
             raise SweepBusyError(
                 f"study {study.study_name!r} is being run by another process ({owner or 'unknown'}; MLflow run "
                 f"{existing.info.run_id}). Wait for it, or run more trials at once with --set workers=K (or a "
-                "dask_address) on a PostgreSQL storage.")
-        context = {"part": part, "profile": config.profile, "seed": config.seed, "dataset_digest": dataset.digest}
+                "dask_address) on a PostgreSQL storage."
+            )
+        context = {
+            "part": part,
+            "profile": config.profile,
+            "seed": config.seed,
+            "dataset_digest": dataset.digest,
+        }
         opened = tracking.resumed_run(client, existing, context)
     with opened as recorder:
         recorder.system_metrics = config.system_metrics
         if existing is None:
-            recorder.set_tags({DESCRIPTION_TAG: parent_description(part, config.profile, _flat_params(config))})
+            recorder.set_tags(
+                {DESCRIPTION_TAG: parent_description(part, config.profile, _flat_params(config))}
+            )
             recorder.log_params(_flat_params(config))
             recorder.log_dataset(dataset, "train")
             recorder.log_dataset(dataset, "test")
@@ -143,43 +181,88 @@ def report_sweep(parent: RunRecorder, config: SweepConfig, study: optuna.Study) 
     step = counts["FINISHED"]
     epochs = sum(trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0) for trial in trials)
     train_time_s = sum(trial.user_attrs.get(TrialAttr.TRAIN_TIME_S, 0.0) for trial in trials)
-    parent.log_metrics({"trials_complete": counts["COMPLETE"], "trials_pruned": counts["PRUNED"],
-                        "trials_failed": counts["FAIL"], "epochs_trained": epochs, "train_time_s": train_time_s},
-                       step=step)
+    parent.log_metrics(
+        {
+            "trials_complete": counts["COMPLETE"],
+            "trials_pruned": counts["PRUNED"],
+            "trials_failed": counts["FAIL"],
+            "epochs_trained": epochs,
+            "train_time_s": train_time_s,
+        },
+        step=step,
+    )
     table = figures.trials_table(config, trials)
-    parent.log_table(table, "tables/trials", caption=f"Trials of Optuna study {study.study_name} "
-                     "(accuracies as fractions; param_count in weights; epochs_run in epochs; train_time_s in seconds)")
+    parent.log_table(
+        table,
+        "tables/trials",
+        caption=f"Trials of Optuna study {study.study_name} "
+        "(accuracies as fractions; param_count in weights; epochs_run in epochs; train_time_s in seconds)",
+    )
     parent.log_figure(figures.history_figure(config, trials), "figures/optimization_history.png")
-    summary = {"study_name": study.study_name, "trials": counts, "epochs_trained": epochs,
-               "train_time_s": train_time_s, "parent_run_id": parent.run_id}
+    summary = {
+        "study_name": study.study_name,
+        "trials": counts,
+        "epochs_trained": epochs,
+        "train_time_s": train_time_s,
+        "parent_run_id": parent.run_id,
+    }
     complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     if len(complete) >= 2:
-        parent.log_figure(figures.importances_figure(config, figures.importances(study)), "figures/param_importances.png")
+        parent.log_figure(
+            figures.importances_figure(config, figures.importances(study)), "figures/param_importances.png"
+        )
     if config.KIND == "mtl":
         front = study.best_trials if complete else []
         if complete:
             parent.log_figure(figures.pareto_figure(config, trials, front), "figures/pareto_front.png")
             parent.log_figure(figures.lambda_figure(config, trials), "figures/accuracy_vs_lambda.png")
-        pareto = [{"trial": t.number, "lambda": t.params["lambda"], "val_item_accuracy": t.values[0],
-                   "val_group_accuracy": t.values[1], "mlflow_run_id": t.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)} for t in front]
+        pareto = [
+            {
+                "trial": t.number,
+                "lambda": t.params["lambda"],
+                "val_item_accuracy": t.values[0],
+                "val_group_accuracy": t.values[1],
+                "mlflow_run_id": t.user_attrs.get(TrialAttr.MLFLOW_RUN_ID),
+            }
+            for t in front
+        ]
         parent.log_dict({"pareto_front": pareto}, "pareto_front.json")
         parent.set_tags({Tag.PARETO_TRIALS: json.dumps([row["trial"] for row in pareto])})
         if complete:
-            parent.log_metrics({"best_val_item_accuracy": max(t.values[0] for t in complete),
-                                "best_val_group_accuracy": max(t.values[1] for t in complete)}, step=step)
+            parent.log_metrics(
+                {
+                    "best_val_item_accuracy": max(t.values[0] for t in complete),
+                    "best_val_group_accuracy": max(t.values[1] for t in complete),
+                },
+                step=step,
+            )
         summary["pareto_front"] = pareto
         return summary
     parent.log_figure(figures.learning_curves_figure(config, trials), "figures/trial_learning_curves.png")
     if complete:
         best = max(complete, key=lambda trial: trial.value)
-        layers = [value for key, value in sorted(best.params.items(), key=lambda item: _layer_index(item[0]))
-                  if key != "depth"]
-        best_info = {"trial": best.number, "val_accuracy": best.value, "params": best.params, "architecture": layers,
-                     "param_count": best.user_attrs.get(TrialAttr.PARAM_COUNT), "mlflow_run_id": best.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)}
+        layers = [
+            value
+            for key, value in sorted(best.params.items(), key=lambda item: _layer_index(item[0]))
+            if key != "depth"
+        ]
+        best_info = {
+            "trial": best.number,
+            "val_accuracy": best.value,
+            "params": best.params,
+            "architecture": layers,
+            "param_count": best.user_attrs.get(TrialAttr.PARAM_COUNT),
+            "mlflow_run_id": best.user_attrs.get(TrialAttr.MLFLOW_RUN_ID),
+        }
         parent.log_metrics({"best_val_accuracy": best.value}, step=step)
-        parent.set_tags({Tag.BEST_TRIAL_NUMBER: best.number, Tag.BEST_PARAMS: json.dumps(best.params, sort_keys=True),
-                         Tag.BEST_ARCHITECTURE: "x".join(str(size) for size in layers),
-                         Tag.BEST_RUN_ID_SWEEP: best_info["mlflow_run_id"]})
+        parent.set_tags(
+            {
+                Tag.BEST_TRIAL_NUMBER: best.number,
+                Tag.BEST_PARAMS: json.dumps(best.params, sort_keys=True),
+                Tag.BEST_ARCHITECTURE: "x".join(str(size) for size in layers),
+                Tag.BEST_RUN_ID_SWEEP: best_info["mlflow_run_id"],
+            }
+        )
         parent.log_dict(best_info, "best_trial.json")
         summary["best"] = best_info
     return summary

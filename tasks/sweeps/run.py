@@ -5,8 +5,8 @@ cluster), report. One function for both ways to run it: `run_sweep` calls the st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import optuna
 
@@ -14,7 +14,12 @@ from studyflow import tracking
 from studyflow.config.sweeps import SweepConfig
 from studyflow.tracking import RunRecorder
 from tasks.sweeps.loop import run_trials_here
-from tasks.sweeps.record import close_orphaned_trial_runs, close_stale_trial_run, report_sweep, sweep_parent_run
+from tasks.sweeps.record import (
+    close_orphaned_trial_runs,
+    close_stale_trial_run,
+    report_sweep,
+    sweep_parent_run,
+)
 from tasks.sweeps.storage import fail_stale_trials, open_storage, open_study, trial_counts
 from tasks.sweeps.trials import TrialObjective, sweep_data
 from tasks.training import TrainingData
@@ -27,14 +32,17 @@ def open_sweep(config: SweepConfig) -> optuna.Study:
     study = open_study(config, storage)
     fail_stale_trials(study)
     counts = trial_counts(study)
-    print(f"[studyflow] study {study.study_name}: {counts['FINISHED']} of {config.trials} trials finished "
-          f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed, "
-          f"{counts['WAITING']} queued again, {counts['RUNNING']} running)")
+    print(
+        f"[studyflow] study {study.study_name}: {counts['FINISHED']} of {config.trials} trials finished "
+        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed, "
+        f"{counts['WAITING']} queued again, {counts['RUNNING']} running)"
+    )
     return study
 
 
-def run_trials(config: SweepConfig, study: optuna.Study, data: TrainingData, parent: RunRecorder,
-               flow_run_id: str = "") -> None:
+def run_trials(
+    config: SweepConfig, study: optuna.Study, data: TrainingData, parent: RunRecorder, flow_run_id: str = ""
+) -> None:
     """Trials until the study has `config.trials` finished ones: in this process (workers=1, no
     dask_address; Dask is not imported), or at once on a Dask cluster (tasks/sweeps/parallel.py)."""
     close_orphaned_trial_runs(parent.client, study, parent.experiment_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -26,7 +26,6 @@ from studyflow.tracking.names import TrialAttr
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-
 def masked_url(url: str) -> str:
     """The URL without its password, fit for tags and messages."""
     from sqlalchemy.engine import make_url
@@ -34,7 +33,9 @@ def masked_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def open_storage(config: SweepConfig, on_stale_trial: Callable[[FrozenTrial], None] | None = None) -> RDBStorage:
+def open_storage(
+    config: SweepConfig, on_stale_trial: Callable[[FrozenTrial], None] | None = None
+) -> RDBStorage:
     """Connect (creating the tables on first use) with heartbeats on; fail with the URL if unreachable."""
     url = config.storage_url
     engine_kwargs = {}
@@ -53,11 +54,18 @@ def open_storage(config: SweepConfig, on_stale_trial: Callable[[FrozenTrial], No
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=config.heartbeat_interval_s,
-                              grace_period=config.heartbeat_grace_s, heartbeat_stale_trial_callback=stale_trial)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=config.heartbeat_interval_s,
+                grace_period=config.heartbeat_grace_s,
+                heartbeat_stale_trial_callback=stale_trial,
+            )
     except Exception as exc:  # SQLAlchemy's OperationalError, a missing driver, a bad database name
-        raise SweepStorageError(f"Optuna storage {masked_url(url)} cannot be used: {type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise SweepStorageError(
+            f"Optuna storage {masked_url(url)} cannot be used: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
 
 
 def check_storage(config: SweepConfig) -> None:
@@ -70,29 +78,41 @@ def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
     """Optuna's pruner for `config.pruner` (studyflow.config.pruning.PrunerSettings says what each does)."""
     settings = config.pruner
     if settings.kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
-                                           n_warmup_steps=settings.warmup_epochs)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_epochs
+        )
     if settings.kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=settings.min_resource,
-                                                      reduction_factor=settings.reduction_factor,
-                                                      min_early_stopping_rate=settings.min_early_stopping_rate)
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=settings.min_resource,
+            reduction_factor=settings.reduction_factor,
+            min_early_stopping_rate=settings.min_early_stopping_rate,
+        )
     if settings.kind == "hyperband":
         # A fixed max_resource (Optuna's "auto" waits for a first complete trial before it prunes anything)
-        return optuna.pruners.HyperbandPruner(min_resource=settings.min_resource,
-                                              max_resource=settings.max_resource or config.epochs,
-                                              reduction_factor=settings.reduction_factor)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=settings.min_resource,
+            max_resource=settings.max_resource or config.epochs,
+            reduction_factor=settings.reduction_factor,
+        )
     if settings.kind == "threshold":
-        return optuna.pruners.ThresholdPruner(lower=settings.min_val_accuracy, n_warmup_steps=settings.warmup_epochs)
+        return optuna.pruners.ThresholdPruner(
+            lower=settings.min_val_accuracy, n_warmup_steps=settings.warmup_epochs
+        )
     return optuna.pruners.NopPruner()
 
 
-def make_sampler(config: SweepConfig, study: optuna.Study | None, worker_index: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    config: SweepConfig, study: optuna.Study | None, worker_index: int = 0
+) -> optuna.samplers.BaseSampler:
     """TPE, seeded. The seed moves on with the study's length and the worker, so a resumed study
     (or a second worker) does not draw again the parameters that the first trials drew."""
     offset = len(study.get_trials(deepcopy=False)) if study is not None else 0
     seed = config.seed + offset + 100_003 * worker_index
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True) if config.KIND != "mtl" \
+    return (
+        optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        if config.KIND != "mtl"
         else optuna.samplers.TPESampler(seed=seed)
+    )
 
 
 def directions(config: SweepConfig) -> list[str]:
@@ -104,8 +124,13 @@ def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) 
     name = config.resolved_study_name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # multivariate/group TPE
-        study = optuna.create_study(storage=storage, study_name=name, directions=directions(config),
-                                    pruner=make_pruner(config), load_if_exists=True)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            directions=directions(config),
+            pruner=make_pruner(config),
+            load_if_exists=True,
+        )
         study.sampler = make_sampler(config, study, worker_index)
         # The dashboard and Optuna's plots label the objectives with these ("Objective 0" without them).
         metric_names = list(OBJECTIVES[config.KIND].metrics)
@@ -119,10 +144,14 @@ def open_study(config: SweepConfig, storage: RDBStorage, worker_index: int = 0) 
     recorded = with_later_defaults(recorded, wanted, type(config))
     if recorded != wanted:
         differing = sorted(key for key in set(recorded) | set(wanted) if recorded.get(key) != wanted.get(key))
-        details = "; ".join(f"{key}: study has {json.dumps(recorded.get(key))}, asked {json.dumps(wanted.get(key))}"
-                            for key in differing)
-        raise ConfigError(f"parameter(s) {', '.join(differing)}: study {name!r} in {masked_url(config.storage_url)} "
-                          f"was made with other settings ({details}); use them, or a new --study-name")
+        details = "; ".join(
+            f"{key}: study has {json.dumps(recorded.get(key))}, asked {json.dumps(wanted.get(key))}"
+            for key in differing
+        )
+        raise ConfigError(
+            f"parameter(s) {', '.join(differing)}: study {name!r} in {masked_url(config.storage_url)} "
+            f"was made with other settings ({details}); use them, or a new --study-name"
+        )
     return study
 
 
@@ -135,12 +164,22 @@ def with_later_defaults(recorded: dict, wanted: dict, model: type[BaseModel]) ->
     """A study's recorded settings with the settings added to the product after it was made (precision,
     a pruner's min_resource), which ran at their defaults then; nested settings too."""
     fields = model.model_fields
-    filled = {**{key: DEFAULTS_WHEN_ADDED.get(key, fields[key].default) for key in set(wanted) - set(recorded)
-                 if key in fields}, **recorded}
+    filled = {
+        **{
+            key: DEFAULTS_WHEN_ADDED.get(key, fields[key].default)
+            for key in set(wanted) - set(recorded)
+            if key in fields
+        },
+        **recorded,
+    }
     for key, value in filled.items():
         nested = fields[key].annotation if key in fields else None
-        if isinstance(value, dict) and isinstance(wanted.get(key), dict) and isinstance(nested, type) \
-                and issubclass(nested, BaseModel):
+        if (
+            isinstance(value, dict)
+            and isinstance(wanted.get(key), dict)
+            and isinstance(nested, type)
+            and issubclass(nested, BaseModel)
+        ):
             filled[key] = with_later_defaults(value, wanted[key], nested)
     return filled
 

@@ -40,8 +40,10 @@ def sweep_data(config: SweepConfig) -> tuple[Dataset, TrainingData]:
 
 def _suggest_layers(trial: optuna.Trial, space, size_name: str) -> list[int]:
     depth = trial.suggest_int("depth", space.min_depth, space.max_depth)
-    return [trial.suggest_int(f"{size_name}_{index}", space.min_size, space.max_size, log=space.log)
-            for index in range(1, depth + 1)]
+    return [
+        trial.suggest_int(f"{size_name}_{index}", space.min_size, space.max_size, log=space.log)
+        for index in range(1, depth + 1)
+    ]
 
 
 def suggest_architecture(config: SweepConfig, trial: optuna.Trial) -> dict:
@@ -54,7 +56,9 @@ def suggest_architecture(config: SweepConfig, trial: optuna.Trial) -> dict:
     return {"lambda": trial.suggest_float("lambda", space.min_lambda, space.max_lambda)}
 
 
-def create_model(config: SweepConfig, trial: optuna.Trial, settings: TrainSettings) -> tuple[keras.Model, dict]:
+def create_model(
+    config: SweepConfig, trial: optuna.Trial, settings: TrainSettings
+) -> tuple[keras.Model, dict]:
     """Build and compile the trial's model, from a cleared Keras state and seeded, as every model of
     the product (tasks.training.fresh_model)."""
     architecture = suggest_architecture(config, trial)
@@ -121,7 +125,9 @@ class TrialObjective:
         pruned: optuna.TrialPruned | None = None
         tags = trial_tags(self.config, trial, self.flow_run_id)
         with self.parent.child(trial_run_name(trial.number), tags=tags) as run:
-            trial.set_user_attr(TrialAttr.MLFLOW_RUN_ID, run.run_id)  # first: the heartbeat's cleanup needs it
+            trial.set_user_attr(
+                TrialAttr.MLFLOW_RUN_ID, run.run_id
+            )  # first: the heartbeat's cleanup needs it
             try:
                 values = self._train(trial, run)
             except optuna.TrialPruned as exc:
@@ -142,9 +148,15 @@ class TrialObjective:
     def _train(self, trial: optuna.Trial, run: RunRecorder) -> list[float]:
         model, architecture = create_model(self.config, trial, self.settings)
         layers = next((value for key, value in architecture.items() if isinstance(value, list)), None)
-        params = {**trial.params, **architecture, **self.settings.as_params(), "param_count": model.count_params(),
-                  "train_samples": len(self.data.train_inputs), "val_samples": len(self.data.val_inputs),
-                  "test_samples": len(self.data.test_inputs)}
+        params = {
+            **trial.params,
+            **architecture,
+            **self.settings.as_params(),
+            "param_count": model.count_params(),
+            "train_samples": len(self.data.train_inputs),
+            "val_samples": len(self.data.val_inputs),
+            "test_samples": len(self.data.test_inputs),
+        }
         if layers is not None:
             params["architecture"] = "x".join(str(size) for size in layers)
         run.log_params(params)
@@ -155,8 +167,14 @@ class TrialObjective:
         if self.objective.prunable:
             callbacks.append(PruningBeforeTheLastEpoch(trial, self.objective.metrics[0]))
         try:
-            result = train(model, self.data, self.settings, recorder=run, extra_callbacks=callbacks,
-                           selection_metric=self.objective.metrics[0])
+            result = train(
+                model,
+                self.data,
+                self.settings,
+                recorder=run,
+                extra_callbacks=callbacks,
+                selection_metric=self.objective.metrics[0],
+            )
         finally:
             trial.set_user_attr(TrialAttr.EPOCHS_RUN, tally.epochs)
             trial.set_user_attr(TrialAttr.TRAIN_TIME_S, round(tally.seconds, 3))
@@ -164,7 +182,9 @@ class TrialObjective:
         if self.config.seeds_per_trial > 1:
             values = self._mean_over_seeds(trial, run, values)
         if any(math.isnan(value) for value in values):
-            raise FloatingPointError(f"trial {trial.number}: {self.objective.metrics} = {values} (training diverged)")
+            raise FloatingPointError(
+                f"trial {trial.number}: {self.objective.metrics} = {values} (training diverged)"
+            )
         return values
 
     def _mean_over_seeds(self, trial: optuna.Trial, run: RunRecorder, first: list[float]) -> list[float]:
@@ -174,18 +194,41 @@ class TrialObjective:
         per_seed = {self.settings.seed: first}
         for seed in range(self.settings.seed + 1, self.settings.seed + self.config.seeds_per_trial):
             settings = self.settings.model_copy(update={"seed": seed})
-            model, _ = create_model(self.config, trial, settings)  # the same suggestions: the same architecture
+            model, _ = create_model(
+                self.config, trial, settings
+            )  # the same suggestions: the same architecture
             tally = EpochTally()
-            result = train(model, self.data, settings, extra_callbacks=[tally],
-                           selection_metric=self.objective.metrics[0])
-            trial.set_user_attr(TrialAttr.EPOCHS_RUN, trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0) + tally.epochs)
-            trial.set_user_attr(TrialAttr.TRAIN_TIME_S,
-                                round(trial.user_attrs.get(TrialAttr.TRAIN_TIME_S, 0.0) + tally.seconds, 3))
+            result = train(
+                model,
+                self.data,
+                settings,
+                extra_callbacks=[tally],
+                selection_metric=self.objective.metrics[0],
+            )
+            trial.set_user_attr(
+                TrialAttr.EPOCHS_RUN, trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0) + tally.epochs
+            )
+            trial.set_user_attr(
+                TrialAttr.TRAIN_TIME_S,
+                round(trial.user_attrs.get(TrialAttr.TRAIN_TIME_S, 0.0) + tally.seconds, 3),
+            )
             per_seed[seed] = [float(result.final_metrics[metric]) for metric in self.objective.metrics]
-        means = [float(sum(values[index] for values in per_seed.values()) / len(per_seed))
-                 for index in range(len(self.objective.metrics))]
-        run.log_metrics({**{f"{metric}_seed_{seed}": values[index] for seed, values in per_seed.items()
-                            for index, metric in enumerate(self.objective.metrics)},
-                         **{f"{metric}_mean_over_seeds": mean for metric, mean in zip(self.objective.metrics, means)}})
+        means = [
+            float(sum(values[index] for values in per_seed.values()) / len(per_seed))
+            for index in range(len(self.objective.metrics))
+        ]
+        run.log_metrics(
+            {
+                **{
+                    f"{metric}_seed_{seed}": values[index]
+                    for seed, values in per_seed.items()
+                    for index, metric in enumerate(self.objective.metrics)
+                },
+                **{
+                    f"{metric}_mean_over_seeds": mean
+                    for metric, mean in zip(self.objective.metrics, means, strict=False)
+                },
+            }
+        )
         run.set_tags({Tag.TRIAL_SEEDS: ",".join(map(str, per_seed))})
         return means
