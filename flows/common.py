@@ -45,11 +45,7 @@ def part_flow(
     def decorate(body: Callable[[ConfigT], object]) -> Flow:
         @functools.wraps(body)
         def run(profile: str = "quick", **parameters):
-            built = _built_config.get()
-            if type(built) is config_class:
-                _built_config.set(None)
-                return body(built)
-            return body(config_class.for_profile(profile, **parameters))
+            return body(_take_built_config(config_class) or config_class.for_profile(profile, **parameters))
 
         del run.__wrapped__  # Prefect reads the signature below, not the body's
         run.__signature__ = config_class.flow_signature()
@@ -57,6 +53,16 @@ def part_flow(
         return flow(name=name, validate_parameters=False, **options)(run)
 
     return decorate
+
+
+def _take_built_config(config_class: type[ConfigT]) -> ConfigT | None:
+    """The config run_with_config built for this flow, once (a subflow builds its own). A module-level
+    function: the flow's body is sent to Dask workers by value, and a ContextVar cannot be pickled."""
+    built = _built_config.get()
+    if type(built) is not config_class:
+        return None
+    _built_config.set(None)
+    return built
 
 
 def run_with_config(part_flow_: Flow, config: PartConfig) -> Any:
