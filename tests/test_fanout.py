@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from commands import run_studyflow, start_studyflow
 from conftest import TINY, free_port, prefect_home, runs_of
 from holding import REPO, cli_statement, kill_9, tail, wait_until_epoch_1_logged
 
@@ -37,14 +38,7 @@ def test_every_part_with_several_trainings_takes_workers_and_a_scheduler(monkeyp
 
 
 def _refusal(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_studyflow(*argv, env={**os.environ, **env}, timeout=120)
 
 
 @pytest.mark.slow
@@ -177,14 +171,7 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     )
     mlflow_client.search_experiments()
     with open(log_path, "w") as log:
-        command = subprocess.Popen(
-            [sys.executable, "-m", "studyflow.entrypoints.cli", *_argv(tiny, "--set", "workers=2")],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        command = start_studyflow(*_argv(tiny, "--set", "workers=2"), env=env, log=log)
     try:
 
         def mlp_b():

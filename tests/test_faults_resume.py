@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from commands import run_studyflow, start_studyflow
 from conftest import TINY, download, prefect_home, runs_of, sweep_runs, sweep_study
 from holding import (
     cli_statement,
@@ -135,14 +136,7 @@ def _copy_of_repo(destination: Path) -> Path:
 
 
 def _studyflow(cwd: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_studyflow(*argv, env=env, cwd=cwd)
 
 
 @pytest.mark.slow
@@ -391,14 +385,7 @@ def _held_dask_sweep(tmp_path, mlflow_client, postgres_url, tiny, name: str):
     mlflow_client.search_experiments()  # the store exists before the sweep writes to it
     log_path = tmp_path / "sweep.log"
     with open(log_path, "w") as log:
-        command = subprocess.Popen(
-            [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        command = start_studyflow(*argv, env=env, log=log)
 
     def trial_0():
         return [

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from commands import run_studyflow
 from conftest import prefect_home, runs_of
 from holding import (
     REPO,
@@ -235,14 +236,7 @@ def test_a_killed_sweeps_flow_run_is_set_crashed_by_the_resume(tmp_path, mlflow_
     assert wait_gone(started, 10) == []
     assert prefect_flow_runs(tmp_path / "prefect") == [("sweep-mlp", "RUNNING")]  # what kill -9 leaves
     time.sleep(4)  # past the heartbeat's grace: the trial counts as dead
-    resumed = subprocess.run(
-        [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
-        cwd=REPO,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = run_studyflow(*argv, env=_env(tmp_path))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert prefect_flow_runs(tmp_path / "prefect") == [("sweep-mlp", "CRASHED"), ("sweep-mlp", "COMPLETED")]
     parents, children = sweep_runs(mlflow_client, "mlp")

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from commands import start_studyflow
 from conftest import runs_of
-from holding import REPO, tail
+from holding import tail
 
 import bench.common
 from studyflow.tracking.names import RunLevel, Tag
@@ -47,14 +47,7 @@ def _start(argv: list[str], home: Path, log_path: Path, **env_changes: str) -> s
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     with log_path.open("w") as log:  # its own session, as a terminal's job: its processes can be found
-        return subprocess.Popen(
-            [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        return start_studyflow(*argv, env=env, log=log)
 
 
 def _finish(process: subprocess.Popen, log_path: Path) -> tuple[int, float]:

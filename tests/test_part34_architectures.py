@@ -30,6 +30,19 @@ FINAL = [
 ]
 
 
+def _tiny_data(tiny):
+    """The tiny MNIST subset and its training split, both drawn with seed 0."""
+    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
+    return dataset, training_data(dataset, 0.1, seed=0)
+
+
+def _parent(client, kind: str, name: str, dataset_digest: str):
+    """A parent run of the quick profile, seed 0, for trainings called directly."""
+    from studyflow import tracking
+
+    return tracking.tracked_run(client, kind, name, profile="quick", seed=0, dataset_digest=dataset_digest)
+
+
 def _children(client, part):
     runs = runs_of(client, part)
     parent = next(run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "parent")
@@ -108,13 +121,9 @@ def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, m
 @pytest.mark.integration
 @pytest.mark.slow  # trains several models or drives the command line: out of test-fast
 def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_server, mlflow_client, tiny):
-    from studyflow import tracking
 
-    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
-    data = training_data(dataset, 0.1, seed=0)
-    with tracking.tracked_run(
-        mlflow_client, "cnn", "gate", profile="quick", seed=0, dataset_digest=dataset.digest
-    ) as parent:
+    dataset, data = _tiny_data(tiny)
+    with _parent(mlflow_client, "cnn", "gate", dataset.digest) as parent:
         good = train_architecture(parent, "cnn", "good", [8, 16], data, TrainSettings(epochs=2))
         bad = train_architecture(parent, "cnn", "bad", [1], data, TrainSettings(epochs=1, learning_rate=1e-5))
     test = (data.test_inputs, data.test_targets, "tiny test set")
@@ -171,14 +180,10 @@ def test_registry_descriptions_keep_their_placeholders_in_mlflow_markdown():
 
 
 def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
-    from studyflow import tracking
     from tasks.training import TrainingDivergedError
 
-    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
-    data = training_data(dataset, 0.1, seed=0)
-    with tracking.tracked_run(
-        mlflow_client, "mlp", "parent", profile="quick", seed=0, dataset_digest=dataset.digest
-    ) as parent:
+    dataset, data = _tiny_data(tiny)
+    with _parent(mlflow_client, "mlp", "parent", dataset.digest) as parent:
         with pytest.raises(TrainingDivergedError, match="nan"):
             # A learning rate no config accepts: the weights overflow and the loss turns NaN at once.
             train_architecture(
@@ -198,13 +203,9 @@ def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
 
 
 def test_the_logged_model_holds_the_runs_final_metrics_once(mlflow_client, tiny):
-    from studyflow import tracking
 
-    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
-    data = training_data(dataset, 0.1, seed=0)
-    with tracking.tracked_run(
-        mlflow_client, "cnn", "parent", profile="quick", seed=0, dataset_digest=dataset.digest
-    ) as parent:
+    dataset, data = _tiny_data(tiny)
+    with _parent(mlflow_client, "cnn", "parent", dataset.digest) as parent:
         outcome = train_architecture(parent, "cnn", "CNN-final", [4, 8], data, TrainSettings(epochs=2))
     run = mlflow_client.get_run(outcome.run_id)
     first_loss, last_loss = mlflow_client.get_metric_history(run.info.run_id, "train_loss")
@@ -234,13 +235,9 @@ REPRODUCIBILITY_TOLERANCE = 1e-6
 
 
 def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(mlflow_client, tiny):
-    from studyflow import tracking
 
-    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
-    data = training_data(dataset, 0.1, seed=0)
-    with tracking.tracked_run(
-        mlflow_client, "cnn", "parent", profile="quick", seed=0, dataset_digest=dataset.digest
-    ) as parent:
+    dataset, data = _tiny_data(tiny)
+    with _parent(mlflow_client, "cnn", "parent", dataset.digest) as parent:
         first, again, other = (
             train_architecture(
                 parent, "cnn", f"CNN-seed-{index}", [4, 8], data, TrainSettings(epochs=2, seed=seed)
@@ -253,7 +250,6 @@ def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(mlflow_clien
 
 
 def test_round_trip_check_catches_a_logged_model_that_predicts_differently(mlflow_client):
-    from studyflow import tracking
     from tasks.model_store import ModelIntegrityError, log_keras_model, verify_round_trip
     from tasks.training import compile_model
 
@@ -261,9 +257,7 @@ def test_round_trip_check_catches_a_logged_model_that_predicts_differently(mlflo
     keras.utils.set_random_seed(0)
     logged = compile_model(build_cnn([4]), TrainSettings(epochs=1))
     other = compile_model(build_cnn([4]), TrainSettings(epochs=1))  # same shape, other initial weights
-    with tracking.tracked_run(
-        mlflow_client, "cnn", "round-trip", profile="quick", seed=0, dataset_digest="none"
-    ) as run:
+    with _parent(mlflow_client, "cnn", "round-trip", "none") as run:
         model_uri = log_keras_model(run, logged, images)
     verify_round_trip(model_uri, logged, images)  # the logged model reproduces its predictions
     with pytest.raises(ModelIntegrityError, match="predicts differently"):
@@ -278,8 +272,7 @@ def test_steps_per_execution_trains_the_same_weights_and_logs_every_epoch(tiny):
     from tasks.training import STEPS_PER_EXECUTION, compile_model, fresh_model, train
 
     assert STEPS_PER_EXECUTION > 1
-    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
-    data = training_data(dataset, 0.1, seed=0)
+    dataset, data = _tiny_data(tiny)
     settings = TrainSettings(epochs=3, batch_size=32)
     steps_per_epoch = -(-len(data.train_inputs) // settings.batch_size)
     assert steps_per_epoch % STEPS_PER_EXECUTION != 0, "the last call of an epoch should run fewer steps"

@@ -3,14 +3,12 @@
 import contextlib
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from commands import run_studyflow
 from conftest import assert_png, download, prefect_home, runs_of
-from holding import REPO
 from scipy import stats
 
 from studyflow.config.parts import CnnConfig, MlpConfig, MtlConfig, PerceptronConfig
@@ -465,14 +463,7 @@ def test_seeds_fanned_out_on_dask_workers_open_their_runs_under_their_group(tmp_
         "workers=2",
     ]
     env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
-    command = subprocess.run(
-        [sys.executable, "-m", "studyflow.entrypoints.cli", *argv],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    command = run_studyflow(*argv, env=env, timeout=900)
     assert command.returncode == 0, command.stdout[-2000:] + command.stderr[-3000:]
     assert "trainings on the Dask cluster" in command.stdout
     (parent,) = runs_of(mlflow_client, "perceptron", f"tags.`{Tag.RUN_LEVEL}` = 'parent'")

@@ -9,19 +9,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from commands import run_studyflow, start_studyflow
 from conftest import free_port, prefect_home
-from holding import REPO, tail
+from holding import tail
 
 from studyflow.tracking.names import Tag
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-STUDYFLOW = [sys.executable, "-m", "studyflow.entrypoints.cli"]
 
 
 def _post_json(url: str, body: dict) -> list[dict]:
@@ -56,26 +55,8 @@ def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(
         "STUDYFLOW_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
         "STUDYFLOW_PREFECT_UI_URL": f"http://127.0.0.1:{prefect_port}",
     }
-    finished = subprocess.run(
-        [
-            *STUDYFLOW,
-            "run",
-            "perceptron",
-            "--set",
-            "pairs=[[1, 0]]",
-            "--set",
-            "max_epochs=5",
-            "--set",
-            "train_size=600",
-            "--set",
-            "test_size=200",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    pairs = ["pairs=[[1, 0]]", "max_epochs=5", "train_size=600", "test_size=200"]
+    finished = run_studyflow("run", "perceptron", *(f"--set={setting}" for setting in pairs), env=env)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     assert "studyflow ui" in finished.stdout  # the console says how to see it afterwards
     (parent,) = [
@@ -88,14 +69,7 @@ def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(
 
     log_path = tmp_path / "ui.log"
     with log_path.open("w") as log:
-        ui = subprocess.Popen(
-            [*STUDYFLOW, "ui"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        ui = start_studyflow("ui", env=env, log=log)
     try:
         mlflow_page = _wait_for_line(log_path, r"the MLflow UI: (\S+)", ui).group(1)
         _wait_for_line(log_path, r"Ctrl-C stops them", ui)
