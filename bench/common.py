@@ -87,8 +87,7 @@ def cpu_line() -> str:
 def saturated_cores(per_core: int = 2):
     """Busy processes, `per_core` for each core, as a loaded machine has; stopped however the block ends."""
     hogs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for _ in range(per_core * (os.cpu_count() or 1))
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(per_core * (os.cpu_count() or 1))
     ]
     try:
         yield hogs
@@ -114,9 +113,7 @@ def machine() -> dict:
         "platform": platform.platform(),
         "versions": versions,
         "env": {
-            name: os.environ[name]
-            for name in ("OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS")
-            if os.environ.get(name)
+            name: os.environ[name] for name in ("OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS") if os.environ.get(name)
         },
     }
 

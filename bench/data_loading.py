@@ -29,11 +29,7 @@ def main() -> None:
                 os.environ["STUDYFLOW_CACHE_DIR"] = cache
                 cold.append(timed(data.load_dataset, name)[0])
                 warm.append(timed(data.load_dataset, name)[0])
-        results[name] = {
-            "cold_s": median(cold),
-            "warm_s": median(warm),
-            "cold_over_warm": median(cold) / median(warm),
-        }
+        results[name] = {"cold_s": median(cold), "warm_s": median(warm), "cold_over_warm": median(cold) / median(warm)}
         print(
             f"{name}: cold {median(cold):.3f} s, warm {median(warm):.3f} s "
             f"(cold/warm {median(cold) / median(warm):.1f}x, median of {args.repeats})"

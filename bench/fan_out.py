@@ -85,9 +85,7 @@ def lpt_makespan(durations: list[float], workers: int) -> float:
 def projected_wall_s(parts: dict[str, dict], unfanned_s: float, workers: int) -> float:
     """The study's wall time on `workers`: its parts one after another, each its time outside the
     trainings (`overhead_s`) + the LPT makespan of its trainings (`trainings_s`), plus `unfanned_s`."""
-    return unfanned_s + sum(
-        part["overhead_s"] + lpt_makespan(part["trainings_s"], workers) for part in parts.values()
-    )
+    return unfanned_s + sum(part["overhead_s"] + lpt_makespan(part["trainings_s"], workers) for part in parts.values())
 
 
 # ------------------------------------------------------------------------------ running parts
@@ -128,10 +126,7 @@ def run_commands(commands: list[tuple[str, dict[str, object]]], label: str) -> d
     started = time.perf_counter()
     with log.open("w") as output:
         completed = subprocess.run(
-            [sys.executable, "-c", RUN_COMMANDS, json.dumps(argvs)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-c", RUN_COMMANDS, json.dumps(argvs)], env=env, stdout=output, stderr=subprocess.STDOUT
         )
     wall_s = time.perf_counter() - started
     if completed.returncode != 0:
@@ -247,8 +242,7 @@ def project(sizes: dict[str, int], models: dict[str, dict] | None = None) -> dic
         read = read_part(ran["home"], part)
         images_ratio, paper_epochs = paper_scale(part, measured[part])
         trainings = {
-            name: paper_training_s(training, images_ratio, paper_epochs)
-            for name, training in read["trainings"].items()
+            name: paper_training_s(training, images_ratio, paper_epochs) for name, training in read["trainings"].items()
         }
         overhead_s = max(0.0, read["part_s"] - sum(t["run_s"] for t in read["trainings"].values()))
         parts[part] = {
@@ -292,9 +286,7 @@ def quick_projection_models() -> dict[str, dict]:
     models = {part: dict(settings) for part, settings in QUICK_PROJECTION.items()}
     for part in ("mlp", "cnn"):
         named = reference.named_architectures(part)
-        models[part]["architectures"] = {
-            name: named[name] for name in QUICK_PROJECTION[part]["architectures"]
-        }
+        models[part]["architectures"] = {name: named[name] for name in QUICK_PROJECTION[part]["architectures"]}
     return models
 
 
@@ -314,29 +306,19 @@ def main() -> None:
 
     sizes = {
         name: value
-        for name, value in {
-            "train_size": args.train_size,
-            "test_size": args.test_size,
-            "epochs": args.epochs,
-        }.items()
+        for name, value in {"train_size": args.train_size, "test_size": args.test_size, "epochs": args.epochs}.items()
         if value is not None
     }
     mlps, cnns = reference.named_architectures("mlp"), reference.named_architectures("cnn")
     comparison = compare(
         {
-            "mlp": {
-                "architectures": {name: mlps[name] for name in args.mlps.split(",")},
-                "seeds": [0, 1],
-                **sizes,
-            },
+            "mlp": {"architectures": {name: mlps[name] for name in args.mlps.split(",")}, "seeds": [0, 1], **sizes},
             "cnn": {"architectures": {name: cnns[name] for name in args.cnns.split(",")}, **sizes},
         }
     )
     projection = project(sizes, quick_projection_models() if args.quick else None)
     write_results(
-        "fan_out",
-        {"settings": recorded_options(args), "comparison": comparison, "projection": projection},
-        args,
+        "fan_out", {"settings": recorded_options(args), "comparison": comparison, "projection": projection}, args
     )
 
 

@@ -65,9 +65,7 @@ def run_part(part: str, settings: dict, precision: str, args: argparse.Namespace
     client = MlflowClient(default_tracking_uri())
     parent = tracking.latest_parent(client, part)
     if parent.data.params.get("precision") != precision:
-        raise RuntimeError(
-            f"the latest {part} run trained in {parent.data.params.get('precision')}, not {precision}"
-        )
+        raise RuntimeError(f"the latest {part} run trained in {parent.data.params.get('precision')}, not {precision}")
     summary = pd.read_csv(client.download_artifacts(parent.info.run_id, f"tables/{part}_summary.csv"))
     (row,) = summary.to_dict(orient="records")
     return {"run_id": parent.info.run_id, **row}

@@ -48,12 +48,7 @@ class OwnOperations:
     every measured block's rate is kept in `blocks`."""
 
     def __init__(
-        self,
-        model: keras.Model,
-        images,
-        targets,
-        batch_size: int,
-        loss_weights: dict[str, float] | None = None,
+        self, model: keras.Model, images, targets, batch_size: int, loss_weights: dict[str, float] | None = None
     ):
         import tensorflow as tf
 
@@ -158,9 +153,7 @@ def layer_breakdown(model: keras.Model, images, batch_size: int, calls: int, rep
     rows = []
     for index, (layer, inputs) in enumerate(zip(layers, activations, strict=False)):
         input_gradient = any(earlier.trainable_weights for earlier in layers[:index])
-        forward_s, forward_backward_s = _best_seconds(
-            _layer_steps(layer, input_gradient), inputs, calls, repeats
-        )
+        forward_s, forward_backward_s = _best_seconds(_layer_steps(layer, input_gradient), inputs, calls, repeats)
         # Backward: one product for the weights' gradient, one more for the input's.
         flops = layer_forward_flops(layer) * batch_size * (3 if input_gradient else 2)
         rows.append(

@@ -93,8 +93,7 @@ def main() -> None:
     parser.add_argument(
         "--train-size",
         type=int,
-        help="training images of the short runs (default: all; "
-        "the projection scales epoch times to all of them)",
+        help="training images of the short runs (default: all; the projection scales epoch times to all of them)",
     )
     parser.add_argument(
         "--test-size",
@@ -121,9 +120,7 @@ def main() -> None:
     from studyflow.paths import default_tracking_uri
 
     client = MlflowClient(default_tracking_uri())
-    sizes = {
-        key: value for key, value in (("train_size", args.train_size), ("test_size", args.test_size)) if value
-    }
+    sizes = {key: value for key, value in (("train_size", args.train_size), ("test_size", args.test_size)) if value}
     # Epoch times grow with the images (train, validation and test alike): a subset's are scaled to all of them.
     scale = FULL_TRAIN_IMAGES / args.train_size if args.train_size else 1.0
     quick_parts = QUICK_PARTS if args.quick else {}
@@ -148,14 +145,11 @@ def main() -> None:
             epochs = paper_epochs(part)
             # start-up (the first epoch's excess over a steady one) + every epoch at the steady rate + after
             projected = {
-                name: (t["first_s"] - t["steady_epoch_s"])
-                + epochs * t["steady_epoch_s"] * scale
-                + t["after_s"]
+                name: (t["first_s"] - t["steady_epoch_s"]) + epochs * t["steady_epoch_s"] * scale + t["after_s"]
                 for name, t in trainings.items()
             }
             measured = sum(
-                t["first_s"] + (SHORT_EPOCHS - 1) * t["steady_epoch_s"] + t["after_s"]
-                for t in trainings.values()
+                t["first_s"] + (SHORT_EPOCHS - 1) * t["steady_epoch_s"] + t["after_s"] for t in trainings.values()
             )
             overhead = max(wall - measured, 0.0)
             parts[part] = {

@@ -62,9 +62,7 @@ def run_study(precision: str, parts: list[str] | None) -> dict:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     os.environ["STUDYFLOW_HOME"] = str(home)
-    os.environ.pop(
-        "MLFLOW_TRACKING_URI", None
-    )  # set by the previous study's connect(): read this one's store
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # set by the previous study's connect(): read this one's store
     from studyflow import tracking
 
     client = tracking.connect()
@@ -82,9 +80,7 @@ def run_study(precision: str, parts: list[str] | None) -> dict:
     print(f"study --profile quick, {precision}: {wall_s:.1f} s wall, peak memory {peak_rss_mb:.0f} MB")
     for part, seconds in parts_s.items():
         print(f"  {part}: {seconds:.1f} s ({seconds / wall_s:.0%} of the study)")
-    print(
-        "  mean test accuracy: " + ", ".join(f"{key} {value:.4f}" for key, value in sorted(accuracy.items()))
-    )
+    print("  mean test accuracy: " + ", ".join(f"{key} {value:.4f}" for key, value in sorted(accuracy.items())))
     return {"wall_s": wall_s, "peak_rss_mb": peak_rss_mb, "parts_s": parts_s, "mean_accuracy": accuracy}
 
 
@@ -95,9 +91,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--parts", help="comma-separated parts to run (default: the whole study)")
     args = parse_arguments(parser, QUICK)
-    print(
-        cpu_line(), flush=True
-    )  # what decides a part's speed: AVX-512 for float32, AVX512_BF16/AMX for bfloat16
+    print(cpu_line(), flush=True)  # what decides a part's speed: AVX-512 for float32, AVX512_BF16/AMX for bfloat16
     parts = args.parts.split(",") if args.parts else None
     results = {precision: run_study(precision, parts) for precision in args.precisions.split(",")}
     if {"float32", "mixed_bfloat16"} <= set(results):

@@ -48,14 +48,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from bench.common import (
-    add_benchmark_arguments,
-    isolated_home,
-    parse_arguments,
-    recorded_options,
-    timed,
-    write_results,
-)
+from bench.common import add_benchmark_arguments, isolated_home, parse_arguments, recorded_options, timed, write_results
 
 QUICK = {"trials": 1, "epochs": 1, "train_size": 600, "test_size": 200, "seeds": "1"}
 # The goal for a pruned sweep, against the full one.
@@ -116,9 +109,7 @@ def main() -> None:
         )
         runs = {name: _run(config) for name, config in configs.items()}
         full = runs[FULL]
-        comparisons = {
-            name: _compare(runs[name], full, configs[name], configs[FULL]) for name in args.pruners
-        }
+        comparisons = {name: _compare(runs[name], full, configs[name], configs[FULL]) for name in args.pruners}
         _print_table(runs)
         print(
             f"against the full sweep ({full['epochs_trained']} epochs, {full['train_time_s']:.0f} s training); goal: "
@@ -127,9 +118,7 @@ def main() -> None:
         for name, comparison in comparisons.items():
             print(_describe(name, comparison), flush=True)
         by_seed[str(seed)] = {"runs": runs, "comparisons": comparisons}
-    summary = {
-        name: _summarise([by_seed[str(seed)]["comparisons"][name] for seed in seeds]) for name in args.pruners
-    }
+    summary = {name: _summarise([by_seed[str(seed)]["comparisons"][name] for seed in seeds]) for name in args.pruners}
     print(f"over the {len(seeds)} seeds {seeds} (mean, and each seed's):")
     for name, row in summary.items():
         print(_describe_summary(name, row))
@@ -181,9 +170,7 @@ def _summarise(comparisons: list[dict]) -> dict:
         "epoch_ratios": [c["epoch_ratio"] for c in comparisons],
         "best_val_accuracy_difference_points_mean": difference,
         "best_val_accuracy_difference_points": differences,
-        "train_time_ratio_equal_load_mean": statistics.mean(
-            c["train_time_ratio_equal_load"] for c in comparisons
-        ),
+        "train_time_ratio_equal_load_mean": statistics.mean(c["train_time_ratio_equal_load"] for c in comparisons),
         "seeds_meeting_epoch_goal": sum(c["meets_epoch_goal"] for c in comparisons),
         "seeds_meeting_accuracy_goal": sum(c["meets_accuracy_goal"] for c in comparisons),
         "meets_epoch_goal": epoch_ratio <= GOAL_EPOCH_RATIO,

@@ -152,9 +152,7 @@ def main() -> None:
 
     class TestEvaluation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            self.model.evaluate(
-                data.test_inputs, data.test_targets, batch_size=settings.batch_size * 4, verbose=0
-            )
+            self.model.evaluate(data.test_inputs, data.test_targets, batch_size=settings.batch_size * 4, verbose=0)
 
     def bare(kind, widths, with_test):
         keras.utils.set_random_seed(0)
@@ -183,9 +181,7 @@ def main() -> None:
     def model_logging(kind, widths):
         """The fixed cost per model: log it once and reload it to check its predictions."""
         model = compile_model(builders[kind](widths), settings)
-        model.fit(
-            data.train_inputs[:256], data.train_targets[:256], epochs=1, verbose=0
-        )  # Adam state, as saved
+        model.fit(data.train_inputs[:256], data.train_targets[:256], epochs=1, verbose=0)  # Adam state, as saved
         client = tracking.connect()
         with tracking.tracked_run(
             client, "bench", "bench-logging", profile="bench", seed=0, dataset_digest=dataset.digest

@@ -40,19 +40,10 @@ from bench.roofline import KINDS, UPDATE_KINDS, BetweenEpochs, OwnOperations, la
 
 # The precision's compute type -> the key of its peak in matmul_peak_gflops.
 PEAK_OF = {"float32": ("tensorflow", "numpy"), "mixed_bfloat16": ("tensorflow_bfloat16",)}
-QUICK = {
-    "train_size": 512,
-    "mtl_train_size": 128,
-    "epochs": 1,
-    "matmul_size": 256,
-    "own_steps": 2,
-    "layer_calls": 1,
-}
+QUICK = {"train_size": 512, "mtl_train_size": 128, "epochs": 1, "matmul_size": 256, "own_steps": 2, "layer_calls": 1}
 OWN_OPERATIONS_GOAL = 0.9  # of its own operations' rate, every network
 PEAK_GOAL = ("CNN-1", "float32", 0.6)  # of the float32 peak
-KIND_LABELS = dict(
-    zip(KINDS, ("forward+backward", "with the Adam update", "the same 16 steps per call"), strict=False)
-)
+KIND_LABELS = dict(zip(KINDS, ("forward+backward", "with the Adam update", "the same 16 steps per call"), strict=False))
 
 
 @dataclass(frozen=True)
@@ -97,14 +88,7 @@ def networks() -> list[Network]:
 
 
 def throughput(
-    network: Network,
-    images,
-    targets,
-    batch_size: int,
-    epochs: int,
-    precision: str,
-    own_steps: int,
-    layer_calls: int,
+    network: Network, images, targets, batch_size: int, epochs: int, precision: str, own_steps: int, layer_calls: int
 ) -> dict:
     import keras
 
@@ -115,9 +99,7 @@ def throughput(
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, precision=precision)
     with precision_policy(precision):
         model = compile_model(network.build(), settings, **network.compile_options())
-        own_model = compile_model(
-            network.build(), settings, **network.compile_options()
-        )  # its own weights and Adam
+        own_model = compile_model(network.build(), settings, **network.compile_options())  # its own weights and Adam
     warm_up = batch_size * 20
     model.fit(
         images[:warm_up],
@@ -127,9 +109,7 @@ def throughput(
         verbose=0,
     )
     own = OwnOperations(own_model, images, targets, batch_size, network.loss_weights)
-    timer = (
-        EpochTimer()
-    )  # the product's own per-epoch wall clock; first, so that it ends before a block starts
+    timer = EpochTimer()  # the product's own per-epoch wall clock; first, so that it ends before a block starts
     model.fit(
         images,
         targets,
@@ -160,9 +140,7 @@ def throughput(
     measured["mean_fraction_of_own_operations"] = mean_samples_per_s / max(
         own[kind]["mean_samples_per_s"] for kind in UPDATE_KINDS
     )
-    measured["fraction_of_one_step_per_call"] = (
-        best_samples_per_s / own["forward_backward_update"]["samples_per_s"]
-    )
+    measured["fraction_of_one_step_per_call"] = best_samples_per_s / own["forward_backward_update"]["samples_per_s"]
     measured["fraction_of_forward_backward"] = best_samples_per_s / own["forward_backward"]["samples_per_s"]
     measured["meets_own_operations_goal"] = measured["fraction_of_own_operations"] >= OWN_OPERATIONS_GOAL
     # Time per step is 1/rate: the update's part is what it adds to forward+backward (one step per call, best blocks).
@@ -232,11 +210,7 @@ def report_goals(results: dict) -> dict:
         f"  {name} {precision}: {fraction:.2f} of the {precision} peak (goal >= {goal}): "
         f"{'met' if fraction >= goal else 'NOT met'}"
     )
-    return {
-        "own_operations_fraction": OWN_OPERATIONS_GOAL,
-        f"{name}_{precision}_fraction_of_peak": goal,
-        "met": met,
-    }
+    return {"own_operations_fraction": OWN_OPERATIONS_GOAL, f"{name}_{precision}_fraction_of_peak": goal, "met": met}
 
 
 def main() -> None:
@@ -244,9 +218,7 @@ def main() -> None:
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )
     parser.add_argument("--train-size", type=int, default=30_000, help="MNIST images of CNN-1 and MLP-1")
-    parser.add_argument(
-        "--mtl-train-size", type=int, default=7_680, help="Fashion-MNIST images of the MTL model"
-    )
+    parser.add_argument("--mtl-train-size", type=int, default=7_680, help="Fashion-MNIST images of the MTL model")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--matmul-size", type=int, default=4096, help="the peak's square matrices")
@@ -268,30 +240,19 @@ def main() -> None:
     )
     datasets = {}
     for network in networks():
-        dataset = datasets.get(network.dataset) or datasets.setdefault(
-            network.dataset, load_dataset(network.dataset)
-        )
+        dataset = datasets.get(network.dataset) or datasets.setdefault(network.dataset, load_dataset(network.dataset))
         size = args.mtl_train_size if network.dataset == "fashion-mnist" else args.train_size
         images, targets = dataset.train_images[:size], network.targets(dataset.train_labels[:size])
         name = network.name
         results[name] = {}
         for precision, peak_keys in PEAK_OF.items():
             measured = throughput(
-                network,
-                images,
-                targets,
-                args.batch_size,
-                args.epochs,
-                precision,
-                args.own_steps,
-                args.layer_calls,
+                network, images, targets, args.batch_size, args.epochs, precision, args.own_steps, args.layer_calls
             )
             reference = max(peak[key] for key in peak_keys)
             measured["fraction_of_peak"] = measured["achieved_gflops"] / reference
             measured["mean_fraction_of_peak"] = measured["mean_achieved_gflops"] / reference
-            measured["own_operations_fraction_of_peak"] = (
-                measured["own_operations_achieved_gflops"] / reference
-            )
+            measured["own_operations_fraction_of_peak"] = measured["own_operations_achieved_gflops"] / reference
             results[name][precision] = measured
             line = (
                 f"{name} {precision}: {measured['training_flops_per_sample'] / 1e6:.1f} MFLOP/sample "
@@ -301,9 +262,7 @@ def main() -> None:
             )
             if precision != "float32":
                 float32 = results[name]["float32"]
-                measured["speedup_over_float32"] = (
-                    measured["mean_samples_per_s"] / float32["mean_samples_per_s"]
-                )
+                measured["speedup_over_float32"] = measured["mean_samples_per_s"] / float32["mean_samples_per_s"]
                 line += f", x{measured['speedup_over_float32']:.2f} float32's samples/s (mean epochs)"
             print(line)
             report_own_operations(measured, precision)

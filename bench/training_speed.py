@@ -68,9 +68,7 @@ def keras_default_epochs(kind: str, widths: list[int], data, epochs: int, batch_
     return [later - earlier for earlier, later in pairwise(ends)]
 
 
-def studyflow_epochs(
-    name: str, kind: str, widths: list[int], args: argparse.Namespace, repeat: int
-) -> list[float]:
+def studyflow_epochs(name: str, kind: str, widths: list[int], args: argparse.Namespace, repeat: int) -> list[float]:
     """Seconds of each epoch after the first of `studyflow run <kind>`, from its metrics' timestamps."""
     from mlflow import MlflowClient
 
@@ -107,9 +105,7 @@ def main() -> None:
     parser = add_benchmark_arguments(
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )
-    parser.add_argument(
-        "--train-size", type=int, default=60_000, help="training images drawn (10 %% validate)"
-    )
+    parser.add_argument("--train-size", type=int, default=60_000, help="training images drawn (10 %% validate)")
     parser.add_argument("--test-size", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=4, help="per training; the first is left out")
     parser.add_argument("--repeats", type=int, default=2)
@@ -138,11 +134,7 @@ def main() -> None:
             epochs["studyflow"] += studyflow_epochs(name, kind, widths, args, repeat)
         medians = {variant: median(seconds) for variant, seconds in epochs.items()}
         speedup = medians["keras"] / medians["studyflow"]
-        results[name] = {
-            "epoch_seconds": epochs,
-            "median_epoch_s": medians,
-            "speedup_over_keras_defaults": speedup,
-        }
+        results[name] = {"epoch_seconds": epochs, "median_epoch_s": medians, "speedup_over_keras_defaults": speedup}
         print(
             f"{name}: seconds per epoch (training, validation and test passes; median of "
             f"{len(epochs['keras'])}): Keras defaults {medians['keras']:.2f}, studyflow run {kind} "

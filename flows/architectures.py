@@ -11,11 +11,7 @@ from studyflow.fanout import fan_out, trained_outcomes
 from studyflow.tracking import RunRecorder
 from tasks.architectures.compute import ArchitectureOutcome, training_data
 from tasks.architectures.record import ArchitectureSummary
-from tasks.architectures.tasks import (
-    log_architecture_summary_task,
-    log_mlp_vs_cnn_task,
-    train_architecture_task,
-)
+from tasks.architectures.tasks import log_architecture_summary_task, log_mlp_vs_cnn_task, train_architecture_task
 from tasks.data import Dataset, load_dataset, subset
 from tasks.replicates.groups import replicate_groups
 from tasks.replicates.tasks import record_replicate_groups_task

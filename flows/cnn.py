@@ -21,11 +21,7 @@ def cnn_flow(config: CnnConfig) -> list[dict]:
 
 
 def _register_best(
-    config: CnnConfig,
-    recorder: RunRecorder,
-    result: ArchitectureSummary,
-    dataset: Dataset,
-    data: TrainingData,
+    config: CnnConfig, recorder: RunRecorder, result: ArchitectureSummary, dataset: Dataset, data: TrainingData
 ) -> None:
     best = result.best  # the best mean validation accuracy's architecture, its best-validation seed
     row = result.summary.set_index("model").loc[best.name]
@@ -36,9 +32,7 @@ def _register_best(
         row["test_accuracy_ci95_high"],
         row["val_accuracy_mean"],
     )
-    test_set = (
-        f"mnist test ({len(data.test_targets)} images, seed {config.seed}, digest {dataset.short_digest})"
-    )
+    test_set = f"mnist test ({len(data.test_targets)} images, seed {config.seed}, digest {dataset.short_digest})"
     decision = register_and_promote_task(
         recorder.client,
         best.model_uri,

@@ -37,9 +37,7 @@ ConfigT = TypeVar("ConfigT", bound=PartConfig)
 _built_config: ContextVar[PartConfig | None] = ContextVar("studyflow_built_config", default=None)
 
 
-def part_flow(
-    name: str, config_class: type[ConfigT], **options
-) -> Callable[[Callable[[ConfigT], object]], Flow]:
+def part_flow(name: str, config_class: type[ConfigT], **options) -> Callable[[Callable[[ConfigT], object]], Flow]:
     """Decorate `body(config)` into the flow `name`, taking `config_class`'s fields as parameters."""
 
     def decorate(body: Callable[[ConfigT], object]) -> Flow:
@@ -75,9 +73,7 @@ def run_with_config(part_flow_: Flow, config: PartConfig) -> Any:
 
 
 @contextmanager
-def parent_run(
-    part: str, config: PartConfig, dataset: Dataset, run_name: str | None = None
-) -> Iterator[RunRecorder]:
+def parent_run(part: str, config: PartConfig, dataset: Dataset, run_name: str | None = None) -> Iterator[RunRecorder]:
     """The flow's parent MLflow run with its config as params and its data as dataset input."""
     client = tracking.connect()
     with tracking.tracked_run(

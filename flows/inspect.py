@@ -33,9 +33,7 @@ def inspect_flow(config: InspectConfig) -> dict[str, float]:
     source = resolve_model_source_task(client, config.model_uri)  # before the run: a bad URI leaves none
     model = load_inspected_model_task(source)
     dataset = load_dataset("mnist")
-    with inspection_run(
-        client, config.model_dump(), config.profile, config.seed, dataset, source
-    ) as recorder:
+    with inspection_run(client, config.model_dump(), config.profile, config.seed, dataset, source) as recorder:
         publish_run(recorder, f"inspect {config.profile}")
         chosen = log_digit_choice_task(recorder, model, dataset, config.digits)
         log_filters_task(recorder, model)

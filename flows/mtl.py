@@ -39,8 +39,6 @@ def mtl_flow(config: MtlConfig) -> list[dict]:
                 finished = steps.gather()
             outcomes = trained_outcomes(finished, "multi-task")
             if groups.runs:
-                record_replicate_groups_task(
-                    groups, [(outcome.variant.label, outcome.run_id) for outcome in outcomes]
-                )
+                record_replicate_groups_task(groups, [(outcome.variant.label, outcome.run_id) for outcome in outcomes])
         table = log_mtl_summary_task(recorder, outcomes, len(config.group_mapping))
     return table.to_dict(orient="records")

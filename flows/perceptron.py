@@ -29,10 +29,7 @@ def perceptron_flow(config: PerceptronConfig) -> list[dict]:
             with fan_out(config, parent=recorder, force=config.force) as steps:
                 for seed in seeds:
                     for pair in pairs:
-                        images, group = (
-                            pair_data(dataset, pair, config.pixel_range),
-                            groups.under(models_of[pair]),
-                        )
+                        images, group = (pair_data(dataset, pair, config.pixel_range), groups.under(models_of[pair]))
                         steps.add(
                             f"pair {pair} seed {seed}",
                             train_pair_task,
@@ -45,8 +42,6 @@ def perceptron_flow(config: PerceptronConfig) -> list[dict]:
                 if isinstance(result, Exception):
                     raise result  # a pair that fails stops the part, as it always did
             if groups.runs:
-                record_replicate_groups_task(
-                    groups, [(models_of[result.pair], result.run_id) for result in results]
-                )
+                record_replicate_groups_task(groups, [(models_of[result.pair], result.run_id) for result in results])
         summary = log_perceptron_summary_task(recorder, results)
     return summary.to_dict(orient="records")

@@ -81,9 +81,7 @@ PARTS: dict[str, Part] = {
     )
 }
 assert tuple(PARTS) == PART_NAMES
-STUDY = Part(
-    "study", "flows.study:study_flow", StudyConfig, "every part above, in order", ("mnist", "fashion-mnist")
-)
+STUDY = Part("study", "flows.study:study_flow", StudyConfig, "every part above, in order", ("mnist", "fashion-mnist"))
 
 
 def datasets_needed(part_name: str, config: PartConfig) -> list[str]:

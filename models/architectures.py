@@ -38,19 +38,12 @@ def build_mlp(hidden_widths: list[int], name: str = "mlp") -> keras.Model:
 def build_cnn(filters: list[int], name: str = "cnn") -> keras.Model:
     """4x4 "same" ReLU convolutions, stride 1 then 2, no pooling; Flatten; softmax over 10."""
     if not 1 <= len(filters) <= MAX_CNN_DEPTH or any(count < 1 for count in filters):
-        raise ValueError(
-            f"filters must be 1 to {MAX_CNN_DEPTH} positive integers (one per conv layer), got {filters}"
-        )
+        raise ValueError(f"filters must be 1 to {MAX_CNN_DEPTH} positive integers (one per conv layer), got {filters}")
     inputs = keras.Input(INPUT_SHAPE, name="image")
     features = keras.layers.Reshape((*INPUT_SHAPE, 1), name="add_channel")(inputs)
     for index, count in enumerate(filters, start=1):
         features = keras.layers.Conv2D(
-            count,
-            CNN_KERNEL,
-            strides=1 if index == 1 else 2,
-            padding="same",
-            activation="relu",
-            name=f"conv_{index}",
+            count, CNN_KERNEL, strides=1 if index == 1 else 2, padding="same", activation="relu", name=f"conv_{index}"
         )(features)
     features = keras.layers.Flatten(name="flatten")(features)
     return keras.Model(inputs, _classifier_head(features), name=name)

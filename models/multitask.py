@@ -27,9 +27,9 @@ TASKS = ("item", "group")  # task 1, task 2
 def _trunk(images):
     features = keras.layers.Reshape((*INPUT_SHAPE, 1), name="add_channel")(images)
     for index, filters in enumerate(TRUNK_FILTERS, start=1):
-        features = keras.layers.Conv2D(
-            filters, KERNEL, padding="same", activation="relu", name=f"trunk_conv_{index}"
-        )(features)
+        features = keras.layers.Conv2D(filters, KERNEL, padding="same", activation="relu", name=f"trunk_conv_{index}")(
+            features
+        )
         if index < len(TRUNK_FILTERS):  # two pools between three convolutions: 28 -> 14 -> 7
             features = keras.layers.MaxPooling2D(2, name=f"trunk_pool_{index}")(features)
     features = keras.layers.Flatten(name="trunk_flatten")(features)
@@ -44,9 +44,7 @@ def _head(features, task: str, classes: int):
     return keras.layers.Activation("softmax", dtype="float32", name=task)(logits)
 
 
-def build_multitask(
-    tasks: tuple[str, ...] = TASKS, group_count: int = 3, name: str = "multitask"
-) -> keras.Model:
+def build_multitask(tasks: tuple[str, ...] = TASKS, group_count: int = 3, name: str = "multitask") -> keras.Model:
     """The trunk with one head per task in `tasks` ("item": 10 classes, "group": `group_count`).
 
     Both tasks: the two-output MTL model (outputs in the order of `tasks`); one task: the

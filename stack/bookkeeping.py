@@ -133,11 +133,7 @@ def wait_answering(servers: dict[str, tuple[str, subprocess.Popen | None]]) -> N
 
     def exited_code() -> int | None:
         return next(
-            (
-                code
-                for _, process in pending.values()
-                if process is not None and (code := process.poll()) is not None
-            ),
+            (code for _, process in pending.values() if process is not None and (code := process.poll()) is not None),
             None,
         )
 

@@ -25,9 +25,7 @@ def url(port_variable: str, default: int, path: str) -> str:
 
 def get(address: str, data: dict | None = None) -> bytes:
     request = urllib.request.Request(
-        address,
-        data=None if data is None else json.dumps(data).encode(),
-        headers={"Content-Type": "application/json"},
+        address, data=None if data is None else json.dumps(data).encode(), headers={"Content-Type": "application/json"}
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -55,10 +53,7 @@ def main(flow_run_id: str) -> None:
     )["experiment"]
     runs = mlflow(
         "/api/2.0/mlflow/runs/search",
-        {
-            "experiment_ids": [experiment["experiment_id"]],
-            "filter": f"tags.`{FLOW_RUN_TAG}` = '{flow_run_id}'",
-        },
+        {"experiment_ids": [experiment["experiment_id"]], "filter": f"tags.`{FLOW_RUN_TAG}` = '{flow_run_id}'"},
     ).get("runs", [])
     parent_of = {
         run["info"]["run_id"]: {tag["key"]: tag["value"] for tag in run["data"].get("tags", [])}.get(
@@ -67,10 +62,7 @@ def main(flow_run_id: str) -> None:
         for run in runs
     }
     parents = [run for run in runs if parent_of[run["info"]["run_id"]] is None]
-    check(
-        len(parents) == 1,
-        f"MLflow: one parent run in {EXPERIMENT} tagged with the flow run (found {len(parents)})",
-    )
+    check(len(parents) == 1, f"MLflow: one parent run in {EXPERIMENT} tagged with the flow run (found {len(parents)})")
     parent = parents[0]["info"]
     check(
         parent["status"] == "FINISHED",
@@ -80,13 +72,10 @@ def main(flow_run_id: str) -> None:
     check(len(children) >= 1, f"MLflow: {len(children)} child run(s) under it (one per pair and seed)")
     for run in parents + children:
         metrics = {metric["key"] for metric in run["data"].get("metrics", [])}
-        check(
-            bool(metrics), f"MLflow: run {run['info']['run_name']} has metrics ({', '.join(sorted(metrics))})"
-        )
+        check(bool(metrics), f"MLflow: run {run['info']['run_name']} has metrics ({', '.join(sorted(metrics))})")
 
     figures = mlflow(
-        "/api/2.0/mlflow/artifacts/list?"
-        + urllib.parse.urlencode({"run_id": parent["run_id"], "path": "figures"})
+        "/api/2.0/mlflow/artifacts/list?" + urllib.parse.urlencode({"run_id": parent["run_id"], "path": "figures"})
     ).get("files", [])
     pngs = [entry["path"] for entry in figures if entry["path"].endswith(".png")]
     check(bool(pngs), f"MLflow: figure artifacts of the parent run: {', '.join(pngs)}")

@@ -89,9 +89,7 @@ def pg_password() -> str:
 
 
 def database_url(driver: str, database: str, settings: dict) -> str:
-    return (
-        f"postgresql+{driver}://{PG_USER}:{pg_password()}@{HOST}:{settings['ports']['postgres']}/{database}"
-    )
+    return f"postgresql+{driver}://{PG_USER}:{pg_password()}@{HOST}:{settings['ports']['postgres']}/{database}"
 
 
 def optuna_storage(settings: dict) -> str:

@@ -71,9 +71,7 @@ from stack.layout import (
 
 def up() -> None:
     settings = requested_settings()
-    if settings_file().exists() and (
-        running("mlflow") or running("prefect-server") or postgres.postgres_running()
-    ):
+    if settings_file().exists() and (running("mlflow") or running("prefect-server") or postgres.postgres_running()):
         settings = saved_settings()  # parts of it run: complete it on the same ports
     for folder in (stack_dir(), logs_dir(), pids_dir(), pg_dir()):
         folder.mkdir(parents=True, exist_ok=True)
@@ -118,9 +116,7 @@ def up() -> None:
         if not running("optuna-dashboard"):
             servers.start_dashboard(settings)
     except BaseException as exc:
-        print(
-            f"stack did not come up ({type(exc).__name__}: {exc}); stopping what was started", file=sys.stderr
-        )
+        print(f"stack did not come up ({type(exc).__name__}: {exc}); stopping what was started", file=sys.stderr)
         down()
         raise
     if not running("serve"):
@@ -189,22 +185,16 @@ def print_env() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack/native.py", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "up", help="start PostgreSQL, MLflow, Prefect, register the deployments, start a worker"
-    )
+    commands.add_parser("up", help="start PostgreSQL, MLflow, Prefect, register the deployments, start a worker")
     commands.add_parser("down", help="stop everything the stack started")
     commands.add_parser("status", help="what runs (exit 1 if a part is stopped)")
-    commands.add_parser(
-        "env", help="shell exports pointing at the stack (MLFLOW_TRACKING_URI, PREFECT_API_URL)"
-    )
+    commands.add_parser("env", help="shell exports pointing at the stack (MLFLOW_TRACKING_URI, PREFECT_API_URL)")
     worker = commands.add_parser("worker", help="start one more worker, or stop the workers")
     worker.add_argument("action", choices=("start", "stop"))
     worker.add_argument(
         "--tracking-uri", help="MLflow tracking server for this worker's flow runs (default: the stack's)"
     )
-    serve = commands.add_parser(
-        "serve", help="serve the stack's champion (start: again, for a newer one), or stop"
-    )
+    serve = commands.add_parser("serve", help="serve the stack's champion (start: again, for a newer one), or stop")
     serve.add_argument("action", choices=("start", "stop"))
     args = parser.parse_args(argv)
     try:

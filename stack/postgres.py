@@ -124,9 +124,7 @@ def postgres_running() -> bool:
 def stop_postgres() -> None:
     if not postgres_running():
         return
-    command = _as_pg_owner(
-        [pg_bin("pg_ctl"), "stop", "-D", str(pg_data_dir()), "-m", "fast", "-w", "-t", "60"]
-    )
+    command = _as_pg_owner([pg_bin("pg_ctl"), "stop", "-D", str(pg_data_dir()), "-m", "fast", "-w", "-t", "60"])
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise StackError(f"PostgreSQL did not stop:\n{result.stdout}{result.stderr}")

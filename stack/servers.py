@@ -90,9 +90,7 @@ def register_deployments(settings: dict) -> None:
             stderr=subprocess.STDOUT,
         )
     if result.returncode != 0:
-        raise StackError(
-            f"registering the deployments failed; log {logs_dir() / 'register.log'}:\n{tail('register')}"
-        )
+        raise StackError(f"registering the deployments failed; log {logs_dir() / 'register.log'}:\n{tail('register')}")
     print(f"deployments registered on work pool {WORK_POOL!r}")
 
 
@@ -126,11 +124,7 @@ def start_dask(settings: dict) -> None:
     if workers > 0 and not running("dask-workers"):
         from studyflow.cluster import WORKER_PRELOAD, worker_environment
 
-        env = {
-            **base_env(settings),
-            "MLFLOW_TRACKING_URI": settings["mlflow_url"],
-            **worker_environment(workers),
-        }
+        env = {**base_env(settings), "MLFLOW_TRACKING_URI": settings["mlflow_url"], **worker_environment(workers)}
         spawn(
             "dask-workers",
             [
@@ -182,9 +176,7 @@ def start_serve(settings: dict) -> bool:
     env["MLFLOW_TRACKING_URI"] = settings["mlflow_url"]
     port = serve_port(settings)
     # The checkout's code, as the worker runs it; `studyflow serve` execs MLflow's scoring server.
-    process = spawn(
-        "serve", [sys.executable, "-m", "studyflow.entrypoints.cli", "serve", "--port", str(port)], env
-    )
+    process = spawn("serve", [sys.executable, "-m", "studyflow.entrypoints.cli", "serve", "--port", str(port)], env)
     try:
         wait_answering({"serve": (f"http://{HOST}:{port}/ping", process)})
     except StackError:
@@ -192,9 +184,7 @@ def start_serve(settings: dict) -> bool:
             stop("serve")
         else:  # it stopped by itself: said why in one line (e.g. no champion yet)
             (pids_dir() / "serve.json").unlink(missing_ok=True)
-        reason = next(
-            (line for line in reversed(tail("serve").splitlines()) if "error" in line), tail("serve", 3)
-        )
+        reason = next((line for line in reversed(tail("serve").splitlines()) if "error" in line), tail("serve", 3))
         print(
             f"serve       not started: {reason.strip()}\n            (once a champion exists: "
             f"{Path(sys.executable)} {COMMAND} serve start; log {logs_dir() / 'serve.log'})"

@@ -20,9 +20,7 @@ ONLINE_TIMEOUT_S = 90
 
 
 def worker_names() -> list[str]:
-    return sorted(
-        (path.stem for path in pids_dir().glob("worker-*.json")), key=lambda name: int(name.split("-")[1])
-    )
+    return sorted((path.stem for path in pids_dir().glob("worker-*.json")), key=lambda name: int(name.split("-")[1]))
 
 
 def start_worker(settings: dict, tracking_uri: str | None = None, wait: bool = True) -> str:
@@ -35,9 +33,7 @@ def start_worker(settings: dict, tracking_uri: str | None = None, wait: bool = T
         {
             "MLFLOW_TRACKING_URI": tracking_uri or settings["mlflow_url"],
             "STUDYFLOW_CODE_DIR": str(REPO_ROOT),  # the pull step of prefect.yaml runs the code from here
-            "STUDYFLOW_OPTUNA_STORAGE": optuna_storage(
-                settings
-            ),  # sweeps' studies where optuna-dashboard reads them
+            "STUDYFLOW_OPTUNA_STORAGE": optuna_storage(settings),  # sweeps' studies where optuna-dashboard reads them
             **({"STUDYFLOW_DASK_ADDRESS": settings["dask_address"]} if settings.get("dask_workers") else {}),
             "PREFECT_WORKER_QUERY_SECONDS": os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
         }

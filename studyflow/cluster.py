@@ -29,9 +29,7 @@ from studyflow.startup import ServerStartError, budget_remedy, slow_start_notice
 from studyflow.tracking.provenance import TEMPORARY_PREFECT_SERVER_ENV
 
 CONNECT_TIMEOUT_S = 10
-WORKER_PRELOAD = (
-    "studyflow.entrypoints.dask_worker"  # what a worker imports before it joins (see that module)
-)
+WORKER_PRELOAD = "studyflow.entrypoints.dask_worker"  # what a worker imports before it joins (see that module)
 LOCAL_STORE_SCHEMES = ("sqlite:", "file:")
 LOCAL_WORKER_ENV = "STUDYFLOW_LOCAL_DASK_WORKER"  # set in the workers of a command's local cluster
 
@@ -112,8 +110,7 @@ def check_workers(client, address: str) -> int:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError):
         raise DaskClusterError(
-            f"the Dask scheduler {address} has no workers; start some "
-            f"(dask worker {address}, or make stack-up)"
+            f"the Dask scheduler {address} has no workers; start some (dask worker {address}, or make stack-up)"
         ) from None
     folder = paths.step_results_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -162,16 +159,10 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     # Dask's own INFO lines (a cluster's start and close, with the tracebacks of the connections its
     # close cuts) are its internals, not the command's: warnings and errors only, here and in workers.
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    environment = {
-        **worker_environment(workers),
-        "DASK_LOGGING__DISTRIBUTED": "warning",
-        LOCAL_WORKER_ENV: "1",
-    }
+    environment = {**worker_environment(workers), "DASK_LOGGING__DISTRIBUTED": "warning", LOCAL_WORKER_ENV: "1"}
     prefect_client = SyncClientContext.get()  # none outside a flow run (a sweep run as a plain function)
     if prefect_client is not None:
-        environment["PREFECT_API_URL"] = str(
-            prefect_client.client.api_url
-        )  # the client this flow run reports with
+        environment["PREFECT_API_URL"] = str(prefect_client.client.api_url)  # the client this flow run reports with
         if not os.environ.get("PREFECT_API_URL"):  # the command's temporary server
             environment[TEMPORARY_PREFECT_SERVER_ENV] = "1"
     # death_timeout: how long a worker (importing TensorFlow in its preload) may take to come up.
@@ -203,9 +194,7 @@ def starting(what: str) -> Iterator[None]:
 
 
 # (workers, scheduler address) of the local cluster that a whole study shares (shared_local_cluster).
-_SHARED_LOCAL_CLUSTER: ContextVar[tuple[int, str] | None] = ContextVar(
-    "studyflow_shared_local_cluster", default=None
-)
+_SHARED_LOCAL_CLUSTER: ContextVar[tuple[int, str] | None] = ContextVar("studyflow_shared_local_cluster", default=None)
 
 
 def shared_cluster_address(workers: int) -> str | None:

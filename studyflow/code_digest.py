@@ -44,9 +44,7 @@ def _module_file(name: str) -> Path | None:
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
-        return (
-            Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") and not rest else None
-        )
+        return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") and not rest else None
     for root in spec.submodule_search_locations:
         base = Path(root, *rest.split("."))
         for candidate in ((base.with_suffix(".py"),) if rest else ()) + (base / "__init__.py",):

@@ -78,12 +78,7 @@ class SequentialSteps:
                 (
                     label,
                     run_step(
-                        task,
-                        *args,
-                        parent=under or self.parent,
-                        also_link=self.parent,
-                        force=self.force,
-                        **kwargs,
+                        task, *args, parent=under or self.parent, also_link=self.parent, force=self.force, **kwargs
                     ),
                 )
             )
@@ -111,9 +106,7 @@ class DaskSteps:
     def add(self, label: str, task, *args: Any, under: RunRecorder | None = None, **kwargs: Any) -> None:
         parent = under or self.parent
         self._submitted.append(
-            _Submitted(
-                label, task, args, kwargs, parent, self._submit(task, args, kwargs, parent, self.force)
-            )
+            _Submitted(label, task, args, kwargs, parent, self._submit(task, args, kwargs, parent, self.force))
         )
 
     def _result(self, future):
@@ -131,10 +124,7 @@ class DaskSteps:
                 self._submit(step.task, step.args, step.kwargs, step.parent, True)
             )
             done.append(
-                (
-                    step.label,
-                    checked_result(step.task, result, step.parent, self.force, redo, also_link=self.parent),
-                )
+                (step.label, checked_result(step.task, result, step.parent, self.force, redo, also_link=self.parent))
             )
         return done
 
@@ -219,13 +209,10 @@ def close_leftover_children(parent: RunRecorder, reason: str, parent_run_id: str
     closed = []
     try:
         runs = client.search_runs(
-            [parent.experiment_id],
-            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+            [parent.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'"
         )
     except Exception as exc:  # the store is away: doctor closes them later
-        print(
-            f"[studyflow] could not look for runs left RUNNING under {parent_run_id}: {exc}", file=sys.stderr
-        )
+        print(f"[studyflow] could not look for runs left RUNNING under {parent_run_id}: {exc}", file=sys.stderr)
         return closed
     for run in runs:
         if tracking.is_replicate_group(run.data.tags):

@@ -53,9 +53,7 @@ def run_in_foreground(servers: list[LocalServer]) -> int:
         while True:
             for server, process in started:
                 if process.poll() is not None:
-                    print(
-                        f"[studyflow] {server.name} ended (exit code {process.returncode})", file=sys.stderr
-                    )
+                    print(f"[studyflow] {server.name} ended (exit code {process.returncode})", file=sys.stderr)
                     return process.returncode or 1
             time.sleep(0.5)
     except KeyboardInterrupt:

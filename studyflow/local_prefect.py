@@ -49,9 +49,7 @@ class _OwnSessionSubprocess:
 
     @staticmethod
     def Popen(*args, **kwargs):  # noqa: N802 (subprocess's name)
-        return subprocess.Popen(
-            *args, start_new_session=True, preexec_fn=processes.die_with(os.getpid()), **kwargs
-        )
+        return subprocess.Popen(*args, start_new_session=True, preexec_fn=processes.die_with(os.getpid()), **kwargs)
 
 
 class EarlyLocalServer:
@@ -103,9 +101,7 @@ class EarlyLocalServer:
         self._server.stop()
         remedy = f"{REMEDY}, or {startup.budget_remedy()}"
         if self._failure is None or str(self._failure).startswith("Timed out"):  # Prefect's own count ran out
-            raise startup.ServerStartError(
-                f"{SERVER_NAME} did not answer within {self._budget:g} s; {remedy}"
-            )
+            raise startup.ServerStartError(f"{SERVER_NAME} did not answer within {self._budget:g} s; {remedy}")
         cause = (
             str(self._failure).split(" stdout:")[0].strip().splitlines()[0]
             if str(self._failure)

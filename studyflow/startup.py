@@ -71,11 +71,7 @@ def slow_start_notice(what: str, after_s: float = NOTICE_AFTER_S) -> Iterator[No
 
 
 def wait_until_ready(
-    what: str,
-    is_ready: Callable[[], bool],
-    *,
-    exited: Callable[[], int | None] = lambda: None,
-    remedy: str = "",
+    what: str, is_ready: Callable[[], bool], *, exited: Callable[[], int | None] = lambda: None, remedy: str = ""
 ) -> float:
     """Poll `is_ready` until it is true; the seconds it took. ServerStartError once the budget is spent
     or once `exited` returns the exit code of a process that ended before it answered."""
@@ -93,9 +89,7 @@ def wait_until_ready(
         waited = time.monotonic() - started
         if waited >= budget:
             raise ServerStartError(
-                f"{what} did not answer within {budget:g} s; "
-                + (f"{remedy}, or " if remedy else "")
-                + budget_remedy()
+                f"{what} did not answer within {budget:g} s; " + (f"{remedy}, or " if remedy else "") + budget_remedy()
             )
         if not told and waited >= NOTICE_AFTER_S:
             notice(what)

@@ -68,9 +68,7 @@ def fingerprint(value: Any) -> Any:
         }
     if isinstance(value, Path):
         return str(value)
-    if hasattr(value, "get_weights") and hasattr(
-        value, "to_json"
-    ):  # a Keras model: its architecture and weights
+    if hasattr(value, "get_weights") and hasattr(value, "to_json"):  # a Keras model: its architecture and weights
         digest = hashlib.sha256(value.to_json().encode())
         for weights in value.get_weights():
             digest.update(np.ascontiguousarray(weights).tobytes())
@@ -81,14 +79,9 @@ def fingerprint(value: Any) -> Any:
         return fingerprint(value.model_dump(mode="python"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
-        return {
-            "dataclass": type(value).__qualname__,
-            **{name: fingerprint(item) for name, item in fields.items()},
-        }
+        return {"dataclass": type(value).__qualname__, **{name: fingerprint(item) for name, item in fields.items()}}
     if isinstance(value, dict):
-        return {
-            str(key): fingerprint(item) for key, item in sorted(value.items(), key=lambda pair: str(pair[0]))
-        }
+        return {str(key): fingerprint(item) for key, item in sorted(value.items(), key=lambda pair: str(pair[0]))}
     if isinstance(value, (list, tuple)):
         return [fingerprint(item) for item in value]
     raise TypeError(f"cannot key a step on a {type(value).__name__}; list it in the step's ignored inputs")
@@ -113,9 +106,7 @@ class StepCachePolicy(CachePolicy):
 
     ignored: tuple[str, ...] = ()
 
-    def compute_key(
-        self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
-    ) -> str:
+    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str:
         keyed = {name: value for name, value in inputs.items() if name not in self.ignored}
         return step_key(task_ctx.task.fn, keyed, tracking.tracking_uri())
 
@@ -221,9 +212,7 @@ def step_policy(task) -> CachePolicy:
 
 def configured_step(task, force: bool = False):
     """The step task with its persisted result, its serialised cache key, and `force` (redo)."""
-    return task.with_options(
-        refresh_cache=force, result_storage=step_results_dir(), cache_policy=step_policy(task)
-    )
+    return task.with_options(refresh_cache=force, result_storage=step_results_dir(), cache_policy=step_policy(task))
 
 
 def run_step(
@@ -244,12 +233,7 @@ def run_step(
         args = (parent, *args)
     result = configured_step(task, force)(*args, **kwargs)
     return checked_result(
-        task,
-        result,
-        parent,
-        force,
-        redo=lambda: configured_step(task, True)(*args, **kwargs),
-        also_link=also_link,
+        task, result, parent, force, redo=lambda: configured_step(task, True)(*args, **kwargs), also_link=also_link
     )
 
 

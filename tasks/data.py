@@ -117,8 +117,7 @@ def _read_verified(name: str, part: str) -> np.ndarray:
     actual = hashlib.sha256(raw).hexdigest()
     if actual != expected:
         raise DatasetError(
-            f"dataset file {source} is corrupt: sha256 of its decompressed bytes is {actual}, "
-            f"expected {expected}"
+            f"dataset file {source} is corrupt: sha256 of its decompressed bytes is {actual}, expected {expected}"
         )
     try:
         array = parse_idx(raw, str(source))
@@ -145,9 +144,7 @@ def _verified_cache(name: str, part: str) -> Path:
     stat = source.stat()
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache_file, array)
-    stamp_file.write_text(
-        json.dumps({"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
-    )
+    stamp_file.write_text(json.dumps({"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
     return cache_file
 
 

@@ -22,9 +22,7 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
         raise IdxFormatError(f"{name}: {len(raw)} bytes is too short for an IDX header")
     zero_a, zero_b, type_code, ndim = raw[0], raw[1], raw[2], raw[3]
     if zero_a != 0 or zero_b != 0 or type_code != _UBYTE_TYPE_CODE or not 1 <= ndim <= 4:
-        raise IdxFormatError(
-            f"{name}: bad IDX magic number {raw[:4].hex()} (expected 0000 08 0n, unsigned bytes)"
-        )
+        raise IdxFormatError(f"{name}: bad IDX magic number {raw[:4].hex()} (expected 0000 08 0n, unsigned bytes)")
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
         raise IdxFormatError(f"{name}: truncated header ({len(raw)} of {header_size} bytes)")

@@ -77,7 +77,6 @@ def verify_round_trip(model_uri: str, model: keras.Model, inputs: np.ndarray) ->
         if difference > ROUND_TRIP_TOLERANCE:
             which = f"output {output!r}" if output is not None else "it"
             raise ModelIntegrityError(
-                f"{model_uri}: {which} predicts differently from the trained model "
-                f"(max difference {difference:.2e})"
+                f"{model_uri}: {which} predicts differently from the trained model (max difference {difference:.2e})"
             )
     return reloaded

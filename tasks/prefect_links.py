@@ -24,9 +24,7 @@ def _key(title: str) -> str:
 
 def metrics_markdown(title: str, url: str, metrics: dict[str, float]) -> str:
     rows = "\n".join(
-        f"| {name} | {value:.4f} |"
-        if isinstance(value, float) and not math.isnan(value)
-        else f"| {name} | {value} |"
+        f"| {name} | {value:.4f} |" if isinstance(value, float) and not math.isnan(value) else f"| {name} | {value} |"
         for name, value in metrics.items()
     )
     return f"### {title}\n\n[MLflow run]({url})\n\n| metric | value |\n|---|---|\n{rows}\n"
@@ -40,10 +38,7 @@ def publish_run(recorder: tracking.RunRecorder, title: str, metrics: dict[str, f
     url = tracking.run_url(recorder.experiment_id, recorder.run_id)
     try:
         create_link_artifact(
-            link=url,
-            link_text=f"MLflow run: {title}",
-            key=_key(title),
-            description=f"The MLflow run of {title}",
+            link=url, link_text=f"MLflow run: {title}", key=_key(title), description=f"The MLflow run of {title}"
         )
         if metrics:
             create_markdown_artifact(

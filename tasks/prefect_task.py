@@ -25,6 +25,4 @@ def studyflow_task(function: Callable, **options: Any):
 def step_task(function: Callable, ignored: tuple[str, ...] = ("parent",), **options: Any):
     """An expensive, idempotent step: its result is persisted and reused under its step key
     (inputs, code closure, tracking store; see studyflow.steps). Call it through `run_step`."""
-    return studyflow_task(
-        function, cache_policy=StepCachePolicy(ignored=ignored), persist_result=True, **options
-    )
+    return studyflow_task(function, cache_policy=StepCachePolicy(ignored=ignored), persist_result=True, **options)

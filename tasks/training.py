@@ -22,9 +22,7 @@ from typing import Protocol
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.random import (
-    seed_generator as keras_seed_generator,
-)  # where Keras draws unseeded initializer seeds
+from keras.src.random import seed_generator as keras_seed_generator  # where Keras draws unseeded initializer seeds
 
 from studyflow.config import Precision, TrainSettings
 from studyflow.errors import TrainingDivergedError

@@ -15,9 +15,7 @@ def run_studyflow(
     *argv: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 600
 ) -> subprocess.CompletedProcess:
     """Run a command to its end; its output captured as text."""
-    return subprocess.run(
-        [*STUDYFLOW, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([*STUDYFLOW, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def start_studyflow(
@@ -25,6 +23,4 @@ def start_studyflow(
 ) -> subprocess.Popen:
     """Start a command in a session of its own (as a terminal's job: its processes can be found and
     signalled together), its output into `log` (and its errors into `errors` if given)."""
-    return subprocess.Popen(
-        [*STUDYFLOW, *argv], cwd=cwd, env=env, stdout=log, stderr=errors, start_new_session=True
-    )
+    return subprocess.Popen([*STUDYFLOW, *argv], cwd=cwd, env=env, stdout=log, stderr=errors, start_new_session=True)

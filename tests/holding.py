@@ -126,15 +126,12 @@ def wait_until_epoch_1_logged(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(
-                f"the process ended (code {process.returncode}) before {what} logged epoch 1:\n"
-                f"{tail(log_path)}"
+                f"the process ended (code {process.returncode}) before {what} logged epoch 1:\n{tail(log_path)}"
             )
         try:
             runs = candidates()
             for run in runs:
-                if run.info.status == "RUNNING" and client.get_metric_history(
-                    run.info.run_id, "val_accuracy"
-                ):
+                if run.info.status == "RUNNING" and client.get_metric_history(run.info.run_id, "val_accuracy"):
                     return run.info.run_id
         except MlflowException as exc:  # the SQLite store is busy: the process writes to it too
             store_error = exc

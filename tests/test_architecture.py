@@ -16,9 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_import_contracts_are_kept():
     lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     assert lint_imports, "import-linter is a test dependency: install with .[test]"
-    result = subprocess.run(
-        [lint_imports, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run([lint_imports, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     kept = re.search(r"Contracts: (\d+) kept, 0 broken", result.stdout)
     assert kept and int(kept.group(1)) >= 6, result.stdout[-2000:]

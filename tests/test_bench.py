@@ -256,17 +256,12 @@ def test_the_fan_out_projection_schedules_the_longest_training_first():
     assert lpt_makespan([], 4) == 0
     with pytest.raises(ValueError):
         lpt_makespan([1.0], 0)
-    parts = {
-        "mlp": {"overhead_s": 2.0, "trainings_s": [5, 4, 3, 3, 3]},
-        "cnn": {"overhead_s": 1.0, "trainings_s": [6]},
-    }
+    parts = {"mlp": {"overhead_s": 2.0, "trainings_s": [5, 4, 3, 3, 3]}, "cnn": {"overhead_s": 1.0, "trainings_s": [6]}}
     assert projected_wall_s(parts, unfanned_s=10.0, workers=2) == 10 + (2 + 10) + (1 + 6)  # parts in turn
     assert projected_wall_s(parts, unfanned_s=10.0, workers=1) == 10 + (2 + 18) + (1 + 6)
 
 
-def test_the_precision_choice_stops_before_training_on_a_cpu_that_emulates_bfloat16(
-    tmp_path, monkeypatch, capsys
-):
+def test_the_precision_choice_stops_before_training_on_a_cpu_that_emulates_bfloat16(tmp_path, monkeypatch, capsys):
     import studyflow.machine
     from bench import precision_choice
 

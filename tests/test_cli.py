@@ -69,13 +69,8 @@ def test_run_part_help_lists_every_parameter_with_each_profiles_default(studyflo
     entries = _parameters(result.stdout)
     assert set(entries) == set(MlpConfig.model_fields) - {"profile"}
     assert entries["epochs"] == "  epochs (int) passes over the training set default: quick 2, paper 20"
-    assert (
-        "(int | None)" in entries["train_size"] and "default: quick 1500, paper None" in entries["train_size"]
-    )
-    assert (
-        "default: auto (every profile)" in entries["precision"]
-        and "Keras dtype policy" in entries["precision"]
-    )
+    assert "(int | None)" in entries["train_size"] and "default: quick 1500, paper None" in entries["train_size"]
+    assert "default: auto (every profile)" in entries["precision"] and "Keras dtype policy" in entries["precision"]
     assert '"MLP-1": [1000, 1000]' in entries["architectures"]
     assert all("(no description)" not in entry for entry in entries.values()), entries
 
@@ -84,15 +79,7 @@ def test_sweep_kind_help_lists_its_parameters_but_those_its_options_describe(stu
     result = _run(["sweep", "cnn", "--help"], studyflow_home)
     assert result.returncode == 0, result.stderr
     entries = _parameters(result.stdout)
-    assert {
-        "epochs",
-        "search_space",
-        "pruner",
-        "seeds_per_trial",
-        "trials",
-        "workers",
-        "dask_address",
-    } <= set(entries)
+    assert {"epochs", "search_space", "pruner", "seeds_per_trial", "trials", "workers", "dask_address"} <= set(entries)
     assert not {"storage", "study_name"} & set(entries)  # --storage, --study-name
     assert "--storage" in result.stdout and "--study-name" in result.stdout and "--trials" in result.stdout
     assert "default: quick 6, paper 20" in entries["trials"]  # what --trials left out takes
@@ -162,9 +149,7 @@ def test_a_bad_parameter_is_refused_before_anything_heavy_is_imported(studyflow_
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
-def test_a_missing_or_truncated_dataset_is_refused_in_one_line_before_anything_starts(
-    studyflow_home, tmp_path, damage
-):
+def test_a_missing_or_truncated_dataset_is_refused_in_one_line_before_anything_starts(studyflow_home, tmp_path, damage):
     from studyflow import paths
 
     data = tmp_path / "data"
@@ -187,7 +172,5 @@ def test_a_missing_or_truncated_dataset_is_refused_in_one_line_before_anything_s
     assert len(lines) == 1 and str(images) in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert "temporary server" not in result.stdout + result.stderr  # no Prefect server was started
     assert not (studyflow_home / "mlruns" / "mlflow.db").exists()
-    debug = subprocess.run(
-        STUDYFLOW + ["--debug", "run", "pca"], capture_output=True, text=True, env=env, timeout=120
-    )
+    debug = subprocess.run(STUDYFLOW + ["--debug", "run", "pca"], capture_output=True, text=True, env=env, timeout=120)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "DatasetError" in debug.stderr

@@ -107,9 +107,7 @@ def test_services_come_up_in_order_on_healthchecks(compose):
 def test_serve_runs_the_champion_from_the_stacks_tracking_server(compose):
     serve = compose["services"]["serve"]
     # tried again in the same container until a champion exists (no restart loop: see the compose file)
-    assert (
-        serve["command"][:2] == ["sh", "-c"] and "until studyflow serve --host 0.0.0.0" in serve["command"][2]
-    )
+    assert serve["command"][:2] == ["sh", "-c"] and "until studyflow serve --host 0.0.0.0" in serve["command"][2]
     assert serve["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert serve["build"]["dockerfile"] == "Dockerfile"  # the same image: the study's code and environment
 
@@ -145,10 +143,7 @@ def test_dask_workers_scale_and_share_the_stores_with_the_flow_runs(compose):
     scheduler, dask_worker, worker = services["dask-scheduler"], services["dask-worker"], services["worker"]
     assert scheduler["command"][:2] == ["dask", "scheduler"] and "--dashboard-address" in scheduler["command"]
     assert dask_worker["command"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
-    assert (
-        "--preload" in dask_worker["command"]
-        and "studyflow.entrypoints.dask_worker" in dask_worker["command"]
-    )
+    assert "--preload" in dask_worker["command"] and "studyflow.entrypoints.dask_worker" in dask_worker["command"]
     assert "container_name" not in dask_worker and "ports" not in dask_worker  # --scale dask-worker=N
     assert worker["environment"]["STUDYFLOW_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
     for service in (worker, dask_worker):  # the same stores, at the same paths
@@ -200,11 +195,7 @@ def test_dockerfile_passes_hadolint():
 
 
 def test_dockerfile_installs_dependencies_before_the_code_and_runs_as_a_user():
-    lines = [
-        line.strip()
-        for line in DOCKERFILE.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
     index = {line: number for number, line in enumerate(lines)}
     dependencies = next(
         number
@@ -232,9 +223,7 @@ def _deployments() -> list[dict]:
 
 def _committed_flow_files() -> list[Path]:
     """The flow modules in the repository (a colleague's uncommitted file is not yet deployable)."""
-    listed = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "ls-files", "flows/*.py"], capture_output=True, text=True
-    )
+    listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "flows/*.py"], capture_output=True, text=True)
     if listed.returncode != 0:
         return sorted((REPO_ROOT / "flows").glob("*.py"))
     return [REPO_ROOT / name for name in listed.stdout.split()]

@@ -123,9 +123,7 @@ def test_bad_architecture_settings_are_rejected(config, overrides, parameter):
 def test_each_part_names_the_datasets_it_reads_and_part_5_checks_its_model_first():
     from flows.registry import datasets_needed
 
-    assert {
-        name: datasets_needed(name, part.config.for_profile("quick")) for name, part in PARTS.items()
-    } == {
+    assert {name: datasets_needed(name, part.config.for_profile("quick")) for name, part in PARTS.items()} == {
         "pca": ["mnist"],
         "perceptron": ["mnist"],
         "mlp": ["mnist"],
@@ -164,9 +162,7 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively():
     # Resolved in the config, so the params, step keys and models carry the policy that was used.
     config = MlpConfig.for_profile("quick", precision="auto")
     native = any(flag in cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
-    assert (
-        config.precision == config.train_settings().precision == ("mixed_bfloat16" if native else "float32")
-    )
+    assert config.precision == config.train_settings().precision == ("mixed_bfloat16" if native else "float32")
     assert config.as_params()["precision"] == config.precision
 
 
@@ -188,12 +184,7 @@ def test_the_default_precision_is_auto_resolved_on_the_machine(monkeypatch, flag
     assert TrainSettings().precision == expected
     for part in (MlpConfig, CnnConfig, MtlConfig):
         config = part.for_profile("paper")
-        assert (
-            config.precision
-            == config.train_settings().precision
-            == config.as_params()["precision"]
-            == expected
-        )
+        assert config.precision == config.train_settings().precision == config.as_params()["precision"] == expected
     assert StudyConfig.for_profile("quick").precision == "auto"
 
 
@@ -237,6 +228,4 @@ def test_the_command_lines_config_is_the_one_the_body_receives(prefect_server):
     config = OuterConfig.for_profile("quick", width=9)
     assert run_with_config(outer_flow, config) == 14
     assert received[0] is config and received[1] == InnerConfig.for_profile("quick", depth=5)
-    assert (
-        run_with_config(outer_flow, OuterConfig.for_profile("paper")) == 8
-    )  # nothing left over from the last call
+    assert run_with_config(outer_flow, OuterConfig.for_profile("paper")) == 8  # nothing left over from the last call

@@ -52,14 +52,8 @@ def test_mlp_runs_follow_mlflow_and_prefect_conventions(prefect_server, mlflow_c
     model = mlflow_client.get_logged_model(output.model_id)
     assert model.name == "MLP-a" and model.status == LoggedModelStatus.READY
     linked = {(metric.key, metric.dataset_name) for metric in model.metrics}
-    assert {
-        ("test_accuracy", "mnist-test"),
-        ("val_accuracy", "mnist-val"),
-        ("train_accuracy", "mnist-train"),
-    } <= linked
-    assert any(key.startswith("system/cpu_utilization") for key in child.data.metrics), sorted(
-        child.data.metrics
-    )
+    assert {("test_accuracy", "mnist-test"), ("val_accuracy", "mnist-val"), ("train_accuracy", "mnist-train")} <= linked
+    assert any(key.startswith("system/cpu_utilization") for key in child.data.metrics), sorted(child.data.metrics)
 
     artifacts = _prefect_artifacts(parent.data.tags[Tag.PREFECT_FLOW_RUN_ID])
     # Prefect stores a link artifact as Markdown: "[text](url)".
@@ -69,9 +63,7 @@ def test_mlp_runs_follow_mlflow_and_prefect_conventions(prefect_server, mlflow_c
         assert any(url in artifact.data for artifact in links.values()), [a.data for a in artifacts]
     (child_link,) = [a for a in links.values() if child.info.run_id in a.data]
     assert child_link.key == "mlflow-mlp-a-seed-0"
-    assert str(child_link.task_run_id) == child.data.tags[Tag.PREFECT_TASK_RUN_ID], (
-        "published by the task run"
-    )
+    assert str(child_link.task_run_id) == child.data.tags[Tag.PREFECT_TASK_RUN_ID], "published by the task run"
     (metrics_table,) = [a for a in artifacts if a.key == "mlflow-mlp-a-seed-0-metrics"]
     assert f"| test_accuracy | {child.data.metrics['test_accuracy']:.4f} |" in metrics_table.data
 

@@ -40,18 +40,14 @@ def test_run_of_a_killed_process_is_closed_killed_and_a_live_one_is_kept(mlflow_
     assert result.returncode == -9
     orphan_id = result.stdout.split()[0]
     assert mlflow_client.get_run(orphan_id).info.status == "RUNNING"
-    with tracking.tracked_run(
-        mlflow_client, "unit", "alive", profile="quick", seed=0, dataset_digest="d"
-    ) as live:
+    with tracking.tracked_run(mlflow_client, "unit", "alive", profile="quick", seed=0, dataset_digest="d") as live:
         fixed = close_orphaned_runs(mlflow_client)
         assert mlflow_client.get_run(live.run_id).info.status == "RUNNING"
     assert len(fixed) == 1 and orphan_id in fixed[0]
     orphan = mlflow_client.get_run(orphan_id)
     assert orphan.info.status == "KILLED"
     assert "no longer exists" in orphan.data.tags[Tag.END_REASON]
-    assert (
-        mlflow_client.get_metric_history(orphan_id, "train_loss")[0].value == 1.0
-    )  # nothing recorded is lost
+    assert mlflow_client.get_metric_history(orphan_id, "train_loss")[0].value == 1.0  # nothing recorded is lost
     assert close_orphaned_runs(mlflow_client) == []
 
 
@@ -75,9 +71,7 @@ def test_doctor_reports_every_check_and_low_disk_space(mlflow_client, monkeypatc
     asked = _free_disk_space(monkeypatch, free_gb)
     report = run_doctor()
     names = [name for name, _, _ in report.checks]
-    assert (
-        names[:2] == ["tracking store", "Prefect API"] and "dataset mnist" in names and "disk space" in names
-    )
+    assert names[:2] == ["tracking store", "Prefect API"] and "dataset mnist" in names and "disk space" in names
     assert asked == [paths.project_root()], "the doctor checks the disk studyflow writes to"
     checks = {name: (ok, detail) for name, ok, detail in report.checks}
     ok, detail = checks.pop("disk space")
@@ -91,6 +85,4 @@ def test_doctor_leaves_no_run_behind(mlflow_client):
     run_doctor()
     experiment = mlflow_client.get_experiment_by_name("studyflow-doctor")
     runs = mlflow_client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL)
-    assert runs and all(
-        run.info.status == "FINISHED" and run.info.lifecycle_stage == "deleted" for run in runs
-    )
+    assert runs and all(run.info.status == "FINISHED" and run.info.lifecycle_stage == "deleted" for run in runs)

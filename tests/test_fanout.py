@@ -54,10 +54,7 @@ def test_a_cluster_that_cannot_work_is_refused_in_one_line_before_any_work(study
     assert no_prefect.returncode == 1 and "PREFECT_API_URL" in no_prefect.stderr, no_prefect.stderr
     gone = _refusal(
         ["run", "study", "--set", f"dask_address={address}"],
-        {
-            "MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:1/mlflow",
-            "PREFECT_API_URL": "http://127.0.0.1:1/api",
-        },
+        {"MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:1/mlflow", "PREFECT_API_URL": "http://127.0.0.1:1/api"},
     )
     assert gone.returncode == 1, gone.stderr
     assert gone.stderr.count("\n") == 1 and f"the Dask scheduler {address} does not answer" in gone.stderr
@@ -95,27 +92,14 @@ ROUND_OFF = 0.01
 def _losses(runs) -> dict[str, list[float]]:
     """Each architecture's final training and validation loss."""
     return {
-        run.data.tags[Tag.ARCHITECTURE]: [run.data.metrics["train_loss"], run.data.metrics["val_loss"]]
-        for run in runs
+        run.data.tags[Tag.ARCHITECTURE]: [run.data.metrics["train_loss"], run.data.metrics["val_loss"]] for run in runs
     }
 
 
 @pytest.mark.slow
 def test_a_study_with_workers_starts_one_cluster_for_all_its_parts(tmp_path, mlflow_client):
-    argv = [
-        "run",
-        "study",
-        "--set",
-        'parts=["perceptron", "mlp"]',
-        "--set",
-        "workers=2",
-        "--set",
-        "report=false",
-    ]
-    tiny_data = {
-        "train_size": TINY["train_size"],
-        "test_size": TINY["test_size"],
-    }  # the quick profile's models
+    argv = ["run", "study", "--set", 'parts=["perceptron", "mlp"]', "--set", "workers=2", "--set", "report=false"]
+    tiny_data = {"train_size": TINY["train_size"], "test_size": TINY["test_size"]}  # the quick profile's models
     study = subprocess.run(
         [sys.executable, "-c", cli_statement(argv, {"perceptron": tiny_data, "mlp": tiny_data})],
         cwd=REPO,
@@ -200,9 +184,7 @@ def test_two_workers_train_as_one_process_would_and_a_worker_killed_mid_training
     (parent,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.RUN_LEVEL) == "parent"]
     assert parent.info.status == "FINISHED"
     processes = {run.data.tags[Tag.PROCESS] for run in children}
-    assert (
-        parent.data.tags[Tag.PROCESS] not in processes
-    )  # every training ran in a worker, none in the command
+    assert parent.data.tags[Tag.PROCESS] not in processes  # every training ran in a worker, none in the command
     fanned_loss = _losses(finished)
     # MLP-a and MLP-b are the same network with the same seed: equal up to round-off, whichever worker
     # trained them. (This check found that one training in about a dozen, in a worker, started from other
@@ -239,12 +221,7 @@ def test_doctor_checks_the_configured_scheduler(mlflow_client, monkeypatch):
     _, ok, detail = dask_check()
     assert not ok and "does not answer" in detail
     with LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        dashboard_address=None,
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
     ) as cluster:
         monkeypatch.setenv("STUDYFLOW_DASK_ADDRESS", cluster.scheduler_address)
         _, ok, detail = dask_check()
@@ -282,17 +259,13 @@ def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_n
     def start(name: str, argv: list[str]) -> subprocess.Popen:
         with open(tmp_path / f"{name}.log", "w") as log:
             started.append(
-                subprocess.Popen(
-                    argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
+                subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             )
         return started[-1]
 
     try:
         port = address.rsplit(":", 1)[1]
-        scheduler = start(
-            "scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
-        )
+        scheduler = start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"])
         hold = str(Path(__file__).with_name("dask_hold.py"))
         start(
             "worker",
@@ -315,12 +288,7 @@ def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_n
         log_path, stderr_path = tmp_path / "command.log", tmp_path / "command.err"
         with open(log_path, "w") as log, open(stderr_path, "w") as errors:
             command = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "studyflow.entrypoints.cli",
-                    *_argv(tiny, "--set", f"dask_address={address}"),
-                ],
+                [sys.executable, "-m", "studyflow.entrypoints.cli", *_argv(tiny, "--set", f"dask_address={address}")],
                 cwd=REPO,
                 env=env,
                 stdout=log,
@@ -340,9 +308,7 @@ def test_the_scheduler_gone_mid_part_stops_it_in_one_line_naming_it_and_leaves_n
         # The command's own word is one line, its last: above it are the logs of Prefect (the failed
         # flow run's exception, with its traceback, as for any flow that fails) and of Dask's client.
         said = [line for line in stderr.splitlines() if line.startswith("studyflow:")]
-        assert len(said) == 1 and f"studyflow: error: the Dask scheduler {address} is gone" in said[0], (
-            stderr[-3000:]
-        )
+        assert len(said) == 1 and f"studyflow: error: the Dask scheduler {address} is gone" in said[0], stderr[-3000:]
         assert stderr.splitlines()[-1] == said[0], stderr[-3000:]
         assert runs_of(client, "mlp", "attributes.status = 'RUNNING'") == []  # nothing left RUNNING
         assert client.get_run(held_run_id).info.status == "KILLED"

@@ -53,9 +53,7 @@ def _task_states(flow_run_id: str) -> dict[str, str]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     return {task_run.name: task_run.state.name for task_run in task_runs}
 
 
@@ -63,9 +61,7 @@ def _task_states(flow_run_id: str) -> dict[str, str]:
 
 
 @pytest.mark.integration
-def test_rerun_reuses_each_finished_step_and_force_redoes_it(
-    prefect_server, mlflow_client, studyflow_home, tiny
-):
+def test_rerun_reuses_each_finished_step_and_force_redoes_it(prefect_server, mlflow_client, studyflow_home, tiny):
     from flows.mlp import mlp_flow
 
     architectures = {"MLP-a": [24], "MLP-b": [8, 8]}
@@ -73,9 +69,7 @@ def test_rerun_reuses_each_finished_step_and_force_redoes_it(
     mlp_flow(architectures=architectures, **tiny)
 
     first, second = _parents(mlflow_client, "mlp")
-    trained = {
-        run.data.tags[Tag.ARCHITECTURE]: run for run in _children(mlflow_client, "mlp", first.info.run_id)
-    }
+    trained = {run.data.tags[Tag.ARCHITECTURE]: run for run in _children(mlflow_client, "mlp", first.info.run_id)}
     assert set(trained) == set(architectures)
     assert _children(mlflow_client, "mlp", second.info.run_id) == [], "the rerun trained again"
     assert set(second.data.tags[tracking.Tag.REUSED_RUN_IDS].split(",")) == {
@@ -83,9 +77,7 @@ def test_rerun_reuses_each_finished_step_and_force_redoes_it(
     }
     states = _task_states(second.data.tags[Tag.PREFECT_FLOW_RUN_ID])
     assert states["train-MLP-a-seed-0"] == states["train-MLP-b-seed-0"] == "Cached"
-    table = (
-        download(mlflow_client, second.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
-    )
+    table = download(mlflow_client, second.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in table[1:]) == ["MLP-a", "MLP-b"]  # each model once
     assert len(list((studyflow_home / "mlruns" / "step-results").iterdir())) >= 2
 
@@ -127,9 +119,7 @@ def _copy_of_repo(destination: Path) -> Path:
     ).stdout.split()
     for name in listed:
         source = REPO / name
-        if source.is_file() and not (
-            name.startswith("data/") and source.stat().st_size > 1e6
-        ):  # datasets: by env
+        if source.is_file() and not (name.startswith("data/") and source.stat().st_size > 1e6):  # datasets: by env
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
     return destination
@@ -185,9 +175,7 @@ def test_a_change_inside_a_helper_the_task_calls_retrains(tmp_path, mlflow_clien
     assert result.returncode == 0, result.stderr[-3000:]
     third = _parents(mlflow_client, "mlp")[-1]
     retrained = _children(mlflow_client, "mlp", third.info.run_id)
-    assert [run.info.run_name for run in retrained] == ["MLP-a-seed-0"] and retrained[
-        0
-    ].info.status == "FINISHED"
+    assert [run.info.run_name for run in retrained] == ["MLP-a-seed-0"] and retrained[0].info.status == "FINISHED"
 
 
 def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.CompletedProcess, client) -> None:
@@ -199,22 +187,17 @@ def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.Completed
     # A quiet console: the UI hint once, as a command that runs as printed, then the page of the
     # part's runs in the model-training view; no TensorFlow banners; precision "auto" explained once.
     assert result.stdout.count("start both UIs with") == 1
-    (command,) = [
-        line.split() for line in result.stdout.splitlines() if line.strip().endswith("studyflow ui")
-    ]
+    (command,) = [line.split() for line in result.stdout.splitlines() if line.strip().endswith("studyflow ui")]
     assert Path(command[0]).is_file() and os.access(command[0], os.X_OK) and command[1:] == ["ui"], command
     assert re.search(
-        r"then open http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?workflowType=machine_learning",
-        result.stdout,
+        r"then open http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?workflowType=machine_learning", result.stdout
     )
     assert result.stdout.count("[studyflow] precision auto -> ") == 1
     console = result.stdout + result.stderr
     assert "oneDNN custom operations" not in console and "absl::InitializeLog" not in console
     # No library warning the user cannot act on, and none twice (TensorFlow's reached Prefect's handler too).
     assert "tf.function retracing" not in console and "Add type hints" not in console
-    warnings = [
-        re.sub(r"^.*?WARNING\W+[\w.]+\W+", "", line) for line in console.splitlines() if "WARNING" in line
-    ]
+    warnings = [re.sub(r"^.*?WARNING\W+[\w.]+\W+", "", line) for line in console.splitlines() if "WARNING" in line]
     assert len(warnings) == len(set(warnings)), warnings
     (parent,) = [run for run in _parents(client, "mlp") if run.info.run_name == "mlp-quick"]
     assert parent.info.run_id in result.stdout and parent.info.status == "FINISHED"
@@ -224,19 +207,13 @@ def _assert_a_quiet_console_with_the_run_and_the_ui(result: subprocess.Completed
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(
-    tmp_path, mlflow_client
-):
+def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_interrupted_model(tmp_path, mlflow_client):
     env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PYTHONUNBUFFERED": "1"}
     argv = ["run", "study", "--set", 'parts=["pca", "cnn"]', "--set", "report=false"]
     # `studyflow run study` on tiny data: the quick profile's CNNs (their 2 epochs: CNN-2 is held after
     # its first) on conftest's tiny subsets, the PCA on a smaller sample; both commands the same.
     statement = cli_statement(
-        argv,
-        {
-            "pca": {"sample_size": 1_000},
-            "cnn": {"train_size": TINY["train_size"], "test_size": TINY["test_size"]},
-        },
+        argv, {"pca": {"sample_size": 1_000}, "cnn": {"train_size": TINY["train_size"], "test_size": TINY["test_size"]}}
     )
     mlflow_client.search_experiments()  # the store exists before the study writes to it
     log_path = tmp_path / "killed-study.log"
@@ -245,9 +222,7 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     try:
         killed_run_id = wait_until_epoch_1_logged(
             mlflow_client,
-            lambda: [
-                run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == "CNN-2"
-            ],
+            lambda: [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == "CNN-2"],
             "CNN-2",
             study,
             log_path,
@@ -285,9 +260,7 @@ def test_kill_9_of_the_study_mid_cnn_then_the_same_command_retrains_only_the_int
     final = _parents(mlflow_client, "cnn")[-1]
     assert final.info.status == "FINISHED"
     assert final.data.tags[tracking.Tag.REUSED_RUN_IDS] == by_name["CNN-1"][0].info.run_id
-    table = (
-        download(mlflow_client, final.info.run_id, "tables/cnn_architectures.csv").read_text().splitlines()
-    )
+    table = download(mlflow_client, final.info.run_id, "tables/cnn_architectures.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in table[1:]) == [f"CNN-{index}" for index in range(1, 6)]
     # The PCA part had finished: both its flow runs FINISHED, the second from cached steps.
     assert [run.info.status for run in _parents(mlflow_client, "pca")] == ["FINISHED", "FINISHED"]
@@ -388,9 +361,7 @@ def _held_dask_sweep(tmp_path, mlflow_client, postgres_url, tiny, name: str):
         command = start_studyflow(*argv, env=env, log=log)
 
     def trial_0():
-        return [
-            run for run in sweep_runs(mlflow_client, "mlp")[1] if run.data.tags.get(Tag.TRIAL_NUMBER) == "0"
-        ]
+        return [run for run in sweep_runs(mlflow_client, "mlp")[1] if run.data.tags.get(Tag.TRIAL_NUMBER) == "0"]
 
     try:
         run_id = wait_until_epoch_1_logged(mlflow_client, trial_0, "trial 0", command, log_path)
@@ -404,9 +375,7 @@ def _held_dask_sweep(tmp_path, mlflow_client, postgres_url, tiny, name: str):
 
 @pytest.mark.integration  # PostgreSQL: two workers share the study
 @pytest.mark.slow
-def test_a_dask_worker_killed_mid_trial_has_its_trial_failed_and_retried(
-    tmp_path, mlflow_client, postgres_url, tiny
-):
+def test_a_dask_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path, mlflow_client, postgres_url, tiny):
     """The worker training trial 0 (held after its epoch 1) is killed with SIGKILL. Dask runs its trial
     loop again; the heartbeat fails trial 0, its run is closed KILLED, its parameters are trained again
     in the surviving worker, and the command ends well."""
@@ -438,9 +407,7 @@ def test_a_dask_worker_killed_mid_trial_has_its_trial_failed_and_retried(
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_ctrl_c_of_a_sweep_on_dask_workers_queues_its_running_trials_again(
-    tmp_path, mlflow_client, postgres_url, tiny
-):
+def test_ctrl_c_of_a_sweep_on_dask_workers_queues_its_running_trials_again(tmp_path, mlflow_client, postgres_url, tiny):
     """Ctrl-C (SIGINT to the command's group) while a worker holds trial 0: the command exits 130 and
     leaves nothing RUNNING: the local cluster is gone, its trials are failed with their parameters
     queued again (a resumed sweep runs them first), their runs and the parent closed KILLED."""

@@ -95,9 +95,7 @@ class MlflowServer:
         deadline = time.monotonic() + timeout_s
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}"
-                )
+                raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}")
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -197,9 +195,7 @@ def _task_run_states(flow_run_id) -> dict[str, str]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with get_client(sync_client=True) as prefect:
-        task_runs = prefect.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
+        task_runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     return {task_run.name: task_run.state.type.value for task_run in task_runs}
 
 
@@ -376,17 +372,13 @@ def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, m
     from tasks.architectures import tasks as architecture_training
 
     _diverging(monkeypatch, architecture_training, "mlp_nan")
-    state = mlp_flow(
-        architectures={"MLP-nan": [16], "MLP-ok": [16]}, **dict(tiny, epochs=2), return_state=True
-    )
+    state = mlp_flow(architectures={"MLP-nan": [16], "MLP-ok": [16]}, **dict(tiny, epochs=2), return_state=True)
 
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
     assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
     task_states = _task_run_states(flow_run_id)
-    assert [name for name, value in task_states.items() if value == "FAILED"] == ["train-MLP-nan-seed-0"], (
-        task_states
-    )
+    assert [name for name, value in task_states.items() if value == "FAILED"] == ["train-MLP-nan-seed-0"], task_states
     assert task_states["train-MLP-ok-seed-0"] == "COMPLETED"
     runs = _runs_of_flow_run(mlflow_client, "mlp", flow_run_id)
     assert set(runs) == {"mlp-quick", "MLP-nan-seed-0", "MLP-ok-seed-0"}
@@ -430,13 +422,9 @@ def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_clie
     study = optuna.load_study(study_name=name, storage=default_storage_url())
     states = [trial.state for trial in study.trials]
     assert states[2] == TrialState.FAIL, states
-    assert (
-        sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states) == 3 and len(states) == 4
-    )
+    assert sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states) == 3 and len(states) == 4
     runs = runs_of(mlflow_client, "sweep-mlp")
-    trial_runs = {
-        run.data.tags[Tag.TRIAL_NUMBER]: run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "child"
-    }
+    trial_runs = {run.data.tags[Tag.TRIAL_NUMBER]: run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "child"}
     assert sorted(trial_runs) == ["0", "1", "2", "3"]
     failed = trial_runs["2"]
     assert failed.info.status == "FAILED" and failed.data.tags[Tag.TRIAL_STATE] == "FAIL"

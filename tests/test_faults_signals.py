@@ -135,9 +135,7 @@ def test_two_identical_commands_at_once_train_each_step_once(tmp_path, mlflow_cl
         # Until the second says it waits for the first's MLP-b (after reusing MLP-a), it must not train
         # MLP-b itself: a run of its own would show here at once.
         while waiting not in second_log.read_text():
-            assert len(_mlp_b(mlflow_client)) == 1, "the second command trains MLP-b too:\n" + tail(
-                second_log
-            )
+            assert len(_mlp_b(mlflow_client)) == 1, "the second command trains MLP-b too:\n" + tail(second_log)
             assert second.poll() is None, tail(second_log)
             assert time.monotonic() < deadline, tail(second_log)
             time.sleep(0.2)

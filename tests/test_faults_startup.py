@@ -63,8 +63,7 @@ def _run_at_once(commands: dict[str, list[str]], home: Path) -> None:
     assert not (home / ".prefect" / "prefect.db").exists(), "the home must start with no Prefect database"
     started = time.monotonic()
     processes = {
-        name: (_start(argv, home, home / f"{name}.log"), home / f"{name}.log")
-        for name, argv in commands.items()
+        name: (_start(argv, home, home / f"{name}.log"), home / f"{name}.log") for name, argv in commands.items()
     }
     for name, (process, log_path) in processes.items():
         code, ended = _finish(process, log_path)
@@ -74,9 +73,7 @@ def _run_at_once(commands: dict[str, list[str]], home: Path) -> None:
 
 
 @pytest.mark.load
-def test_two_first_commands_at_once_on_saturated_cores_both_finish(
-    saturated_cores, studyflow_home, mlflow_client
-):
+def test_two_first_commands_at_once_on_saturated_cores_both_finish(saturated_cores, studyflow_home, mlflow_client):
     _run_at_once({"pca": ["run", "pca"], "perceptron": ["run", "perceptron"]}, studyflow_home)
     for part in ("pca", "perceptron"):
         runs = runs_of(mlflow_client, part)
@@ -84,9 +81,7 @@ def test_two_first_commands_at_once_on_saturated_cores_both_finish(
 
 
 @pytest.mark.load
-def test_a_fanned_part_and_a_sweep_on_saturated_cores_both_finish(
-    saturated_cores, studyflow_home, mlflow_client, tiny
-):
+def test_a_fanned_part_and_a_sweep_on_saturated_cores_both_finish(saturated_cores, studyflow_home, mlflow_client, tiny):
     sizes = [f"--set={name}={value}" for name, value in tiny.items()]
     _run_at_once(
         {
@@ -125,16 +120,11 @@ def _session_processes(session_id: int) -> list[int]:
     return found
 
 
-def test_a_prefect_server_past_its_start_budget_is_one_line_exit_1_and_no_process(
-    studyflow_home, mlflow_client
-):
+def test_a_prefect_server_past_its_start_budget_is_one_line_exit_1_and_no_process(studyflow_home, mlflow_client):
     log_path = studyflow_home / "budget.log"
     # One second: less than any start of Prefect's server takes, which imports its app first.
     process = _start(
-        ["run", "perceptron", "--set", "pairs=[[1, 0]]"],
-        studyflow_home,
-        log_path,
-        STUDYFLOW_START_TIMEOUT="1",
+        ["run", "perceptron", "--set", "pairs=[[1, 0]]"], studyflow_home, log_path, STUDYFLOW_START_TIMEOUT="1"
     )
     code, _ = _finish(process, log_path)
     output = log_path.read_text(errors="replace")

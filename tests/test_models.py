@@ -62,8 +62,6 @@ def test_a_models_initial_weights_do_not_depend_on_other_threads_drawing_random_
     settings = TrainSettings(seed=3, precision="float32")
     alone = fresh_model(lambda: build_mlp([8], name="m"), settings).get_weights()
     disturbed = fresh_model(lambda: (random.random(), build_mlp([8], name="m"))[1], settings).get_weights()
-    other_seed = fresh_model(
-        lambda: build_mlp([8], name="m"), settings.model_copy(update={"seed": 4})
-    ).get_weights()
+    other_seed = fresh_model(lambda: build_mlp([8], name="m"), settings.model_copy(update={"seed": 4})).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(alone, disturbed, strict=True))
     assert not np.array_equal(alone[0], other_seed[0])

@@ -69,9 +69,7 @@ def test_digit_table_reproduces_the_original_at_its_pixel_scale():
     # Digits 0 and 1, the two whose bounds below were derived from the sampling noise; the report sets
     # all ten beside ours (the paper run differs by up to 0.66 on PC2 and 19 % on a PC1 variance).
     original = {
-        entry["digit"]: entry
-        for entry in reference.original_study()["pca"]["centroids"]
-        if entry["digit"] in (0, 1)
+        entry["digit"]: entry for entry in reference.original_study()["pca"]["centroids"] if entry["digit"] in (0, 1)
     }
     paper = build_pca_map(dataset.train_images, dataset.train_labels, 10_000, 0, (-1.0, 1.0)).digit_table
     unit = build_pca_map(dataset.train_images, dataset.train_labels, 10_000, 0, (0.0, 1.0)).digit_table

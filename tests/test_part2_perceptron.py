@@ -17,11 +17,7 @@ def test_perceptron_flow_child_runs_metrics_and_figures(prefect_server, mlflow_c
     summary = perceptron_flow(profile="quick", pairs=[[1, 0], [4, 9]], max_epochs=1000, train_size=6000)
     runs = runs_of(mlflow_client, "perceptron")
     parent = next(run for run in runs if "mlflow.parentRunId" not in run.data.tags)
-    children = {
-        run.info.run_name: run
-        for run in runs
-        if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-    }
+    children = {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert set(children) == {"perceptron-1-vs-0-seed-0", "perceptron-4-vs-9-seed-0"}
     assert all(run.info.status == "FINISHED" for run in runs)
     one_zero, four_nine = children["perceptron-1-vs-0-seed-0"], children["perceptron-4-vs-9-seed-0"]

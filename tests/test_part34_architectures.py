@@ -20,14 +20,7 @@ from tasks.data import load_dataset, subset
 from tasks.training import TrainSettings
 
 PER_EPOCH = ["train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"]
-FINAL = [
-    "test_accuracy",
-    "test_loss",
-    "param_count",
-    "train_time_s",
-    "epoch_time_s",
-    "epoch_time_per_mparam_s",
-]
+FINAL = ["test_accuracy", "test_loss", "param_count", "train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"]
 
 
 def _tiny_data(tiny):
@@ -78,9 +71,7 @@ def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client
     assert children["MLP-a"].data.metrics["test_accuracy"] > 0.3  # 22 Adam steps: clearly above chance (0.1)
     for figure in ("mlp_learning_curves.png", "mlp_accuracy_vs_time.png", "mlp_vs_cnn.png"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
-    table = (
-        download(mlflow_client, parent.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
-    )
+    table = download(mlflow_client, parent.info.run_id, "tables/mlp_architectures.csv").read_text().splitlines()
     assert table[0].startswith("model,seed,hidden_widths,train_accuracy") and len(table) == 3
 
 
@@ -88,9 +79,7 @@ def test_mlp_flow_logs_each_architecture_per_epoch(prefect_server, mlflow_client
 def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, mlflow_client, tiny):
     # In mixed_bfloat16 (the MLP flow above trains in float32): the policy reaches every model, is
     # saved with it, and the registered model still serves float32 probabilities through pyfunc.
-    cnn_flow(
-        profile="quick", architectures={"CNN-a": [4, 8], "CNN-b": [8]}, precision="mixed_bfloat16", **tiny
-    )
+    cnn_flow(profile="quick", architectures={"CNN-a": [4, 8], "CNN-b": [8]}, precision="mixed_bfloat16", **tiny)
     parent, children = _children(mlflow_client, "cnn")
     assert set(children) == {"CNN-a", "CNN-b"}
     assert parent.data.params["precision"] == "mixed_bfloat16"
@@ -103,15 +92,11 @@ def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, m
     best_accuracy = max(run.data.metrics["val_accuracy"] for run in children.values())
     champion = mlflow_client.get_model_version_by_alias("mnist-cnn", CHAMPION_ALIAS)
     by_run_id = {run.info.run_id: run for run in children.values()}
-    assert (
-        by_run_id[champion.run_id].data.metrics["val_accuracy"] == best_accuracy
-    )  # a best one (ties: either)
+    assert by_run_id[champion.run_id].data.metrics["val_accuracy"] == best_accuracy  # a best one (ties: either)
     recorded = float(champion.tags["test_accuracy"])
     dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
     model = mlflow.pyfunc.load_model("models:/mnist-cnn@champion")
-    predictions = model.predict(dataset.test_images)[
-        "label"
-    ].to_numpy()  # the serving contract: label + probabilities
+    predictions = model.predict(dataset.test_images)["label"].to_numpy()  # the serving contract: label + probabilities
     assert np.mean(predictions == dataset.test_labels) == pytest.approx(recorded, abs=1e-6)
     comparison = download(mlflow_client, parent.info.run_id, "tables/mlp_vs_cnn.csv").read_text()
     assert "CNN-a" in comparison
@@ -167,10 +152,7 @@ def test_registry_descriptions_keep_their_placeholders_in_mlflow_markdown():
     placeholder sits in a code span, where it is shown as written."""
     from tasks.architectures.registry import contract_description, registered_model_description
 
-    model_page, version_page = (
-        registered_model_description("mnist-cnn"),
-        contract_description("mnist-cnn", "3"),
-    )
+    model_page, version_page = (registered_model_description("mnist-cnn"), contract_description("mnist-cnn", "3"))
     for text in (model_page, version_page):
         assert text.count("`") % 2 == 0, text
         assert not re.search(r"<[A-Za-z/!]", _outside_code_spans(text)), _outside_code_spans(text)
@@ -187,16 +169,9 @@ def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):
         with pytest.raises(TrainingDivergedError, match="nan"):
             # A learning rate no config accepts: the weights overflow and the loss turns NaN at once.
             train_architecture(
-                parent,
-                "mlp",
-                "MLP-nan",
-                [16],
-                data,
-                TrainSettings(epochs=3).model_copy(update={"learning_rate": 1e30}),
+                parent, "mlp", "MLP-nan", [16], data, TrainSettings(epochs=3).model_copy(update={"learning_rate": 1e30})
             )
-    (child,) = [
-        run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-nan"
-    ]
+    (child,) = [run for run in runs_of(mlflow_client, "mlp") if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-nan"]
     assert child.info.status == "FAILED"
     assert "TrainingDivergedError" in child.data.tags[Tag.END_REASON]
     assert len(mlflow_client.get_metric_history(child.info.run_id, "train_loss")) == 1  # stopped in epoch 1
@@ -209,9 +184,7 @@ def test_the_logged_model_holds_the_runs_final_metrics_once(mlflow_client, tiny)
         outcome = train_architecture(parent, "cnn", "CNN-final", [4, 8], data, TrainSettings(epochs=2))
     run = mlflow_client.get_run(outcome.run_id)
     first_loss, last_loss = mlflow_client.get_metric_history(run.info.run_id, "train_loss")
-    assert first_loss.value != last_loss.value, (
-        "two epochs that differ, so the first cannot pass for the final"
-    )
+    assert first_loss.value != last_loss.value, "two epochs that differ, so the first cannot pass for the final"
     (output,) = run.outputs.model_outputs
     logged = mlflow_client.get_logged_model(output.model_id)
     values: dict[str, list[float]] = {}
@@ -220,11 +193,7 @@ def test_the_logged_model_holds_the_runs_final_metrics_once(mlflow_client, tiny)
     assert set(PER_EPOCH) | {"param_count", "train_time_s"} <= set(values)
     assert values == {key: [run.data.metrics[key]] for key in values}  # each once, the run's final value
     linked = {(metric.key, metric.dataset_name) for metric in logged.metrics}
-    assert {
-        ("test_accuracy", "mnist-test"),
-        ("val_accuracy", "mnist-val"),
-        ("train_accuracy", "mnist-train"),
-    } <= linked
+    assert {("test_accuracy", "mnist-test"), ("val_accuracy", "mnist-val"), ("train_accuracy", "mnist-train")} <= linked
     for metric in PER_EPOCH:  # linking them to the model added no point to the run's curves
         assert [point.step for point in mlflow_client.get_metric_history(run.info.run_id, metric)] == [1, 2]
 
@@ -287,9 +256,7 @@ def test_steps_per_execution_trains_the_same_weights_and_logs_every_epoch(tiny):
     results, sinks = {}, {}
     for steps in (1, STEPS_PER_EXECUTION):
         sinks[steps] = Sink()
-        model = compile_model(
-            fresh_model(lambda: build_mlp([32]), settings), settings, steps_per_execution=steps
-        )
+        model = compile_model(fresh_model(lambda: build_mlp([32]), settings), settings, steps_per_execution=steps)
         results[steps] = train(model, data, settings, recorder=sinks[steps])
     one, many = results[1], results[STEPS_PER_EXECUTION]
     for single, batched in zip(one.model.get_weights(), many.model.get_weights(), strict=False):
@@ -323,9 +290,7 @@ def test_fused_adam_moves_the_weights_as_keras_adam_and_saves_as_it(tmp_path, we
         for batch in (slice(0, 32), slice(32, 64)):
             model.train_on_batch(inputs[batch], targets[batch])
         trained[name] = model
-    for keras_weight, fused_weight in zip(
-        trained["keras"].get_weights(), trained["fused"].get_weights(), strict=False
-    ):
+    for keras_weight, fused_weight in zip(trained["keras"].get_weights(), trained["fused"].get_weights(), strict=False):
         np.testing.assert_allclose(fused_weight, keras_weight, rtol=0, atol=1e-6)
 
     path = tmp_path / "fused.keras"
@@ -333,7 +298,5 @@ def test_fused_adam_moves_the_weights_as_keras_adam_and_saves_as_it(tmp_path, we
     assert trained["fused"].get_compile_config()["optimizer"]["class_name"] == "Adam"
     loaded = keras.saving.load_model(path)
     assert type(loaded.optimizer) is keras.optimizers.Adam
-    for saved, restored in zip(
-        trained["fused"].optimizer.variables, loaded.optimizer.variables, strict=False
-    ):
+    for saved, restored in zip(trained["fused"].optimizer.variables, loaded.optimizer.variables, strict=False):
         np.testing.assert_array_equal(np.asarray(restored), np.asarray(saved))

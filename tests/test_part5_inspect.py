@@ -81,15 +81,9 @@ def test_inspect_flow_logs_every_figure_and_raises_both_classes(
         assert run.data.params[f"image_predicted_{digit}"] == str(digit)
         for start in ("digit", "noise"):
             prefix = f"dream_{digit}_{start}"
-            assert run.data.metrics[f"{prefix}_score_after"] > run.data.metrics[f"{prefix}_score_before"], (
-                prefix
-            )
-            assert metrics[f"{prefix}_score_after"] == pytest.approx(
-                run.data.metrics[f"{prefix}_score_after"]
-            )
-            history = sorted(
-                mlflow_client.get_metric_history(run.info.run_id, f"{prefix}_score"), key=lambda p: p.step
-            )
+            assert run.data.metrics[f"{prefix}_score_after"] > run.data.metrics[f"{prefix}_score_before"], prefix
+            assert metrics[f"{prefix}_score_after"] == pytest.approx(run.data.metrics[f"{prefix}_score_after"])
+            history = sorted(mlflow_client.get_metric_history(run.info.run_id, f"{prefix}_score"), key=lambda p: p.step)
             assert [point.step for point in history] == list(
                 range(FAST_DREAM["dream_steps"] * FAST_DREAM["octaves"] + 1)
             )
@@ -209,11 +203,7 @@ def test_missing_model_is_a_clear_error_and_leaves_no_run(prefect_server, mlflow
 @pytest.mark.slow
 def test_cli_says_how_to_make_a_champion(studyflow_home):
     """The real command, on an empty store: one line saying what to do, no Prefect server, no traceback."""
-    env = {
-        **os.environ,
-        "STUDYFLOW_HOME": str(studyflow_home),
-        "PREFECT_HOME": str(studyflow_home / "prefect"),
-    }
+    env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home), "PREFECT_HOME": str(studyflow_home / "prefect")}
     result = subprocess.run(
         [sys.executable, "-m", "studyflow.entrypoints.cli", "run", "inspect"],
         capture_output=True,

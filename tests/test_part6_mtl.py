@@ -33,21 +33,16 @@ def test_parameter_counts_match_the_study(tasks):
     assert sorted(model.output_names) == sorted(tasks)
     assert model.get_layer("trunk_flatten").output.shape[-1] == 6_272  # 28 -> 14 -> 7, times 128 filters
     classes = {"item": 10, "group": 3}
-    assert {name: model.get_layer(name).output.shape[-1] for name in tasks} == {
-        name: classes[name] for name in tasks
-    }
+    assert {name: model.get_layer(name).output.shape[-1] for name in tasks} == {name: classes[name] for name in tasks}
 
 
 def test_one_mtl_model_saves_the_trunk_over_two_single_task_models():
     from tasks.mtl.record import parameter_saving
 
     saving, percent = parameter_saving(
-        EXPECTED_PARAMETERS[("item", "group")],
-        [EXPECTED_PARAMETERS[("item",)], EXPECTED_PARAMETERS[("group",)]],
+        EXPECTED_PARAMETERS[("item", "group")], [EXPECTED_PARAMETERS[("item",)], EXPECTED_PARAMETERS[("group",)]]
     )
-    assert (
-        saving == ORIGINAL["parameter_saving"] and round(percent, 2) == ORIGINAL["parameter_saving_percent"]
-    )
+    assert saving == ORIGINAL["parameter_saving"] and round(percent, 2) == ORIGINAL["parameter_saving_percent"]
 
 
 def test_default_groups_label_every_class():
@@ -109,9 +104,7 @@ def test_dict_output_model_round_trips_through_mlflow(mlflow_client):
         },
     )
     inputs = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32)
-    with tracking.tracked_run(
-        mlflow_client, "mtl", "round-trip", profile="quick", seed=0, dataset_digest="x"
-    ) as run:
+    with tracking.tracked_run(mlflow_client, "mtl", "round-trip", profile="quick", seed=0, dataset_digest="x") as run:
         verify_round_trip(log_keras_model(run, model, inputs), model, inputs)
 
 
@@ -132,11 +125,7 @@ def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlfl
     records = mtl_flow(profile="quick", lambdas=[0.0, 0.5], **dict(tiny, epochs=2))
     runs = runs_of(mlflow_client, "mtl")
     parent = next(run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "parent")
-    children = {
-        run.info.run_name: run
-        for run in runs
-        if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-    }
+    children = {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     children = {name.removesuffix("-seed-0"): run for name, run in children.items()}
     assert set(children) == {"single-task-1", "single-task-2", "mtl-lambda-0.0", "mtl-lambda-0.5"}
     assert all(run.info.status == "FINISHED" for run in runs)
@@ -151,12 +140,7 @@ def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlfl
         for task, number in (("item", 1), ("group", 2)):
             has_head = task in heads[name]
             assert (f"task{number}_test_accuracy" in metrics) == has_head, (name, task)  # absent, not 0
-            for metric in (
-                f"train_{task}_accuracy",
-                f"val_{task}_accuracy",
-                f"train_{task}_loss",
-                f"val_{task}_loss",
-            ):
+            for metric in (f"train_{task}_accuracy", f"val_{task}_accuracy", f"train_{task}_loss", f"val_{task}_loss"):
                 history = mlflow_client.get_metric_history(run.info.run_id, metric)
                 assert [point.step for point in history] == ([1, 2] if has_head else []), (name, metric)
         assert metrics["param_count"] == EXPECTED_PARAMETERS[tuple(heads[name])]
@@ -171,9 +155,7 @@ def test_mtl_flow_child_runs_absent_heads_table_and_figures(prefect_server, mlfl
         original = ORIGINAL_MODELS[name]
         for number in (1, 2):
             figure = original.get(f"task{number}_test_accuracy")
-            assert record[f"original task {number} accuracy"] == (
-                "-" if figure is None else f"{figure:.4f}"
-            ), name
+            assert record[f"original task {number} accuracy"] == ("-" if figure is None else f"{figure:.4f}"), name
         assert record["original time (s)"] == original["train_time_s"], name
     assert by_model["MTL lambda 0.0"]["original task 1 accuracy"] != "-"  # the lambda 0 row has both figures
     # In the report, lambda 0's task-1 head (loss weight 0, never trained) is labelled, never flagged.

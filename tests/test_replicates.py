@@ -25,11 +25,7 @@ GROUP = "replicate_group"
 
 
 def _under(client, part: str, run) -> list:
-    return [
-        child
-        for child in runs_of(client, part)
-        if child.data.tags.get("mlflow.parentRunId") == run.info.run_id
-    ]
+    return [child for child in runs_of(client, part) if child.data.tags.get("mlflow.parentRunId") == run.info.run_id]
 
 
 def _history(client, run_id: str, key: str) -> dict[int, float]:
@@ -66,8 +62,7 @@ def assert_group_is_its_seeds_statistics(client, group, seed_runs) -> None:
     """The group's `<metric>_mean`, `_std`, `_ci95_low`, `_ci95_high` for every final metric of its
     seeds, computed here from the seed runs' final metrics; its curves: the seeds' mean at each step."""
     finals = [
-        {key: value for key, value in run.data.metrics.items() if not key.startswith("system/")}
-        for run in seed_runs
+        {key: value for key, value in run.data.metrics.items() if not key.startswith("system/")} for run in seed_runs
     ]
     keys = set(finals[0])
     assert all(set(final) == keys for final in finals)
@@ -75,9 +70,7 @@ def assert_group_is_its_seeds_statistics(client, group, seed_runs) -> None:
     for key in keys:
         values = np.array([final[key] for final in finals])
         mean, std = values.mean(), values.std(ddof=1)
-        half_width = (
-            stats.t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values))
-        )  # (the table's, in full)
+        half_width = stats.t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values))  # (the table's, in full)
         expected.update(
             {
                 f"{key}_mean": mean,
@@ -91,9 +84,7 @@ def assert_group_is_its_seeds_statistics(client, group, seed_runs) -> None:
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key  # float round-off only
     assert group.data.metrics["seeds"] == len(seed_runs)
-    curves = [
-        key for key in keys if any(step >= 1 for step in _history(client, seed_runs[0].info.run_id, key))
-    ]
+    curves = [key for key in keys if any(step >= 1 for step in _history(client, seed_runs[0].info.run_id, key))]
     assert curves, "the seeds have per-epoch curves"
     for key in curves:
         histories = [_history(client, run.info.run_id, key) for run in seed_runs]
@@ -101,9 +92,7 @@ def assert_group_is_its_seeds_statistics(client, group, seed_runs) -> None:
         steps = sorted(set().union(*histories))
         assert sorted(mean_curve) == steps, key  # one value per step (epoch, iteration)
         for step in steps:
-            assert mean_curve[step] == pytest.approx(
-                np.mean([h[step] for h in histories if step in h]), abs=1e-9
-            )
+            assert mean_curve[step] == pytest.approx(np.mean([h[step] for h in histories if step in h]), abs=1e-9)
 
 
 def _runs(values: dict[str, dict[int, float]]) -> pd.DataFrame:
@@ -150,8 +139,7 @@ def test_differences_pair_by_seed_when_the_seeds_match_and_use_welch_otherwise()
 
 @pytest.mark.parametrize("config_class", [MlpConfig, CnnConfig, MtlConfig, PerceptronConfig, StudyConfig])
 @pytest.mark.parametrize(
-    "seeds, message",
-    [([], "at least one seed"), ([1, 1], "distinct"), ([0, -1], "seeds.1"), ("three", "valid list")],
+    "seeds, message", [([], "at least one seed"), ([1, 1], "distinct"), ([0, -1], "seeds.1"), ("three", "valid list")]
 )
 def test_bad_seeds_are_a_config_error_naming_them(config_class, seeds, message):
     with pytest.raises(ConfigError, match=message):
@@ -177,32 +165,24 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
         assert group.info.run_name == f"{name}-replicates" and Tag.ARCHITECTURE not in group.data.tags
         assert all(run.data.tags[Tag.ARCHITECTURE] == name for run in nested)
         assert_group_is_its_seeds_statistics(mlflow_client, group, nested)
-        assert sorted(_history(mlflow_client, group.info.run_id, "val_accuracy")) == list(
-            range(1, epochs + 1)
-        )
-        assert (
-            group.data.params["hidden_widths"] == str(architectures[name]) and "seed" not in group.data.params
-        )
+        assert sorted(_history(mlflow_client, group.info.run_id, "val_accuracy")) == list(range(1, epochs + 1))
+        assert group.data.params["hidden_widths"] == str(architectures[name]) and "seed" not in group.data.params
     # The report's and the registry's view of the part: its training runs, never a group.
     from studyflow import tracking
     from tasks.architectures.record import architecture_runs
 
-    assert sorted(
-        run.info.run_id for run in tracking.member_runs(mlflow_client, "mlp", parent.info.run_id)
-    ) == sorted(run.info.run_id for run in children)
+    assert sorted(run.info.run_id for run in tracking.member_runs(mlflow_client, "mlp", parent.info.run_id)) == sorted(
+        run.info.run_id for run in children
+    )
     assert architecture_runs(mlflow_client, "mlp", parent.info.run_id)["seeds"].tolist() == [3, 3]
     assert {run.data.params["seed"] for run in children} == {"0", "1", "2"}
     assert all(run.info.status == "FINISHED" for run in runs)
     assert parent.data.tags[Tag.REPLICATE_SEEDS] == "0,1,2"
 
-    summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/mlp_summary.csv")).set_index(
-        "model"
-    )
+    summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/mlp_summary.csv")).set_index("model")
     for name in architectures:
         for metric in ("test_accuracy", "train_accuracy", "val_accuracy"):
-            values = np.array(
-                [run.data.metrics[metric] for run in children if run.data.tags[Tag.ARCHITECTURE] == name]
-            )
+            values = np.array([run.data.metrics[metric] for run in children if run.data.tags[Tag.ARCHITECTURE] == name])
             mean, std = values.mean(), values.std(ddof=1)
             half_width = T_975_2DF * std / math.sqrt(3)
             row = summary.loc[name]
@@ -218,9 +198,7 @@ def test_mlp_over_three_seeds_summary_matches_its_child_runs(prefect_server, mlf
         summary.loc["MLP-a", "test_accuracy_mean"] - summary.loc["MLP-b", "test_accuracy_mean"], abs=1e-6
     )
     assert row["ci95_low"] <= row["difference"] <= row["ci95_high"]
-    assert (
-        download(mlflow_client, parent.info.run_id, "tables/mlp_summary.md").read_text().count("| MLP-") == 2
-    )
+    assert download(mlflow_client, parent.info.run_id, "tables/mlp_summary.md").read_text().count("| MLP-") == 2
     for figure in ("mlp_replicates.png", "mlp_learning_curves.png"):
         assert_png(download(mlflow_client, parent.info.run_id, f"figures/{figure}"))
 
@@ -267,25 +245,16 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
 
     cnn_flow(profile="quick", architectures={"CNN-a": [4], "CNN-b": [2]}, seeds=[0, 1], **tiny)
     (parent,) = [run for run in runs_of(mlflow_client, "cnn") if run.data.tags[Tag.RUN_LEVEL] == "parent"]
-    summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/cnn_summary.csv")).set_index(
-        "model"
-    )
+    summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/cnn_summary.csv")).set_index("model")
     best_name = summary["val_accuracy_mean"].idxmax()
     assert parent.data.tags[Tag.BEST_ARCHITECTURE] == best_name
     champion = mlflow_client.get_model_version_by_alias("mnist-cnn", "champion")
     source = mlflow_client.get_run(champion.run_id)
     assert source.data.tags[Tag.ARCHITECTURE] == best_name and source.data.tags[Tag.RUN_LEVEL] == "child"
     best_group = mlflow_client.get_run(source.data.tags["mlflow.parentRunId"])  # a seed run, under its group
-    assert (
-        best_group.data.tags[Tag.REPLICATE_GROUP] == best_name
-        and best_group.data.tags[Tag.RUN_LEVEL] == GROUP
-    )
-    seeds_of_best = [
-        run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == best_name
-    ]
-    assert source.data.metrics["val_accuracy"] == max(
-        run.data.metrics["val_accuracy"] for run in seeds_of_best
-    )
+    assert best_group.data.tags[Tag.REPLICATE_GROUP] == best_name and best_group.data.tags[Tag.RUN_LEVEL] == GROUP
+    seeds_of_best = [run for run in runs_of(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE) == best_name]
+    assert source.data.metrics["val_accuracy"] == max(run.data.metrics["val_accuracy"] for run in seeds_of_best)
     assert champion.tags["replicate_seeds"] == "2"
     assert float(champion.tags["test_accuracy_mean"]) == pytest.approx(
         summary.loc[best_name, "test_accuracy_mean"], abs=1e-6
@@ -309,8 +278,7 @@ def test_cnn_champion_by_mean_validation_and_the_interval_rule(prefect_server, m
     theirs = _test_accuracy_interval(mlflow_client, best_name, seeds={"0", "1"})
     for tags, (mean, low, high) in ((challenger.tags, mine), (champion.tags, theirs)):
         assert [
-            float(tags[key])
-            for key in ("test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high")
+            float(tags[key]) for key in ("test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high")
         ] == pytest.approx([mean, low, high], abs=1e-6)
     should_win = mine[0] > theirs[0] and (mine[1] > theirs[2] or theirs[1] > mine[2])
     now = mlflow_client.get_model_version_by_alias("mnist-cnn", "champion").version
@@ -362,31 +330,19 @@ def test_mtl_and_perceptron_replicates(prefect_server, mlflow_client, tiny):
     (parent,) = [run for run in runs_of(mlflow_client, "mtl") if run.data.tags[Tag.RUN_LEVEL] == "parent"]
     summary = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/mtl_summary.csv"))
     (row,) = summary.to_dict(orient="records")
-    ((group, children),) = _groups_with_seeds(
-        mlflow_client, "mtl", parent, ["MTL lambda 0.5"], ["0", "1"]
-    ).values()
+    ((group, children),) = _groups_with_seeds(mlflow_client, "mtl", parent, ["MTL lambda 0.5"], ["0", "1"]).values()
     assert group.info.run_name == "mtl-lambda-0.5-replicates"
     assert_group_is_its_seeds_statistics(mlflow_client, group, children)
-    assert group.data.metrics["task1_test_accuracy_mean"] == pytest.approx(
-        row["task1_test_accuracy_mean"], abs=1e-6
-    )
+    assert group.data.metrics["task1_test_accuracy_mean"] == pytest.approx(row["task1_test_accuracy_mean"], abs=1e-6)
     for metric in ("task1_test_accuracy", "task2_test_accuracy"):
-        assert row[f"{metric}_mean"] == pytest.approx(
-            np.mean([run.data.metrics[metric] for run in children]), abs=1e-6
-        )
+        assert row[f"{metric}_mean"] == pytest.approx(np.mean([run.data.metrics[metric] for run in children]), abs=1e-6)
         assert row[f"{metric}_ci95_low"] < row[f"{metric}_mean"] < row[f"{metric}_ci95_high"]
     assert_png(download(mlflow_client, parent.info.run_id, "figures/mtl_final_accuracy_vs_lambda.png"))
 
-    records = perceptron_flow(
-        profile="quick", pairs=[[1, 0], [4, 9]], seeds=[0, 1, 2], max_epochs=5, train_size=3000
-    )
+    records = perceptron_flow(profile="quick", pairs=[[1, 0], [4, 9]], seeds=[0, 1, 2], max_epochs=5, train_size=3000)
     assert [(record["model"], record["seeds"]) for record in records] == [("1 vs 0", 3), ("4 vs 9", 3)]
-    (parent,) = [
-        run for run in runs_of(mlflow_client, "perceptron") if run.data.tags[Tag.RUN_LEVEL] == "parent"
-    ]
-    differences = pd.read_csv(
-        download(mlflow_client, parent.info.run_id, "tables/perceptron_differences.csv")
-    )
+    (parent,) = [run for run in runs_of(mlflow_client, "perceptron") if run.data.tags[Tag.RUN_LEVEL] == "parent"]
+    differences = pd.read_csv(download(mlflow_client, parent.info.run_id, "tables/perceptron_differences.csv"))
     assert differences["test"].tolist() == ["paired t (same seeds)"]
     groups = _groups_with_seeds(mlflow_client, "perceptron", parent, ["1 vs 0", "4 vs 9"], ["0", "1", "2"])
     for group, nested in groups.values():
@@ -514,9 +470,7 @@ def test_seeds_to_resolve_match_the_published_power_tables():
 
 def test_differences_say_how_many_seeds_would_resolve_them_and_the_interval_gives_the_spread_back():
     a = {0: 0.950, 1: 0.962, 2: 0.941, 3: 0.957}
-    b = {
-        seed: value - 0.004 + 0.003 * (-1) ** seed for seed, value in a.items()
-    }  # paired differences 0.001, 0.007
+    b = {seed: value - 0.004 + 0.003 * (-1) ** seed for seed, value in a.items()}  # paired differences 0.001, 0.007
     row = differences_table(_runs({"A": a, "B": b}), "test_accuracy").iloc[0]
     per_seed = np.array([a[seed] - b[seed] for seed in sorted(a)])
     spread = float(np.std(per_seed, ddof=1))

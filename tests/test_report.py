@@ -53,9 +53,7 @@ class StrictHtml(HTMLParser):
 
 
 @pytest.mark.integration
-def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(
-    prefect_server, mlflow_client, tmp_path
-):
+def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(prefect_server, mlflow_client, tmp_path):
     pca_flow(profile="quick", sample_size=2000, dimensions=[10])
     perceptron_flow(profile="quick", pairs=[[1, 0]], max_epochs=5, train_size=3000)
     out = tmp_path / "report"
@@ -91,9 +89,7 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(
     for source in parser.images:
         assert_png(out / source)
     (pca_run,) = [run for run in tracking.find_runs(mlflow_client, "pca") if run.info.status == "FINISHED"]
-    assert any(
-        link.endswith(f"/runs/{pca_run.info.run_id}?workflowType=machine_learning") for link in parser.links
-    )
+    assert any(link.endswith(f"/runs/{pca_run.info.run_id}?workflowType=machine_learning") for link in parser.links)
 
     (report_run,) = tracking.find_runs(mlflow_client, "report")
     assert report_run.info.status == "FINISHED" and report_run.data.metrics["parts_run"] == 2
@@ -102,16 +98,13 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(
     assert Path(out / "figures" / "pca").is_dir()
 
     # The perceptron's accuracies are judged both ways by the one-seed rule, from the run's own counts.
-    (pair_run,) = [
-        run for run in tracking.find_runs(mlflow_client, "perceptron") if Tag.PAIR in run.data.tags
-    ]
+    (pair_run,) = [run for run in tracking.find_runs(mlflow_client, "perceptron") if Tag.PAIR in run.data.tags]
     for split in ("train", "test"):
         original = reference.original_study()["perceptron"]["pairs"][0][f"{split}_accuracy"]
         ours = pair_run.data.metrics[f"{split}_accuracy"]
         expected = judge_one_seed(original, ours, int(pair_run.data.params[f"{split}_samples"]))
         assert (
-            f"| {signed(ours - original, 4)} {expected.words}{' **⚑**' if expected.beyond_noise else ''} |"
-            in markdown
+            f"| {signed(ours - original, 4)} {expected.words}{' **⚑**' if expected.beyond_noise else ''} |" in markdown
         )
     assert "1.96 binomial standard errors" in markdown
 
@@ -131,19 +124,14 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(
     assert f"| epochs | mtl: {paper['mtl'].epochs} | our reading of the original |" in protocol
     assert "| pixel scaling | pca, perceptron: [-1, 1] | our reading of the original |" in protocol
     assert "| pixel scaling | mlp, cnn, mtl: [0, 1] | our default" in protocol
-    assert (
-        "| perceptron iterations at most | perceptron: 5 | the original |" in protocol
-    )  # this run's, not 1000
+    assert "| perceptron iterations at most | perceptron: 5 | the original |" in protocol  # this run's, not 1000
     assert "| images the PCA is fitted on | pca: 2,000 |" in protocol
     assert "| what one perceptron iteration is | perceptron: one full-batch update" in protocol
     assert f"| precision (Keras dtype policy) | mlp, cnn, mtl: {paper['mlp'].precision} |" in protocol
     assert "| seeds per model |" in protocol and "| machine |" in protocol
 
     # Each part's section says how to rerun it as it ran: its profile and the settings it changed.
-    assert (
-        "Reproduce: `studyflow run pca --profile quick --set sample_size=2000 --set 'dimensions=[10]'`"
-        in markdown
-    )
+    assert "Reproduce: `studyflow run pca --profile quick --set sample_size=2000 --set 'dimensions=[10]'`" in markdown
     # Provenance, from the runs themselves: each run's id, commit and wall time.
     assert "## Where these numbers come from" in markdown
     commit = pca_run.data.tags[Tag.GIT_COMMIT][:10]
@@ -164,9 +152,7 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(
     report.links = False
     (tmp_path / "offline").mkdir()
     render(
-        report,
-        {(f.run_id, f.artifact_path): "x.png" for s in report.sections for f in s.figures},
-        tmp_path / "offline",
+        report, {(f.run_id, f.artifact_path): "x.png" for s in report.sections for f in s.figures}, tmp_path / "offline"
     )
     offline = StrictHtml()
     offline.feed((tmp_path / "offline" / "report.html").read_text())
@@ -186,10 +172,7 @@ def test_report_sets_ours_beside_the_original_and_lists_what_did_not_run(
     resumed = build_report(mlflow_client)
     (part,) = [part for part in resumed.provenance.parts if part.part == "perceptron"]
     assert part.run_id == rerun.info.run_id
-    assert (part.member_runs, part.reused_runs) == (
-        len(first_members),
-        len(first_members),
-    ) and part.member_runs >= 1
+    assert (part.member_runs, part.reused_runs) == (len(first_members), len(first_members)) and part.member_runs >= 1
     assert part.member_s == pytest.approx(
         sum((run.info.end_time - run.info.start_time) / 1000 for run in first_members)
     )
@@ -277,13 +260,7 @@ def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspec
 ):
     # MLP over three seeds (replicates: intervals and differences), then a CNN, then part 5 on its
     # champion: the MLP vs CNN comparison must hold both, although part 3 ran before part 4.
-    mlp_flow(
-        profile="quick",
-        architectures={"MLP-1": [16], "MLP-2": [8]},
-        seeds=[0, 1, 2],
-        precision="float32",
-        **tiny,
-    )
+    mlp_flow(profile="quick", architectures={"MLP-1": [16], "MLP-2": [8]}, seeds=[0, 1, 2], precision="float32", **tiny)
     cnn_flow(profile="quick", architectures={"CNN-4": [4]}, precision="float32", **tiny)
     inspect_flow(profile="quick", dream_steps=2, octaves=1)
     out = tmp_path / "report"
@@ -311,14 +288,8 @@ def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspec
     epochs = reference.original_study()["mlp"]["epochs"]
     per_epoch = original["train_time_s"] / epochs
     assert f"| MLP-1 | {original['train_time_s']:.1f} | [" in mlp
-    assert (
-        f"| {per_epoch:.2f} | [" in mlp and f"| {per_epoch / (original['param_count'] / 1e6):.2f} | [" in mlp
-    )
-    seeds = [
-        run
-        for run in tracking.find_runs(mlflow_client, "mlp")
-        if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-1"
-    ]
+    assert f"| {per_epoch:.2f} | [" in mlp and f"| {per_epoch / (original['param_count'] / 1e6):.2f} | [" in mlp
+    seeds = [run for run in tracking.find_runs(mlflow_client, "mlp") if run.data.tags.get(Tag.ARCHITECTURE) == "MLP-1"]
     assert len(seeds) == 3  # ours: the mean over the three seeds, every figure alike
     for metric in ("train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"):
         mean = sum(run.data.metrics[metric] for run in seeds) / 3
@@ -337,9 +308,7 @@ def test_report_of_the_network_parts_gives_seeds_to_resolve_times_and_the_inspec
     assert_png(out / figure_line.split("](")[1].rstrip(")"))
 
     # Part 5 names the CNN it looked inside: the model URI and version, and the run that trained it.
-    (cnn_child,) = [
-        run for run in tracking.find_runs(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE)
-    ]
+    (cnn_child,) = [run for run in tracking.find_runs(mlflow_client, "cnn") if run.data.tags.get(Tag.ARCHITECTURE)]
     assert (
         "Inspected CNN: `models:/mnist-cnn@champion` (registered model mnist-cnn, version 1), trained by run "
         f"`{cnn_child.info.run_id}` (CNN-4, seed 0)" in inspect
@@ -358,8 +327,7 @@ def test_the_originals_best_mtl_comparison_is_the_mean_of_its_own_two_task_accur
         (best["task1_test_accuracy"] + best["task2_test_accuracy"]) / 2, abs=5e-5
     )
     assert original["single_task_mean_accuracy"] == pytest.approx(
-        (models["single task 1"]["task1_test_accuracy"] + models["single task 2"]["task2_test_accuracy"]) / 2,
-        abs=5e-5,
+        (models["single task 1"]["task1_test_accuracy"] + models["single task 2"]["task2_test_accuracy"]) / 2, abs=5e-5
     )
     table = mtl_best_table(original, None)
     assert [cell.text for cell in table.rows[0]] == ["original", "0.25", "0.9356", "0.9278", "+0.0078"]

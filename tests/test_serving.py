@@ -95,9 +95,7 @@ def test_the_registered_version_states_its_contract_and_applies_it(champion, tes
 
 
 def _post(url: str, body) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.load(response)
@@ -165,9 +163,7 @@ def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_ove
             [prediction] = answer["predictions"]
             row = 0 if images.dtype == np.uint8 else 1
             assert prediction["label"] == int(expected[row].argmax())
-            np.testing.assert_allclose(
-                [prediction[column] for column in PROBABILITIES], expected[row], atol=1e-6
-            )
+            np.testing.assert_allclose([prediction[column] for column in PROBABILITIES], expected[row], atol=1e-6)
         status, answer = _post(base + "/invocations", {"inputs": [[0.5] * 100]})
         assert status == 400
         assert answer["error_code"] == "INVALID_PARAMETER_VALUE" and "shape (1, 100)" in answer["message"]
@@ -189,11 +185,7 @@ def test_studyflow_serve_answers_ping_predictions_a_malformed_request_and_an_ove
 @pytest.mark.slow
 def test_serve_without_a_champion_is_one_line_before_any_server(studyflow_home):
     result = subprocess.run(
-        [*STUDYFLOW, "serve", "--port", str(free_port())],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [*STUDYFLOW, "serve", "--port", str(free_port())], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]

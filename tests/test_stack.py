@@ -126,12 +126,7 @@ def stack(stack_home):
 
 def _native(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(NATIVE), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
+        [sys.executable, str(NATIVE), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT
     )
 
 
@@ -157,9 +152,7 @@ def _get(url: str) -> dict:
 
 
 def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
@@ -218,16 +211,11 @@ def test_deployment_run_completes_on_the_worker_and_lands_in_the_postgres_backed
     }, sorted(by_name)
     assert all(run["info"]["status"] == "FINISHED" for run in runs)
     parent, group, child = (
-        by_name[name]
-        for name in ("perceptron-quick", "perceptron-1-vs-0-replicates", "perceptron-1-vs-0-seed-0")
+        by_name[name] for name in ("perceptron-quick", "perceptron-1-vs-0-replicates", "perceptron-1-vs-0-seed-0")
     )
     # two seeds: the seed runs are nested under the pair's replicate group, itself under the parent
-    assert {tag["key"]: tag["value"] for tag in group["data"]["tags"]}["mlflow.parentRunId"] == parent[
-        "info"
-    ]["run_id"]
-    assert {tag["key"]: tag["value"] for tag in child["data"]["tags"]}["mlflow.parentRunId"] == group["info"][
-        "run_id"
-    ]
+    assert {tag["key"]: tag["value"] for tag in group["data"]["tags"]}["mlflow.parentRunId"] == parent["info"]["run_id"]
+    assert {tag["key"]: tag["value"] for tag in child["data"]["tags"]}["mlflow.parentRunId"] == group["info"]["run_id"]
     assert "test_accuracy_ci95_low" in {metric["key"] for metric in group["data"]["metrics"]}
     params = {param["key"]: param["value"] for param in parent["data"]["params"]}
     assert params["max_epochs"] == "100" and params["profile"] == "quick" and params["seeds"] == "[0, 1]"
@@ -236,9 +224,7 @@ def test_deployment_run_completes_on_the_worker_and_lands_in_the_postgres_backed
 
     child_id = child["info"]["run_id"]
     history = _get(f"{api}/metrics/get-history?run_id={child_id}&metric_key=train_error")["metrics"]
-    assert 1 <= len(history) <= 100 and [point["step"] for point in history] == list(
-        range(1, len(history) + 1)
-    )
+    assert 1 <= len(history) <= 100 and [point["step"] for point in history] == list(range(1, len(history) + 1))
     metrics = {metric["key"]: metric["value"] for metric in child["data"]["metrics"]}
     assert metrics["test_accuracy"] > 0.9  # 1 vs 0 is easy within 100 iterations
 
@@ -331,16 +317,7 @@ def test_waiting_for_servers_names_the_one_that_exited_or_did_not_answer_with_it
     (tmp_path / "logs").mkdir()
     answering_port, silent_port = free_port(), free_port()
     answering = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "http.server",
-            str(answering_port),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "http.server", str(answering_port), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -360,9 +337,7 @@ def test_waiting_for_servers_names_the_one_that_exited_or_did_not_answer_with_it
             )
         assert str(exited.value).startswith("failing exited with code 3")
         assert "cannot open the store" in str(exited.value)
-        native.wait_answering(
-            {"answering": (f"http://127.0.0.1:{answering_port}/", answering)}
-        )  # answers: returns
+        native.wait_answering({"answering": (f"http://127.0.0.1:{answering_port}/", answering)})  # answers: returns
 
         monkeypatch.setenv("STUDYFLOW_START_TIMEOUT", "2")
         (tmp_path / "logs" / "silent.log").write_text("still migrating\n")
@@ -376,9 +351,7 @@ def test_waiting_for_servers_names_the_one_that_exited_or_did_not_answer_with_it
             )
         assert 2 <= time.monotonic() - started < 15
         message = str(silent.value)
-        assert message.startswith(
-            f"silent did not answer on http://127.0.0.1:{silent_port}/health within 2 s"
-        )
+        assert message.startswith(f"silent did not answer on http://127.0.0.1:{silent_port}/health within 2 s")
         assert "STUDYFLOW_START_TIMEOUT" in message and "still migrating" in message
     finally:
         answering.terminate()

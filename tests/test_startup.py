@@ -30,9 +30,7 @@ def test_a_slow_start_says_once_what_it_waits_for(monkeypatch, capsys):
     waited = startup.wait_until_ready("the test server", lambda: time.monotonic() >= ready_at)
     assert waited >= 0.7
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [
-        "[studyflow] waiting for the test server to start (up to 180 s; STUDYFLOW_START_TIMEOUT sets it)"
-    ]
+    assert lines == ["[studyflow] waiting for the test server to start (up to 180 s; STUDYFLOW_START_TIMEOUT sets it)"]
 
 
 def test_a_quick_start_says_nothing(capsys):
@@ -55,9 +53,7 @@ def test_past_the_budget_the_error_names_the_server_the_budget_and_both_remedies
 def test_a_server_that_exits_before_it_answers_fails_at_once_with_its_exit_code(monkeypatch):
     monkeypatch.setenv(startup.START_TIMEOUT_ENV, "60")
     started = time.monotonic()
-    with pytest.raises(
-        startup.ServerStartError, match="the test server exited with code 3 before it answered"
-    ):
+    with pytest.raises(startup.ServerStartError, match="the test server exited with code 3 before it answered"):
         startup.wait_until_ready("the test server", lambda: False, exited=lambda: 3)
     assert time.monotonic() - started < 5  # not the whole budget
 

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+from commands import start_studyflow
 from conftest import assert_png, assert_trials_linked, download, free_port, sweep_runs, sweep_study
 from optuna.trial import TrialState
 
@@ -158,11 +159,7 @@ def test_each_sweep_names_its_objectives_for_the_dashboard(studyflow_home):
 
     from tasks.sweeps.storage import open_storage, open_study
 
-    expected = {
-        "mlp": ["val_accuracy"],
-        "cnn": ["val_accuracy"],
-        "mtl": ["val_item_accuracy", "val_group_accuracy"],
-    }
+    expected = {"mlp": ["val_accuracy"], "cnn": ["val_accuracy"], "mtl": ["val_item_accuracy", "val_group_accuracy"]}
     for kind, names in expected.items():
         config = sweep_config(kind, study_name=f"named-{kind}")
         open_study(config, open_storage(config))
@@ -192,19 +189,13 @@ def test_a_study_made_before_a_setting_existed_resumes_at_its_default():
     open_study(config, open_storage(config))  # accepted
     with pytest.raises(ConfigError, match=r'precision: study has "float32", asked "mixed_bfloat16"'):
         open_study(sweep_config("mlp", study_name="older", precision="mixed_bfloat16"), open_storage(config))
-    with pytest.raises(
-        ConfigError, match=r'pruner: study has .*"reduction_factor": 3.*asked .*"reduction_factor": 4'
-    ):
-        open_study(
-            sweep_config("mlp", study_name="older", pruner={"reduction_factor": 4}), open_storage(config)
-        )
+    with pytest.raises(ConfigError, match=r'pruner: study has .*"reduction_factor": 3.*asked .*"reduction_factor": 4'):
+        open_study(sweep_config("mlp", study_name="older", pruner={"reduction_factor": 4}), open_storage(config))
 
 
 @pytest.mark.slow  # a sweep of several trainings: 15-25 s on 2 loaded cores
 def test_seeds_per_trial_scores_each_trial_by_the_mean_over_its_seeds(mlflow_client, tiny):
-    config = sweep_config(
-        "mlp", trials=2, seeds_per_trial=2, **tiny, search_space=SMALL_MLP, pruner={"kind": "none"}
-    )
+    config = sweep_config("mlp", trials=2, seeds_per_trial=2, **tiny, search_space=SMALL_MLP, pruner={"kind": "none"})
     run_sweep(config)
     study = sweep_study(config.resolved_study_name)
     (parent,), children = sweep_runs(mlflow_client, "mlp")
@@ -213,18 +204,10 @@ def test_seeds_per_trial_scores_each_trial_by_the_mean_over_its_seeds(mlflow_cli
         assert trial.state == TrialState.COMPLETE
         metrics = by_number[trial.number].data.metrics
         per_seed = [metrics["val_accuracy_seed_0"], metrics["val_accuracy_seed_1"]]
-        assert metrics["val_accuracy_seed_0"] == pytest.approx(
-            metrics["val_accuracy"]
-        )  # the curves are seed 0's
-        assert (
-            trial.value
-            == pytest.approx(sum(per_seed) / 2)
-            == pytest.approx(metrics["val_accuracy_mean_over_seeds"])
-        )
+        assert metrics["val_accuracy_seed_0"] == pytest.approx(metrics["val_accuracy"])  # the curves are seed 0's
+        assert trial.value == pytest.approx(sum(per_seed) / 2) == pytest.approx(metrics["val_accuracy_mean_over_seeds"])
         assert by_number[trial.number].data.tags[Tag.TRIAL_SEEDS] == "0,1"
-        assert (
-            trial.user_attrs["studyflow.epochs_run"] == 2 * tiny["epochs"]
-        )  # both seeds' epochs are counted
+        assert trial.user_attrs["studyflow.epochs_run"] == 2 * tiny["epochs"]  # both seeds' epochs are counted
 
 
 @pytest.mark.slow  # three or more sweeps in a row: out of test-fast
@@ -251,34 +234,17 @@ def test_resume_runs_only_the_missing_trials(mlflow_client, tiny):
         (["sweep", "mtl", "--trials", "3", "--set", 'search_space={"max_lambda": 1.5}'], "max_lambda"),
         (["sweep", "mtl", "--trials", "3", "--set", 'search_space={"min_lambda": -0.1}'], "min_lambda"),
         (["sweep", "cnn", "--trials", "3", "--set", 'search_space={"max_depth": 7}'], "at most 6"),
-        (
-            ["sweep", "mlp", "--trials", "3", "--set", 'search_space={"min_size": 64, "max_size": 8}'],
-            "min_size",
-        ),
+        (["sweep", "mlp", "--trials", "3", "--set", 'search_space={"min_size": 64, "max_size": 8}'], "min_size"),
         (["sweep", "mlp", "--trials", "3", "--set", 'search_space={"widths": [1]}'], "widths"),
         (["sweep", "mlp", "--trials", "3", "--set", "epoch=3"], "unknown parameter(s) epoch"),
         (["sweep", "mtl", "--trials", "3", "--set", 'pruner={"kind": "median"}'], "multi-objective"),
         (["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "halving"}'], "parameter 'pruner.kind'"),
         (
-            [
-                "sweep",
-                "mlp",
-                "--trials",
-                "3",
-                "--set",
-                'pruner={"kind": "successive_halving", "reduction_factor": 1}',
-            ],
+            ["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "successive_halving", "reduction_factor": 1}'],
             "parameter 'pruner.reduction_factor'",
         ),
         (
-            [
-                "sweep",
-                "mlp",
-                "--trials",
-                "3",
-                "--set",
-                'pruner={"kind": "successive_halving", "min_resource": 0}',
-            ],
+            ["sweep", "mlp", "--trials", "3", "--set", 'pruner={"kind": "successive_halving", "min_resource": 0}'],
             "parameter 'pruner.min_resource'",
         ),
         (
@@ -385,13 +351,7 @@ def test_two_dask_workers_share_a_postgresql_study(prefect_server, mlflow_client
 
     name = "two-dask-workers"
     state = mlp_sweep_flow(
-        trials=3,
-        workers=2,
-        storage=postgres_url,
-        study_name=name,
-        search_space=SMALL_MLP,
-        **tiny,
-        return_state=True,
+        trials=3, workers=2, storage=postgres_url, study_name=name, search_space=SMALL_MLP, **tiny, return_state=True
     )
 
     assert state.is_completed(), state.message
@@ -447,8 +407,6 @@ def test_cli_sweep_resumes_and_prints_the_parent_run(prefect_server, mlflow_clie
 @pytest.mark.integration
 def test_dashboard_serves_the_sweeps_studies_on_localhost(studyflow_home):
     import os
-    import subprocess
-    import sys
     import time
     import urllib.request
 
@@ -464,13 +422,8 @@ def test_dashboard_serves_the_sweeps_studies_on_localhost(studyflow_home):
     study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2)
     port = free_port()
     env = {**os.environ, "STUDYFLOW_HOME": str(studyflow_home)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "studyflow.entrypoints.cli", "dashboard", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with open(studyflow_home / "dashboard.log", "w") as log:  # a file: an unread pipe could fill and block it
+        server = start_studyflow("dashboard", "--port", str(port), env=env, log=log)
     try:
         deadline = time.monotonic() + 60
         while True:

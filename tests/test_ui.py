@@ -73,9 +73,7 @@ def _assert_rendered(shot: Path) -> bytes:
     return gray.tobytes()
 
 
-def test_printed_links_open_the_training_pages_of_the_mlflow_ui(
-    prefect_server, mlflow_client, tiny, tmp_path
-):
+def test_printed_links_open_the_training_pages_of_the_mlflow_ui(prefect_server, mlflow_client, tiny, tmp_path):
     from flows.cnn import cnn_flow
     from studyflow import paths, tracking
 

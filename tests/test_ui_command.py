@@ -31,9 +31,7 @@ def _post_json(url: str, body: dict) -> list[dict]:
         return json.load(response)
 
 
-def _wait_for_line(
-    log_path: Path, pattern: str, process: subprocess.Popen, timeout_s: float = 240
-) -> re.Match:
+def _wait_for_line(log_path: Path, pattern: str, process: subprocess.Popen, timeout_s: float = 240) -> re.Match:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if match := re.search(pattern, log_path.read_text(errors="replace")):
@@ -43,9 +41,7 @@ def _wait_for_line(
     pytest.fail(f"no line matching {pattern!r} within {timeout_s:.0f} s:\n{tail(log_path)}")
 
 
-def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(
-    studyflow_home, mlflow_client, tmp_path
-):
+def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(studyflow_home, mlflow_client, tmp_path):
     mlflow_port, prefect_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -103,9 +99,7 @@ def test_ui_shows_a_finished_commands_runs_and_flow_runs_linked_both_ways(
         mlflow_links = re.findall(r"https?://[^\s)\]]+", " ".join(map(str, links)))
         assert any(parent.info.run_id in link for link in mlflow_links), links
         assert all(link.startswith(f"http://127.0.0.1:{mlflow_port}/") for link in mlflow_links), mlflow_links
-        page = urllib.request.Request(
-            parent.data.tags[Tag.PREFECT_FLOW_RUN_URL], headers={"Accept": "text/html"}
-        )
+        page = urllib.request.Request(parent.data.tags[Tag.PREFECT_FLOW_RUN_URL], headers={"Accept": "text/html"})
         with urllib.request.urlopen(page, timeout=30) as response:  # as a browser asks for it
             assert response.status == 200 and b"<!DOCTYPE html>" in response.read(200)  # the UI's page
 

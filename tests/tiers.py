@@ -92,9 +92,7 @@ def fast_tier_guard(request, monkeypatch):
 
     def guarded_popen_init(self, args, *rest, **kwargs):
         if starts_python(kwargs.get("executable") or args):
-            _refuse(
-                f"a Python process ({args if isinstance(args, str) else shlex.join(map(str, args))})", started
-            )
+            _refuse(f"a Python process ({args if isinstance(args, str) else shlex.join(map(str, args))})", started)
         popen_init(self, args, *rest, **kwargs)
 
     def guarded_process_start(process):
@@ -110,9 +108,7 @@ def fast_tier_guard(request, monkeypatch):
 def pytest_collection_modifyitems(config, items):
     unmarked = unmarked_server_users(items)
     if unmarked:
-        raise pytest.UsageError(
-            "tests that start a server must be marked integration:\n  " + "\n  ".join(unmarked)
-        )
+        raise pytest.UsageError("tests that start a server must be marked integration:\n  " + "\n  ".join(unmarked))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -36,9 +36,7 @@ def main() -> None:
         )
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections (default: all)")
-    parser.add_argument(
-        "--no-study-run", action="store_true", help="startup: skip `studyflow run pca --profile quick`"
-    )
+    parser.add_argument("--no-study-run", action="store_true", help="startup: skip `studyflow run pca --profile quick`")
     parser.add_argument("--out-dir", dest="out", help=argparse.SUPPRESS)  # the former name of --out
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -63,10 +61,7 @@ def main() -> None:
     parts = []
     if selected & TRAINING_SECTIONS:
         parts.append(
-            (
-                "training",
-                lambda: training_sections(selected, plan, workdir, results, default_at_end=not args.quick),
-            )
+            ("training", lambda: training_sections(selected, plan, workdir, results, default_at_end=not args.quick))
         )
     if "logging" in selected:
         parts.append(("logging", lambda: logging_section(plan, workdir, results)))

@@ -16,9 +16,7 @@ def load_model_data(model: str, train_size: int | None, test_size: int | None) -
     from tasks.data import load_dataset, subset
     from tasks.mtl.compute import group_lookup
 
-    dataset = subset(
-        load_dataset("fashion-mnist" if model == "MTL" else "mnist"), train_size, test_size, seed=0
-    )
+    dataset = subset(load_dataset("fashion-mnist" if model == "MTL" else "mnist"), train_size, test_size, seed=0)
     if model != "MTL":
         return {
             "train": (dataset.train_images, dataset.train_labels),
@@ -103,13 +101,7 @@ def fit_steps(network, data: dict, setting: Setting, skip: int, steps: int) -> f
     else:
         images, targets = data["train"]
         network.fit(
-            images,
-            targets,
-            batch_size=setting.batch_size,
-            epochs=100_000,
-            shuffle=True,
-            verbose=0,
-            callbacks=[timer],
+            images, targets, batch_size=setting.batch_size, epochs=100_000, shuffle=True, verbose=0, callbacks=[timer]
         )
     return steps * setting.batch_size / timer.elapsed_s
 
@@ -180,10 +172,7 @@ def measure_accuracy(model: str, settings: list[Setting], plan: Plan) -> dict:
             fit_s = time.perf_counter() - started
             scores = network.evaluate(*data["test"], batch_size=512, verbose=0, return_dict=True)
             if model == "MTL":
-                result = {
-                    "test_accuracy": scores["item_accuracy"],
-                    "test_group_accuracy": scores["group_accuracy"],
-                }
+                result = {"test_accuracy": scores["item_accuracy"], "test_group_accuracy": scores["group_accuracy"]}
             else:
                 result = {"test_accuracy": scores["accuracy"]}
             results[setting.name] = {**result, "fit_s_with_tracing": fit_s, "train_images": len(images)}

@@ -94,12 +94,7 @@ def run_logging_worker(spec: dict) -> dict:
     for repeat in range(plan.logging_repeats):
         for name, logger_class in modes.items():
             with tracking.tracked_run(
-                client,
-                "bench-tuning",
-                f"{keys[name]}-{repeat}",
-                profile="bench",
-                seed=0,
-                dataset_digest=dataset.digest,
+                client, "bench-tuning", f"{keys[name]}-{repeat}", profile="bench", seed=0, dataset_digest=dataset.digest
             ) as recorder:
                 logger = logger_class(recorder, keys[name])
                 started = time.perf_counter()
@@ -114,16 +109,12 @@ def run_logging_worker(spec: dict) -> dict:
                 )
                 results[name]["fit_s"].append(time.perf_counter() - started)
                 results[name]["calls"].append(len(logger.call_s))
-                results[name]["call_ms_median"].append(
-                    common.median(logger.call_s) * 1000 if logger.call_s else 0.0
-                )
+                results[name]["call_ms_median"].append(common.median(logger.call_s) * 1000 if logger.call_s else 0.0)
                 results[name]["flush_s"].append(logger.flush_s)
             if name != "none":  # every value must have arrived, asynchronous or not
                 logged = len(client.get_metric_history(recorder.run_id, "train_loss"))
                 if logged != plan.logging_epochs:
-                    raise RuntimeError(
-                        f"{name}: {logged} of {plan.logging_epochs} epochs' train_loss arrived"
-                    )
+                    raise RuntimeError(f"{name}: {logged} of {plan.logging_epochs} epochs' train_loss arrived")
     return {
         "model": "MLP-1",
         "train_images": len(train_images),

@@ -55,10 +55,7 @@ class Plan:
     def steps(self, model: str, batch_size: int) -> tuple[int, int]:
         """Warm-up and timed steps at this batch size: the same samples as at the study's batch size."""
         scale = STUDY_BATCH_SIZE / batch_size
-        return (
-            max(2, round(self.warmup_steps[model] * scale)),
-            max(1, round(self.timed_steps[model] * scale)),
-        )
+        return (max(2, round(self.warmup_steps[model] * scale)), max(1, round(self.timed_steps[model] * scale)))
 
 
 QUICK = Plan(

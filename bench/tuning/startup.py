@@ -19,9 +19,7 @@ def timed_command(arguments: list[str], env: dict) -> tuple[float, str]:
     completed = subprocess.run(arguments, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if completed.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(arguments[1:])} exited {completed.returncode}: {completed.stderr[-1500:]}"
-        )
+        raise RuntimeError(f"{' '.join(arguments[1:])} exited {completed.returncode}: {completed.stderr[-1500:]}")
     return elapsed, completed.stdout
 
 
@@ -85,9 +83,7 @@ def pca_quick_run(workdir: Path) -> dict:
     if returncode != 0:
         raise RuntimeError(f"studyflow run pca --profile quick exited {returncode}:\n" + "\n".join(tail))
     result = {"total_s": total, **marks}
-    shown = ", ".join(
-        f"{key.removesuffix('_s').replace('_', ' ')} at {value:.1f} s" for key, value in marks.items()
-    )
+    shown = ", ".join(f"{key.removesuffix('_s').replace('_', ' ')} at {value:.1f} s" for key, value in marks.items())
     print(
         f"startup    {'studyflow run pca --profile quick':<37} {total:6.2f} s total "
         f"({shown or 'no Prefect log lines seen'})"

@@ -47,9 +47,7 @@ def ratio_row(section: str, name: str, model: str, measured: dict, reference: fl
         print(f"{section:<10} {name:<56} {model:<6} ERROR {measured['error'][:200]}")
         return {"section": section, "setting": name, "model": model, "error": measured["error"]}
     ratio = measured["samples_per_s"] / reference
-    print(
-        f"{section:<10} {name:<56} {model:<6} {measured['samples_per_s']:>8,.0f} samples/s  x{ratio:.2f}{extra}"
-    )
+    print(f"{section:<10} {name:<56} {model:<6} {measured['samples_per_s']:>8,.0f} samples/s  x{ratio:.2f}{extra}")
     return {
         "section": section,
         "setting": name,
@@ -88,9 +86,7 @@ def accuracy_note(
 def pick(worker: dict, model: str, kind: str, name: str = "default") -> dict:
     """One measurement from a worker's result, or an error saying why there is none."""
     found = worker.get("models", {}).get(model, {}).get(kind, {}).get(name)
-    return (
-        found if found is not None else {"error": worker.get("error", f"no {kind} result for {name}")[:3000]}
-    )
+    return found if found is not None else {"error": worker.get("error", f"no {kind} result for {name}")[:3000]}
 
 
 def run_training_workers(
@@ -107,10 +103,7 @@ def run_training_workers(
     if process_settings:  # the default in a process of its own, before and after the settings that need one
         workers["default (start)"] = run_worker("default (start)", training_spec(plan, default), {}, workdir)
         for setting in process_settings:
-            spec = {
-                **training_spec(plan, default, default if setting.accuracy else []),
-                "threads": setting.threads,
-            }
+            spec = {**training_spec(plan, default, default if setting.accuracy else []), "threads": setting.threads}
             workers[setting.name] = run_worker(setting.name, spec, setting.env, workdir)
     if in_process:
         accuracy = default + [setting for setting in in_process if setting.accuracy]
@@ -126,9 +119,7 @@ def run_training_workers(
     return workers
 
 
-def process_rows(
-    model: str, workers: dict, process_settings: list[ProcessSetting], results: dict
-) -> list[dict]:
+def process_rows(model: str, workers: dict, process_settings: list[ProcessSetting], results: dict) -> list[dict]:
     ends = [pick(workers[key], model, "throughput") for key in ("default (start)", "default (end)")]
     pooled = [value for end in ends for value in end.get("samples_per_s_repeats", [])]
     if not pooled:
@@ -156,17 +147,9 @@ def process_rows(
                 setting.name: pick(worker, model, "accuracy"),
             }
             note, fields = accuracy_note(accuracy, setting.name, precision=setting.section == "precision")
-        row = ratio_row(
-            setting.section, setting.name, model, pick(worker, model, "throughput"), reference, note
-        )
+        row = ratio_row(setting.section, setting.name, model, pick(worker, model, "throughput"), reference, note)
         rows.append(
-            {
-                **row,
-                **fields,
-                "tensorflow": worker.get("tensorflow"),
-                "env": setting.env,
-                "threads": setting.threads,
-            }
+            {**row, **fields, "tensorflow": worker.get("tensorflow"), "env": setting.env, "threads": setting.threads}
         )
     return rows
 
@@ -181,12 +164,7 @@ def in_process_rows(model: str, worker: dict, in_process: list[Setting]) -> list
     rows = [
         {
             **ratio_row(
-                "reference",
-                "default (in-process, alternated)",
-                model,
-                default,
-                default["samples_per_s"],
-                note,
+                "reference", "default (in-process, alternated)", model, default, default["samples_per_s"], note
             ),
             **fields,
         }
@@ -213,12 +191,8 @@ def training_sections(
 ) -> None:
     process_settings = plan.chosen(PROCESS_SETTINGS, selected)
     in_process = plan.chosen(IN_PROCESS[1:], selected)  # the default is measured with every one of them
-    workers = results["workers"] = run_training_workers(
-        process_settings, in_process, plan, workdir, default_at_end
-    )
-    print(
-        "\nsection    setting                                                  model  throughput        ratio"
-    )
+    workers = results["workers"] = run_training_workers(process_settings, in_process, plan, workdir, default_at_end)
+    print("\nsection    setting                                                  model  throughput        ratio")
     rows = results["rows"] = []
     for model in plan.models:
         if process_settings:

@@ -27,9 +27,7 @@ def run_worker(name: str, spec: dict, env_extra: dict, workdir: Path) -> dict:
     spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
     print(f"... {name}", flush=True)
     started = time.perf_counter()
-    env = {
-        key: value for key, value in {**base_env(), **env_extra}.items() if value is not None
-    }  # None: unset
+    env = {key: value for key, value in {**base_env(), **env_extra}.items() if value is not None}  # None: unset
     completed = subprocess.run(
         [sys.executable, "-m", "bench.tuning", "--worker", str(spec_path)],
         cwd=REPO_ROOT,

@@ -81,8 +81,7 @@ class Replicated(StrictModel):
 
     seeds: list[Seed] | None = Field(
         None,
-        description="train every model once per seed (replicates: means and 95 % intervals); "
-        "None: once, with `seed`",
+        description="train every model once per seed (replicates: means and 95 % intervals); None: once, with `seed`",
     )
 
     @field_validator("seeds")
@@ -101,9 +100,7 @@ class Replicated(StrictModel):
         return list(self.seeds) if self.seeds is not None else [self.seed]  # type: ignore[attr-defined]
 
 
-DASK_ADDRESS_VARIABLE = (
-    "STUDYFLOW_DASK_ADDRESS"  # the default scheduler of `dask_address` (set by the stacks)
-)
+DASK_ADDRESS_VARIABLE = "STUDYFLOW_DASK_ADDRESS"  # the default scheduler of `dask_address` (set by the stacks)
 
 
 class FannedOut(StrictModel):
@@ -177,9 +174,7 @@ class PartConfig(Seeded):
     @classmethod
     def flow_signature(cls) -> inspect.Signature:
         """The part flow's parameters: `profile`, then every field, unset (None) by default."""
-        parameters = [
-            inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY, default="quick", annotation=Profile)
-        ]
+        parameters = [inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY, default="quick", annotation=Profile)]
         parameters += [
             inspect.Parameter(
                 name,
@@ -213,8 +208,7 @@ class StepConfig(PartConfig):
 
     force: bool = Field(
         False,
-        description="redo every step, even one that a finished run already did "
-        "with the same inputs, code and data",
+        description="redo every step, even one that a finished run already did with the same inputs, code and data",
     )
 
 

@@ -68,9 +68,7 @@ def profile_default(config: type[PartConfig], name: str, profile: str) -> Any:
 
 def parameter_help(config: type[PartConfig], skip: tuple[str, ...] = ()) -> str:
     """Every parameter of `config` but `profile` and `skip` (those given as options of their own)."""
-    lines = [
-        "parameters (--set NAME=VALUE, VALUE as JSON where it parses; the default depends on --profile):"
-    ]
+    lines = ["parameters (--set NAME=VALUE, VALUE as JSON where it parses; the default depends on --profile):"]
     for name, field in config.model_fields.items():
         if name == "profile" or name in skip:
             continue

@@ -51,8 +51,7 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     """
 
     lambdas: list[Lambda] = Field(
-        default_factory=lambda: list(DEFAULT_LAMBDAS),
-        description="weights of the task-1 loss, one MTL model each",
+        default_factory=lambda: list(DEFAULT_LAMBDAS), description="weights of the task-1 loss, one MTL model each"
     )
     group_mapping: dict[str, list[int]] = Field(
         default_factory=reference.fashion_groups, description="task-2 group name -> Fashion-MNIST class ids"
@@ -62,13 +61,7 @@ class MtlConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
 
     PROFILE_DEFAULTS: ClassVar = {
         # Two points per curve; three lambdas (both ends and the middle) still draw the lambda curve.
-        "quick": {
-            "epochs": 2,
-            "train_size": 600,
-            "test_size": 500,
-            "lambdas": [0.0, 0.5, 1.0],
-            "log_models": False,
-        }
+        "quick": {"epochs": 2, "train_size": 600, "test_size": 500, "lambdas": [0.0, 0.5, 1.0], "log_models": False}
     }
 
     @field_validator("lambdas")

@@ -12,15 +12,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
 
 from studyflow import reference
-from studyflow.config.base import (
-    FannedOut,
-    PartConfig,
-    Replicated,
-    Seeded,
-    StepConfig,
-    TrainingConfig,
-    epochs_field,
-)
+from studyflow.config.base import FannedOut, PartConfig, Replicated, Seeded, StepConfig, TrainingConfig, epochs_field
 from studyflow.config.mtl import MtlConfig
 from studyflow.tracking.names import CHAMPION_URI, MODEL_URI_FORMS, REGISTERED_CNN
 
@@ -45,9 +37,7 @@ ALL_PAIRS = [tuple(pair) for pair in itertools.combinations(range(10), 2)]
 
 
 class PcaConfig(StepConfig):
-    sample_size: int = Field(
-        10_000, ge=200, le=60_000, description="images the PCA is fitted on (seeded sample)"
-    )
+    sample_size: int = Field(10_000, ge=200, le=60_000, description="images the PCA is fitted on (seeded sample)")
     holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of each pair's samples held out")
     svc_max_iter: int = Field(10_000, ge=1, description="LinearSVC max_iter")
     dimensions: list[Annotated[int, Field(ge=2, le=784)]] = Field(
@@ -74,16 +64,10 @@ class PerceptronSettings(Seeded):
         "training images (the original's 1000 iterations)",
     )
     tolerance: float = Field(
-        1e-3,
-        ge=0.0,
-        lt=1.0,
-        description="training stops once the training misclassification error is below this",
+        1e-3, ge=0.0, lt=1.0, description="training stops once the training misclassification error is below this"
     )
     init_scale: float = Field(
-        0.5,
-        ge=0.0,
-        le=100.0,
-        description="initial weights and bias are drawn uniformly from [-init_scale, init_scale]",
+        0.5, ge=0.0, le=100.0, description="initial weights and bias are drawn uniformly from [-init_scale, init_scale]"
     )
 
 
@@ -122,8 +106,7 @@ class ArchitectureConfig(TrainingConfig, StepConfig, Replicated, FannedOut):
     """Parts 3 and 4: named architectures, each trained in its own child run."""
 
     architectures: dict[str, list[Width]] = Field(
-        default_factory=dict,
-        description="name -> widths per hidden layer (MLP) or filters per conv layer (CNN)",
+        default_factory=dict, description="name -> widths per hidden layer (MLP) or filters per conv layer (CNN)"
     )
 
     @field_validator("architectures")
@@ -152,9 +135,7 @@ class CnnConfig(ArchitectureConfig):
         default_factory=lambda: reference.named_architectures("cnn"),
         description="name -> filters of the conv layers (default CNN-1..5)",
     )
-    registered_model: str = Field(
-        REGISTERED_CNN, min_length=1, description="Model Registry name of the best CNN"
-    )
+    registered_model: str = Field(REGISTERED_CNN, min_length=1, description="Model Registry name of the best CNN")
 
     PROFILE_DEFAULTS: ClassVar = {
         # Two epochs, so that every curve has two points, on few images: the quick profile is a smoke
@@ -181,12 +162,8 @@ class DreamSettings(Seeded):
     dream_learning_rate: float = Field(
         0.02, gt=0.0, le=0.5, description="pixel change per step, in gradient standard deviations"
     )
-    jitter: int = Field(
-        1, ge=0, le=4, description="pixels the image is randomly rolled by each step (0: off)"
-    )
-    blur_every: int = Field(
-        4, ge=0, le=1000, description="blur the change from the start every N steps (0: off)"
-    )
+    jitter: int = Field(1, ge=0, le=4, description="pixels the image is randomly rolled by each step (0: off)")
+    blur_every: int = Field(4, ge=0, le=1000, description="blur the change from the start every N steps (0: off)")
     blur_sigma: float = Field(0.5, ge=0.1, le=3.0, description="the blur's Gaussian sigma, in pixels")
     l2_penalty: float = Field(
         0.05, ge=0.0, lt=1.0, description="each step the change from the start shrinks by this fraction"
@@ -201,10 +178,7 @@ class DreamSettings(Seeded):
 class InspectConfig(StepConfig, DreamSettings):
     model_uri: str = Field(CHAMPION_URI, min_length=1, description=f"the CNN to inspect: {MODEL_URI_FORMS}")
     digits: list[Digit] = Field(
-        [2, 9],
-        min_length=1,
-        max_length=4,
-        description="classes whose images, activations and dreams are shown",
+        [2, 9], min_length=1, max_length=4, description="classes whose images, activations and dreams are shown"
     )
 
     PROFILE_DEFAULTS: ClassVar = {"quick": {"dream_steps": 30, "octaves": 2}}

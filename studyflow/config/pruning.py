@@ -64,28 +64,20 @@ class PrunerSettings(StrictModel):
         0,
         ge=0,
         le=30,
-        description=(
-            "successive_halving: the first rung at min_resource * reduction_factor ** rate (0: the earliest)"
-        ),
+        description=("successive_halving: the first rung at min_resource * reduction_factor ** rate (0: the earliest)"),
     )
     max_resource: int | None = Field(
         None,
         ge=1,
         le=1000,
-        description=(
-            "hyperband: the longest budget, in epochs, that sets the brackets (None: the sweep's epochs)"
-        ),
+        description=("hyperband: the longest budget, in epochs, that sets the brackets (None: the sweep's epochs)"),
     )
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Self:
         if self.kind == "threshold" and self.min_val_accuracy is None:
             raise ValueError("a threshold pruner needs min_val_accuracy")
-        if (
-            self.kind == "hyperband"
-            and self.max_resource is not None
-            and self.max_resource < self.min_resource
-        ):
+        if self.kind == "hyperband" and self.max_resource is not None and self.max_resource < self.min_resource:
             raise ValueError(
                 f"max_resource {self.max_resource} is below min_resource {self.min_resource}: "
                 "Hyperband would have no bracket"

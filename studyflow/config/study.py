@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from studyflow.config.base import (
-    FannedOut,
-    PartConfig,
-    PrecisionChoice,
-    Replicated,
-    StepConfig,
-    TrainingConfig,
-)
+from studyflow.config.base import FannedOut, PartConfig, PrecisionChoice, Replicated, StepConfig, TrainingConfig
 from studyflow.config.parts import PART_NAMES
 
 
 class StudyConfig(StepConfig, Replicated, FannedOut):
-    parts: list[str] = Field(
-        default_factory=lambda: list(PART_NAMES), description="parts to run, in study order"
-    )
+    parts: list[str] = Field(default_factory=lambda: list(PART_NAMES), description="parts to run, in study order")
     report: bool = Field(True, description="end with the study report (reports/<timestamp>/)")
     precision: PrecisionChoice = TrainingConfig.model_fields["precision"]
 

@@ -54,6 +54,27 @@ OBJECTIVES = {
 }
 
 
+def _quick_layer_sweep(search_space: dict) -> dict:
+    """The MLP and CNN sweeps' quick profile: few images, 2 epochs, 6 trials, pruning from the 4th."""
+    return {
+        "epochs": 2,
+        "train_size": 4_000,
+        "test_size": 1_000,
+        "trials": 6,
+        "search_space": {"min_depth": 1, **search_space},
+        "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0},
+    }
+
+
+def _layer_space(default: Any, sizes: str) -> Any:
+    """The search space field of a sweep over layers: its default is the paper profile's."""
+    return Field(
+        default,
+        description=f"layers (min_depth..max_depth) and {sizes} (min_size..max_size, on a log "
+        "scale if log); the keys given replace the profile's",
+    )
+
+
 PRUNER_DESCRIPTION = (
     "what stops hopeless trials after an epoch: kind median, successive_halving, hyperband, "
     "threshold or none, and its settings; the keys given replace the profile's"
@@ -68,15 +89,11 @@ class SweepConfig(TrainingConfig, FannedOut):
     KIND: ClassVar[str] = ""
     DATASET: ClassVar[str] = "mnist"
 
-    trials: int = Field(
-        20, ge=1, le=10_000, description="trials that must have finished (complete or pruned)"
-    )
+    trials: int = Field(20, ge=1, le=10_000, description="trials that must have finished (complete or pruned)")
     study_name: str | None = Field(None, description="Optuna study name (None: sweep-<kind>-<profile>)")
     # validate_default: the check that several workers have a database they can share runs unset too
     storage: str | None = Field(
-        None,
-        validate_default=True,
-        description="SQLAlchemy URL of the Optuna storage (None: SQLite under mlruns/)",
+        None, validate_default=True, description="SQLAlchemy URL of the Optuna storage (None: SQLite under mlruns/)"
     )
     seeds_per_trial: int = Field(
         1,
@@ -88,12 +105,8 @@ class SweepConfig(TrainingConfig, FannedOut):
         ),
     )
     pruner: PrunerSettings = Field(PrunerSettings(), description=PRUNER_DESCRIPTION)
-    heartbeat_interval_s: int = Field(
-        20, ge=1, le=3600, description="how often a running trial says it is alive"
-    )
-    heartbeat_grace_s: int = Field(
-        60, ge=2, le=86_400, description="silence after which a trial counts as dead"
-    )
+    heartbeat_interval_s: int = Field(20, ge=1, le=3600, description="how often a running trial says it is alive")
+    heartbeat_grace_s: int = Field(60, ge=2, le=86_400, description="silence after which a trial counts as dead")
 
     @field_validator("study_name")
     @classmethod
@@ -117,9 +130,7 @@ class SweepConfig(TrainingConfig, FannedOut):
                 ) from None
         # `workers` and `dask_address` (FannedOut, a base class) are validated before `storage`
         workers, address = info.data.get("workers", 1), info.data.get("dask_address")
-        if (workers > 1 or address is not None) and (url or paths.default_optuna_storage_url()).startswith(
-            "sqlite"
-        ):
+        if (workers > 1 or address is not None) and (url or paths.default_optuna_storage_url()).startswith("sqlite"):
             where = f"the Dask workers of {address}" if address is not None else f"{workers} workers"
             raise ValueError(
                 f"{where} need an Optuna storage that several processes (and machines) can write at once; "
@@ -186,47 +197,15 @@ class MlpSweepConfig(SweepConfig):
     epochs: int = epochs_field(20)  # as the MLP part
     pruner: PrunerSettings = Field(PrunerSettings(warmup_epochs=2), description=PRUNER_DESCRIPTION)
     # Depths 1-9 and widths 32-2048 hold all five named MLPs (1000 x 2 ... 500 x 9).
-    search_space: MlpSearchSpace = Field(
-        MlpSearchSpace(max_depth=9, min_size=32, max_size=2048),
-        description=(
-            "hidden layers (min_depth..max_depth) and widths (min_size..max_size, on a log scale if log); the keys "
-            "given replace the profile's"
-        ),
-    )
-
-    PROFILE_DEFAULTS: ClassVar = {
-        "quick": {
-            "epochs": 2,
-            "train_size": 4_000,
-            "test_size": 1_000,
-            "trials": 6,
-            "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 16, "max_size": 256},
-            "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0},
-        }
-    }
+    search_space: MlpSearchSpace = _layer_space(MlpSearchSpace(max_depth=9, min_size=32, max_size=2048), "widths")
+    PROFILE_DEFAULTS: ClassVar = {"quick": _quick_layer_sweep({"max_depth": 3, "min_size": 16, "max_size": 256})}
 
 
 class CnnSweepConfig(SweepConfig):
     KIND: ClassVar[str] = "cnn"
     # Depths 1-5 and filters 8-512 hold all five named CNNs (16, 32 ... 32-512).
-    search_space: CnnSearchSpace = Field(
-        CnnSearchSpace(max_depth=5, min_size=8, max_size=512),
-        description=(
-            "conv layers (min_depth..max_depth) and filters (min_size..max_size, on a log scale if log); the keys "
-            "given replace the profile's"
-        ),
-    )
-
-    PROFILE_DEFAULTS: ClassVar = {
-        "quick": {
-            "epochs": 2,
-            "train_size": 4_000,
-            "test_size": 1_000,
-            "trials": 6,
-            "search_space": {"min_depth": 1, "max_depth": 3, "min_size": 4, "max_size": 64},
-            "pruner": {"kind": "median", "startup_trials": 3, "warmup_epochs": 0},
-        }
-    }
+    search_space: CnnSearchSpace = _layer_space(CnnSearchSpace(max_depth=5, min_size=8, max_size=512), "filters")
+    PROFILE_DEFAULTS: ClassVar = {"quick": _quick_layer_sweep({"max_depth": 3, "min_size": 4, "max_size": 64})}
 
 
 class MtlSweepConfig(SweepConfig):
@@ -254,11 +233,7 @@ class MtlSweepConfig(SweepConfig):
         return pruner
 
 
-SWEEP_CONFIGS: dict[str, type[SweepConfig]] = {
-    "mlp": MlpSweepConfig,
-    "cnn": CnnSweepConfig,
-    "mtl": MtlSweepConfig,
-}
+SWEEP_CONFIGS: dict[str, type[SweepConfig]] = {"mlp": MlpSweepConfig, "cnn": CnnSweepConfig, "mtl": MtlSweepConfig}
 
 
 def sweep_config(kind: str, profile: str = "quick", **overrides: Any) -> SweepConfig:

@@ -106,9 +106,7 @@ def check_inputs(args: argparse.Namespace, config: PartConfig) -> None:
         runnable_parts()[args.part].preflight(config)  # e.g. the model part 5 inspects exists
 
 
-def run_sweep(
-    kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext
-):
+def run_sweep(kind: str, config: SweepConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
     """Close what dead processes left open, then run the sweep's flow on this config."""
     from studyflow import tracking
 
@@ -123,9 +121,7 @@ def run_sweep(
         return run_with_config(SWEEP_FLOWS[kind], config)
 
 
-def run_part(
-    part_name: str, config: PartConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext
-):
+def run_part(part_name: str, config: PartConfig, prefect_ready: Callable[[], AbstractContextManager] = nullcontext):
     """Close what dead processes left open, then run the part's flow on this config."""
     part = runnable_parts()[part_name]
     from studyflow import tracking

@@ -23,8 +23,7 @@ def dashboard_command(storage: str | None, port: int) -> list[str]:
     url = storage or paths.default_optuna_storage_url()
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise ConfigError(
-            f"no Optuna storage at {url} yet: run a sweep first (`studyflow sweep mlp --trials 6`), "
-            "or give --storage"
+            f"no Optuna storage at {url} yet: run a sweep first (`studyflow sweep mlp --trials 6`), or give --storage"
         )
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port (1-65535)")

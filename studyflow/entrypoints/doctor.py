@@ -83,9 +83,7 @@ def crash_flow_runs(flow_runs: dict[str, str]) -> list[str]:
                             f"{flow_run.state.type.value} -> CRASHED: {message}"
                         )
                     parent_task_run = flow_run.parent_task_run_id
-                    flow_run_id = (
-                        prefect.read_task_run(parent_task_run).flow_run_id if parent_task_run else None
-                    )
+                    flow_run_id = prefect.read_task_run(parent_task_run).flow_run_id if parent_task_run else None
     except Exception as exc:  # Prefect unreachable: MLflow is already consistent; say so and go on
         fixed.append(f"could not reach Prefect to mark flow runs {sorted(flow_runs)} Crashed: {exc}")
     return fixed

@@ -58,20 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show this help; after a part (run mlp --help), also its parameters",
     )
     run.add_argument("part", choices=list(parts), metavar="part", help="one of: " + ", ".join(parts))
-    run.add_argument(
-        "--profile",
-        choices=PROFILES,
-        default="quick",
-        help="quick: subsets and few epochs (minutes); paper: the original settings",
-    )
-    run.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a parameter (VALUE as JSON where it parses); repeatable",
-    )
+    _add_profile_and_settings(run, "override a parameter (VALUE as JSON where it parses); repeatable")
     run.add_argument(
         "--force",
         action="store_true",
@@ -213,23 +200,19 @@ def _add_sweep_parser(commands) -> None:
         help="finished (complete or pruned) trials the study must have in total (default: the "
         "profile's: the parameter trials of sweep KIND --help)",
     )
+    _add_profile_and_settings(sweep, "override a parameter, e.g. search_space, pruner, epochs, workers; repeatable")
+    sweep.add_argument("--study-name", help="Optuna study name (default sweep-<kind>-<profile>)")
     sweep.add_argument(
+        "--storage", metavar="URL", help="SQLAlchemy URL of the Optuna storage (default: SQLite mlruns/optuna.db)"
+    )
+
+
+def _add_profile_and_settings(command: argparse.ArgumentParser, set_help: str) -> None:
+    """--profile and --set, as `run` and `sweep` both take them."""
+    command.add_argument(
         "--profile",
         choices=PROFILES,
         default="quick",
         help="quick: subsets and few epochs; paper: the original settings",
     )
-    sweep.add_argument("--study-name", help="Optuna study name (default sweep-<kind>-<profile>)")
-    sweep.add_argument(
-        "--storage",
-        metavar="URL",
-        help="SQLAlchemy URL of the Optuna storage (default: SQLite mlruns/optuna.db)",
-    )
-    sweep.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a parameter, e.g. search_space, pruner, epochs, workers; repeatable",
-    )
+    command.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE", help=set_help)

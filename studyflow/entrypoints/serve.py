@@ -36,9 +36,7 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise ServingError(
-                f"cannot serve on {host}:{port}: {exc.strerror}; choose another with --port"
-            ) from None
+            raise ServingError(f"cannot serve on {host}:{port}: {exc.strerror}; choose another with --port") from None
 
 
 def resolve(model_uri: str) -> tuple[str, str]:
@@ -99,10 +97,7 @@ def environment(max_batch: int | None = None) -> dict[str, str]:
 
 
 def serve(
-    model_uri: str = DEFAULT_MODEL_URI,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    max_batch: int | None = None,
+    model_uri: str = DEFAULT_MODEL_URI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_batch: int | None = None
 ) -> int:
     """Check everything, then run the scoring server until Ctrl-C; its exit code."""
     _check_port_free(host, port)

@@ -30,9 +30,7 @@ class ArtifactWriter:
         import matplotlib.pyplot as plt
 
         try:
-            self.client.log_figure(
-                self.run_id, figure, artifact_file, save_kwargs={"dpi": 110, "bbox_inches": "tight"}
-            )
+            self.client.log_figure(self.run_id, figure, artifact_file, save_kwargs={"dpi": 110, "bbox_inches": "tight"})
         finally:
             plt.close(figure)
 

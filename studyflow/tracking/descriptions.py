@@ -41,10 +41,7 @@ PART_DESCRIPTIONS = {
 
 
 def experiment_tags(part: str) -> dict[str, str]:
-    return {
-        EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND,
-        DESCRIPTION_TAG: PART_DESCRIPTIONS.get(part, f"studyflow {part}"),
-    }
+    return {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND, DESCRIPTION_TAG: PART_DESCRIPTIONS.get(part, f"studyflow {part}")}
 
 
 def parent_description(part: str, profile: str, parameters: dict) -> str:

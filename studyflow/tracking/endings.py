@@ -48,9 +48,7 @@ def stop_reason(exc: BaseException) -> str | None:
         signal_number = int(str(exc.args[0]).split()[1])
     if signal_number == signal.SIGINT:
         return "interrupted (SIGINT: Ctrl-C)"
-    if signal_number is not None and (
-        isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal"
-    ):
+    if signal_number is not None and (isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal"):
         return f"terminated ({signal.Signals(signal_number).name})"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (SIGINT: Ctrl-C)"
@@ -81,10 +79,7 @@ def close_run(
             return False
         client.log_batch(
             run_id,
-            tags=[
-                RunTag(key, str(value)[:5000])
-                for key, value in {**(tags or {}), Tag.END_REASON: reason}.items()
-            ],
+            tags=[RunTag(key, str(value)[:5000]) for key, value in {**(tags or {}), Tag.END_REASON: reason}.items()],
         )
         client.set_terminated(run_id, status=status_text)
         return True

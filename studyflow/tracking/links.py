@@ -17,11 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from mlflow.entities import DatasetInput, InputTag, Metric
 
-SPLIT_CONTEXTS = {
-    "train_": "train",
-    "val_": "validation",
-    "test_": "test",
-}  # metric prefix -> dataset context
+SPLIT_CONTEXTS = {"train_": "train", "val_": "validation", "test_": "test"}  # metric prefix -> dataset context
 CONTEXT_TAG = "mlflow.data.context"
 
 
@@ -32,13 +28,9 @@ class MetricLinks:
 
     def metric(self, key: str, value: float, timestamp: int, step: int) -> Metric:
         """The value as the model's metric, measured on its split's dataset."""
-        context = next(
-            (context for prefix, context in SPLIT_CONTEXTS.items() if key.startswith(prefix)), None
-        )
+        context = next((context for prefix, context in SPLIT_CONTEXTS.items() if key.startswith(prefix)), None)
         name, digest = self.datasets.get(context, (None, None)) if context else (None, None)
-        return Metric(
-            key, value, timestamp, step, model_id=self.model_id, dataset_name=name, dataset_digest=digest
-        )
+        return Metric(key, value, timestamp, step, model_id=self.model_id, dataset_name=name, dataset_digest=digest)
 
 
 def dataset_input(

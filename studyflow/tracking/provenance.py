@@ -10,16 +10,7 @@ from importlib import metadata
 
 from studyflow import paths
 
-TRACKED_PACKAGES = (
-    "studyflow",
-    "tensorflow-cpu",
-    "keras",
-    "mlflow",
-    "optuna",
-    "prefect",
-    "scikit-learn",
-    "numpy",
-)
+TRACKED_PACKAGES = ("studyflow", "tensorflow-cpu", "keras", "mlflow", "optuna", "prefect", "scikit-learn", "numpy")
 
 
 @lru_cache(maxsize=1)

@@ -25,19 +25,11 @@ from studyflow.tracking.artifacts import ArtifactWriter
 from studyflow.tracking.endings import close_run, ending
 from studyflow.tracking.links import MetricLinks
 from studyflow.tracking.names import RunLevel, Tag, logged_model_name
-from studyflow.tracking.provenance import (
-    code_version,
-    package_versions,
-    prefect_flow_run_url,
-    prefect_ids,
-    user,
-)
+from studyflow.tracking.provenance import code_version, package_versions, prefect_flow_run_url, prefect_ids, user
 from studyflow.tracking.store import attach, ensure_experiment
 
 
-def run_tags(
-    part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None
-) -> dict[str, str]:
+def run_tags(part: str, profile: str, seed: int, dataset_digest: str, extra: dict | None = None) -> dict[str, str]:
     commit, dirty = code_version()
     flow_run_id, task_run_id = prefect_ids()
     tags = {
@@ -95,9 +87,7 @@ class RunRecorder(ArtifactWriter):
         """A nested run (one model, pair or trial) under this one, with the same conventions; `seed`:
         the replicate's own seed (tag `studyflow.seed`), when it is not the parent's."""
         context = {**self.context, **({"seed": seed} if seed is not None else {})}
-        with tracked_run(
-            self.client, run_name=run_name, parent_run_id=self.run_id, tags=tags, **context
-        ) as recorder:
+        with tracked_run(self.client, run_name=run_name, parent_run_id=self.run_id, tags=tags, **context) as recorder:
             if not self.system_metrics:
                 yield recorder
                 return
@@ -136,10 +126,7 @@ class RunRecorder(ArtifactWriter):
         """Give the run's logged model each metric's final value (the run's latest), once, with its
         dataset. Logged again at its own step and time, a value adds no point to the run's history:
         MLflow's store keeps one row per key, step, time and value."""
-        items = [
-            self.links.metric(item.key, item.value, item.timestamp, item.step)
-            for item in self.latest.values()
-        ]
+        items = [self.links.metric(item.key, item.value, item.timestamp, item.step) for item in self.latest.values()]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
@@ -178,9 +165,7 @@ class RunRecorder(ArtifactWriter):
         """The values at consecutive steps from `first_step`, or at the given `steps`."""
         now = get_current_time_millis()
         steps = steps if steps is not None else range(first_step, first_step + len(values))
-        items = [
-            Metric(name, float(value), now, int(step)) for step, value in zip(steps, values, strict=True)
-        ]
+        items = [Metric(name, float(value), now, int(step)) for step, value in zip(steps, values, strict=True)]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
@@ -249,9 +234,7 @@ def sampled_system_metrics(client: MlflowClient, run_id: str) -> Iterator[None]:
     interval."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-    logging.getLogger("mlflow.system_metrics").setLevel(
-        logging.WARNING
-    )  # its start/stop notices: console noise
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start/stop notices: console noise
     monitor = SystemMetricsMonitor(
         run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, tracking_uri=client.tracking_uri
     )

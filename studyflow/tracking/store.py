@@ -214,9 +214,7 @@ def find_runs(client: MlflowClient, part: str, filter_string: str = "", max_resu
     experiment = client.get_experiment_by_name(experiment_name(part))
     if experiment is None:
         return []
-    return client.search_runs(
-        [experiment.experiment_id], filter_string=filter_string, max_results=max_results
-    )
+    return client.search_runs([experiment.experiment_id], filter_string=filter_string, max_results=max_results)
 
 
 def latest_parent(client: MlflowClient, part: str, run_id: str | None = None):

@@ -52,9 +52,7 @@ def accuracy_vs_time_figure(table: pd.DataFrame, title: str):
             color=f"C{index}",
             label=f"{row.name} ({row.param_count / 1e6:.2f} M params)",
         )
-        axes.annotate(
-            row.name, (row.train_time_s, row.test_accuracy), xytext=(6, 4), textcoords="offset points"
-        )
+        axes.annotate(row.name, (row.train_time_s, row.test_accuracy), xytext=(6, 4), textcoords="offset points")
     axes.set_title(title + "\n(marker area proportional to parameter count)")
     axes.set_xlabel("training time (s)")
     axes.set_ylabel("test accuracy")

@@ -25,13 +25,7 @@ SUMMARY_COLUMNS = [
     "epoch_time_s",
     "epoch_time_per_mparam_s",
 ]
-COMPARISON_COLUMNS = [
-    "test_accuracy",
-    "param_count",
-    "train_time_s",
-    "epoch_time_s",
-    "epoch_time_per_mparam_s",
-]
+COMPARISON_COLUMNS = ["test_accuracy", "param_count", "train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"]
 REPLICATE_METRICS = {
     "test_accuracy": "test",
     "val_accuracy": "validation",
@@ -61,11 +55,7 @@ def runs_table(outcomes: list[ArchitectureOutcome]) -> pd.DataFrame:
     """One row per trained (architecture, seed): its run and final metrics."""
     rows = []
     for outcome in outcomes:
-        row = {
-            MODEL: outcome.name,
-            SEED: outcome.seed,
-            BUILDERS[outcome.kind][1]: "x".join(map(str, outcome.widths)),
-        }
+        row = {MODEL: outcome.name, SEED: outcome.seed, BUILDERS[outcome.kind][1]: "x".join(map(str, outcome.widths))}
         row.update({column: outcome.final_metrics[column] for column in SUMMARY_COLUMNS})
         row["param_count"] = int(row["param_count"])
         row["run_id"] = outcome.run_id
@@ -75,9 +65,7 @@ def runs_table(outcomes: list[ArchitectureOutcome]) -> pd.DataFrame:
 
 def means_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per architecture, the mean of each metric over its seeds (the figures' points)."""
-    means = (
-        runs.groupby(MODEL, sort=False)[SUMMARY_COLUMNS].mean().reset_index().rename(columns={MODEL: "name"})
-    )
+    means = runs.groupby(MODEL, sort=False)[SUMMARY_COLUMNS].mean().reset_index().rename(columns={MODEL: "name"})
     means["param_count"] = means["param_count"].astype(int)
     return means
 
@@ -103,17 +91,12 @@ def log_architecture_summary(
     parent: RunRecorder, kind: str, outcomes: list[ArchitectureOutcome]
 ) -> ArchitectureSummary:
     runs = runs_table(outcomes)
-    parent.log_table(
-        runs.round(4), f"tables/{kind}_architectures", UNITS + " One row per architecture and seed."
-    )
+    parent.log_table(runs.round(4), f"tables/{kind}_architectures", UNITS + " One row per architecture and seed.")
     summary = log_replicates(parent, kind, runs, REPLICATE_METRICS, compared=["test_accuracy"])
     best = best_outcome(outcomes, summary)
     best_row = summary.set_index(MODEL).loc[best.name]
     parent.log_metrics(
-        {
-            "best_val_accuracy": best_row["val_accuracy_mean"],
-            "best_test_accuracy": best_row["test_accuracy_mean"],
-        }
+        {"best_val_accuracy": best_row["val_accuracy_mean"], "best_test_accuracy": best_row["test_accuracy_mean"]}
     )
     parent.set_tags({Tag.BEST_ARCHITECTURE: best.name, Tag.BEST_RUN_ID: best.run_id})
     histories: dict[str, list[dict[str, list[float]]]] = {}
@@ -165,22 +148,15 @@ def log_mlp_vs_cnn(parent: RunRecorder, kind: str) -> pd.DataFrame:
     """The MLP vs CNN table and scatter of the original's part 4, read back from MLflow: this run's
     architectures of `kind`, and the other kind's latest finished run, if the store holds one."""
     table = pd.concat(
-        [
-            architecture_runs(parent.client, other, parent.run_id if other == kind else None)
-            for other in ("mlp", "cnn")
-        ],
+        [architecture_runs(parent.client, other, parent.run_id if other == kind else None) for other in ("mlp", "cnn")],
         ignore_index=True,
     )
     if table.empty:
         return table
     table["param_count"] = table["param_count"].astype(int)
-    parent.log_table(
-        table.round(4), "tables/mlp_vs_cnn", UNITS + " Read back from the latest MLP and CNN runs."
-    )
+    parent.log_table(table.round(4), "tables/mlp_vs_cnn", UNITS + " Read back from the latest MLP and CNN runs.")
     parent.log_figure(
-        architecture_figures.accuracy_vs_time_figure(
-            table, "MLP vs CNN: test accuracy against training time"
-        ),
+        architecture_figures.accuracy_vs_time_figure(table, "MLP vs CNN: test accuracy against training time"),
         "figures/mlp_vs_cnn.png",
     )
     return table

@@ -160,9 +160,7 @@ def version_description(is_champion: bool, summary: str, reason: str, rule: str,
 
 
 def _interval_text(stats: ReplicateStats) -> str:
-    return (
-        f"mean {stats.mean:.4f}, 95 % interval [{stats.low:.4f}, {stats.high:.4f}] over {stats.seeds} seeds"
-    )
+    return f"mean {stats.mean:.4f}, 95 % interval [{stats.low:.4f}, {stats.high:.4f}] over {stats.seeds} seeds"
 
 
 def register_and_promote(
@@ -206,9 +204,7 @@ def register_and_promote(
     ):
         rule = INTERVAL_RULE
         higher = replicates.mean > champion_stats.mean
-        separate = not intervals_overlap(
-            (replicates.low, replicates.high), (champion_stats.low, champion_stats.high)
-        )
+        separate = not intervals_overlap((replicates.low, replicates.high), (champion_stats.low, champion_stats.high))
         promoted = higher and separate
         verdict = (
             "beats the champion,"
@@ -235,9 +231,7 @@ def register_and_promote(
         "test_accuracy": f"{challenger_accuracy:.6f}",
         "test_set": test_set,
         "champion_version_compared": champion.version if champion is not None else "none",
-        "champion_test_accuracy_same_set": f"{champion_accuracy:.6f}"
-        if champion_accuracy is not None
-        else "none",
+        "champion_test_accuracy_same_set": f"{champion_accuracy:.6f}" if champion_accuracy is not None else "none",
         "promotion_decision": reason,
         "promotion_rule": rule or "none (no comparison)",
         **(replicates.tags() if replicates is not None else {}),

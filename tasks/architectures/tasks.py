@@ -23,9 +23,7 @@ def train_architecture(
     """Build, train and log one architecture; the model is logged once, checked by reloading."""
     builder, _ = BUILDERS[kind]
     with parent.child(
-        replicate_run_name(name, settings.seed),
-        tags={Tag.ARCHITECTURE: name, Tag.MODEL_KIND: kind},
-        seed=settings.seed,
+        replicate_run_name(name, settings.seed), tags={Tag.ARCHITECTURE: name, Tag.MODEL_KIND: kind}, seed=settings.seed
     ) as run:
         log_splits(run, data, "mnist")
         run.start_logged_model(name)  # named after the architecture
@@ -39,9 +37,7 @@ def train_architecture(
             f"{name} seed {settings.seed}: test accuracy {result.final_metrics['test_accuracy']:.4f}, "
             f"{result.final_metrics['train_time_s']:.1f} s"
         )
-    publish_run(
-        run, f"{name} seed {settings.seed}", {key: result.final_metrics[key] for key in PUBLISHED_METRICS}
-    )
+    publish_run(run, f"{name} seed {settings.seed}", {key: result.final_metrics[key] for key in PUBLISHED_METRICS})
     return ArchitectureOutcome(
         name, kind, list(widths), settings.seed, run.run_id, model_uri, result.final_metrics, result.history
     )

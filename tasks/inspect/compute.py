@@ -121,11 +121,7 @@ def choose_digit_images(
         index = int(candidates[position])
         chosen.append(
             DigitImage(
-                digit,
-                index,
-                test_images[index],
-                int(predicted[position]),
-                float(probabilities[position, digit]),
+                digit, index, test_images[index], int(predicted[position]), float(probabilities[position, digit])
             )
         )
     return chosen
@@ -139,10 +135,7 @@ def activation_maps(model: keras.Model, images: np.ndarray) -> dict[str, np.ndar
     if len(layers) == 1:
         outputs = [outputs]
     # float32 even from a model trained in mixed_bfloat16, whose layers output bfloat16.
-    return {
-        layer.name: np.asarray(output, dtype=np.float32)
-        for layer, output in zip(layers, outputs, strict=False)
-    }
+    return {layer.name: np.asarray(output, dtype=np.float32) for layer, output in zip(layers, outputs, strict=False)}
 
 
 # --- deep dream ----------------------------------------------------------------------------------
@@ -171,9 +164,7 @@ def logits_model(model: keras.Model) -> keras.Model:
 
 
 def noise_image(seed: int) -> np.ndarray:
-    return (
-        np.random.default_rng(seed).uniform(0.0, NOISE_AMPLITUDE, (IMAGE_SIDE, IMAGE_SIDE)).astype(np.float32)
-    )
+    return np.random.default_rng(seed).uniform(0.0, NOISE_AMPLITUDE, (IMAGE_SIDE, IMAGE_SIDE)).astype(np.float32)
 
 
 def _gaussian_kernel(sigma: float) -> tf.Tensor:
@@ -241,10 +232,7 @@ def deep_dream(
     score_before, probability_before = _score(scores, start_image, target)
     history: list[float] = []
     target_tensor = tf.constant(target, tf.int32)
-    rate, l2 = (
-        tf.constant(settings.dream_learning_rate, tf.float32),
-        tf.constant(settings.l2_penalty, tf.float32),
-    )
+    rate, l2 = (tf.constant(settings.dream_learning_rate, tf.float32), tf.constant(settings.l2_penalty, tf.float32))
     step_count = 0
     for side in settings.octave_sides():
         side_tensor = tf.constant(side, tf.int32)
@@ -273,9 +261,7 @@ def deep_dream(
     )
 
 
-def dream_digits(
-    model: keras.Model, digit_images: list[DigitImage], settings: DreamSettings
-) -> list[DreamResult]:
+def dream_digits(model: keras.Model, digit_images: list[DigitImage], settings: DreamSettings) -> list[DreamResult]:
     """For each chosen digit: a dream from its own image and one from seeded noise."""
     scores = logits_model(model)
     ascent = _Ascent(scores)

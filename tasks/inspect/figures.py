@@ -49,11 +49,7 @@ def _draw_panels(axes, panels: np.ndarray, norm: Normalize, cmap: str, columns: 
         row, column = divmod(index, columns)
         left, top = column * (width + gap), row * (height + gap)
         image = axes.imshow(
-            panel,
-            cmap=cmap,
-            norm=norm,
-            interpolation="nearest",
-            extent=(left, left + width, top + height, top),
+            panel, cmap=cmap, norm=norm, interpolation="nearest", extent=(left, left + width, top + height, top)
         )
     axes.set_xlim(-gap, columns * (width + gap))
     axes.set_ylim(rows * (height + gap), -gap)
@@ -93,8 +89,7 @@ def filter_grid_figure(grid: FilterGrid, most: int = MAX_FILTER_PANELS):
         else f"the first {shown} of its {grid.filter_count} filters (a readable subset)"
     )
     axes.set_title(
-        f"{grid.layer}: {count} of {kernel_h}x{kernel_w}, panel = filter index\nshown: {grid.view}",
-        fontsize=9,
+        f"{grid.layer}: {count} of {kernel_h}x{kernel_w}, panel = filter index\nshown: {grid.view}", fontsize=9
     )
     return figure
 
@@ -116,8 +111,7 @@ def activation_figure(layer: str, maps: np.ndarray, digit_images: list[DigitImag
         input_axes = figure.add_subplot(layout[row, 0])
         input_axes.imshow(chosen.image, cmap="gray", vmin=0.0, vmax=1.0)
         input_axes.set_title(
-            f"input: test #{chosen.test_index}\ndigit {chosen.digit}, predicted {chosen.predicted}",
-            fontsize=8,
+            f"input: test #{chosen.test_index}\ndigit {chosen.digit}, predicted {chosen.predicted}", fontsize=8
         )
         input_axes.set_xlabel("pixel column", fontsize=7)
         input_axes.set_ylabel("pixel row", fontsize=7)
@@ -125,12 +119,9 @@ def activation_figure(layer: str, maps: np.ndarray, digit_images: list[DigitImag
         map_axes = figure.add_subplot(layout[row, 1])
         image = _draw_panels(map_axes, np.moveaxis(maps[row], -1, 0), norm, "viridis", columns)
         map_axes.set_title(
-            f"{layer} on the {chosen.digit}: {channels} maps of {height}x{width}, panel = channel index",
-            fontsize=9,
+            f"{layer} on the {chosen.digit}: {channels} maps of {height}x{width}, panel = channel index", fontsize=9
         )
-    figure.colorbar(
-        image, cax=figure.add_subplot(layout[:, 2]), label="activation (ReLU output; shared scale)"
-    )
+    figure.colorbar(image, cax=figure.add_subplot(layout[:, 2]), label="activation (ReLU output; shared scale)")
     figure.suptitle(
         f"{layer} activation maps for a test 2 and a test 9"
         if [d.digit for d in digit_images] == [2, 9]
@@ -157,17 +148,14 @@ def dream_figure(original: DigitImage, dreams: list[DreamResult], octave_steps: 
     pixel_image = change_image = None
     for row, dream in enumerate(dreams):
         start_axes, dream_axes, change_axes = (figure.add_subplot(layout[row, column]) for column in range(3))
-        start_label = (
-            f"original: test #{original.test_index}" if dream.start == "digit" else "start: seeded noise"
-        )
+        start_label = f"original: test #{original.test_index}" if dream.start == "digit" else "start: seeded noise"
         start_axes.imshow(dream.start_image, cmap="gray", norm=pixels)
         start_axes.set_title(
             f"{start_label}\nlogit {dream.score_before:.2f}, p={dream.probability_before:.3f}", fontsize=8
         )
         pixel_image = dream_axes.imshow(dream.image, cmap="gray", norm=pixels)
         dream_axes.set_title(
-            f"dreamt from {dream.start}\nlogit {dream.score_after:.2f}, p={dream.probability_after:.3f}",
-            fontsize=8,
+            f"dreamt from {dream.start}\nlogit {dream.score_after:.2f}, p={dream.probability_after:.3f}", fontsize=8
         )
         change_image = change_axes.imshow(dream.image - dream.start_image, cmap="RdBu_r", norm=change)
         change_axes.set_title("change (dream - start)", fontsize=8)
@@ -179,16 +167,12 @@ def dream_figure(original: DigitImage, dreams: list[DreamResult], octave_steps: 
     figure.colorbar(change_image, cax=figure.add_subplot(layout[:rows, 4]), label="pixel change")
     history_axes = figure.add_subplot(layout[rows, :3])
     for dream in dreams:
-        history_axes.plot(
-            np.arange(len(dream.score_history)), dream.score_history, label=f"from {dream.start}"
-        )
+        history_axes.plot(np.arange(len(dream.score_history)), dream.score_history, label=f"from {dream.start}")
     for boundary in range(octave_steps, len(dreams[0].score_history) - 1, octave_steps):
         history_axes.axvline(boundary, color="grey", lw=0.8, ls="--")
     history_axes.set_title("class logit during the ascent, without jitter (dashed: next octave)", fontsize=9)
     history_axes.set_xlabel("gradient-ascent steps taken")
     history_axes.set_ylabel(f"logit of class {original.digit}")
     history_axes.legend(title="start", fontsize=8)
-    figure.suptitle(
-        f"Deep dream for class {original.digit}: gradient ascent on its pre-softmax score", fontsize=11
-    )
+    figure.suptitle(f"Deep dream for class {original.digit}: gradient ascent on its pre-softmax score", fontsize=11)
     return figure

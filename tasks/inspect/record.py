@@ -108,8 +108,7 @@ def log_activations(recorder: RunRecorder, model: keras.Model, chosen: list[Digi
     maps = activation_maps(model, np.stack([image.image for image in chosen]))
     for layer, layer_maps in maps.items():
         recorder.log_figure(
-            inspection_figures.activation_figure(layer, layer_maps, chosen),
-            f"figures/activations/{layer}.png",
+            inspection_figures.activation_figure(layer, layer_maps, chosen), f"figures/activations/{layer}.png"
         )
     return list(maps)
 
@@ -136,14 +135,11 @@ def log_dreams(
     metrics = dream_metrics(dreams)
     recorder.log_metrics(metrics)
     for dream in dreams:
-        recorder.log_metric_history(
-            f"dream_{dream.target}_{dream.start}_score", dream.score_history, first_step=0
-        )
+        recorder.log_metric_history(f"dream_{dream.target}_{dream.start}_score", dream.score_history, first_step=0)
     for image in chosen:
         own = [dream for dream in dreams if dream.target == image.digit]
         recorder.log_figure(
-            inspection_figures.dream_figure(image, own, settings.dream_steps),
-            f"figures/dreams/class_{image.digit}.png",
+            inspection_figures.dream_figure(image, own, settings.dream_steps), f"figures/dreams/class_{image.digit}.png"
         )
     table = pd.DataFrame(
         [

@@ -84,25 +84,16 @@ class MtlData:
             return {task: self.labels[part][task] for task in tasks}
 
         return TrainingData(
-            self.train_images,
-            targets("train"),
-            self.val_images,
-            targets("val"),
-            self.test_images,
-            targets("test"),
+            self.train_images, targets("train"), self.val_images, targets("val"), self.test_images, targets("test")
         )
 
 
-def mtl_data(
-    dataset: Dataset, group_mapping: dict[str, list[int]], validation_fraction: float, seed: int
-) -> MtlData:
+def mtl_data(dataset: Dataset, group_mapping: dict[str, list[int]], validation_fraction: float, seed: int) -> MtlData:
     """Validation split stratified by item class, then the group labels derived from the items."""
     lookup = group_lookup(group_mapping)
     split = validation_split(dataset.train_images, dataset.train_labels, validation_fraction, seed)
     items = {"train": split.train_labels, "val": split.val_labels, "test": dataset.test_labels}
-    labels = {
-        part: {"item": item_labels, "group": lookup[item_labels]} for part, item_labels in items.items()
-    }
+    labels = {part: {"item": item_labels, "group": lookup[item_labels]} for part, item_labels in items.items()}
     return MtlData(split.train_images, split.val_images, dataset.test_images, labels, list(group_mapping))
 
 
@@ -126,10 +117,7 @@ def task_metrics(tasks: tuple[str, ...]) -> dict[str, list]:
 
 def final_task_metrics(final_metrics: dict[str, float], tasks: tuple[str, ...]) -> dict[str, float]:
     """`task1_test_accuracy` / `task2_test_accuracy`, only for the heads the model has."""
-    return {
-        f"task{MTL_TASK_NUMBERS[task]}_test_accuracy": final_metrics[f"test_{task}_accuracy"]
-        for task in tasks
-    }
+    return {f"task{MTL_TASK_NUMBERS[task]}_test_accuracy": final_metrics[f"test_{task}_accuracy"] for task in tasks}
 
 
 @dataclass

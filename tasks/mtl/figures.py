@@ -37,8 +37,11 @@ def zoom(axes, values: list[float]) -> None:
     axes.set_ylim(low - margin, min(high + margin, 1.0))
 
 
-def _untrained_text(axes, entries: list[str]) -> None:
-    if entries:
+def _finish_panel(axes, title: str, xlabel: str, drawn: list[float], untrained: dict[float, float], what: str) -> None:
+    """A task's panel: its untrained heads named with their accuracy (`what` says which) instead of
+    drawn, the y axis zoomed on what is drawn, the titles and the grid."""
+    if untrained:
+        entries = [f"lambda {value:g}: {what}{accuracy:.4f}" for value, accuracy in untrained.items()]
         axes.text(
             0.02,
             0.02,
@@ -48,11 +51,14 @@ def _untrained_text(axes, entries: list[str]) -> None:
             va="bottom",
             bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0},
         )
+    zoom(axes, drawn)
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("test accuracy (fraction correct; axis zoomed)")
+    axes.grid(axis="y", alpha=0.3)
 
 
-def final_accuracy_figure(
-    mtl_accuracies: dict[float, dict[str, list[float]]], single_task: dict[str, list[float]]
-):
+def final_accuracy_figure(mtl_accuracies: dict[float, dict[str, list[float]]], single_task: dict[str, list[float]]):
     """Final test accuracy of each task against lambda, one panel per task: the mean over seeds with
     its 95 % interval as a band (several seeds); the single-task model as a dashed line.
 
@@ -85,21 +91,12 @@ def final_accuracy_figure(
             drawn += [mean, low, high]
             if np.isfinite(low):
                 axes.axhspan(low, high, color="black", alpha=0.08)
-        _untrained_text(
-            axes,
-            [
-                f"lambda {value:g}: {np.mean(mtl_accuracies[value][task]):.4f}"
-                for value in lambdas
-                if not head_trained(task, value)
-            ],
-        )
-        zoom(axes, drawn)
-        axes.set_title(f"Final test accuracy across lambda, {title}")
-        axes.set_xlabel(LAMBDA_AXIS)
-        axes.set_ylabel("test accuracy (fraction correct; axis zoomed)")
+        untrained = {
+            value: float(np.mean(mtl_accuracies[value][task])) for value in lambdas if not head_trained(task, value)
+        }
+        _finish_panel(axes, f"Final test accuracy across lambda, {title}", LAMBDA_AXIS, drawn, untrained, "")
         axes.set_xticks(lambdas)
         axes.set_xlim(min(lambdas) - 0.05, max(lambdas) + 0.05)
-        axes.grid(axis="y", alpha=0.3)
         axes.legend(fontsize="small", loc="upper right")
     figure.suptitle("Multi-task learning on Fashion-MNIST")
     return figure
@@ -132,21 +129,13 @@ def per_epoch_accuracy_figure(
             curves = [history[metric] for history in single_task_histories[task]]
             plot_band(axes, epochs, curves, "black", "single-task model", "--s")
             drawn += [point for curve in curves for point in curve]
-        _untrained_text(
-            axes,
-            [
-                f"lambda {value:g}: last epoch "
-                f"{np.mean([history[metric][-1] for history in mtl_histories[value]]):.4f}"
-                for value in lambdas
-                if not head_trained(task, value)
-            ],
-        )
-        zoom(axes, drawn)
-        axes.set_title(f"Test accuracy per epoch, {title}")
-        axes.set_xlabel("epoch")
+        untrained = {
+            value: float(np.mean([history[metric][-1] for history in mtl_histories[value]]))
+            for value in lambdas
+            if not head_trained(task, value)
+        }
+        _finish_panel(axes, f"Test accuracy per epoch, {title}", "epoch", drawn, untrained, "last epoch ")
         axes.set_xlim(0.5, max_epochs + 0.5)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        axes.set_ylabel("test accuracy (fraction correct; axis zoomed)")
-        axes.grid(axis="y", alpha=0.3)
         axes.legend(fontsize="small")
     return figure

@@ -137,10 +137,7 @@ def comparison(outcomes: list[VariantOutcome], counts: dict[tuple[str, ...], int
 COMPARISON_UNITS = {
     "param_saving": ("parameters saved by one MTL model over the two single-task models", "count"),
     "param_saving_percent": ("the same, as a share of the two single-task models' parameters", "%"),
-    "best_mtl_lambda": (
-        "lambda of the MTL model with the best mean validation accuracy of the two tasks",
-        "-",
-    ),
+    "best_mtl_lambda": ("lambda of the MTL model with the best mean validation accuracy of the two tasks", "-"),
     "best_mtl_mean_val_accuracy": ("its mean validation accuracy of the two tasks", "fraction correct"),
     "best_mtl_mean_test_accuracy": ("its mean test accuracy of the two tasks", "fraction correct"),
     "single_task_mean_test_accuracy": (
@@ -156,11 +153,7 @@ COMPARISON_UNITS = {
 
 def _value_text(name: str, value: float) -> str:
     return (
-        f"{int(value):,}"
-        if name == "param_saving"
-        else f"{value:.4g}"
-        if name == "best_mtl_lambda"
-        else f"{value:.4f}"
+        f"{int(value):,}" if name == "param_saving" else f"{value:.4g}" if name == "best_mtl_lambda" else f"{value:.4f}"
     )
 
 
@@ -210,11 +203,7 @@ def seed_means(outcomes: list[VariantOutcome]) -> list[VariantOutcome]:
 
 def log_mtl_summary(parent: RunRecorder, outcomes: list[VariantOutcome], group_count: int) -> pd.DataFrame:
     log_replicates(
-        parent,
-        "mtl",
-        runs_table(outcomes),
-        REPLICATE_METRICS,
-        compared=["task1_test_accuracy", "task2_test_accuracy"],
+        parent, "mtl", runs_table(outcomes), REPLICATE_METRICS, compared=["task1_test_accuracy", "task2_test_accuracy"]
     )
     models = seed_means(outcomes)
     table = results_table(models)
@@ -248,16 +237,10 @@ def log_mtl_summary(parent: RunRecorder, outcomes: list[VariantOutcome], group_c
         parent.log_figure(
             mtl_figures.final_accuracy_figure(
                 {
-                    lam: {
-                        task: [o.final_metrics[f"test_{task}_accuracy"] for o in group]
-                        for task in ("item", "group")
-                    }
+                    lam: {task: [o.final_metrics[f"test_{task}_accuracy"] for o in group] for task in ("item", "group")}
                     for lam, group in mtl.items()
                 },
-                {
-                    task: [o.final_metrics[f"test_{task}_accuracy"] for o in group]
-                    for task, group in single.items()
-                },
+                {task: [o.final_metrics[f"test_{task}_accuracy"] for o in group] for task, group in single.items()},
             ),
             "figures/mtl_final_accuracy_vs_lambda.png",
         )

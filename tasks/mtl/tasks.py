@@ -10,14 +10,7 @@ from studyflow.config import TrainSettings
 from studyflow.tracking import RunRecorder, Tag
 from studyflow.tracking.names import replicate_run_name
 from tasks.model_store import log_keras_model, log_splits, verify_round_trip
-from tasks.mtl.compute import (
-    CROSS_ENTROPY,
-    MtlData,
-    Variant,
-    VariantOutcome,
-    final_task_metrics,
-    task_metrics,
-)
+from tasks.mtl.compute import CROSS_ENTROPY, MtlData, Variant, VariantOutcome, final_task_metrics, task_metrics
 from tasks.mtl.record import log_mtl_summary, variant_params
 from tasks.prefect_links import publish_run
 from tasks.prefect_task import step_task, studyflow_task

@@ -116,14 +116,10 @@ def separability_by_dimension(
     pca_map: PcaMap, dimensions: list[int], holdout_fraction: float, max_iter: int, seed: int
 ) -> dict[int, pd.DataFrame]:
     """Pair accuracies in 2-D (the map itself) and in each further PCA dimension asked for."""
-    results = {
-        2: pair_accuracies(pca_map.projection, pca_map.sample_labels, holdout_fraction, max_iter, seed)
-    }
+    results = {2: pair_accuracies(pca_map.projection, pca_map.sample_labels, holdout_fraction, max_iter, seed)}
     for n_components in dimensions:
         if n_components == 2:
             continue
         features = project(pca_map.sample_images, n_components, seed)
-        results[n_components] = pair_accuracies(
-            features, pca_map.sample_labels, holdout_fraction, max_iter, seed
-        )
+        results[n_components] = pair_accuracies(features, pca_map.sample_labels, holdout_fraction, max_iter, seed)
     return results

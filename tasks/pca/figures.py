@@ -13,9 +13,7 @@ from tasks.pca.compute import DIGITS, ELLIPSE_LEVEL, PcaMap, confidence_ellipse
 def _scatter(axes, pca_map: PcaMap, alpha: float) -> None:
     for digit in DIGITS:
         points = pca_map.projection[pca_map.sample_labels == digit]
-        axes.scatter(
-            points[:, 0], points[:, 1], s=4, alpha=alpha, color=DIGIT_COLOURS(digit), label=str(digit)
-        )
+        axes.scatter(points[:, 0], points[:, 1], s=4, alpha=alpha, color=DIGIT_COLOURS(digit), label=str(digit))
     ratio = pca_map.explained_variance_ratio
     axes.set_xlabel(f"PC1 ({ratio[0]:.1%} of variance)")
     axes.set_ylabel(f"PC2 ({ratio[1]:.1%} of variance)")
@@ -61,8 +59,7 @@ def pair_histogram_figure(accuracies: pd.DataFrame, dimensions: int = 2):
     hardest = ", ".join(f"({r.digit_a},{r.digit_b}) {r.accuracy:.2f}" for r in ordered.head(3).itertuples())
     easiest = ", ".join(f"({r.digit_a},{r.digit_b}) {r.accuracy:.3f}" for r in ordered.tail(3).itertuples())
     axes.set_title(
-        f"LinearSVC accuracy per digit pair in {dimensions}-D PCA space\n"
-        f"hardest: {hardest}; easiest: {easiest}",
+        f"LinearSVC accuracy per digit pair in {dimensions}-D PCA space\nhardest: {hardest}; easiest: {easiest}",
         fontsize="medium",
     )
     axes.set_xlabel("held-out accuracy")

@@ -32,9 +32,7 @@ def summary_metrics(pca_map: PcaMap, by_dimension: dict[int, pd.DataFrame]) -> d
     return metrics
 
 
-def log_pca_results(
-    recorder: RunRecorder, pca_map: PcaMap, by_dimension: dict[int, pd.DataFrame]
-) -> dict[str, float]:
+def log_pca_results(recorder: RunRecorder, pca_map: PcaMap, by_dimension: dict[int, pd.DataFrame]) -> dict[str, float]:
     metrics = summary_metrics(pca_map, by_dimension)
     recorder.log_metrics(metrics)
     digits = pca_map.digit_table.round(4)
@@ -60,9 +58,7 @@ def log_pca_results(
     )
     recorder.log_figure(pca_figures.scatter_figure(pca_map), "figures/pca_scatter.png")
     recorder.log_figure(pca_figures.ellipse_figure(pca_map), "figures/pca_centroids_ellipses.png")
-    recorder.log_figure(
-        pca_figures.pair_histogram_figure(by_dimension[2]), "figures/pair_accuracy_histogram.png"
-    )
+    recorder.log_figure(pca_figures.pair_histogram_figure(by_dimension[2]), "figures/pair_accuracy_histogram.png")
     if len(by_dimension) > 1:
         recorder.log_figure(
             pca_figures.dimension_comparison_figure(by_dimension), "figures/pair_accuracy_by_dimension.png"

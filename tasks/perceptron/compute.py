@@ -50,9 +50,7 @@ def pair_data(dataset: Dataset, pair: tuple[int, int], pixel_range: tuple[float,
 
     def select(images: np.ndarray, labels: np.ndarray):
         mask = (labels == positive) | (labels == negative)
-        features = rescaled(
-            np.asarray(images[mask].reshape(int(mask.sum()), -1), dtype=np.float64), pixel_range
-        )
+        features = rescaled(np.asarray(images[mask].reshape(int(mask.sum()), -1), dtype=np.float64), pixel_range)
         targets = np.where(labels[mask] == positive, POSITIVE, NEGATIVE)
         return features, targets
 
@@ -61,9 +59,7 @@ def pair_data(dataset: Dataset, pair: tuple[int, int], pixel_range: tuple[float,
     return PairData(pair, train_features, train_targets, test_features, test_targets)
 
 
-def misclassified(
-    features: np.ndarray, targets: np.ndarray, weights: np.ndarray, intercept: float
-) -> np.ndarray:
+def misclassified(features: np.ndarray, targets: np.ndarray, weights: np.ndarray, intercept: float) -> np.ndarray:
     """Which samples lie on the wrong side of the hyperplane (a point on it counts as wrong)."""
     return targets * (features @ weights + intercept) <= 0
 

@@ -28,9 +28,7 @@ def curve_points(values: list[float], limit: int = MAX_CURVE_POINTS) -> tuple[li
     return steps, [values[step - 1] for step in steps]
 
 
-def log_pair(
-    run: RunRecorder, data: PairData, result: PerceptronResult, settings: PerceptronSettings
-) -> None:
+def log_pair(run: RunRecorder, data: PairData, result: PerceptronResult, settings: PerceptronSettings) -> None:
     """A pair's child run: its settings, metrics, the error curve and the weights."""
     run.log_params(
         {

@@ -36,8 +36,6 @@ def train_pair(parent: RunRecorder, data: PairData, settings: PerceptronSettings
 
 # A step: rerun with the same inputs, code and data, it reuses this pair's run instead of training again.
 train_pair_task = step_task(
-    train_pair,
-    name="perceptron-pair",
-    task_run_name="perceptron-{data.pair[0]}-vs-{data.pair[1]}-seed-{settings.seed}",
+    train_pair, name="perceptron-pair", task_run_name="perceptron-{data.pair[0]}-vs-{data.pair[1]}-seed-{settings.seed}"
 )
 log_perceptron_summary_task = studyflow_task(log_perceptron_summary, name="log-perceptron-summary")

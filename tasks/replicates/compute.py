@@ -172,9 +172,7 @@ def mean_curves(histories: list[dict[str, dict[int, float]]]) -> dict[str, dict[
     for metric in sorted({key for history in histories for key in history}):
         steps = sorted({step for history in histories for step in history.get(metric, {})})
         curves[metric] = {
-            step: float(
-                np.mean([history[metric][step] for history in histories if step in history.get(metric, {})])
-            )
+            step: float(np.mean([history[metric][step] for history in histories if step in history.get(metric, {})]))
             for step in steps
         }
     return curves

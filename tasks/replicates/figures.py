@@ -19,9 +19,7 @@ def means_figure(summary: pd.DataFrame, metrics: dict[str, str], title: str):
         means = summary[f"{metric}_mean"].to_numpy(dtype=float)
         lows, highs = (summary[f"{metric}_ci95_{end}"].to_numpy(dtype=float) for end in ("low", "high"))
         errors = np.vstack([np.nan_to_num(means - lows), np.nan_to_num(highs - means)])
-        axes.errorbar(
-            positions + offset, means, yerr=errors, fmt="o", capsize=4, color=f"C{index}", label=label
-        )
+        axes.errorbar(positions + offset, means, yerr=errors, fmt="o", capsize=4, color=f"C{index}", label=label)
     axes.set_xticks(
         positions,
         [
@@ -42,13 +40,6 @@ def plot_band(axes, x: np.ndarray, curves: list[list[float]], colour, label: str
     interval shaded when there is more than one seed."""
     means, lows, highs = curve_band(curves)
     x = np.asarray(x)[: len(means)]
-    axes.plot(
-        x,
-        means,
-        style,
-        ms=4,
-        color=colour,
-        label=label + (f" ({len(curves)} seeds)" if len(curves) > 1 else ""),
-    )
+    axes.plot(x, means, style, ms=4, color=colour, label=label + (f" ({len(curves)} seeds)" if len(curves) > 1 else ""))
     if len(curves) > 1:
         axes.fill_between(x, lows, highs, color=colour, alpha=0.2, linewidth=0)

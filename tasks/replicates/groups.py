@@ -62,18 +62,12 @@ class SeedRun:
 
 def read_seed_run(client: MlflowClient, run_id: str) -> SeedRun:
     run = client.get_run(run_id)
-    finals = {
-        key: value for key, value in run.data.metrics.items() if not key.startswith(SYSTEM_METRICS_PREFIX)
-    }
+    finals = {key: value for key, value in run.data.metrics.items() if not key.startswith(SYSTEM_METRICS_PREFIX)}
     curves = {}
     for key in finals:
         by_step: dict[int, float] = {}
-        for point in sorted(
-            client.get_metric_history(run_id, key), key=lambda point: (point.step, point.timestamp)
-        ):
-            by_step[int(point.step)] = float(
-                point.value
-            )  # a step logged twice: its latest value, as MLflow shows
+        for point in sorted(client.get_metric_history(run_id, key), key=lambda point: (point.step, point.timestamp)):
+            by_step[int(point.step)] = float(point.value)  # a step logged twice: its latest value, as MLflow shows
         if any(step >= 1 for step in by_step):
             curves[key] = by_step
     return SeedRun(run_id, run.data.tags.get(Tag.SEED, ""), dict(run.data.params), finals, curves)
@@ -117,9 +111,7 @@ class ReplicateGroups:
 
 
 @contextmanager
-def replicate_groups(
-    parent: RunRecorder, models: dict[str, str], seeds: list[int]
-) -> Iterator[ReplicateGroups]:
+def replicate_groups(parent: RunRecorder, models: dict[str, str], seeds: list[int]) -> Iterator[ReplicateGroups]:
     """One open group run per model under `parent` when there are several seeds; none with one.
 
     `models`: each model's label (its row of the part's summary table) -> the name its seed runs are

@@ -27,9 +27,7 @@ def t_test_power(effect_size: float, seeds: int, paired: bool, alpha: float = AL
     else:
         freedom, noncentrality = 2 * seeds - 2, effect_size * math.sqrt(seeds / 2)
     critical = stats.t.ppf(1 - alpha / 2, freedom)
-    return float(
-        stats.nct.sf(critical, freedom, noncentrality) + stats.nct.cdf(-critical, freedom, noncentrality)
-    )
+    return float(stats.nct.sf(critical, freedom, noncentrality) + stats.nct.cdf(-critical, freedom, noncentrality))
 
 
 def seeds_to_resolve(

@@ -61,7 +61,5 @@ def brief(summary: pd.DataFrame, metrics: list[str]) -> list[str]:
             if pd.isna(mean):
                 continue
             figures.append(f"{metric} {mean:.4f}" + ("" if pd.isna(low) else f" ± {(high - low) / 2:.4f}"))
-        lines.append(
-            f"{row[MODEL]} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''}): " + ", ".join(figures)
-        )
+        lines.append(f"{row[MODEL]} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''}): " + ", ".join(figures))
     return lines

@@ -64,8 +64,4 @@ def mlp_vs_cnn(client: MlflowClient, runs: dict[str, Run]) -> tuple[Table | None
         if len(kinds) == 2
         else f"MLP vs CNN: only the {kinds[0]} part has a run, so the comparison shows {kinds[0]}s alone."
     )
-    return (
-        table,
-        Figure(REPORT_RUN, "figures/mlp_vs_cnn.png", "MLP vs CNN (drawn by the report)", drawn),
-        note,
-    )
+    return (table, Figure(REPORT_RUN, "figures/mlp_vs_cnn.png", "MLP vs CNN (drawn by the report)", drawn), note)

@@ -20,9 +20,7 @@ ONE_SEED_RULE = (
     "accuracy, 1.96 sqrt(p (1 - p) / n), p the original's accuracy and n the images ours was measured "
     "on (10,000 test images give ±0.0043 at p = 0.95); it counts test-set sampling only, not seed noise"
 )
-INTERVAL_RULE = (
-    "several seeds: beyond noise when the original's figure lies outside our 95 % interval over seeds"
-)
+INTERVAL_RULE = "several seeds: beyond noise when the original's figure lies outside our 95 % interval over seeds"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,7 @@ from tasks.report.sections import original_results, run_link
 from tasks.report.tables import MISSING, Cell, Table, comparison_columns, ratio_cells
 
 
-def ours_value(
-    name: str, metric: str, members: dict[str, list[Run]], parent: Run
-) -> tuple[float | None, str | None]:
+def ours_value(name: str, metric: str, members: dict[str, list[Run]], parent: Run) -> tuple[float | None, str | None]:
     """Our value of `metric` for model `name`: its mean over the model's runs (its seeds), and the
     run it links to: the model's own run with one seed, the part's run (which holds the summary) with several."""
     runs = [run for run in members.get(name, []) if metric in run.data.metrics]
@@ -22,9 +20,7 @@ def ours_value(
     return mean, run_link(runs[0] if len(runs) == 1 else parent)
 
 
-def epoch_times_table(
-    kind: str, originals: dict[str, dict], members: dict[str, list[Run]], parent: Run
-) -> Table:
+def epoch_times_table(kind: str, originals: dict[str, dict], members: dict[str, list[Run]], parent: Run) -> Table:
     """Training time, time per epoch and per epoch per million parameters, the original's beside ours.
     The original gives totals only: its per-epoch figures are its total over its epochs."""
     epochs = original_results()[kind]["epochs"]
@@ -32,8 +28,7 @@ def epoch_times_table(
         f"{kind.upper()} training times in seconds of wall time, each on its own machine (compare by "
         f"ratio only; ours: the mean over a model's seeds); the original's per-epoch times are its totals over its "
         f"{epochs} epochs",
-        ["name"]
-        + comparison_columns(["time (s)", "time per epoch (s)", "time per epoch per million parameters (s)"]),
+        ["name"] + comparison_columns(["time (s)", "time per epoch (s)", "time per epoch per million parameters (s)"]),
     )
     for name in list(originals) + sorted(set(members) - set(originals)):
         entry = originals.get(name, {})
@@ -95,13 +90,7 @@ def mtl_best_table(original: dict, run: Run | None) -> Table:
     table = Table(
         "Best MTL model against the two single-task models: the mean of the two tasks' test accuracies "
         "(ours: the lambda with the best mean validation accuracy)",
-        [
-            "",
-            "best MTL lambda",
-            "best MTL mean accuracy",
-            "single-task mean accuracy",
-            "best MTL minus single-task",
-        ],
+        ["", "best MTL lambda", "best MTL mean accuracy", "single-task mean accuracy", "best MTL minus single-task"],
     )
     theirs = original["best_mean_accuracy"] - original["single_task_mean_accuracy"]
     table.rows.append(

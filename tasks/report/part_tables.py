@@ -20,15 +20,7 @@ from tasks.report.replicates import (
     replicate_accuracy_cells,
     summary_rows,
 )
-from tasks.report.sections import (
-    child_runs,
-    children_by,
-    mtl_variant_of,
-    original_results,
-    pair_of,
-    run_link,
-    tag_of,
-)
+from tasks.report.sections import child_runs, children_by, mtl_variant_of, original_results, pair_of, run_link, tag_of
 from tasks.report.tables import (
     MISSING,
     Cell,
@@ -111,9 +103,7 @@ def comparison_table(
                 )
             else:
                 mean = replicate.get(f"{figure.metric}_mean") if replicate else None
-                row += figure.cells(
-                    original, mean if isinstance(mean, float) else metrics.get(figure.metric), link
-                )
+                row += figure.cells(original, mean if isinstance(mean, float) else metrics.get(figure.metric), link)
         table.rows.append(row)
     return table
 
@@ -200,9 +190,7 @@ def untrained_head_figures(child: Run) -> list[str]:
     `loss_weights` (at lambda 0 the task-1 head, at lambda 1 the task-2 head): they never learned."""
     logged = child.data.params.get("loss_weights")
     weights = json.loads(logged) if logged else {}
-    return [
-        f"task {MTL_TASK_NUMBERS[task]} accuracy" for task, weight in weights.items() if float(weight) == 0.0
-    ]
+    return [f"task {MTL_TASK_NUMBERS[task]} accuracy" for task, weight in weights.items() if float(weight) == 0.0]
 
 
 def mark_untrained_heads(table: Table, children: dict[str, Run]) -> None:
@@ -213,9 +201,7 @@ def mark_untrained_heads(table: Table, children: dict[str, Run]) -> None:
         for figure in untrained_head_figures(child) if child else []:
             difference = table.columns.index(f"{figure} (ours)") + 1
             if row[difference].text != MISSING:
-                row[difference] = Cell(
-                    f"{row[difference].text.split(' ')[0]}: untrained head (loss weight 0), chance"
-                )
+                row[difference] = Cell(f"{row[difference].text.split(' ')[0]}: untrained head (loss weight 0), chance")
 
 
 def inspect_tables(client: MlflowClient, run: Run) -> list[Table]:

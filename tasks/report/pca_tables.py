@@ -56,27 +56,26 @@ def pca_tables(client: MlflowClient, run: Run) -> list[Table]:
         "also as a percentage of the original's)",
         ["digit"] + comparison_columns(["variance PC1", "variance PC2"]) + ["images (ours)"],
     )
+
+    def by_component(entry: dict, row: dict, statistic: str, orient: bool, relative: bool) -> list[Cell]:
+        """Original, ours and their difference, for PC1 then PC2 (a centroid signed as oriented)."""
+        return [
+            cell
+            for k in COMPONENTS
+            for cell in difference_cells(
+                entry.get(f"{statistic}_pc{k}"),
+                (signs[k] if orient else 1) * float(row[f"{statistic}_pc{k}"]),
+                link,
+                relative=relative,
+            )
+        ]
+
     for digit, row in sorted(ours.items()):
         entry = reference.get(digit, {})
-        centroids.rows.append(
-            [Cell(str(digit))]
-            + [
-                cell
-                for k in COMPONENTS
-                for cell in difference_cells(
-                    entry.get(f"centroid_pc{k}"), signs[k] * float(row[f"centroid_pc{k}"]), link
-                )
-            ]
-        )
+        centroids.rows.append([Cell(str(digit))] + by_component(entry, row, "centroid", orient=True, relative=False))
         variances.rows.append(
             [Cell(str(digit))]
-            + [
-                cell
-                for k in COMPONENTS
-                for cell in difference_cells(
-                    entry.get(f"variance_pc{k}"), float(row[f"variance_pc{k}"]), link, relative=True
-                )
-            ]
+            + by_component(entry, row, "variance", orient=False, relative=True)
             + [Cell(row["count"], link)]
         )
     pairs = Table("Easiest and hardest digit pairs in 2-D", ["", "original", "ours"])

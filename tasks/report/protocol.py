@@ -51,9 +51,7 @@ class Choice:
 
 
 CHOICES = [
-    Choice(
-        "images the PCA is fitted on", "sample_size", ("pca",), ORIGINAL, "a seeded random sample", _count
-    ),
+    Choice("images the PCA is fitted on", "sample_size", ("pca",), ORIGINAL, "a seeded random sample", _count),
     Choice("pair hold-out share (LinearSVC)", "holdout_fraction", ("pca",), DEFAULT, "", _percent),
     Choice("LinearSVC max_iter", "svc_max_iter", ("pca",), ORIGINAL, "", _count),
     Choice(
@@ -97,13 +95,7 @@ CHOICES = [
         "random (the original); uniform in [-scale, scale] with this scale (ours)",
     ),
     Choice("epochs", "epochs", ("mlp", "cnn"), ORIGINAL),
-    Choice(
-        "epochs",
-        "epochs",
-        ("mtl",),
-        READING,
-        "the original does not state them; its conv nets' count (part 4)",
-    ),
+    Choice("epochs", "epochs", ("mtl",), READING, "the original does not state them; its conv nets' count (part 4)"),
     Choice(
         "validation split (model selection)",
         "validation_fraction",

@@ -83,9 +83,7 @@ def _seconds(run: Run) -> float | None:
     return (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None
 
 
-def provenance(
-    runs: dict[str, Run], machine: str, members: dict[str, list[Run]] | None = None
-) -> Provenance | None:
+def provenance(runs: dict[str, Run], machine: str, members: dict[str, list[Run]] | None = None) -> Provenance | None:
     """The provenance of the parts' parent runs (part -> run), None when no part has a run.
 
     `members`: part -> the runs its parent is made of (tracking.member_runs), reused ones included."""

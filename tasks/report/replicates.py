@@ -83,9 +83,7 @@ def seeds_needed(row: dict) -> int | None:
     if isinstance(logged, float):
         return None if math.isnan(logged) else int(logged)
     paired = str(row["test"]).startswith("paired")
-    spread = spread_from_interval(
-        row["ci95_low"], row["ci95_high"], int(row["seeds_a"]), int(row["seeds_b"]), paired
-    )
+    spread = spread_from_interval(row["ci95_low"], row["ci95_high"], int(row["seeds_a"]), int(row["seeds_b"]), paired)
     return seeds_to_resolve(row["difference"], spread, paired)
 
 

@@ -94,9 +94,7 @@ def run_link(run: Run) -> str:
     return tracking.run_url(run.info.experiment_id, run.info.run_id)
 
 
-def child_runs(
-    client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]
-) -> dict[str, Run]:
+def child_runs(client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]) -> dict[str, Run]:
     """The parent's member runs by what `key` reads from their tags (runs it gives None are left out)."""
     runs = {}
     for run in tracking.member_runs(client, part, parent.info.run_id):
@@ -106,9 +104,7 @@ def child_runs(
     return runs
 
 
-def children_by(
-    client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]
-) -> dict[str, list[Run]]:
+def children_by(client: MlflowClient, part: str, parent: Run, key: Callable[[Run], str | None]) -> dict[str, list[Run]]:
     """The parent's finished member runs grouped by what `key` reads from their tags: every seed of a
     model (child_runs keeps one run per model)."""
     groups: dict[str, list[Run]] = {}
@@ -146,9 +142,7 @@ def trial_of(run: Run) -> str | None:
 REDRAWN_FIGURES = {"mlp_vs_cnn.png"}
 
 
-def figures_of(
-    client: MlflowClient, run: Run, caption_prefix: str = "", folder: str = "figures"
-) -> list[Figure]:
+def figures_of(client: MlflowClient, run: Run, caption_prefix: str = "", folder: str = "figures") -> list[Figure]:
     """Every PNG under the run's `figures/`, sub-folders included (part 5 keeps its filters,
     activation maps and dreams in figures/filters, figures/activations and figures/dreams)."""
     found = []

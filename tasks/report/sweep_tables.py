@@ -42,9 +42,7 @@ def sweep_table(client: MlflowClient, kind: str, named: Run | None) -> Table | N
                 Cell(settings[:300]),
             ]
         )
-    for name, child in (
-        sorted(child_runs(client, kind, named, tag_of(Tag.ARCHITECTURE)).items()) if named else []
-    ):
+    for name, child in sorted(child_runs(client, kind, named, tag_of(Tag.ARCHITECTURE)).items()) if named else []:
         table.rows.append(
             [
                 Cell(name, run_link(child)),

@@ -62,9 +62,7 @@ def count_cells(original: int | None, ours: float | None, href: str | None) -> l
     return [Cell(f"{int(original):,}"), Cell(f"{int(ours):,}", href), Cell(verdict, flag=not same)]
 
 
-def ratio_cells(
-    original: float | None, ours: float | None, href: str | None, fmt: str = "{:.1f}"
-) -> list[Cell]:
+def ratio_cells(original: float | None, ours: float | None, href: str | None, fmt: str = "{:.1f}") -> list[Cell]:
     """Times (and iterations) on different machines: shown with their ratio, never flagged."""
     if not (_known(ours) and _known(original)) or original == 0:
         return [Cell.of(original, fmt=fmt), Cell.of(ours, href, fmt), Cell(MISSING)]

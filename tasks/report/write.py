@@ -53,11 +53,7 @@ class Report:
     @property
     def flags(self) -> int:
         return sum(
-            cell.flag
-            for section in self.sections
-            for table in section.tables
-            for row in table.rows
-            for cell in row
+            cell.flag for section in self.sections for table in section.tables for row in table.rows for cell in row
         )
 
     def flags_by_direction(self) -> dict[str, int]:
@@ -100,9 +96,7 @@ def build_section(client: MlflowClient, part: str, run_id: str | None = None) ->
     return section
 
 
-def build_report(
-    client: MlflowClient, run_ids: dict[str, str] | None = None, published: bool = False
-) -> Report:
+def build_report(client: MlflowClient, run_ids: dict[str, str] | None = None, published: bool = False) -> Report:
     run_ids = run_ids or {}
     built = [build_section(client, part, run_ids.get(part)) for part in PART_TITLES]
     named = {section.part: section.run for section in built}
@@ -127,9 +121,7 @@ def add_mlp_vs_cnn(client: MlflowClient, built: list[Section], runs: dict) -> No
     """The MLP vs CNN table and figure, drawn from the reported runs, in part 4's section (part 3's
     when part 4 has not run)."""
     table, figure, note = mlp_vs_cnn(client, runs)
-    home = next(
-        (section for section in reversed(built) if section.part in ("cnn", "mlp") and section.has_run), None
-    )
+    home = next((section for section in reversed(built) if section.part in ("cnn", "mlp") and section.has_run), None)
     if home is None:
         return
     home.tables += [table] if table else []
@@ -185,10 +177,7 @@ def _collect_figures(client: MlflowClient, report: Report, out_dir: Path) -> dic
 
 def render(report: Report, figure_paths: dict, out_dir: Path) -> tuple[Path, Path]:
     environment = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True
     )
     context = {"report": report, "figure_paths": figure_paths, "duration": duration}
     markdown = out_dir / "report.md"

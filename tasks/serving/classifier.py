@@ -130,11 +130,7 @@ def images_from(data) -> np.ndarray:
     if images.ndim == 2 and images.shape[1] == SIDE * SIDE:
         images = images.reshape(-1, SIDE, SIDE)
     if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
-        hint = (
-            " (one image: send a batch of one, [image])"
-            if images.shape in ((SIDE, SIDE), (SIDE * SIDE,))
-            else ""
-        )
+        hint = " (one image: send a batch of one, [image])" if images.shape in ((SIDE, SIDE), (SIDE * SIDE,)) else ""
         raise _refuse(f"got an array of shape {images.shape}{hint}")
     if len(images) == 0:
         raise _refuse("got no image")
@@ -160,9 +156,7 @@ class DigitClassifier(PythonModel):
         import keras
 
         self.network = keras.saving.load_model(context.artifacts["keras_model"])
-        self.max_batch = (
-            max_batch_setting()
-        )  # read once: a bad value stops the server at start, not a request
+        self.max_batch = max_batch_setting()  # read once: a bad value stops the server at start, not a request
 
     # model_input's hint is one MLflow infers no schema from (as np.ndarray, pd.DataFrame): it then neither
     # validates nor converts the input, so images_from's checks stay the contract (a typed hint would put

@@ -66,9 +66,7 @@ def save_model(path, mlflow_model: Model, keras_model_file: str, input_example: 
     )
     saved = mlflow_model.flavors["python_function"]["artifacts"][ARTIFACT]["path"]
     if not saved.endswith(".keras"):
-        raise ModelIntegrityError(
-            f"the network was saved as {saved!r}, not a .keras file the keras flavor can load"
-        )
+        raise ModelIntegrityError(f"the network was saved as {saved!r}, not a .keras file the keras flavor can load")
     # mlflow.keras loads <data> + ".keras": point it at the pyfunc's copy of the network.
     mlflow_model.add_flavor(
         "keras",
@@ -80,19 +78,14 @@ def save_model(path, mlflow_model: Model, keras_model_file: str, input_example: 
     mlflow_model.save(os.path.join(path, MLMODEL_FILE_NAME))
 
 
-def log_digit_classifier(
-    client: MlflowClient, run_id: str, keras_model_uri: str, sample_images: np.ndarray
-) -> str:
+def log_digit_classifier(client: MlflowClient, run_id: str, keras_model_uri: str, sample_images: np.ndarray) -> str:
     """Package the Keras model at `keras_model_uri` as a logged model of the run that trained it; checked
     by loading it back both ways. `sample_images`: float intensities in [0, 1], shape (n, 28, 28)."""
     network = mlflow.keras.load_model(keras_model_uri)
     sample = np.asarray(sample_images[:8], dtype=np.float32)
     run = client.get_run(run_id)
     logged = mlflow.initialize_logged_model(
-        name=LOGGED_MODEL_NAME,
-        source_run_id=run_id,
-        experiment_id=run.info.experiment_id,
-        model_type="keras+pyfunc",
+        name=LOGGED_MODEL_NAME, source_run_id=run_id, experiment_id=run.info.experiment_id, model_type="keras+pyfunc"
     )
     with tempfile.TemporaryDirectory() as folder:
         keras_file = Path(folder) / "model.keras"
@@ -119,9 +112,7 @@ def verify_classifier(model_uri: str, network: keras.Model, sample: np.ndarray) 
     for name, images in (("uint8 input", as_uint8(sample)), ("float input", sample.reshape(len(sample), -1))):
         table = served.predict(images)
         difference = float(np.max(np.abs(table[list(classifier.PROBABILITY_COLUMNS)].to_numpy() - expected)))
-        if difference > ROUND_TRIP_TOLERANCE or not np.array_equal(
-            table[classifier.LABEL_COLUMN], expected.argmax(1)
-        ):
+        if difference > ROUND_TRIP_TOLERANCE or not np.array_equal(table[classifier.LABEL_COLUMN], expected.argmax(1)):
             raise ModelIntegrityError(
                 f"{model_uri}: the served model ({name}) predicts differently from the "
                 f"trained model (max difference {difference:.2e})"

@@ -26,9 +26,7 @@ def trials_table(config: SweepConfig, trials: list[FrozenTrial]) -> pd.DataFrame
     rows = []
     for trial in trials:
         row = {"trial": trial.number, "state": trial.state.name}
-        row.update(
-            {name: (trial.values[index] if trial.values else None) for index, name in enumerate(metrics)}
-        )
+        row.update({name: (trial.values[index] if trial.values else None) for index, name in enumerate(metrics)})
         if trial.state == TrialState.PRUNED and trial.intermediate_values:
             row[metrics[0]] = None  # a pruned trial has no objective value; see last_reported
         row["last_reported_val_accuracy"] = (
@@ -57,9 +55,7 @@ def history_figure(config: SweepConfig, trials: list[FrozenTrial]):
         values = [trial.values[index] for trial in complete]
         axis.scatter(numbers, values, label=f"{metric} (complete trial)", zorder=3)
         if len(metrics) == 1 and values:
-            axis.step(
-                numbers, np.maximum.accumulate(values), where="post", color="tab:red", label="best so far"
-            )
+            axis.step(numbers, np.maximum.accumulate(values), where="post", color="tab:red", label="best so far")
     pruned = [trial for trial in trials if trial.state == TrialState.PRUNED and trial.intermediate_values]
     if pruned:
         axis.scatter(
@@ -71,10 +67,7 @@ def history_figure(config: SweepConfig, trials: list[FrozenTrial]):
             zorder=3,
         )
     _finish(
-        axis,
-        f"Optimisation history: {config.resolved_study_name}",
-        "trial number",
-        "validation accuracy (last epoch)",
+        axis, f"Optimisation history: {config.resolved_study_name}", "trial number", "validation accuracy (last epoch)"
     )
     return figure
 
@@ -107,11 +100,12 @@ def learning_curves_figure(config: SweepConfig, trials: list[FrozenTrial]):
     return figure
 
 
-def _finish(axis, title: str, xlabel: str, ylabel: str) -> None:
-    """Titles, whole-number ticks (trials, epochs), the legend and the grid of both accuracy plots."""
+def _finish(axis, title: str, xlabel: str, ylabel: str, legend: str = "lower right", whole_x: bool = True) -> None:
+    """Titles, the legend and the grid of a sweep's plots; whole-number ticks where x counts (trials, epochs)."""
     axis.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.legend(loc="lower right")
+    if whole_x:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend(loc=legend)
     axis.grid(alpha=0.3)
 
 
@@ -148,11 +142,7 @@ def pareto_figure(config: SweepConfig, trials: list[FrozenTrial], front: list[Fr
     )
     ordered = sorted(front, key=lambda trial: trial.values[0])
     axis.plot(
-        [t.values[0] for t in ordered],
-        [t.values[1] for t in ordered],
-        "-o",
-        color="tab:red",
-        label="Pareto front",
+        [t.values[0] for t in ordered], [t.values[1] for t in ordered], "-o", color="tab:red", label="Pareto front"
     )
     for trial in ordered:
         axis.annotate(
@@ -162,13 +152,14 @@ def pareto_figure(config: SweepConfig, trials: list[FrozenTrial], front: list[Fr
             xytext=(4, 4),
             fontsize=8,
         )
-    axis.set(
-        title=f"Pareto front, items vs groups: {config.resolved_study_name}",
-        xlabel="validation accuracy, task 1 (10 items)",
-        ylabel="validation accuracy, task 2 (3 groups)",
+    _finish(
+        axis,
+        f"Pareto front, items vs groups: {config.resolved_study_name}",
+        "validation accuracy, task 1 (10 items)",
+        "validation accuracy, task 2 (3 groups)",
+        legend="lower left",
+        whole_x=False,
     )
-    axis.legend(loc="lower left")
-    axis.grid(alpha=0.3)
     return figure
 
 
@@ -178,11 +169,12 @@ def lambda_figure(config: SweepConfig, trials: list[FrozenTrial]):
     lambdas = [t.params["lambda"] for t in complete]
     axis.plot(lambdas, [t.values[0] for t in complete], "-o", label="task 1: items")
     axis.plot(lambdas, [t.values[1] for t in complete], "-s", label="task 2: groups")
-    axis.set(
-        title=f"Validation accuracy across lambda: {config.resolved_study_name}",
-        xlabel="lambda (weight of the item loss)",
-        ylabel="validation accuracy (last epoch)",
+    _finish(
+        axis,
+        f"Validation accuracy across lambda: {config.resolved_study_name}",
+        "lambda (weight of the item loss)",
+        "validation accuracy (last epoch)",
+        legend="lower center",
+        whole_x=False,
     )
-    axis.legend(loc="lower center")
-    axis.grid(alpha=0.3)
     return figure

@@ -25,10 +25,7 @@ def never() -> bool:
 
 
 def run_trials_here(
-    config: SweepConfig,
-    study: optuna.Study,
-    objective: TrialObjective,
-    should_stop: Callable[[], bool] = never,
+    config: SweepConfig, study: optuna.Study, objective: TrialObjective, should_stop: Callable[[], bool] = never
 ) -> None:
     """Run trials in this process until the study has `config.trials` finished ones, or until
     `should_stop()` (asked before each trial: the command that started this loop has stopped).

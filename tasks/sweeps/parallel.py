@@ -87,12 +87,7 @@ def _tell(stop) -> None:
 
 
 def trial_loop(
-    config: SweepConfig,
-    data: TrainingData,
-    parent: RunRecorder,
-    flow_run_id: str,
-    index: int,
-    stop_event: str,
+    config: SweepConfig, data: TrainingData, parent: RunRecorder, flow_run_id: str, index: int, stop_event: str
 ) -> None:
     """One worker's trials (a Dask task): open the study and run trials until it has enough finished
     ones, or until the command that submitted this says stop."""
@@ -108,7 +103,5 @@ def trial_loop(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the command said once which study it opened
     # worker_index: each loop's sampler draws from its own seed (index 0 is a one-process sweep's)
-    study = open_study(
-        config, open_storage(config, on_stale_trial=close_stale_trial_run), worker_index=index + 1
-    )
+    study = open_study(config, open_storage(config, on_stale_trial=close_stale_trial_run), worker_index=index + 1)
     run_trials_here(config, study, TrialObjective(config, data, parent, flow_run_id), should_stop=stopping)

@@ -68,11 +68,7 @@ def close_orphaned_trial_runs(
             continue
         state = trial.state.name if trial is not None else "FAIL"
         tracking.close_run(
-            client,
-            run.info.run_id,
-            "KILLED",
-            f"trial {number} is {state} in Optuna; {why}",
-            {Tag.TRIAL_STATE: state},
+            client, run.info.run_id, "KILLED", f"trial {number} is {state} in Optuna; {why}", {Tag.TRIAL_STATE: state}
         )
         closed += 1
     return closed
@@ -88,9 +84,7 @@ def trial_tags(config: SweepConfig, trial: optuna.Trial, flow_run_id: str) -> di
         Tag.PROCESS: processes.identity(),
     }
     if flow_run_id:
-        tags[Tag.PREFECT_FLOW_RUN_ID] = (
-            flow_run_id  # also right in Dask workers, which have no Prefect context
-        )
+        tags[Tag.PREFECT_FLOW_RUN_ID] = flow_run_id  # also right in Dask workers, which have no Prefect context
     retried = trial.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
     if retried is not None:
         tags[Tag.RETRY_OF] = retried
@@ -139,19 +133,12 @@ def sweep_parent_run(
                 f"{existing.info.run_id}). Wait for it, or run more trials at once with --set workers=K (or a "
                 "dask_address) on a PostgreSQL storage."
             )
-        context = {
-            "part": part,
-            "profile": config.profile,
-            "seed": config.seed,
-            "dataset_digest": dataset.digest,
-        }
+        context = {"part": part, "profile": config.profile, "seed": config.seed, "dataset_digest": dataset.digest}
         opened = tracking.resumed_run(client, existing, context)
     with opened as recorder:
         recorder.system_metrics = config.system_metrics
         if existing is None:
-            recorder.set_tags(
-                {DESCRIPTION_TAG: parent_description(part, config.profile, _flat_params(config))}
-            )
+            recorder.set_tags({DESCRIPTION_TAG: parent_description(part, config.profile, _flat_params(config))})
             recorder.log_params(_flat_params(config))
             recorder.log_dataset(dataset, "train")
             recorder.log_dataset(dataset, "test")

@@ -14,12 +14,7 @@ from studyflow import tracking
 from studyflow.config.sweeps import SweepConfig
 from studyflow.tracking import RunRecorder
 from tasks.sweeps.loop import run_trials_here
-from tasks.sweeps.record import (
-    close_orphaned_trial_runs,
-    close_stale_trial_run,
-    report_sweep,
-    sweep_parent_run,
-)
+from tasks.sweeps.record import close_orphaned_trial_runs, close_stale_trial_run, report_sweep, sweep_parent_run
 from tasks.sweeps.storage import fail_stale_trials, open_storage, open_study, trial_counts
 from tasks.sweeps.trials import TrialObjective, sweep_data
 from tasks.training import TrainingData

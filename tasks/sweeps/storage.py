@@ -33,9 +33,7 @@ def masked_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def open_storage(
-    config: SweepConfig, on_stale_trial: Callable[[FrozenTrial], None] | None = None
-) -> RDBStorage:
+def open_storage(config: SweepConfig, on_stale_trial: Callable[[FrozenTrial], None] | None = None) -> RDBStorage:
     """Connect (creating the tables on first use) with heartbeats on; fail with the URL if unreachable."""
     url = config.storage_url
     engine_kwargs = {}
@@ -95,15 +93,11 @@ def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
             reduction_factor=settings.reduction_factor,
         )
     if settings.kind == "threshold":
-        return optuna.pruners.ThresholdPruner(
-            lower=settings.min_val_accuracy, n_warmup_steps=settings.warmup_epochs
-        )
+        return optuna.pruners.ThresholdPruner(lower=settings.min_val_accuracy, n_warmup_steps=settings.warmup_epochs)
     return optuna.pruners.NopPruner()
 
 
-def make_sampler(
-    config: SweepConfig, study: optuna.Study | None, worker_index: int = 0
-) -> optuna.samplers.BaseSampler:
+def make_sampler(config: SweepConfig, study: optuna.Study | None, worker_index: int = 0) -> optuna.samplers.BaseSampler:
     """TPE, seeded. The seed moves on with the study's length and the worker, so a resumed study
     (or a second worker) does not draw again the parameters that the first trials drew."""
     offset = len(study.get_trials(deepcopy=False)) if study is not None else 0

@@ -10,6 +10,4 @@ sweep_data_task = studyflow_task(sweep_data, name="sweep-data")
 run_trials_task = studyflow_task(run_trials, name="run-trials")
 report_sweep_task = studyflow_task(report_sweep, name="report-sweep")
 
-PREFECT_STEPS = SweepSteps(
-    open=open_sweep_task, data=sweep_data_task, trials=run_trials_task, report=report_sweep_task
-)
+PREFECT_STEPS = SweepSteps(open=open_sweep_task, data=sweep_data_task, trials=run_trials_task, report=report_sweep_task)

@@ -56,9 +56,7 @@ def suggest_architecture(config: SweepConfig, trial: optuna.Trial) -> dict:
     return {"lambda": trial.suggest_float("lambda", space.min_lambda, space.max_lambda)}
 
 
-def create_model(
-    config: SweepConfig, trial: optuna.Trial, settings: TrainSettings
-) -> tuple[keras.Model, dict]:
+def create_model(config: SweepConfig, trial: optuna.Trial, settings: TrainSettings) -> tuple[keras.Model, dict]:
     """Build and compile the trial's model, from a cleared Keras state and seeded, as every model of
     the product (tasks.training.fresh_model)."""
     architecture = suggest_architecture(config, trial)
@@ -125,9 +123,7 @@ class TrialObjective:
         pruned: optuna.TrialPruned | None = None
         tags = trial_tags(self.config, trial, self.flow_run_id)
         with self.parent.child(trial_run_name(trial.number), tags=tags) as run:
-            trial.set_user_attr(
-                TrialAttr.MLFLOW_RUN_ID, run.run_id
-            )  # first: the heartbeat's cleanup needs it
+            trial.set_user_attr(TrialAttr.MLFLOW_RUN_ID, run.run_id)  # first: the heartbeat's cleanup needs it
             try:
                 values = self._train(trial, run)
             except optuna.TrialPruned as exc:
@@ -182,9 +178,7 @@ class TrialObjective:
         if self.config.seeds_per_trial > 1:
             values = self._mean_over_seeds(trial, run, values)
         if any(math.isnan(value) for value in values):
-            raise FloatingPointError(
-                f"trial {trial.number}: {self.objective.metrics} = {values} (training diverged)"
-            )
+            raise FloatingPointError(f"trial {trial.number}: {self.objective.metrics} = {values} (training diverged)")
         return values
 
     def _mean_over_seeds(self, trial: optuna.Trial, run: RunRecorder, first: list[float]) -> list[float]:
@@ -194,23 +188,14 @@ class TrialObjective:
         per_seed = {self.settings.seed: first}
         for seed in range(self.settings.seed + 1, self.settings.seed + self.config.seeds_per_trial):
             settings = self.settings.model_copy(update={"seed": seed})
-            model, _ = create_model(
-                self.config, trial, settings
-            )  # the same suggestions: the same architecture
+            model, _ = create_model(self.config, trial, settings)  # the same suggestions: the same architecture
             tally = EpochTally()
             result = train(
-                model,
-                self.data,
-                settings,
-                extra_callbacks=[tally],
-                selection_metric=self.objective.metrics[0],
+                model, self.data, settings, extra_callbacks=[tally], selection_metric=self.objective.metrics[0]
             )
+            trial.set_user_attr(TrialAttr.EPOCHS_RUN, trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0) + tally.epochs)
             trial.set_user_attr(
-                TrialAttr.EPOCHS_RUN, trial.user_attrs.get(TrialAttr.EPOCHS_RUN, 0) + tally.epochs
-            )
-            trial.set_user_attr(
-                TrialAttr.TRAIN_TIME_S,
-                round(trial.user_attrs.get(TrialAttr.TRAIN_TIME_S, 0.0) + tally.seconds, 3),
+                TrialAttr.TRAIN_TIME_S, round(trial.user_attrs.get(TrialAttr.TRAIN_TIME_S, 0.0) + tally.seconds, 3)
             )
             per_seed[seed] = [float(result.final_metrics[metric]) for metric in self.objective.metrics]
         means = [
