@@ -246,7 +246,7 @@ def test_quick_benchmark_writes_its_result(benchmark, tmp_path):
 
 
 def test_the_fan_out_projection_schedules_the_longest_training_first():
-    from bench.fan_out import lpt_makespan, projected_wall_s
+    from bench.fan_out_schedule import lpt_makespan, projected_wall_s
 
     assert lpt_makespan([5, 4, 3, 3, 3], 1) == 18  # one worker: one after another
     # Longest first: 5 and 4 start, the 3s go to whichever is free first: 5+3 = 8, 4+3+3 = 10. (The
