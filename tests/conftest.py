@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.util
 import os
 import shutil
 import socket
@@ -43,6 +44,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Read-only, so that no test can change it for the next. A test that needs more says so beside the
 # assertion that needs it, e.g. `dict(tiny, epochs=2)` for a two-epoch history.
 TINY: Mapping[str, int] = MappingProxyType({"epochs": 1, "train_size": 600, "test_size": 200})
+SMALL_MLP = {"min_depth": 1, "max_depth": 3, "min_size": 8, "max_size": 64}  # a sweep's search space, tiny
+# Replicates: the run level of a model's group run over its seeds; Student's t quantile 0.975 with 2
+# degrees of freedom (tables), the factor of a 95 % interval over three seeds.
+REPLICATE_GROUP, T_975_2DF = "replicate_group", 4.302652729911275
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -234,6 +239,22 @@ def download(client, run_id: str, artifact: str) -> Path:
     return Path(client.download_artifacts(run_id, artifact))
 
 
+def tiny_data(tiny):
+    """The tiny MNIST subset and its training split, both drawn with seed 0."""
+    from tasks.architectures.compute import training_data
+    from tasks.data import load_dataset, subset
+
+    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
+    return dataset, training_data(dataset, 0.1, seed=0)
+
+
+def tracked_parent(client, kind: str, name: str, dataset_digest: str):
+    """A parent run of the quick profile, seed 0, for trainings called directly."""
+    from studyflow import tracking
+
+    return tracking.tracked_run(client, kind, name, profile="quick", seed=0, dataset_digest=dataset_digest)
+
+
 def sweep_runs(client, kind: str):
     """The parent runs and the trial (child) runs of the sweeps of `kind` (mlp, cnn, mtl)."""
     runs = runs_of(client, f"sweep-{kind}")
@@ -262,3 +283,14 @@ def assert_trials_linked(study, parent, children) -> None:
         assert trial.user_attrs[TrialAttr.MLFLOW_RUN_ID] == run.info.run_id
         assert tags[Tag.TRIAL_STATE] == trial.state.name
     assert study.user_attrs[TrialAttr.MLFLOW_PARENT_RUN_ID] == parent.info.run_id
+
+
+@functools.cache
+def native_stack():
+    """stack/native.py (the documented `stack/native.py up|worker|down`) loaded as a module, once."""
+    spec = importlib.util.spec_from_file_location(
+        "stack_native", Path(__file__).resolve().parents[1] / "stack" / "native.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,5 +1,6 @@
 """Holding a training at a point the test chooses, so that a kill, a Ctrl-C or a second command
-lands mid-training however fast or loaded the machine is; and reading what the product left."""
+lands mid-training however fast or loaded the machine is; a real MLflow server to stop and start
+under a training; and reading what the product left."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port, runs_of
 from mlflow.exceptions import MlflowException
 
 REPO = Path(__file__).resolve().parents[1]
+MLFLOW = str(Path(sys.executable).parent / "mlflow")
 
 # Runs a Python statement (argv[2]) as the product runs it, with one change: the Keras model named
 # argv[1] pauses at the end of its first epoch, after the product's own callbacks have logged that
@@ -165,3 +169,85 @@ def prefect_flow_runs(prefect_home: Path) -> list[tuple[str, str]]:
             "select f.name, r.state_type from flow_run r join flow f on f.id = r.flow_id order by r.created"
         ).fetchall()
     return [(name, state) for name, state in rows]
+
+
+def read_flow_run(flow_run_id):
+    """The flow run as the Prefect server holds it."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        return prefect.read_flow_run(flow_run_id)
+
+
+def runs_of_flow_run(client, part: str, flow_run_id) -> dict[str, object]:
+    """The runs of `part` that one Prefect flow run made, by run name."""
+    runs = runs_of(client, part, f"tags.`studyflow.prefect_flow_run_id` = '{flow_run_id}'")
+    return {run.info.run_name: run for run in runs}
+
+
+def metric_steps(client, run_id: str, metric: str) -> list[int]:
+    return [point.step for point in client.get_metric_history(run_id, metric)]
+
+
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1 with its own SQLite store and artifacts; stopped and started at will
+    (same port, same store), as an operator restarting it would."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen | None = None
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def start(self, wait: bool = True) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # 2 processes, not 15
+        env.pop("MLFLOW_TRACKING_URI", None)
+        with open(self.folder / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    MLFLOW,
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    self.url.rsplit(":", 1)[1],
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{self.folder / 'mlflow.db'}",
+                    "--serve-artifacts",
+                    "--artifacts-destination",
+                    str(self.folder / "artifacts"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )  # its own process group: stop() ends the server and its workers
+        if wait:
+            self.wait_until_up()
+
+    def wait_until_up(self, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        assert not self.answers(), "the stopped server still answers"

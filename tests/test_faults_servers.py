@@ -1,8 +1,8 @@
-"""Fault injection around the servers: the tracking server drops out mid-training (briefly, then for
-good) and a model's loss turns NaN (in a flow and in a sweep). (Sweep workers sharing one
-PostgreSQL study are in test_sweeps.py, a killed one in test_faults_resume.py.) Real servers, real
-tiny trainings; each test checks what MLflow, Prefect and Optuna hold at the end, not only how the
-call ended.
+"""Fault injection around the tracking server: it drops out mid-training, briefly (a restart within
+MLflow's retry window), then for good. (A loss turning NaN is in test_faults_nan.py; sweep workers
+sharing one PostgreSQL study are in test_sweeps.py, a killed one in test_faults_sweep_trials.py.) Real
+servers, real tiny trainings; each test checks what MLflow and Prefect hold at the end, not only how
+the call ended.
 
     nice -n 15 .venv/bin/python -m pytest tests/test_faults_servers.py -q
 """
@@ -12,29 +12,28 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import keras
-import optuna
 import pytest
-from conftest import free_port, runs_of
+from holding import MlflowServer
+from holding import metric_steps as _steps
+from holding import read_flow_run as _flow_run
+from holding import runs_of_flow_run as _runs_of_flow_run
 from mlflow import MlflowClient
-from optuna.trial import TrialState
 
 from studyflow.entrypoints.doctor import run_doctor
-from studyflow.tracking.names import Tag, TrialAttr
+from studyflow.tracking.names import Tag
 
 pytestmark = pytest.mark.faults
 
 REPO = Path(__file__).resolve().parent.parent
-MLFLOW = str(Path(sys.executable).parent / "mlflow")
-SMALL_MLP = {"min_depth": 1, "max_depth": 2, "min_size": 8, "max_size": 32}
+
+
 PER_EPOCH = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 HTTP_RETRY_SETTINGS = (
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
@@ -44,70 +43,6 @@ HTTP_RETRY_SETTINGS = (
 
 
 # ---------------------------------------------------------------- a real MLflow server to stop
-
-
-class MlflowServer:
-    """`mlflow server` on 127.0.0.1 with its own SQLite store and artifacts; stopped and started at will
-    (same port, same store), as an operator restarting it would."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.process: subprocess.Popen | None = None
-
-    def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def start(self, wait: bool = True) -> None:
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # 2 processes, not 15
-        env.pop("MLFLOW_TRACKING_URI", None)
-        with open(self.folder / "server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    MLFLOW,
-                    "server",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    self.url.rsplit(":", 1)[1],
-                    "--workers",
-                    "1",
-                    "--backend-store-uri",
-                    f"sqlite:///{self.folder / 'mlflow.db'}",
-                    "--serve-artifacts",
-                    "--artifacts-destination",
-                    str(self.folder / "artifacts"),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )  # its own process group: stop() ends the server and its workers
-        if wait:
-            self.wait_until_up()
-
-    def wait_until_up(self, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-        assert not self.answers(), "the stopped server still answers"
 
 
 @pytest.fixture(scope="session")
@@ -181,31 +116,6 @@ def _train_with_callback(monkeypatch, callback) -> None:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(architecture_training, "train", train)
-
-
-def _flow_run(flow_run_id):
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as prefect:
-        return prefect.read_flow_run(flow_run_id)
-
-
-def _task_run_states(flow_run_id) -> dict[str, str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as prefect:
-        task_runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {task_run.name: task_run.state.type.value for task_run in task_runs}
-
-
-def _runs_of_flow_run(client, part: str, flow_run_id) -> dict[str, object]:
-    runs = runs_of(client, part, f"tags.`studyflow.prefect_flow_run_id` = '{flow_run_id}'")
-    return {run.info.run_name: run for run in runs}
-
-
-def _steps(client, run_id: str, metric: str) -> list[int]:
-    return [point.step for point in client.get_metric_history(run_id, metric)]
 
 
 # ---------------------------------------------------------------- item 4: the tracking server drops out
@@ -348,86 +258,3 @@ def test_server_gone_for_good_stops_training_naming_the_url_and_keeps_the_unlogg
     for run in _runs_of_flow_run(client, "mlp", flow_run_id).values():
         assert run.info.status == "KILLED"
         assert "no longer exists" in run.data.tags[Tag.END_REASON]
-
-
-# ---------------------------------------------------------------- item 5: bad numbers
-
-
-def _diverging(monkeypatch, module, model_name: str) -> None:
-    """The model called `model_name` trains with a learning rate no config accepts: its weights
-    overflow and its loss turns NaN in its first epoch. Every other model is untouched."""
-    original = module.compile_model
-
-    def compile_model(model, settings, *args, **kwargs):
-        if model.name == model_name:
-            settings = settings.model_copy(update={"learning_rate": 1e30})  # past any config's bound
-        return original(model, settings, *args, **kwargs)
-
-    monkeypatch.setattr(module, "compile_model", compile_model)
-
-
-@pytest.mark.integration
-def test_nan_loss_in_a_flow_fails_that_run_only(prefect_server, mlflow_client, monkeypatch, tiny):
-    from flows.mlp import mlp_flow
-    from tasks.architectures import tasks as architecture_training
-
-    _diverging(monkeypatch, architecture_training, "mlp_nan")
-    state = mlp_flow(architectures={"MLP-nan": [16], "MLP-ok": [16]}, **dict(tiny, epochs=2), return_state=True)
-
-    assert state.is_completed(), state.message
-    flow_run_id = state.state_details.flow_run_id
-    assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
-    task_states = _task_run_states(flow_run_id)
-    assert [name for name, value in task_states.items() if value == "FAILED"] == ["train-MLP-nan-seed-0"], task_states
-    assert task_states["train-MLP-ok-seed-0"] == "COMPLETED"
-    runs = _runs_of_flow_run(mlflow_client, "mlp", flow_run_id)
-    assert set(runs) == {"mlp-quick", "MLP-nan-seed-0", "MLP-ok-seed-0"}
-    assert runs["mlp-quick"].info.status == "FINISHED" and runs["MLP-ok-seed-0"].info.status == "FINISHED"
-    diverged = runs["MLP-nan-seed-0"]
-    assert diverged.info.status == "FAILED"
-    assert "TrainingDivergedError" in diverged.data.tags[Tag.END_REASON]
-    assert "nan" in diverged.data.tags[Tag.END_REASON]
-    assert _steps(mlflow_client, diverged.info.run_id, "train_loss") == [1]  # stopped in epoch 1
-    assert _steps(mlflow_client, runs["MLP-ok-seed-0"].info.run_id, "val_accuracy") == [1, 2]
-    table = mlflow_client.download_artifacts(runs["mlp-quick"].info.run_id, "tables/mlp_architectures.csv")
-    rows = Path(table).read_text().splitlines()
-    assert len(rows) == 2 and rows[1].startswith("MLP-ok,")
-    table = mlflow_client.download_artifacts(runs["mlp-quick"].info.run_id, "tables/mlp_vs_cnn.csv")
-    assert [row.split(",")[0] for row in Path(table).read_text().splitlines()[1:]] == ["MLP-ok"]
-
-
-@pytest.mark.integration
-def test_nan_trial_fails_alone_and_the_sweep_goes_on(prefect_server, mlflow_client, monkeypatch, tiny):
-    """Trial 2 diverges after the pruner's start-up trials: it must fail (not be pruned on its
-    meaningless accuracy), and the sweep must still reach its three finished trials."""
-    from flows.sweeps import mlp_sweep_flow
-    from tasks.sweeps import trials as sweep_trials
-
-    _diverging(monkeypatch, sweep_trials, "trial_2")
-    name = f"nan-{os.getpid()}"
-    state = mlp_sweep_flow(
-        trials=3,
-        study_name=name,
-        search_space=SMALL_MLP,
-        **dict(tiny, epochs=2),
-        pruner={"kind": "median", "startup_trials": 1, "warmup_epochs": 0},
-        return_state=True,
-    )
-
-    assert state.is_completed(), state.message
-    flow_run_id = state.state_details.flow_run_id
-    assert _flow_run(flow_run_id).state.type.value == "COMPLETED"
-    from studyflow.paths import default_optuna_storage_url as default_storage_url
-
-    study = optuna.load_study(study_name=name, storage=default_storage_url())
-    states = [trial.state for trial in study.trials]
-    assert states[2] == TrialState.FAIL, states
-    assert sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states) == 3 and len(states) == 4
-    runs = runs_of(mlflow_client, "sweep-mlp")
-    trial_runs = {run.data.tags[Tag.TRIAL_NUMBER]: run for run in runs if run.data.tags.get(Tag.RUN_LEVEL) == "child"}
-    assert sorted(trial_runs) == ["0", "1", "2", "3"]
-    failed = trial_runs["2"]
-    assert failed.info.status == "FAILED" and failed.data.tags[Tag.TRIAL_STATE] == "FAIL"
-    assert "TrainingDivergedError" in failed.data.tags[Tag.END_REASON]
-    assert study.trials[2].user_attrs[TrialAttr.MLFLOW_RUN_ID] == failed.info.run_id
-    assert [run.info.run_name for run in runs if run.info.status != "FINISHED"] == [failed.info.run_name]

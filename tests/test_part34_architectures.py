@@ -1,6 +1,7 @@
-"""Parts 3 and 4 end to end on tiny subsets: child runs, per-epoch histories, figures, registry."""
-
-import re
+"""Parts 3 and 4 end to end on tiny subsets: child runs, per-epoch histories, figures, the champion;
+and what one training guarantees: a NaN loss fails only its run, the logged model holds the run's final
+metrics, a seed gives its metrics again, the round-trip check, steps per execution and the fused Adam as
+speed settings only. (The promotion gate and the registry's descriptions: test_cnn_registry.py.)"""
 
 import keras
 import mlflow
@@ -8,32 +9,20 @@ import mlflow.keras
 import numpy as np
 import pytest
 from conftest import assert_png, download, runs_of
+from conftest import tiny_data as _tiny_data
+from conftest import tracked_parent as _parent
 
 from flows.cnn import cnn_flow
 from flows.mlp import mlp_flow
 from models.architectures import build_cnn
 from studyflow.tracking.names import Tag
-from tasks.architectures.compute import training_data
-from tasks.architectures.registry import CHAMPION_ALIAS, register_and_promote
+from tasks.architectures.registry import CHAMPION_ALIAS
 from tasks.architectures.tasks import train_architecture
 from tasks.data import load_dataset, subset
 from tasks.training import TrainSettings
 
 PER_EPOCH = ["train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"]
 FINAL = ["test_accuracy", "test_loss", "param_count", "train_time_s", "epoch_time_s", "epoch_time_per_mparam_s"]
-
-
-def _tiny_data(tiny):
-    """The tiny MNIST subset and its training split, both drawn with seed 0."""
-    dataset = subset(load_dataset("mnist"), tiny["train_size"], tiny["test_size"], seed=0)
-    return dataset, training_data(dataset, 0.1, seed=0)
-
-
-def _parent(client, kind: str, name: str, dataset_digest: str):
-    """A parent run of the quick profile, seed 0, for trainings called directly."""
-    from studyflow import tracking
-
-    return tracking.tracked_run(client, kind, name, profile="quick", seed=0, dataset_digest=dataset_digest)
 
 
 def _children(client, part):
@@ -101,64 +90,6 @@ def test_cnn_flow_registers_the_best_and_the_champion_predicts(prefect_server, m
     comparison = download(mlflow_client, parent.info.run_id, "tables/mlp_vs_cnn.csv").read_text()
     assert "CNN-a" in comparison
     assert_png(download(mlflow_client, parent.info.run_id, "figures/cnn_learning_curves.png"))
-
-
-@pytest.mark.integration
-@pytest.mark.slow  # trains several models or drives the command line: out of test-fast
-def test_promotion_gate_keeps_a_better_champion_and_never_duplicates(prefect_server, mlflow_client, tiny):
-
-    dataset, data = _tiny_data(tiny)
-    with _parent(mlflow_client, "cnn", "gate", dataset.digest) as parent:
-        good = train_architecture(parent, "cnn", "good", [8, 16], data, TrainSettings(epochs=2))
-        bad = train_architecture(parent, "cnn", "bad", [1], data, TrainSettings(epochs=1, learning_rate=1e-5))
-    test = (data.test_inputs, data.test_targets, "tiny test set")
-    first = register_and_promote(mlflow_client, good.model_uri, good.run_id, *test)
-    first_description = mlflow_client.get_model_version("mnist-cnn", first.version).description
-    worse = register_and_promote(mlflow_client, bad.model_uri, bad.run_id, *test)
-    again = register_and_promote(mlflow_client, good.model_uri, good.run_id, *test)
-    assert first.promoted and not worse.promoted and not again.promoted
-    assert worse.champion_accuracy == pytest.approx(first.challenger_accuracy)
-    assert again.version == first.version
-    champion = mlflow_client.get_model_version_by_alias("mnist-cnn", CHAMPION_ALIAS)
-    assert champion.version == first.version
-    versions = mlflow_client.search_model_versions("name='mnist-cnn'")
-    assert sorted(int(version.version) for version in versions) == [1, 2]
-    assert "does not beat" in versions[0].tags.get("promotion_decision", "") + versions[1].tags.get(
-        "promotion_decision", ""
-    )
-    by_number = {version.version: version.description for version in versions}
-    assert_decision_agrees(first_description, is_champion=True, decision="no champion yet")
-    assert_decision_agrees(by_number[first.version], is_champion=True, decision="is already the champion")
-    assert_decision_agrees(by_number[worse.version], is_champion=False, decision="does not beat the champion")
-
-
-def assert_decision_agrees(description: str, is_champion: bool, decision: str) -> None:
-    """The description's status and its decision say the same thing."""
-    status, _, reason = description.partition(" Decision: ")
-    assert status.startswith("Champion:" if is_champion else "Not promoted:"), description
-    assert decision in reason, description
-    if is_champion:
-        assert "does not beat" not in reason and (
-            "became the first" in reason or "already" in reason or "beats the champion" in reason
-        ), description
-
-
-def _outside_code_spans(markdown: str) -> str:
-    return re.sub(r"`[^`]*`", "", markdown)
-
-
-def test_registry_descriptions_keep_their_placeholders_in_mlflow_markdown():
-    """MLflow's UI renders descriptions as Markdown and drops what reads as an HTML tag: every `<...>`
-    placeholder sits in a code span, where it is shown as written."""
-    from tasks.architectures.registry import contract_description, registered_model_description
-
-    model_page, version_page = (registered_model_description("mnist-cnn"), contract_description("mnist-cnn", "3"))
-    for text in (model_page, version_page):
-        assert text.count("`") % 2 == 0, text
-        assert not re.search(r"<[A-Za-z/!]", _outside_code_spans(text)), _outside_code_spans(text)
-    assert '`{"inputs": [<image>, ...]}`' in model_page
-    assert "`studyflow serve --model-uri models:/mnist-cnn/<version>`" in model_page
-    assert "`mlflow.pyfunc.load_model('models:/mnist-cnn/3')`" in version_page
 
 
 def test_nan_loss_stops_training_and_fails_only_that_run(mlflow_client, tiny):

@@ -2,13 +2,11 @@
 documented commands (`stack/native.py up|worker|down`, `prefect deployment run`), checked through
 the servers' REST APIs and PostgreSQL itself. The tests share one stack, started once; each test gets
 it running with its default worker whatever the tests before it did (one brings it down, one swaps
-its worker), so that each passes alone and in any order. The wait for started servers to answer is
-checked on its own, with real processes.
-"""
+its worker), so that each passes alone and in any order. (The wait for started servers to answer:
+test_stack_wait_answering.py.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PNG_SIGNATURE, free_port
+from conftest import PNG_SIGNATURE, free_port, native_stack
 
 from studyflow import processes
 
@@ -50,14 +48,7 @@ NOT_INHERITED = (
 )
 
 
-def _load_native():
-    spec = importlib.util.spec_from_file_location("stack_native", NATIVE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-native = _load_native()
+native = native_stack()
 
 
 def _postgres_installed() -> bool:
@@ -307,52 +298,3 @@ def test_down_stops_every_process_it_started(stack):
     for port in stack["settings"]["ports"].values():
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
-
-
-def test_waiting_for_servers_names_the_one_that_exited_or_did_not_answer_with_its_log(tmp_path, monkeypatch):
-    """Servers started at once are waited for within one start-up budget; a failure names the server
-    that failed (not the one that answered), its URL or exit code, and the end of its log."""
-    monkeypatch.setenv("STUDYFLOW_STACK_DIR", str(tmp_path))
-    monkeypatch.setenv("STUDYFLOW_START_TIMEOUT", "20")
-    (tmp_path / "logs").mkdir()
-    answering_port, silent_port = free_port(), free_port()
-    answering = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(answering_port), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with open(tmp_path / "logs" / "failing.log", "w") as log:
-            failing = subprocess.Popen(
-                [sys.executable, "-c", "print('cannot open the store'); raise SystemExit(3)"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        with pytest.raises(native.StackError) as exited:
-            native.wait_answering(
-                {
-                    "answering": (f"http://127.0.0.1:{answering_port}/", answering),
-                    "failing": (f"http://127.0.0.1:{silent_port}/health", failing),
-                }
-            )
-        assert str(exited.value).startswith("failing exited with code 3")
-        assert "cannot open the store" in str(exited.value)
-        native.wait_answering({"answering": (f"http://127.0.0.1:{answering_port}/", answering)})  # answers: returns
-
-        monkeypatch.setenv("STUDYFLOW_START_TIMEOUT", "2")
-        (tmp_path / "logs" / "silent.log").write_text("still migrating\n")
-        started = time.monotonic()
-        with pytest.raises(native.StackError) as silent:
-            native.wait_answering(
-                {
-                    "answering": (f"http://127.0.0.1:{answering_port}/", answering),
-                    "silent": (f"http://127.0.0.1:{silent_port}/health", None),
-                }
-            )
-        assert 2 <= time.monotonic() - started < 15
-        message = str(silent.value)
-        assert message.startswith(f"silent did not answer on http://127.0.0.1:{silent_port}/health within 2 s")
-        assert "STUDYFLOW_START_TIMEOUT" in message and "still migrating" in message
-    finally:
-        answering.terminate()
-        answering.wait(10)
