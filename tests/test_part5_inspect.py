@@ -16,11 +16,11 @@ from models.architectures import build_cnn
 from studyflow.config import ConfigError
 from studyflow.config.parts import DreamSettings
 from studyflow.errors import ModelSourceError
+from studyflow.tracking.model_source import NO_CHAMPION
 from studyflow.tracking.names import Tag
 from tasks.data import load_dataset
 from tasks.inspect.compute import activation_maps, choose_digit_images, dream_digits, filter_grids
 from tasks.inspect.figures import filter_grid_figure
-from tasks.inspect.source import NO_CHAMPION
 from tasks.model_store import log_keras_model
 from tasks.training import TrainSettings, compile_model, precision_policy
 

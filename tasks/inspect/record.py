@@ -21,12 +21,12 @@ from studyflow import tracking
 from studyflow.config.parts import DreamSettings
 from studyflow.tracking import RunRecorder, Tag
 from studyflow.tracking.descriptions import DESCRIPTION_TAG, PART_DESCRIPTIONS
+from studyflow.tracking.model_source import ModelSource
 from studyflow.tracking.names import inspection_run_name
 from studyflow.tracking.store import TRAINING_VIEW
 from tasks.data import Dataset
 from tasks.inspect import figures as inspection_figures
 from tasks.inspect.compute import DigitImage, DreamResult, activation_maps, choose_digit_images, filter_grids
-from tasks.inspect.source import ModelSource
 
 PART = "inspect"
 

@@ -12,12 +12,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from studyflow.errors import ModelSourceError, NotAStudyCnnError
-from studyflow.tracking.model_source import NO_CHAMPION, ModelSource, resolve_model_source
+from studyflow.tracking.model_source import ModelSource, resolve_model_source
 
 if TYPE_CHECKING:
     import keras
-
-__all__ = ["NO_CHAMPION", "ModelSource", "resolve_model_source", "load_inspected_model", "check_model_exists"]
 
 
 def load_inspected_model(source: ModelSource) -> keras.Model:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from studyflow.tracking.model_source import resolve_model_source
 from tasks.inspect.compute import dream_digits
 from tasks.inspect.record import log_activations, log_digit_choice, log_dreams, log_filters
-from tasks.inspect.source import load_inspected_model, resolve_model_source
+from tasks.inspect.source import load_inspected_model
 from tasks.prefect_task import step_task, studyflow_task
 
 resolve_model_source_task = studyflow_task(resolve_model_source, name="resolve-model")
