@@ -11,7 +11,6 @@ information; architectures are compared by their final validation accuracy.
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +21,10 @@ from typing import Protocol
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.random import seed_generator as keras_seed_generator  # where Keras draws unseeded initializer seeds
 
 from studyflow.config import Precision, TrainSettings
 from studyflow.errors import TrainingDivergedError
+from tasks.initializer_seeds import own_initializer_seeds
 
 # What "best epoch" means unless a caller says otherwise (recorded, not restored).
 DEFAULT_SELECTION_METRIC = "val_accuracy"
@@ -170,23 +169,8 @@ def fresh_model(build: Callable[[], keras.Model], settings: TrainSettings) -> ke
     """
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(settings.seed)
-    with precision_policy(settings.precision), _own_initializer_seeds(settings.seed):
+    with precision_policy(settings.precision), own_initializer_seeds(settings.seed):
         return build()
-
-
-@contextmanager
-def _own_initializer_seeds(seed: int) -> Iterator[None]:
-    """An unseeded Keras initializer draws its seed from Python's process-wide `random` (Keras'
-    seed_generator.make_default_seed), which any other thread may draw from too: in a Dask worker its
-    event loop does, and one model in a dozen started from other weights than the same model trained
-    alone. During the build the draws come from a generator of our own, seeded as set_random_seed
-    seeds the shared one: the same weights as an undisturbed process, whatever else runs."""
-    shared = keras_seed_generator.python_random
-    keras_seed_generator.python_random = random.Random(seed)
-    try:
-        yield
-    finally:
-        keras_seed_generator.python_random = shared
 
 
 def fused_adam(learning_rate: float, weight_decay: float | None = None) -> keras.optimizers.Adam:

@@ -65,3 +65,57 @@ def test_a_models_initial_weights_do_not_depend_on_other_threads_drawing_random_
     other_seed = fresh_model(lambda: build_mlp([8], name="m"), settings.model_copy(update={"seed": 4})).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(alone, disturbed, strict=True))
     assert not np.array_equal(alone[0], other_seed[0])
+
+
+def test_overlapping_builds_in_two_threads_leave_initial_weights_governed_by_the_seed():
+    """Two builds overlapping in two threads (as a thread-pool task runner makes them), the first to
+    start finishing first: each gets its seed's weights, and afterwards keras.utils.set_random_seed
+    still decides an unseeded build's weights (a per-build swap of Keras' generator left one build's
+    generator in place for good)."""
+    import threading
+
+    import keras
+    import numpy as np
+
+    from studyflow.config import TrainSettings
+    from tasks.training import fresh_model
+
+    def settings(seed):
+        return TrainSettings(seed=seed, precision="float32")
+
+    alone = {seed: fresh_model(lambda: build_mlp([8], name="m"), settings(seed)).get_weights() for seed in (1, 2)}
+    first_inside, second_inside, first_done = threading.Event(), threading.Event(), threading.Event()
+    built = {}
+
+    def first():
+        def build():
+            first_inside.set()
+            assert second_inside.wait(30)
+            return build_mlp([8], name="m")
+
+        built[1] = fresh_model(build, settings(1)).get_weights()
+        first_done.set()
+
+    def second():
+        assert first_inside.wait(30)
+
+        def build():
+            second_inside.set()
+            assert first_done.wait(30)
+            return build_mlp([8], name="m")
+
+        built[2] = fresh_model(build, settings(2)).get_weights()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for seed in (1, 2):
+        assert all(np.array_equal(a, b) for a, b in zip(alone[seed], built[seed], strict=True)), seed
+
+    after = []
+    for _ in range(2):
+        keras.utils.set_random_seed(0)
+        after.append(build_mlp([8], name="m").get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*after, strict=True))

@@ -206,18 +206,20 @@ def test_fused_adam_moves_the_weights_as_keras_adam_and_saves_as_it(tmp_path, we
     by about the learning rate), weight decay included; the model saves as a plain Keras Adam, its
     moments included, so it loads without studyflow."""
     from models.architectures import build_mlp
-    from tasks.training import fused_adam
+    from tasks.training import fresh_model, fused_adam
 
     rng = np.random.default_rng(0)
     inputs, targets = rng.random((64, 28, 28), dtype=np.float32), rng.integers(0, 10, 64)
+    optimizers = {
+        "keras": lambda: keras.optimizers.Adam(1e-3, weight_decay=weight_decay),
+        "fused": lambda: fused_adam(1e-3, weight_decay),
+    }
     trained = {}
-    for name, optimizer in (
-        ("keras", keras.optimizers.Adam(1e-3, weight_decay=weight_decay)),
-        ("fused", fused_adam(1e-3, weight_decay)),
-    ):
-        keras.utils.set_random_seed(0)
-        model = build_mlp([32])
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    for name, optimizer in optimizers.items():
+        # Built as the product builds: the same initial weights even if an earlier test left a
+        # thread (a Dask event loop) drawing from Python's shared `random` in this process.
+        model = fresh_model(lambda: build_mlp([32]), TrainSettings(seed=0, precision="float32"))
+        model.compile(optimizer=optimizer(), loss="sparse_categorical_crossentropy")
         for batch in (slice(0, 32), slice(32, 64)):
             model.train_on_batch(inputs[batch], targets[batch])
         trained[name] = model

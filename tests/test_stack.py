@@ -76,11 +76,11 @@ def stack_home(tmp_path_factory):
         {
             "STUDYFLOW_STACK_DIR": str(folder / "stack"),
             "STUDYFLOW_HOME": str(home),  # what the flow runs write besides MLflow (data cache, reports)
-            "STUDYFLOW_PG_PORT": str(free_port()),
-            "STUDYFLOW_MLFLOW_PORT": str(free_port()),
-            "STUDYFLOW_PREFECT_PORT": str(free_port()),
-            "STUDYFLOW_SERVE_PORT": str(free_port()),
-            "STUDYFLOW_DASHBOARD_PORT": str(free_port()),
+            # Every port free, Dask's too: its defaults (8786, 8787) are what any other local cluster tries first.
+            **{
+                f"STUDYFLOW_{name}_PORT": str(free_port())
+                for name in ("PG", "MLFLOW", "PREFECT", "SERVE", "DASHBOARD", "DASK", "DASK_DASHBOARD")
+            },
         }
     )
     try:
