@@ -54,9 +54,10 @@ def plain(exc: BaseException) -> str:
 
 
 def refuse_unshared_stores(config: FannedOut) -> None:
-    """A cluster at `dask_address` may run on other machines: it needs stores they all reach. Refused
-    in one line naming what to set. (A local cluster shares this machine's files: the embedded
-    SQLite store takes its few writers, as it takes two identical commands at once.)"""
+    """A cluster at `dask_address` may run on other machines: it needs stores they all reach (the
+    Prefect server only where its workers run a part's steps). Refused in one line naming what to set.
+    (A local cluster shares this machine's files: the embedded SQLite store takes its few writers, as
+    it takes two identical commands at once.)"""
     address = config.dask_address
     if address is None:
         return
@@ -67,7 +68,7 @@ def refuse_unshared_stores(config: FannedOut) -> None:
             "share; set MLFLOW_TRACKING_URI to an MLflow server every worker reaches (e.g. http://HOST:5000), "
             "or drop dask_address (workers=N runs a local cluster)"
         )
-    if not os.environ.get("PREFECT_API_URL"):
+    if config.WORKERS_RUN_STEPS and not os.environ.get("PREFECT_API_URL"):
         raise DaskClusterError(
             f"dask_address={address}: Prefect's temporary local server cannot be reached from the cluster's "
             "workers; set PREFECT_API_URL to a Prefect server every worker reaches (e.g. http://HOST:4200/api)"
@@ -76,13 +77,13 @@ def refuse_unshared_stores(config: FannedOut) -> None:
 
 def check_fan_out(config: FannedOut) -> None:
     """Everything a fanned-out run needs, before any work: the stores (above), and a given scheduler
-    that answers, has workers, shares the step-results folder and runs this code."""
+    that answers, has workers, runs this code and (for a part's steps) shares the step-results folder."""
     if not config.fans_out():
         return
     refuse_unshared_stores(config)
     if config.dask_address is not None:
         with scheduler_client(config.dask_address) as client:
-            check_workers(client, config.dask_address)
+            check_workers(client, config.dask_address, shares_steps=config.WORKERS_RUN_STEPS)
 
 
 @contextmanager
@@ -103,15 +104,30 @@ def scheduler_client(address: str) -> Iterator[Any]:
         client.close(timeout=CONNECT_TIMEOUT_S)
 
 
-def check_workers(client, address: str) -> int:
-    """The scheduler's workers (at least one) read this machine's step-results folder at the same
-    path and run the same code (the steps' cache keys hash it); returns their count."""
+def check_workers(client, address: str, shares_steps: bool = True) -> int:
+    """The scheduler's workers (at least one) run the same code (the steps' cache keys hash it) and,
+    with `shares_steps`, read this machine's step-results folder at the same path; returns their count."""
     try:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError):
         raise DaskClusterError(
             f"the Dask scheduler {address} has no workers; start some (dask worker {address}, or make stack-up)"
         ) from None
+    if shares_steps:
+        _check_shared_step_results(client, address)
+    ours = code_digest("tasks")
+    codes = client.run(code_digest, "tasks", on_error="return")
+    other = sorted(worker for worker, digest in codes.items() if digest != ours)
+    if other:
+        raise DaskClusterError(
+            f"Dask workers {', '.join(other)} of {address} run other studyflow code than this "
+            "checkout (or none); run them from the same image or checkout"
+        )
+    return len(codes)
+
+
+def _check_shared_step_results(client, address: str) -> None:
+    """Every worker reads a file written here into the step-results folder, at the same path."""
     folder = paths.step_results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     probe = folder / f".shared-check-{uuid.uuid4().hex}"
@@ -127,15 +143,6 @@ def check_workers(client, address: str) -> int:
             "STUDYFLOW_STEP_RESULTS (or STUDYFLOW_HOME) to a folder that this machine and every worker mount "
             "at the same path"
         )
-    ours = code_digest("tasks")
-    codes = client.run(code_digest, "tasks", on_error="return")
-    other = sorted(worker for worker, digest in codes.items() if digest != ours)
-    if other:
-        raise DaskClusterError(
-            f"Dask workers {', '.join(other)} of {address} run other studyflow code than this "
-            "checkout (or none); run them from the same image or checkout"
-        )
-    return len(seen)
 
 
 def _read_text(path: str) -> str | None:
@@ -231,7 +238,7 @@ def cluster_client(config: FannedOut) -> Iterator[Any]:
     refuse_unshared_stores(config)  # again here: a deployment's run did not pass the command line
     if config.dask_address is not None:
         with scheduler_client(config.dask_address) as client:
-            check_workers(client, config.dask_address)
+            check_workers(client, config.dask_address, shares_steps=config.WORKERS_RUN_STEPS)
             yield client
         return
     shared = shared_cluster_address(config.workers)

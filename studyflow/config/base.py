@@ -108,6 +108,11 @@ class FannedOut(StrictModel):
     (studyflow.cluster: a part's through prefect-dask, studyflow.fanout; a sweep's as trial loops,
     tasks.sweeps.parallel). `workers=1` and no address: one after another in this process, as always."""
 
+    # Whether the cluster's workers run the part's steps: Prefect tasks that report to a Prefect server
+    # and persist their results in the step-results folder. A sweep's trial loops are plain Dask tasks
+    # that write to MLflow and the Optuna storage only.
+    WORKERS_RUN_STEPS: ClassVar[bool] = True
+
     workers: int = Field(
         1,
         ge=1,
@@ -120,8 +125,9 @@ class FannedOut(StrictModel):
     dask_address: str | None = Field(
         default_factory=lambda: os.environ.get(DASK_ADDRESS_VARIABLE) or None,
         description="a Dask scheduler (tcp://host:8786) to send the trainings to instead (default: "
-        f"${DASK_ADDRESS_VARIABLE}, else none); needs an MLflow server, a Prefect server and a "
-        "step-results folder that every worker shares (a sweep: and a PostgreSQL --storage)",
+        f"${DASK_ADDRESS_VARIABLE}, else none); needs an MLflow server every worker reaches, and for a "
+        "part's steps a Prefect server and a shared step-results folder (for a sweep's trials a "
+        "PostgreSQL --storage instead)",
     )
 
     @field_validator("dask_address")

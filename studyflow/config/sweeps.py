@@ -88,6 +88,7 @@ class SweepConfig(TrainingConfig, FannedOut):
 
     KIND: ClassVar[str] = ""
     DATASET: ClassVar[str] = "mnist"
+    WORKERS_RUN_STEPS: ClassVar[bool] = False  # trial loops: MLflow and the Optuna storage, no Prefect
 
     trials: int = Field(20, ge=1, le=10_000, description="trials that must have finished (complete or pruned)")
     study_name: str | None = Field(None, description="Optuna study name (None: sweep-<kind>-<profile>)")
