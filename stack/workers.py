@@ -9,14 +9,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 from stack.bookkeeping import spawn, tail
 from stack.layout import REPO_ROOT, VENV_BIN, WORK_POOL, StackError, base_env, optuna_storage, pids_dir
-
-ONLINE_TIMEOUT_S = 90
+from studyflow.startup import ServerStartError, wait_until_ready
 
 
 def worker_names() -> list[str]:
@@ -80,17 +78,19 @@ def _warn_if_unreachable(tracking_uri: str) -> None:
 
 
 def _wait_worker_online(name: str, worker_name: str, process: subprocess.Popen, settings: dict) -> None:
+    """Until the Prefect server lists the worker on the pool, within the start-up budget that every
+    server of the stack has (STUDYFLOW_START_TIMEOUT): the worker imports Prefect before it polls."""
     url = f"{settings['prefect_api_url']}/work_pools/{WORK_POOL}/workers/filter"
-    deadline = time.monotonic() + ONLINE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise StackError(f"{name} exited with code {process.returncode}; its log ends:\n{tail(name)}")
+
+    def online() -> bool:
         request = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
-                if any(worker["name"] == worker_name for worker in json.load(response)):
-                    return
+                return any(worker["name"] == worker_name for worker in json.load(response))
         except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise StackError(f"{name} did not come online; its log ends:\n{tail(name)}")
+            return False
+
+    try:
+        wait_until_ready(name, online, exited=process.poll)
+    except ServerStartError as exc:
+        raise StackError(f"{name} did not come online ({exc}); its log ends:\n{tail(name)}") from None
