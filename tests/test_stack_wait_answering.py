@@ -1,6 +1,6 @@
 """The native stack's wait for servers started at once (stack/native.py's wait_answering) and for its
-Prefect workers, with real processes: one start-up budget for all of them, and a failure that names the server that exited or
-did not answer, with its exit code or URL and the end of its log."""
+Prefect workers, with real processes: one start-up budget for all of them, and a failure that names
+the server that exited or did not answer, with its exit code or URL and the end of its log."""
 
 from __future__ import annotations
 
