@@ -59,7 +59,7 @@ def replicate_accuracy_cells(
     original: float | None, row: dict, metric: str, href: str | None, images: int | None = None
 ) -> list[Cell]:
     """Original, ours as mean +- half-width (n seeds), and where ours lies against the original
-    judged by our interval. With one seed: judged by binomial noise on `images`."""
+    judged by our interval and binomial noise on `images`. With one seed: by binomial noise alone."""
     mean, low, high = (row.get(f"{metric}_{end}", math.nan) for end in ("mean", "ci95_low", "ci95_high"))
     if not isinstance(mean, float) or math.isnan(mean):
         return accuracy_cells(original, None, href)
@@ -68,7 +68,7 @@ def replicate_accuracy_cells(
     ours = Cell(f"{mean:.4f} ± {(high - low) / 2:.4f} ({int(row['seeds'])} seeds)", href)
     if original is None:
         return [Cell(MISSING), ours, Cell(MISSING)]
-    judgement = judge_interval(original, low, high)
+    judgement = judge_interval(original, low, high, mean, images)
     return [
         Cell(f"{original:.4f}"),
         ours,
