@@ -1,9 +1,9 @@
 """Whether ours differs from the original beyond noise, in either direction, by a rule the report names.
 
 Two rules. With replicates, our 95 % interval over seeds: the original inside it is within noise;
-so is an original within the one-seed binomial band (below) of our mean, as seeds vary the training but not the
-images an accuracy is measured on (the perceptron's 1 vs 0 gave 0.9991 with every seed, an interval
-of zero width that would flag any difference, 0.0001 included).
+so is an original within the one-seed binomial band (below) of our mean, as seeds vary the training
+but not the images an accuracy is measured on (the perceptron's 1 vs 0 gave 0.9991 with every seed,
+an interval of zero width that would flag any difference, 0.0001 included).
 With one seed there is no seed-to-seed spread to go by, so the rule is the sampling noise of an
 accuracy measured on a finite set of images: the binomial standard error sqrt(p (1 - p) / n) at the
 original's accuracy p and the n images ours was measured on, beyond noise past 1.96 of them. It knows
